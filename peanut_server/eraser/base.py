@@ -1,0 +1,71 @@
+"""The eraser interface: fill the masked region of a window of frames.
+
+The pipeline cuts the clip into windows (subvideo_length frames, overlapping),
+scales them to the working resolution, dilates the masks, and hands each window
+to an Eraser. Frames already finished by the previous window arrive with an
+empty mask, so content carries across window borders without a seam in time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from ..progress import Reporter
+
+
+@dataclass
+class EraserOptions:
+    neighbor_stride: int = 5      # local neighbours used per target frame
+    step: int = 10                # keyframe / reference frame stride
+    flow: str = "auto"            # "auto", "dis", "raft_small", "raft_large"
+    seed: int = 0
+
+
+@dataclass
+class FlowFields:
+    """Optical flow of a window at working resolution, in pixels.
+
+    forward[t] maps frame t to t+1 and backward[t] maps frame t+1 to t, each
+    (T-1, H, W, 2) float32 with (dx, dy). The eraser returns the *completed*
+    flow (background motion inside the holes) so the upscaler can reuse it.
+    """
+
+    forward: np.ndarray
+    backward: np.ndarray
+
+
+@dataclass
+class EraseResult:
+    frames: np.ndarray               # (T, H, W, 3) uint8 RGB, filled
+    flows: FlowFields | None = None  # completed flow, when the eraser computed one
+
+
+class Eraser(ABC):
+    """Fills masked pixels with plausible background, consistent in time."""
+
+    name: ClassVar[str]
+    learned: ClassVar[bool] = False
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """(available, reason if not). No-weights backends are always available."""
+        return True, ""
+
+    @abstractmethod
+    def erase(
+        self,
+        frames: np.ndarray,
+        masks: np.ndarray,
+        options: EraserOptions,
+        reporter: Reporter,
+    ) -> EraseResult:
+        """Fill `masks` (T, H, W) bool in `frames` (T, H, W, 3) uint8 RGB.
+
+        Must call reporter.check() between frames or passes so a cancel takes
+        effect quickly. Pixels outside the mask may be returned unchanged or
+        not: the compositor only takes pixels inside the (feathered) mask.
+        """

@@ -1,0 +1,89 @@
+"""The masker interface: from a prompt to one binary mask per frame.
+
+A masker streams: it yields one mask per source frame of the range, at source
+resolution, in order. What it chose and how sure it is lands in `report` by the
+time the iteration ends.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
+
+import numpy as np
+
+from ..media import VideoSource
+from ..progress import Reporter
+
+
+@dataclass
+class PointPrompt:
+    x: float
+    y: float
+    positive: bool = True
+
+
+@dataclass
+class FramePrompt:
+    frame: int                                  # absolute source frame number
+    points: list[PointPrompt] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 pixels
+
+
+@dataclass
+class MaskPrompt:
+    text: str = ""
+    mask_path: str = ""
+    frame_prompts: list[FramePrompt] = field(default_factory=list)
+
+
+@dataclass
+class MaskerOptions:
+    threshold: float = 0.5
+    clip_window: int = 8          # CME re-check interval, frames
+    fill_holes: int = 64          # fill holes smaller than this many pixels
+    temporal_smoothing: bool = False
+    seed: int = 0
+
+
+@dataclass
+class MaskReport:
+    backend: str = ""
+    chosen_object: str = ""       # e.g. "moving object #2, red, left"
+    score: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. {"grounder": "motion", "tracker": "flow"}
+
+
+class Masker(ABC):
+    name: ClassVar[str]
+    learned: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.report = MaskReport(backend=self.name)
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        return True, ""
+
+    @classmethod
+    def accepts(cls, prompt: MaskPrompt) -> bool:
+        """Whether this backend can serve this kind of prompt (text, points, files)."""
+        return bool(prompt.text)
+
+    @abstractmethod
+    def masks(
+        self,
+        source: VideoSource,
+        start: int,
+        end: int,
+        prompt: MaskPrompt,
+        options: MaskerOptions,
+        reporter: Reporter,
+    ) -> Iterator[np.ndarray]:
+        """Yield (H, W) bool masks at source resolution for frames start..end-1.
+
+        Raise PromptError with an actionable message when the prompt is empty,
+        matches nothing, or matches several objects that cannot be told apart.
+        """

@@ -1,0 +1,52 @@
+"""What every media source looks like to the rest of PEANUT."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    width: int
+    height: int
+    frame_count: int
+    fps: Fraction                    # frames per second (folders: 25 unless told)
+    is_folder: bool                  # a frame folder rather than a video file
+    time_base: Fraction | None = None
+    start_pts: int = 0               # pts of frame 0 (video files)
+    codec: str = ""
+    pix_fmt: str = ""
+    has_audio: bool = False
+    frame_files: tuple[str, ...] = ()  # frame folders: the sorted file names
+
+
+class VideoSource(ABC):
+    """Frame-accurate random-range access to a clip: RGB uint8 (H, W, 3) frames.
+
+    Frame i is the i-th frame in presentation order, counted from 0, whatever
+    the container's first timestamp is.
+    """
+
+    info: MediaInfo
+
+    @abstractmethod
+    def frames(self, start: int, end: int) -> Iterator[np.ndarray]:
+        """Frames start..end-1, in order. Raises RangeError outside the clip."""
+
+    def read(self, index: int) -> np.ndarray:
+        return next(iter(self.frames(index, index + 1)))
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

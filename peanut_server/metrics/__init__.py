@@ -1,0 +1,1 @@
+"""Quality metrics: completion.py (the eraser's table), masks.py (the masker's table)."""

@@ -1,0 +1,76 @@
+"""Progress reporting and cancellation, shared by the pipeline and its stages.
+
+Stages never know about jobs or gRPC: they get a Reporter, call `advance`
+as frames finish and `check` between units of work so that a cancel takes
+effect within one frame (or one window for whole-window backends).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .errors import JobCancelled
+
+
+@dataclass
+class ProgressState:
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    eta_seconds: float = -1.0
+
+
+ProgressCallback = Callable[[ProgressState], None]
+
+
+@dataclass
+class Reporter:
+    """Carries progress out of a stage and cancellation into it."""
+
+    callback: ProgressCallback | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    warn_callback: Callable[[str], None] | None = None
+    _state: ProgressState = field(default_factory=ProgressState)
+    _stage_started: float = 0.0
+    _stage_done_at_start: int = 0
+    _last_emit: float = 0.0
+
+    def check(self) -> None:
+        """Raise JobCancelled when the job was asked to stop."""
+        if self.cancel_event.is_set():
+            raise JobCancelled("cancelled by the user")
+
+    def stage(self, name: str, total: int, done: int = 0) -> None:
+        self._state = ProgressState(stage=name, done=done, total=total)
+        self._stage_started = time.monotonic()
+        self._stage_done_at_start = done
+        self._emit(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self._state.done += n
+        elapsed = time.monotonic() - self._stage_started
+        made = self._state.done - self._stage_done_at_start
+        if made > 0 and self._state.total > 0:
+            rate = made / max(elapsed, 1e-6)
+            self._state.eta_seconds = (self._state.total - self._state.done) / rate
+        self._emit(force=self._state.done >= self._state.total)
+        self.check()
+
+    def warn(self, message: str) -> None:
+        if self.warn_callback is not None:
+            self.warn_callback(message)
+
+    @property
+    def state(self) -> ProgressState:
+        return self._state
+
+    def _emit(self, force: bool) -> None:
+        # At most ~10 events a second: watchers want a live bar, not a flood.
+        now = time.monotonic()
+        if self.callback is None or (not force and now - self._last_emit < 0.1):
+            return
+        self._last_emit = now
+        self.callback(ProgressState(**vars(self._state)))

@@ -94,3 +94,10 @@ class ResourceExhausted(PeanutError):
 class JobCancelled(PeanutError):
     status = "CANCELLED"
     code = "CANCELLED"
+
+
+class JobInterrupted(PeanutError):
+    """The daemon is stopping: the job keeps its partial output so it can be resumed."""
+
+    status = "ABORTED"
+    code = "INTERRUPTED"

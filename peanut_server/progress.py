@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .errors import JobCancelled
+from .errors import JobCancelled, JobInterrupted
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Reporter:
 
     callback: ProgressCallback | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    interrupt_event: threading.Event = field(default_factory=threading.Event)
     warn_callback: Callable[[str], None] | None = None
     _state: ProgressState = field(default_factory=ProgressState)
     _stage_started: float = 0.0
@@ -39,7 +40,9 @@ class Reporter:
     _last_emit: float = 0.0
 
     def check(self) -> None:
-        """Raise JobCancelled when the job was asked to stop."""
+        """Raise JobCancelled when the job was asked to stop, JobInterrupted on shutdown."""
+        if self.interrupt_event.is_set():
+            raise JobInterrupted("the daemon is shutting down; resume the job later")
         if self.cancel_event.is_set():
             raise JobCancelled("cancelled by the user")
 

@@ -30,3 +30,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     monkeypatch.setenv("PEANUT_STATE_DIR", str(path))
     return path
+
+
+# The real-daemon fixture, for every test module that asks for `daemon`.
+from tests.daemon import daemon  # noqa: E402,F401

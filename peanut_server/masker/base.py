@@ -13,7 +13,7 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 
-from ..media import VideoSource
+from ..media.types import VideoSource
 from ..progress import Reporter
 
 

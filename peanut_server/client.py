@@ -1,0 +1,233 @@
+"""The thin gRPC client used by the CLI, the Blender extension and the Resolve script.
+
+Imports only grpc, the generated stubs and the stdlib-only state-dir helpers,
+so a plugin can vendor it next to grpcio and protobuf without numpy or torch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import grpc
+
+from .api import peanut_pb2 as pb
+from .api import peanut_pb2_grpc as pb_grpc
+from .statedir import DEFAULT_PORT, read_server_address, read_token, resolve_state_dir
+
+FINAL_STATES = (
+    pb.JOB_STATE_SUCCEEDED,
+    pb.JOB_STATE_FAILED,
+    pb.JOB_STATE_CANCELLED,
+    pb.JOB_STATE_INTERRUPTED,
+)
+# Frames travel as files, not in messages; this only bounds mask previews.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class ClientError(Exception):
+    """An RPC failed. `code` is the gRPC status name, `message` one line for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.message = message
+
+
+class DaemonUnavailable(ClientError):
+    """No daemon answers at the address."""
+
+
+def state_name(state: int) -> str:
+    return pb.JobState.Name(state).removeprefix("JOB_STATE_").lower()
+
+
+def _options_message(options: dict | None) -> pb.Options:
+    message = pb.Options()
+    for key, value in (options or {}).items():
+        if value is None:
+            continue
+        if key == "preset" and isinstance(value, str):
+            value = pb.Preset.Value("PRESET_" + value.upper())
+        try:
+            setattr(message, key, value)
+        except (AttributeError, ValueError, TypeError) as exc:
+            raise ClientError("INVALID_ARGUMENT", f"bad option {key}={value!r}: {exc}") from None
+    return message
+
+
+class PeanutClient:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        state_dir: str | Path | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        state = resolve_state_dir(state_dir)
+        self.address = address or read_server_address(state) or f"127.0.0.1:{DEFAULT_PORT}"
+        self.token = token if token is not None else read_token(state)
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            self.address,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = pb_grpc.PeanutStub(self._channel)
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+    def _call(self, method: Callable, request, timeout: float | None = None):
+        try:
+            return method(request, metadata=self._metadata(), timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: grpc.RpcError) -> ClientError:
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        details = (exc.details() if hasattr(exc, "details") else "") or str(code)
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return DaemonUnavailable(
+                "UNAVAILABLE",
+                f"no PEANUT daemon answers at {self.address}; start one with `peanut-server`",
+            )
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            details += " (the token in the state directory does not match the daemon's)"
+        return ClientError(code.name, details)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "PeanutClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- RPCs -------------------------------------------------------------
+
+    def info(self, timeout: float | None = None) -> pb.Info:
+        return self._call(self._stub.GetInfo, pb.GetInfoRequest(), timeout)
+
+    def submit(
+        self,
+        source_path: str,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        output_path: str,
+        prompt: str = "",
+        mask_path: str = "",
+        mode: str = "remove",
+        matte_path: str = "",
+        overwrite: bool = False,
+        patch_layer: bool = False,
+        options: dict | None = None,
+        client_name: str = "",
+    ) -> pb.Job:
+        source = pb.MediaRange(path=str(source_path), start_frame=start)
+        if end is not None:
+            source.end_frame = end
+        modes = {"remove": pb.MODE_REMOVE, "matte": pb.MODE_MATTE_ONLY}
+        if mode not in modes:
+            raise ClientError("INVALID_ARGUMENT", f"mode must be 'remove' or 'matte', not {mode!r}")
+        request = pb.SubmitRequest(
+            source=source,
+            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else ""),
+            mode=modes[mode],
+            options=_options_message(options),
+            output=pb.OutputSpec(
+                path=str(output_path),
+                matte_path=str(matte_path) if matte_path else "",
+                overwrite=overwrite,
+                patch_layer=patch_layer,
+            ),
+            client=client_name,
+        )
+        return self.submit_request(request)
+
+    def submit_request(self, request: pb.SubmitRequest) -> pb.Job:
+        return self._call(self._stub.Submit, request)
+
+    def watch(self, job_id: str) -> Iterator[pb.JobEvent]:
+        try:
+            yield from self._stub.Watch(pb.WatchRequest(job_id=job_id), metadata=self._metadata())
+        except grpc.RpcError as exc:
+            raise self._translate(exc) from None
+
+    def wait(
+        self,
+        job_id: str,
+        on_event: Callable[[pb.JobEvent], None] | None = None,
+        timeout: float | None = None,
+    ) -> pb.Job:
+        """Follow a job's events until it ends; returns the final Job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        for event in self.watch(job_id):
+            last = event.job
+            if on_event is not None:
+                on_event(event)
+            if event.job.state in FINAL_STATES:
+                return event.job
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClientError("DEADLINE_EXCEEDED", f"job {job_id} still {state_name(last.state)} after {timeout}s")
+        # The stream ended without a final state (daemon stopped): report what we know.
+        return self.get_job(job_id) if last is None else last
+
+    def cancel(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.Cancel, pb.CancelRequest(job_id=job_id))
+
+    def resume(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.Resume, pb.ResumeRequest(job_id=job_id))
+
+    def get_job(self, job_id: str) -> pb.Job:
+        return self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id))
+
+    def list_jobs(self, limit: int = 100) -> list[pb.Job]:
+        return list(self._call(self._stub.ListJobs, pb.ListJobsRequest(limit=limit)).jobs)
+
+    def preview_mask(
+        self,
+        path: str,
+        frame: int,
+        *,
+        prompt: str = "",
+        mask_path: str = "",
+        options: dict | None = None,
+        timeout: float = 120.0,
+    ) -> pb.PreviewMaskResponse:
+        request = pb.PreviewMaskRequest(
+            path=str(path),
+            frame=frame,
+            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else ""),
+            options=_options_message(options),
+        )
+        return self._call(self._stub.PreviewMask, request, timeout)
+
+    def process_timeline(
+        self,
+        timeline_path: str,
+        output_path: str,
+        media_dir: str,
+        *,
+        options: dict | None = None,
+        overwrite: bool = False,
+        client_name: str = "",
+    ) -> pb.Job:
+        request = pb.ProcessTimelineRequest(
+            timeline_path=str(timeline_path),
+            output_path=str(output_path),
+            media_dir=str(media_dir),
+            options=_options_message(options),
+            overwrite=overwrite,
+            client=client_name,
+        )
+        return self._call(self._stub.ProcessTimeline, request)

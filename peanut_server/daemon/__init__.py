@@ -1,0 +1,1 @@
+"""The PEANUT daemon: gRPC service, persistent job queue, one worker."""

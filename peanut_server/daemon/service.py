@@ -1,0 +1,368 @@
+"""The gRPC service and the worker that runs queued jobs one at a time."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+import traceback
+import uuid
+
+import cv2
+import grpc
+
+from .. import API_VERSION, __version__
+from ..api import peanut_pb2 as pb
+from ..api import peanut_pb2_grpc as pb_grpc
+from ..errors import InvalidRequest, JobCancelled, JobInterrupted, PeanutError, ResourceExhausted
+from ..pipeline import Pipeline, RemovalResult, spec_from_request
+from ..pipeline import backends as backend_table
+from ..progress import ProgressState, Reporter
+from .jobs import FINAL_STATES, JobChannel, JobStore
+
+log = logging.getLogger(__name__)
+
+STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
+INFO_CACHE_SECONDS = 5.0
+
+
+def detect_device() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:0 ({torch.cuda.get_device_name(0)})"
+    except Exception:  # a broken CUDA install must not stop the daemon
+        log.warning("torch could not query CUDA", exc_info=True)
+    return "cpu"
+
+
+def rpc(method):
+    """Turn PeanutErrors into gRPC statuses with their message; log anything else as a bug."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except PeanutError as exc:
+            context.abort(getattr(grpc.StatusCode, exc.status), f"{exc.message} [{exc.code}]")
+        except Exception as exc:
+            if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
+                raise
+            log.error("internal error in %s:\n%s", method.__name__, traceback.format_exc())
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    return wrapper
+
+
+def result_message(result: RemovalResult) -> pb.JobResult:
+    return pb.JobResult(
+        output_path=result.output_path,
+        matte_path=result.matte_path,
+        frame_count=result.frame_count,
+        backends=[pb.StageBackend(stage=STAGE_ENUM[r.stage], backend=r.backend, note=r.note) for r in result.backends],
+        chosen_object=result.chosen_object,
+        chosen_score=result.chosen_score,
+        seconds=result.seconds,
+    )
+
+
+class Worker:
+    """Runs queued jobs one at a time, in submission order."""
+
+    def __init__(self, store: JobStore, pipeline: Pipeline, capacity: int) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.capacity = capacity
+        self.channels: dict[str, JobChannel] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: tuple[str, Reporter] | None = None
+        self._thread = threading.Thread(target=self._loop, name="peanut-worker", daemon=True)
+
+    def start(self) -> None:
+        for job_id in self.store.queued_ids():
+            self._queue.put(job_id)
+        self._thread.start()
+
+    def channel(self, job_id: str) -> JobChannel | None:
+        with self._lock:
+            channel = self.channels.get(job_id)
+            if channel is None:
+                job = self.store.get(job_id)
+                if job is None:
+                    return None
+                channel = self.channels[job_id] = JobChannel(job, self.store)
+            return channel
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def enqueue(self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None) -> pb.Job:
+        with self._lock:
+            if self._queue.qsize() >= self.capacity:
+                raise ResourceExhausted(f"the queue is full ({self.capacity} jobs waiting); try again later")
+            self.store.add(job, timeline)
+            self.channels[job.id] = JobChannel(job, self.store)
+            self._queue.put(job.id)
+        return job
+
+    def requeue(self, job_id: str) -> pb.Job:
+        channel = self.channel(job_id)
+        with self._lock:
+            if self._queue.qsize() >= self.capacity:
+                raise ResourceExhausted(f"the queue is full ({self.capacity} jobs waiting); try again later")
+            job = channel.update(pb.EVENT_TYPE_STATE, "resumed", state=pb.JOB_STATE_QUEUED, error="", error_code="")
+            self._queue.put(job_id)
+        return job
+
+    def cancel(self, job_id: str) -> pb.Job:
+        channel = self.channel(job_id)
+        with self._lock:
+            job = channel.job
+            if job.state == pb.JOB_STATE_QUEUED or job.state == pb.JOB_STATE_INTERRUPTED:
+                if job.state == pb.JOB_STATE_INTERRUPTED:
+                    self._discard_staging(job)
+                return channel.update(pb.EVENT_TYPE_STATE, "cancelled", state=pb.JOB_STATE_CANCELLED)
+            if self._running and self._running[0] == job_id:
+                self._running[1].cancel_event.set()
+        return channel.job
+
+    def active_outputs(self) -> set[str]:
+        """Output paths of jobs queued or running, to refuse a second job writing the same place."""
+        paths = set()
+        with self._lock:
+            for channel in self.channels.values():
+                job = channel.job
+                if job.state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING):
+                    paths.add(job.request.output.path)
+        return paths
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Interrupt the running job (it keeps its partial output for Resume) and stop."""
+        with self._lock:
+            if self._running:
+                self._running[1].interrupt_event.set()
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    # -- the loop ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            channel = self.channel(job_id)
+            if channel is None or channel.job.state != pb.JOB_STATE_QUEUED:
+                continue  # cancelled while queued
+            self._run(channel)
+
+    def _run(self, channel: JobChannel) -> None:
+        job = channel.job
+        reporter = Reporter(
+            callback=lambda state: self._progress(channel, state),
+            warn_callback=lambda message: channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message]),
+        )
+        with self._lock:
+            self._running = (job.id, reporter)
+        channel.update(pb.EVENT_TYPE_STATE, "started", state=pb.JOB_STATE_RUNNING)
+        try:
+            if job.kind == "timeline":
+                result = self._run_timeline(job, reporter)
+            else:
+                removal = self.pipeline.run(spec_from_request(job.request), reporter, job_id=job.id)
+                for warning in removal.warnings:
+                    channel.update(pb.EVENT_TYPE_WARNING, warning, warnings=[warning])
+                result = result_message(removal)
+            channel.update(pb.EVENT_TYPE_STATE, "succeeded", state=pb.JOB_STATE_SUCCEEDED, result=result, eta_seconds=0.0)
+        except JobCancelled:
+            channel.update(pb.EVENT_TYPE_STATE, "cancelled", state=pb.JOB_STATE_CANCELLED)
+        except JobInterrupted as exc:
+            channel.update(pb.EVENT_TYPE_STATE, str(exc), state=pb.JOB_STATE_INTERRUPTED, error=str(exc), error_code=exc.code)
+        except PeanutError as exc:
+            channel.update(pb.EVENT_TYPE_STATE, exc.message, state=pb.JOB_STATE_FAILED, error=exc.message, error_code=exc.code)
+        except MemoryError:
+            channel.update(pb.EVENT_TYPE_STATE, "out of memory", state=pb.JOB_STATE_FAILED,
+                           error="out of memory: try a lower working height or a shorter subvideo_length",
+                           error_code="OUT_OF_MEMORY")
+        except OSError as exc:
+            # Full disk, permissions: the job fails, the daemon goes on.
+            message = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+            channel.update(pb.EVENT_TYPE_STATE, message, state=pb.JOB_STATE_FAILED, error=message, error_code="IO_ERROR")
+        except Exception as exc:
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            channel.update(pb.EVENT_TYPE_STATE, message, state=pb.JOB_STATE_FAILED, error=message, error_code="INTERNAL")
+        finally:
+            with self._lock:
+                self._running = None
+
+    def _progress(self, channel: JobChannel, state: ProgressState) -> None:
+        job = channel.job
+        if state.stage != job.stage:
+            channel.update(pb.EVENT_TYPE_STAGE, state.stage, stage=state.stage, frames_done=state.done,
+                           frames_total=state.total, eta_seconds=state.eta_seconds)
+        else:
+            channel.update(pb.EVENT_TYPE_PROGRESS, "", persist=False, frames_done=state.done,
+                           frames_total=state.total, eta_seconds=state.eta_seconds)
+
+    def _run_timeline(self, job: pb.Job, reporter: Reporter) -> pb.JobResult:
+        from ..otio.jobs import run_timeline_job
+
+        request = self.store.timeline_request(job.id)
+        return run_timeline_job(request, self.pipeline, reporter, job.id)
+
+    def _discard_staging(self, job: pb.Job) -> None:
+        import shutil
+
+        from ..pipeline import staging_path
+
+        for path in (job.request.output.path, job.request.output.matte_path or job.result.matte_path):
+            if path:
+                shutil.rmtree(staging_path(path, job.id), ignore_errors=True)
+
+
+class PeanutService(pb_grpc.PeanutServicer):
+    def __init__(self, worker: Worker, state_dir: str) -> None:
+        self.worker = worker
+        self.state_dir = state_dir
+        self.device = detect_device()
+        self._info: pb.Info | None = None
+        self._info_time = 0.0
+        self._info_lock = threading.Lock()
+
+    def _new_job(self, kind: str, request: pb.SubmitRequest | None = None) -> pb.Job:
+        now = time.time()
+        job = pb.Job(id=uuid.uuid4().hex[:12], state=pb.JOB_STATE_QUEUED, kind=kind, created_at=now,
+                     updated_at=now, eta_seconds=-1.0)
+        if request is not None:
+            job.request.CopyFrom(request)
+        return job
+
+    def _channel(self, job_id: str) -> JobChannel:
+        if not job_id:
+            raise InvalidRequest("job_id is empty")
+        channel = self.worker.channel(job_id)
+        if channel is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        return channel
+
+    @rpc
+    def GetInfo(self, request, context):
+        with self._info_lock:
+            if self._info is None or time.monotonic() - self._info_time > INFO_CACHE_SECONDS:
+                self._info = self._build_info()
+                self._info_time = time.monotonic()
+            info = pb.Info()
+            info.CopyFrom(self._info)
+        info.queue_length = self.worker.pending()
+        return info
+
+    def _build_info(self) -> pb.Info:
+        import os
+
+        from ..models import all_specs
+        from ..models.registry import locate_file
+
+        info = pb.Info(version=__version__, api_version=API_VERSION, device=self.device, state_dir=self.state_dir,
+                       pid=os.getpid(), queue_capacity=self.worker.capacity)
+        for row in backend_table.describe():
+            info.backends.add(stage=STAGE_ENUM[row["stage"]], name=row["name"], available=row["available"],
+                              reason=row["reason"], learned=row["learned"], is_default=row["is_default"])
+        for spec in all_specs():
+            paths = [locate_file(spec, f) for f in spec.files]
+            missing = [f.filename for f, p in zip(spec.files, paths) if p is None]
+            info.models.add(
+                id=spec.id, stage=STAGE_ENUM.get(spec.stage, pb.STAGE_UNSPECIFIED), present=not missing,
+                path=str(paths[0].parent) if not missing and paths else "",
+                reason=f"not found: {', '.join(missing)} (peanut models pull {spec.id})" if missing else "",
+                license=spec.license,
+            )
+        return info
+
+    @rpc
+    def Submit(self, request, context):
+        spec = spec_from_request(request)
+        self.worker.pipeline.validate(spec)
+        if spec.output_path in self.worker.active_outputs():
+            raise OutputBusy(f"another queued or running job already writes to {spec.output_path}")
+        job = self._new_job("remove", request)
+        job.request.output.matte_path = spec.matte_path
+        log.info("job %s queued: %s [%s, %s) -> %s", job.id, spec.source_path, spec.start, spec.end, spec.output_path)
+        return self.worker.enqueue(job)
+
+    @rpc
+    def ProcessTimeline(self, request, context):
+        from ..otio.jobs import validate_timeline_request
+
+        validate_timeline_request(request)
+        job = self._new_job("timeline")
+        job.request.output.path = request.output_path
+        job.request.client = request.client
+        return self.worker.enqueue(job, timeline=request)
+
+    @rpc
+    def Watch(self, request, context):
+        channel = self._channel(request.job_id)
+        yield from channel.watch(context.is_active)
+
+    @rpc
+    def Cancel(self, request, context):
+        channel = self._channel(request.job_id)
+        if channel.job.state in FINAL_STATES - {pb.JOB_STATE_INTERRUPTED}:
+            return channel.job
+        return self.worker.cancel(request.job_id)
+
+    @rpc
+    def Resume(self, request, context):
+        channel = self._channel(request.job_id)
+        job = channel.job
+        if job.state != pb.JOB_STATE_INTERRUPTED:
+            raise NotResumable(f"job {job.id} is {pb.JobState.Name(job.state)[10:].lower()}, only interrupted jobs resume")
+        return self.worker.requeue(job.id)
+
+    @rpc
+    def GetJob(self, request, context):
+        return self._channel(request.job_id).job
+
+    @rpc
+    def ListJobs(self, request, context):
+        limit = request.limit if request.limit > 0 else 100
+        jobs = self.worker.store.list(limit=min(limit, 10_000), states=tuple(request.states))
+        # Live state beats the (throttled) record for jobs this daemon is running.
+        live = [self.worker.channels[j.id].job if j.id in self.worker.channels else j for j in jobs]
+        return pb.ListJobsResponse(jobs=live)
+
+    @rpc
+    def PreviewMask(self, request, context):
+        submit = pb.SubmitRequest(
+            source=pb.MediaRange(path=request.path, start_frame=request.frame, end_frame=request.frame + 1),
+            mask=request.mask, options=request.options,
+            output=pb.OutputSpec(path="/preview-not-written"),
+        )
+        spec = spec_from_request(submit)
+        mask, report = self.worker.pipeline.preview(spec, request.frame, Reporter())
+        ok, png = cv2.imencode(".png", mask.astype("uint8") * 255)
+        return pb.PreviewMaskResponse(
+            mask_png=png.tobytes(), width=mask.shape[1], height=mask.shape[0], backend=report.backend,
+            chosen_object=report.chosen_object, score=report.score, warnings=report.warnings,
+            mask_pixels=int(mask.sum()),
+        )
+
+
+class JobNotFound(PeanutError):
+    status = "NOT_FOUND"
+    code = "JOB_NOT_FOUND"
+
+
+class OutputBusy(PeanutError):
+    status = "ALREADY_EXISTS"
+    code = "OUTPUT_BUSY"
+
+
+class NotResumable(PeanutError):
+    status = "FAILED_PRECONDITION"
+    code = "NOT_RESUMABLE"

@@ -1,0 +1,102 @@
+"""Putting cleaned pixels back into the untouched source frame.
+
+Outside the feathered mask the output is the source, bit for bit: alpha is
+exactly 0 there and those pixels are copied, never blended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+
+def working_size(width: int, height: int, working_height: int) -> tuple[int, int]:
+    """(w, h) the eraser runs at: working_height lines (never more than the source), even sizes."""
+    if working_height <= 0 or working_height >= height:
+        return width, height
+    h = working_height - working_height % 2
+    w = int(round(width * h / height))
+    w -= w % 2
+    return max(w, 2), max(h, 2)
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    if pixels <= 0 or not mask.any():
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def downscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Any coverage of a low-resolution pixel counts, so the hole never shrinks."""
+    if mask.shape[1] == size[0] and mask.shape[0] == size[1]:
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+
+
+def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
+    """1 on the mask, falling linearly to 0 over `feather` pixels outside it, 0 beyond."""
+    if feather <= 0:
+        return mask.astype(np.float32)
+    if not mask.any():
+        return np.zeros(mask.shape, np.float32)
+    distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    return np.clip(1.0 - distance / float(feather + 1), 0.0, 1.0).astype(np.float32)
+
+
+def composite(source: np.ndarray, filled: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Blend `filled` over `source` where alpha > 0; elsewhere copy the source exactly."""
+    out = source.copy()
+    inside = alpha > 0
+    if not inside.any():
+        return out
+    a = alpha[inside][:, None]
+    blended = source[inside].astype(np.float32) * (1.0 - a) + filled[inside].astype(np.float32) * a
+    out[inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A region at working resolution and the exact region it maps to at source resolution."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    sx0: int
+    sy0: int
+    sx1: int
+    sy1: int
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        return self.sy1 - self.sy0, self.sx1 - self.sx0
+
+
+def _grid(scale: Fraction) -> int:
+    """Step at working resolution whose image at source resolution is a whole pixel."""
+    return scale.limit_denominator(16).denominator
+
+
+def crop_for(mask_lr: np.ndarray, lr_size: tuple[int, int], src_size: tuple[int, int], margin: int) -> Crop | None:
+    """The bounding region of `mask_lr` plus a margin, snapped so both ends map to whole source pixels."""
+    ys, xs = np.nonzero(mask_lr)
+    if len(xs) == 0:
+        return None
+    w, h = lr_size
+    width, height = src_size
+    scale_x, scale_y = Fraction(width, w), Fraction(height, h)
+    gx, gy = _grid(scale_x), _grid(scale_y)
+    x0 = max(0, (int(xs.min()) - margin) // gx * gx)
+    y0 = max(0, (int(ys.min()) - margin) // gy * gy)
+    x1 = min(w, -(-(int(xs.max()) + 1 + margin) // gx) * gx)
+    y1 = min(h, -(-(int(ys.max()) + 1 + margin) // gy) * gy)
+    return Crop(
+        x0, y0, x1, y1,
+        int(round(x0 * scale_x)), int(round(y0 * scale_y)),
+        int(round(x1 * scale_x)), int(round(y1 * scale_y)),
+    )

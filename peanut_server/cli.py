@@ -21,7 +21,6 @@ import importlib
 import json
 import os
 import sys
-from typing import Callable
 
 from . import __version__
 from .api import peanut_pb2 as pb

@@ -9,7 +9,6 @@ removed region) besides writing the cleaned frames and a before/after strip.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from fractions import Fraction
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import cv2
@@ -224,3 +223,32 @@ def test_bad_input_gets_a_clear_status(daemon, tmp_path, object_clip):
         job = client.submit(src, output_path=out, mask_path=str(mask_scaled), options={"eraser": "telea"})
         assert client.wait(job.id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
     assert sorted(os.listdir(existing)) == []  # nothing the user owns was touched
+
+
+def test_kill_9_then_resume_keeps_finished_frames(tmp_path, shared_data):
+    clip = make_object_clip(tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
+                            n_frames=60, size=(192, 128))
+    out = tmp_path / "out"
+    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log").start()
+    try:
+        with proc.client() as client:
+            job = client.submit(str(clip.frames), output_path=str(out), mask_path=str(clip.masks),
+                                options={"eraser": "telea", "subvideo_length": 4})
+            for event in client.watch(job.id):
+                if event.job.stage == "erasing" and event.job.frames_done >= 12:
+                    break
+        proc.kill()  # SIGKILL: no chance to clean up
+        staging = [p for p in tmp_path.iterdir() if p.name.startswith(".out.peanut-partial")]
+        assert len(staging) == 1
+        before = {p.name: p.stat().st_mtime_ns for p in staging[0].iterdir()}
+        assert len(before) >= 12
+        proc.start()
+        with proc.client() as client:
+            assert client.get_job(job.id).state == pb.JOB_STATE_INTERRUPTED
+            client.resume(job.id)
+            assert client.wait(job.id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
+        after = {name: (out / name).stat().st_mtime_ns for name in before if (out / name).exists()}
+        assert after == before, "finished frames must not be recomputed"
+        assert len(os.listdir(out)) == 60
+    finally:
+        proc.kill()

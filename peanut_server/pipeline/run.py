@@ -21,13 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from ..errors import JobInterrupted, MaskError, PromptError
+from ..errors import JobInterrupted, MaskError, MediaError, MediaNotFound, PromptError
 from ..masker.base import Masker, MaskReport
 from ..masker.external import ExternalMasker
 from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
@@ -62,6 +63,26 @@ class RemovalResult:
     seconds: float = 0.0
 
 
+# Never read from these, whatever a path or a symlink says: devices block or
+# never end, and pseudo-files describe the machine, not media.
+FORBIDDEN_ROOTS = ("/dev", "/proc", "/sys")
+
+
+def check_input_path(path: str, what: str) -> None:
+    """Only regular files and folders are read: no FIFOs, sockets or devices (they could hang a job)."""
+    real = os.path.realpath(path)
+    if any(real == root or real.startswith(root + "/") for root in FORBIDDEN_ROOTS):
+        raise MediaError(f"{what} {path} resolves to {real}, which is not media")
+    try:
+        mode = os.stat(real).st_mode
+    except FileNotFoundError:
+        raise MediaNotFound(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise MediaError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise MediaError(f"{what} {path} is not a regular file or folder")
+
+
 def staging_path(destination: str, job_id: str) -> str:
     parent, name = os.path.split(destination.rstrip("/\\"))
     return os.path.join(parent, f".{name}.peanut-partial-{job_id}")
@@ -82,6 +103,9 @@ class Pipeline:
 
     def validate(self, spec: RemovalSpec) -> tuple[MediaInfo, int, int]:
         """Everything that can be known before running: files, range, masks, outputs, backends."""
+        check_input_path(spec.source_path, "source")
+        if spec.prompt.mask_path:
+            check_input_path(spec.prompt.mask_path, "mask")
         info = probe(spec.source_path)
         start, end = validate_range(info, spec.start, spec.end)
         if spec.prompt.mask_path:
@@ -279,6 +303,9 @@ class Pipeline:
     # -- one frame, quickly --------------------------------------------------
 
     def preview(self, spec: RemovalSpec, frame: int, reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+        check_input_path(spec.source_path, "source")
+        if spec.prompt.mask_path:
+            check_input_path(spec.prompt.mask_path, "mask")
         info = probe(spec.source_path)
         validate_range(info, frame, frame + 1)
         choice = self.masker_choice(spec)

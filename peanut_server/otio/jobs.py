@@ -1,0 +1,113 @@
+"""The daemon's side of ProcessTimeline: check the request, run every clip through the pipeline.
+
+The worker calls `run_timeline_job`; `pipeline_run_clip` turns one ClipJob into
+the same SubmitRequest a plugin would send, so a timeline clip is validated and
+processed exactly like a single job (the CLI's --local mode uses it too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..api import peanut_pb2 as pb
+from ..errors import InvalidRequest, OutputError, OutputExists
+from ..progress import Reporter
+from .timeline import ClipJob, RunClip, collect_clip_jobs, read_timeline, run_timeline
+
+if TYPE_CHECKING:  # the pipeline pulls numpy/cv2; only the worker needs it
+    from ..pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
+
+
+def _absolute(path: str, what: str) -> str:
+    if not path:
+        raise InvalidRequest(f"{what} path is empty")
+    if not os.path.isabs(path):
+        raise InvalidRequest(f"{what} path must be absolute: {path!r}")
+    return os.path.normpath(path)
+
+
+def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
+    """Refuse up front what would fail later: paths, unreadable timelines, nothing to do."""
+    timeline_path = _absolute(request.timeline_path, "timeline")
+    output_path = _absolute(request.output_path, "output timeline")
+    if request.media_dir:
+        _absolute(request.media_dir, "media folder")
+    if os.path.realpath(output_path) == os.path.realpath(timeline_path):
+        raise OutputError("the output timeline must not replace the input timeline")
+    if os.path.exists(output_path) and not request.overwrite:
+        raise OutputExists(f"{output_path} exists; set overwrite to replace it")
+    import opentimelineio as otio
+
+    try:
+        otio.adapters.from_filepath(output_path)
+    except Exception:
+        raise OutputError(f"no OTIO adapter writes {Path(output_path).suffix!r} files; use .otio") from None
+    timeline = read_timeline(timeline_path)
+    if not collect_clip_jobs(timeline, Path(timeline_path).parent):
+        raise InvalidRequest(
+            f"no clip in {Path(timeline_path).name} carries a prompt (a marker named 'peanut') "
+            "or metadata peanut.prompt / peanut.mask"
+        )
+
+
+def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: str, client: str = "otio") -> RunClip:
+    """A run_clip that sends each timeline clip through `pipeline` as an ordinary removal job."""
+    from ..pipeline import spec_from_request
+
+    def run(job: ClipJob, output_path: str, matte_path: str, reporter: Reporter) -> dict:
+        source = pb.MediaRange(path=job.source_path, start_frame=job.start_frame, end_frame=job.end_frame)
+        request = pb.SubmitRequest(
+            source=source,
+            mask=pb.MaskSpec(text=job.prompt, mask_path=job.mask_path),
+            mode=pb.MODE_REMOVE,
+            options=options or pb.Options(),
+            output=pb.OutputSpec(path=output_path, matte_path=matte_path, overwrite=job.overwrite),
+            client=client,
+        )
+        result = pipeline.run(spec_from_request(request), reporter, job_id=f"{job_id}-{job.index}")
+        for warning in result.warnings:
+            reporter.warn(f"{job.clip_name}: {warning}")
+        return {
+            "output_path": result.output_path,
+            "matte_path": result.matte_path,
+            "frame_count": result.frame_count,
+            "backends": [f"{run.stage}={run.backend}" for run in result.backends],
+            "stage_runs": [(run.stage, run.backend, run.note) for run in result.backends],
+        }
+
+    return run
+
+
+def timeline_result_message(result) -> pb.JobResult:
+    message = pb.JobResult(
+        output_path=result.output_path,
+        frame_count=result.frame_count,
+        output_files=[result.output_path, *result.output_files],
+    )
+    seen = set()
+    for clip in result.clips:
+        for stage, backend, note in clip.get("stage_runs", []):
+            if (stage, backend) not in seen:
+                seen.add((stage, backend))
+                message.backends.add(stage=STAGE_ENUM.get(stage, pb.STAGE_UNSPECIFIED), backend=backend, note=note)
+    return message
+
+
+def run_timeline_job(request: pb.ProcessTimelineRequest, pipeline: "Pipeline", reporter: Reporter, job_id: str) -> pb.JobResult:
+    result = run_timeline(
+        request.timeline_path,
+        request.output_path,
+        request.media_dir or None,
+        request.overwrite,
+        pipeline_run_clip(pipeline, request.options, job_id, client=request.client or "otio"),
+        reporter,
+    )
+    log.info("timeline job %s: %d clips, %d frames -> %s", job_id, len(result.clips), result.frame_count, result.output_path)
+    return timeline_result_message(result)

@@ -1,0 +1,455 @@
+"""Clean the prompted clips of an OpenTimelineIO timeline and add the results as new tracks.
+
+A clip asks for cleaning with a marker named ``peanut`` whose comment (or, in
+Resolve exports, its ``Resolve_OTIO`` note) is the prompt, or with metadata
+``peanut.prompt`` / ``peanut.mask`` (flat keys or a nested ``{"peanut": {...}}``
+dictionary). Each such clip is processed over exactly the source frames it
+shows; the output timeline is the input with two more video tracks on top,
+"PEANUT cleaned" and "PEANUT matte", whose clips sit at the same
+range_in_parent as their sources, with gaps elsewhere. Nothing of the input is
+changed: the new tracks are appended to the timeline as read.
+
+Frame numbers handed to the pipeline follow the contract of the proto: 0-based
+indices into the media as decoded, half-open ranges. In OTIO a clip's
+source_range is in the media's own time (often starting at its timecode), so a
+source frame is the distance from the media reference's available_range start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import opentimelineio as otio
+
+from ..errors import InvalidRequest, MediaNotFound, OutputError, OutputExists
+from ..progress import Reporter
+
+log = logging.getLogger(__name__)
+
+CLEANED_TRACK = "PEANUT cleaned"
+MATTE_TRACK = "PEANUT matte"
+MARKER_NAME = "peanut"
+METADATA_KEY = "peanut"
+FRAME_PREFIX = "frame_"
+FRAME_SUFFIX = ".png"
+FRAME_PADDING = 6
+
+# Two rates closer than this (relative) are the same rate written differently,
+# e.g. 23.976 and 24000/1001: mixing them must not shift a frame.
+_SAME_RATE = 1e-4
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """One clip to clean: where its media is and which source frames it shows."""
+
+    index: int                      # 0-based order of the job in the timeline
+    track_index: int                # index of the clip's track among the timeline's tracks
+    track_name: str
+    clip_name: str
+    source_path: str                # absolute path of the media (file or frame folder)
+    start_frame: int                # first source frame, 0-based as decoded
+    end_frame: int                  # exclusive
+    rate: float                     # the media's frame rate as written in the timeline
+    prompt: str = ""
+    mask_path: str = ""             # absolute, or "" for none
+    overwrite: bool = False
+    range_in_parent: otio.opentime.TimeRange | None = field(default=None, compare=False)
+
+    @property
+    def frame_count(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+@dataclass
+class TimelineResult:
+    output_path: str
+    clips: list[dict[str, Any]]
+    output_files: list[str]
+    frame_count: int
+
+
+RunClip = Callable[[ClipJob, str, str, Reporter], dict]
+
+
+# -- time mapping ---------------------------------------------------------------
+
+
+def _same_rate(a: float, b: float) -> bool:
+    return abs(a - b) <= _SAME_RATE * max(abs(a), abs(b))
+
+
+def frames_at(time: otio.opentime.RationalTime, rate: float) -> int:
+    """`time` as a whole number of frames at `rate`, rounded to the nearest frame.
+
+    Rounding (not OTIO's truncating to_frames) keeps 1001/24000-style float
+    error from dropping a frame.
+    """
+    value = time.value if _same_rate(time.rate, rate) else time.value_rescaled_to(rate)
+    return int(round(value))
+
+
+def media_rate(clip: otio.schema.Clip) -> float:
+    ref = clip.media_reference
+    available = getattr(ref, "available_range", None)
+    if available is not None:
+        return available.start_time.rate
+    return clip.source_range.start_time.rate if clip.source_range else clip.duration().rate
+
+
+def _media_start(clip: otio.schema.Clip, rate: float) -> int:
+    available = getattr(clip.media_reference, "available_range", None)
+    return frames_at(available.start_time, rate) if available is not None else 0
+
+
+def source_frame_range(clip: otio.schema.Clip) -> tuple[int, int]:
+    """The half-open range of 0-based source frames that `clip` shows."""
+    rate = media_rate(clip)
+    trimmed = clip.trimmed_range()
+    start = frames_at(trimmed.start_time, rate) - _media_start(clip, rate)
+    count = frames_at(trimmed.duration, rate)
+    return start, start + count
+
+
+def timeline_to_source_frame(timeline: otio.schema.Timeline, clip: otio.schema.Clip, time: otio.opentime.RationalTime) -> int:
+    """The 0-based source frame that `clip` shows at `time` on the timeline's clock.
+
+    `time` counts from the timeline's global start time, as an editor reads it
+    (e.g. 01:00:00:00 for the first frame of a timeline that starts there).
+    """
+    rate = media_rate(clip)
+    start = timeline.global_start_time or otio.opentime.RationalTime(0, rate)
+    offset = frames_at(time, rate) - frames_at(start, rate)
+    in_parent = clip.range_in_parent()
+    local = offset - frames_at(in_parent.start_time, rate)
+    if not 0 <= local < frames_at(in_parent.duration, rate):
+        raise InvalidRequest(f"clip {clip.name!r} is not on the timeline at {time.to_timecode()}")
+    return source_frame_range(clip)[0] + local
+
+
+def source_frame_to_timeline(timeline: otio.schema.Timeline, clip: otio.schema.Clip, frame: int) -> otio.opentime.RationalTime:
+    """Inverse of timeline_to_source_frame: where source `frame` of `clip` shows on the timeline."""
+    rate = media_rate(clip)
+    first, end = source_frame_range(clip)
+    if not first <= frame < end:
+        raise InvalidRequest(f"source frame {frame} is outside clip {clip.name!r} ({first}..{end - 1})")
+    start = timeline.global_start_time or otio.opentime.RationalTime(0, rate)
+    value = frames_at(start, rate) + frames_at(clip.range_in_parent().start_time, rate) + frame - first
+    return otio.opentime.RationalTime(value, rate)
+
+
+# -- reading requests from clips -------------------------------------------------------
+
+
+def _peanut_metadata(metadata: Any, key: str) -> str:
+    """metadata["peanut.<key>"] or metadata["peanut"]["<key>"], as a string."""
+    value = metadata.get(f"{METADATA_KEY}.{key}") if hasattr(metadata, "get") else None
+    nested = metadata.get(METADATA_KEY) if hasattr(metadata, "get") else None
+    if value is None and hasattr(nested, "get"):
+        value = nested.get(key)
+    return str(value).strip() if value is not None else ""
+
+
+def clip_prompt(clip: otio.schema.Clip) -> str:
+    """A marker named "peanut" (its comment, or Resolve's note) wins over metadata."""
+    for marker in clip.markers:
+        if marker.name.strip().lower() != MARKER_NAME:
+            continue
+        text = (marker.comment or "").strip()
+        resolve = marker.metadata.get("Resolve_OTIO") if hasattr(marker.metadata, "get") else None
+        if not text and hasattr(resolve, "get"):
+            text = str(resolve.get("Note") or "").strip()
+        if text:
+            return text
+    return _peanut_metadata(clip.metadata, "prompt")
+
+
+def url_to_path(url: str, base_dir: Path) -> str:
+    """A media URL or path as an absolute path; relative ones resolve against base_dir."""
+    if url.startswith("file:"):
+        parsed = urllib.parse.urlparse(url)
+        path = urllib.request.url2pathname(parsed.path)
+        if parsed.netloc and parsed.netloc != "localhost":
+            path = f"//{parsed.netloc}{path}"
+        return os.path.normpath(path)
+    path = Path(url)
+    return os.path.normpath(path if path.is_absolute() else base_dir / path)
+
+
+def media_path(clip: otio.schema.Clip, base_dir: Path) -> str:
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        return url_to_path(ref.target_url, base_dir)
+    if isinstance(ref, otio.schema.ImageSequenceReference) and ref.target_url_base:
+        # A frame folder is a PEANUT source; frame 0 is its first file.
+        return url_to_path(ref.target_url_base, base_dir)
+    raise MediaNotFound(f"clip {clip.name!r} has no media file (reference: {type(ref).__name__})")
+
+
+def collect_clip_jobs(timeline: otio.schema.Timeline, base_dir: str | Path, overwrite: bool = False) -> list[ClipJob]:
+    """Every clip of the timeline's video tracks that carries a prompt or a mask, in timeline order."""
+    base = Path(base_dir)
+    found: list[tuple[otio.opentime.RationalTime, int, ClipJob]] = []
+    for track_index, track in enumerate(timeline.tracks):
+        if track.kind != otio.schema.TrackKind.Video or track.name in (CLEANED_TRACK, MATTE_TRACK):
+            continue
+        for clip in track.find_clips(shallow_search=True):
+            prompt = clip_prompt(clip)
+            mask = _peanut_metadata(clip.metadata, "mask")
+            if not prompt and not mask:
+                continue
+            if not clip.enabled:
+                log.info("skipping disabled clip %r", clip.name)
+                continue
+            start, end = source_frame_range(clip)
+            if start < 0 or end <= start:
+                raise InvalidRequest(
+                    f"clip {clip.name!r} shows source frames {start}..{end - 1}, outside its media's available range"
+                )
+            in_parent = clip.range_in_parent()
+            job = ClipJob(
+                index=0,
+                track_index=track_index,
+                track_name=track.name,
+                clip_name=clip.name,
+                source_path=media_path(clip, base),
+                start_frame=start,
+                end_frame=end,
+                rate=media_rate(clip),
+                prompt=prompt,
+                mask_path=url_to_path(mask, base) if mask else "",
+                overwrite=overwrite,
+                range_in_parent=in_parent,
+            )
+            found.append((in_parent.start_time, track_index, job))
+    found.sort(key=lambda item: (item[0].to_seconds(), item[1]))
+    return [_with_index(job, i) for i, (_, _, job) in enumerate(found)]
+
+
+def _with_index(job: ClipJob, index: int) -> ClipJob:
+    values = {name: getattr(job, name) for name in job.__dataclass_fields__}
+    values["index"] = index
+    return ClipJob(**values)
+
+
+# -- building the result tracks ----------------------------------------------------------
+
+
+def _result_reference(path: str, job: ClipJob, duration: otio.opentime.RationalTime) -> otio.core.MediaReference:
+    rate = duration.rate
+    if os.path.isdir(path):
+        # Files are numbered by source frame (frame_{start+i:06d}.png), so the
+        # sequence starts at the clip's first source frame.
+        return otio.schema.ImageSequenceReference(
+            target_url_base=Path(path).as_posix().rstrip("/") + "/",
+            name_prefix=FRAME_PREFIX,
+            name_suffix=FRAME_SUFFIX,
+            start_frame=job.start_frame,
+            frame_step=1,
+            rate=rate,
+            frame_zero_padding=FRAME_PADDING,
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(job.start_frame, rate), duration),
+        )
+    # A movie holds exactly the clip's frames, from its own frame 0.
+    return otio.schema.ExternalReference(
+        target_url=str(path),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), duration),
+    )
+
+
+def _result_clip(job: ClipJob, path: str, kind: str, source: otio.schema.Clip, result: dict) -> otio.schema.Clip:
+    duration = source.trimmed_range().duration
+    reference = _result_reference(path, job, duration)
+    return otio.schema.Clip(
+        name=f"{job.clip_name} ({kind})",
+        media_reference=reference,
+        source_range=reference.available_range,
+        metadata={
+            METADATA_KEY: {
+                "source_clip": job.clip_name,
+                "source_track": job.track_name,
+                "source_path": job.source_path,
+                "start_frame": job.start_frame,
+                "end_frame": job.end_frame,
+                "prompt": job.prompt,
+                "mask": job.mask_path,
+                "backends": list(result.get("backends") or []),
+            }
+        },
+    )
+
+
+def _lanes(placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]) -> list[list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]]:
+    """Spread clips over as few tracks as possible (clips from different tracks may overlap)."""
+    lanes: list[list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]] = []
+    for item in sorted(placed, key=lambda p: p[0].start_time.to_seconds()):
+        start = item[0].start_time.to_seconds()
+        for lane in lanes:
+            last = lane[-1][0]
+            if last.end_time_exclusive().to_seconds() <= start + 1e-9:
+                lane.append(item)
+                break
+        else:
+            lanes.append([item])
+    return lanes
+
+
+def _build_tracks(name: str, placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]) -> list[otio.schema.Track]:
+    tracks = []
+    for number, lane in enumerate(_lanes(placed), start=1):
+        track = otio.schema.Track(
+            name=name if number == 1 else f"{name} {number}", kind=otio.schema.TrackKind.Video
+        )
+        cursor = otio.opentime.RationalTime(0, lane[0][0].start_time.rate)
+        for in_parent, clip in lane:
+            gap = in_parent.start_time - cursor
+            if gap.value > 1e-9:
+                track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=gap.rescaled_to(in_parent.start_time.rate))))
+            track.append(clip)
+            cursor = in_parent.end_time_exclusive()
+        tracks.append(track)
+    return tracks
+
+
+# -- files ------------------------------------------------------------------------
+
+
+def read_timeline(path: str | Path) -> otio.schema.Timeline:
+    """Read a timeline with the adapter its extension names (.otio, .xml, .fcpxml, .edl, ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaNotFound(f"timeline not found: {path}")
+    try:
+        result = otio.adapters.read_from_file(str(path))
+    except Exception as exc:  # adapters raise their own types; the user needs the one line
+        raise InvalidRequest(f"cannot read timeline {path.name}: {exc}") from None
+    if isinstance(result, otio.schema.Timeline):
+        return result
+    timelines = list(result.find_children(descended_from_type=otio.schema.Timeline)) if hasattr(result, "find_children") else []
+    if not timelines:
+        raise InvalidRequest(f"{path.name} holds no timeline")
+    if len(timelines) > 1:
+        log.warning("%s holds %d timelines; using the first", path.name, len(timelines))
+    return timelines[0]
+
+
+def write_timeline(timeline: otio.schema.Timeline, path: str | Path, overwrite: bool = False) -> None:
+    """Write atomically, with the adapter the extension names; refuse formats that cannot hold it."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExists(f"{path} exists; pass --overwrite to replace it")
+    try:
+        adapter = otio.adapters.from_filepath(str(path))
+    except Exception:
+        raise OutputError(f"no OTIO adapter writes {path.suffix!r} files; use .otio") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        otio.adapters.write_to_file(timeline, temporary, adapter_name=adapter.name)
+        os.replace(temporary, path)
+    except Exception as exc:
+        os.unlink(temporary)
+        raise OutputError(
+            f"the {adapter.name} adapter cannot hold this timeline ({exc}); write .otio instead"
+        ) from None
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "clip"
+
+
+def run_timeline(
+    timeline_path: str | Path,
+    output_path: str | Path,
+    media_dir: str | Path | None,
+    overwrite: bool,
+    run_clip: RunClip,
+    reporter: Reporter | None = None,
+) -> TimelineResult:
+    """Clean every prompted clip of a timeline and write it with the result tracks added.
+
+    `run_clip(job, output_path, matte_path, reporter)` runs the pipeline on one
+    clip and returns {"output_path", "matte_path", "frame_count", "backends"}.
+    """
+    reporter = reporter or Reporter()
+    timeline_path = Path(timeline_path).resolve()
+    output_path = Path(output_path).resolve()
+    media = Path(media_dir).resolve() if media_dir else output_path.with_name(output_path.stem + "_media")
+    if output_path == timeline_path:
+        raise OutputError("the output timeline must not replace the input timeline")
+    if output_path.exists() and not overwrite:
+        raise OutputExists(f"{output_path} exists; pass --overwrite to replace it")
+    if output_path.suffix.lower() != ".otio":
+        otio.adapters.from_filepath(str(output_path))  # unknown extension: fail before the work
+
+    timeline = read_timeline(timeline_path)
+    jobs = collect_clip_jobs(timeline, timeline_path.parent, overwrite)
+    if not jobs:
+        raise InvalidRequest(
+            f"no clip in {timeline_path.name} carries a prompt (a marker named 'peanut') "
+            "or metadata peanut.prompt / peanut.mask"
+        )
+    for job in jobs:
+        if os.path.isdir(job.source_path) and _inside(str(media), job.source_path):
+            raise OutputError(f"media folder {media} is inside the source folder {job.source_path}")
+        if not os.path.exists(job.source_path):
+            raise MediaNotFound(f"media of clip {job.clip_name!r} not found: {job.source_path}")
+    clips_by_job = _clips_by_job(timeline, jobs)
+
+    cleaned: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]] = []
+    mattes: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]] = []
+    results: list[dict[str, Any]] = []
+    output_files: list[str] = []
+    for job in jobs:
+        reporter.check()
+        folder = media / f"{job.index + 1:03d}_{_slug(job.clip_name)}"
+        out, matte = str(folder / "cleaned"), str(folder / "matte")
+        log.info("clip %d/%d %r: source frames %d..%d", job.index + 1, len(jobs), job.clip_name, job.start_frame, job.end_frame - 1)
+        reporter.stage(f"clip {job.index + 1}/{len(jobs)}: {job.clip_name}", total=job.frame_count)
+        result = run_clip(job, out, matte, reporter)
+        if int(result.get("frame_count", job.frame_count)) != job.frame_count:
+            raise OutputError(
+                f"clip {job.clip_name!r}: expected {job.frame_count} frames, the pipeline wrote {result.get('frame_count')}"
+            )
+        source = clips_by_job[job.index]
+        cleaned.append((job.range_in_parent, _result_clip(job, result["output_path"], "PEANUT cleaned", source, result)))
+        if result.get("matte_path"):
+            mattes.append((job.range_in_parent, _result_clip(job, result["matte_path"], "PEANUT matte", source, result)))
+            output_files.append(result["matte_path"])
+        output_files.append(result["output_path"])
+        results.append({**result, "clip": job.clip_name, "start_frame": job.start_frame, "end_frame": job.end_frame})
+
+    for track in _build_tracks(CLEANED_TRACK, cleaned) + (_build_tracks(MATTE_TRACK, mattes) if mattes else []):
+        timeline.tracks.append(track)
+    write_timeline(timeline, output_path, overwrite=overwrite)
+    return TimelineResult(
+        output_path=str(output_path),
+        clips=results,
+        output_files=output_files,
+        frame_count=sum(job.frame_count for job in jobs),
+    )
+
+
+def _clips_by_job(timeline: otio.schema.Timeline, jobs: list[ClipJob]) -> dict[int, otio.schema.Clip]:
+    by_position: dict[tuple[int, str, float], otio.schema.Clip] = {}
+    for track_index, track in enumerate(timeline.tracks):
+        for clip in track.find_clips(shallow_search=True):
+            by_position[(track_index, clip.name, clip.range_in_parent().start_time.to_seconds())] = clip
+    return {
+        job.index: by_position[(job.track_index, job.clip_name, job.range_in_parent.start_time.to_seconds())]
+        for job in jobs
+    }

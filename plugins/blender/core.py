@@ -1,0 +1,185 @@
+"""Strip arithmetic and naming, with no bpy and no grpc.
+
+Kept free of Blender imports so the frame-range rules can be unit-tested in
+any Python and reused by the operators. Everything here takes plain values
+read off a strip by the caller.
+
+Frame model of a Blender movie or image strip (checked against bpy 5.0.1):
+
+    content frame k of the strip sits at timeline frame  frame_start + k
+    content frame k is source frame                      animation_offset_start + k
+    visible timeline frames                              [frame_final_start, frame_final_end)
+    frame_final_start = frame_start + frame_offset_start
+
+so the first visible source frame is animation_offset_start + frame_offset_start
+and the strip shows frame_final_duration consecutive source frames, provided
+the strip plays its media at the scene rate (no retiming, strobe or reversal).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp", ".dpx", ".tga")
+MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
+NAME_LIMIT = 63  # Blender ID / strip names hold 63 bytes
+
+
+class StripError(Exception):
+    """A strip PEANUT cannot process as it is; the message tells the user why."""
+
+
+@dataclass(frozen=True)
+class StripTiming:
+    """The timing fields of a strip, copied off the bpy object."""
+
+    frame_start: float
+    frame_final_start: int
+    frame_final_end: int
+    frame_offset_start: float
+    frame_offset_end: float
+    animation_offset_start: int = 0
+    media_fps: float | None = None  # movie strips only
+    scene_fps: float = 24.0
+    reversed: bool = False
+    strobe: float = 1.0
+    retimed: bool = False
+
+
+@dataclass(frozen=True)
+class SourceRange:
+    """What to ask the daemon for, and where the result goes on the timeline."""
+
+    path: str  # video file or frame folder, absolute
+    start: int  # first source frame, inclusive (daemon numbering: 0-based as decoded)
+    end: int  # exclusive
+    timeline_start: int  # timeline frame the first visible frame sits on
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def visible_range(t: StripTiming) -> tuple[int, int, int]:
+    """(first source frame shown, number of frames shown, timeline frame of the first one).
+
+    Raises StripError for strips whose frames are not a plain 1:1 run of the
+    media, since the cleaned frames could not be laid back frame for frame.
+    """
+    if t.retimed:
+        raise StripError("the strip is retimed (speed keys); remove the retiming or render it to a clip first")
+    if t.reversed:
+        raise StripError("the strip plays reversed; PEANUT needs it playing forwards")
+    if abs(t.strobe - 1.0) > 1e-6:
+        raise StripError("the strip uses strobe; set Strobe to 1 first")
+    if t.media_fps is not None and t.media_fps > 0 and abs(t.media_fps - t.scene_fps) > 1e-3:
+        # Blender then maps timeline frames to media frames by time, not 1:1; the
+        # cleaned PNG sequence would play at the scene rate and drift.
+        raise StripError(
+            f"the movie plays at {t.media_fps:g} fps but the scene at {t.scene_fps:g} fps; "
+            "set the scene frame rate to the movie's (Properties > Output > Frame Rate)"
+        )
+    if t.frame_offset_start < 0 or t.frame_offset_end < 0:
+        raise StripError("the strip is extended past its media (held frames); trim it to the media first")
+    if abs(t.frame_start - round(t.frame_start)) > 1e-6:
+        raise StripError("the strip starts on a sub-frame; snap it to a whole frame first")
+    length = int(t.frame_final_end) - int(t.frame_final_start)
+    if length <= 0:
+        raise StripError("the strip shows no frames")
+    first = int(round(t.animation_offset_start + t.frame_offset_start))
+    return first, length, int(t.frame_final_start)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders frame_2 before frame_10 (as the daemon orders frame folders)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def folder_frames(directory: str) -> list[str]:
+    """Image files of a frame folder in the daemon's order (natural sort)."""
+    names = [n for n in os.listdir(directory) if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")]
+    return sorted(names, key=natural_key)
+
+
+def image_strip_range(directory: str, elements: list[str], t: StripTiming) -> SourceRange:
+    """Source range of an image strip: its elements must be a contiguous run of the folder."""
+    first, length, timeline_start = visible_range(t)
+    shown = elements[first:first + length]
+    if len(shown) != length:
+        raise StripError("the strip shows more frames than it has images")
+    folder = folder_frames(directory)
+    try:
+        index = folder.index(shown[0])
+    except ValueError:
+        raise StripError(f"{shown[0]} is missing from {directory}") from None
+    if folder[index:index + length] != shown:
+        raise StripError(
+            "the strip's images are not a contiguous, sorted run of its folder's images; "
+            "put the sequence in a folder of its own"
+        )
+    return SourceRange(os.path.abspath(directory), index, index + length, timeline_start)
+
+
+def movie_strip_range(filepath: str, t: StripTiming) -> SourceRange:
+    first, length, timeline_start = visible_range(t)
+    return SourceRange(os.path.abspath(filepath), first, first + length, timeline_start)
+
+
+def first_free_channel(occupied: list[tuple[int, int, int]], above: int, start: int, end: int) -> int:
+    """Lowest channel > `above` with no strip overlapping timeline frames [start, end).
+
+    `occupied` holds (channel, frame_final_start, frame_final_end) of every strip
+    at the same level (top level or the same meta strip).
+    """
+    for channel in range(above + 1, MAX_CHANNEL + 1):
+        if not any(c == channel and s < end and start < e for c, s, e in occupied):
+            return channel
+    raise StripError(f"no free channel above channel {above} for frames {start}-{end - 1}")
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """File-name-safe short form of a prompt or strip name."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
+    return (out or "mask")[:limit]
+
+
+def result_name(source_name: str, prompt: str, kind: str = "") -> str:
+    """'<source> - <prompt>' (+ ' matte'), cut to Blender's name limit."""
+    what = prompt.strip() or "mask"
+    suffix = f" {kind}" if kind else ""
+    name = f"{source_name} - {what}"
+    room = NAME_LIMIT - len(suffix.encode())
+    while len(name.encode()) > room:
+        name = name[:-1]
+    return name + suffix
+
+
+def unique_output_dir(base: str, source_name: str, prompt: str) -> str:
+    """A folder path under `base` that does not exist yet (nor its matte sibling)."""
+    stem = os.path.join(base, f"{slug(source_name)}_{slug(prompt)}")
+    candidate, n = stem, 1
+    while os.path.exists(candidate) or os.path.exists(candidate + "_matte"):
+        n += 1
+        candidate = f"{stem}_{n}"
+    return candidate
+
+
+def sequence_files(folder: str, start: int, count: int) -> list[str]:
+    """The daemon's output file names: frame_%06d.png numbered by source frame."""
+    return [f"frame_{start + i:06d}.png" for i in range(count)]
+
+
+def format_eta(seconds: float) -> str:
+    if seconds is None or seconds < 0:
+        return "ETA unknown"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"ETA {seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"ETA {minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}h{minutes:02d}m"

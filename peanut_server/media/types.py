@@ -21,9 +21,10 @@ class MediaInfo:
     time_base: Fraction | None = None
     start_pts: int = 0               # pts of frame 0 (video files)
     codec: str = ""
-    pix_fmt: str = ""
+    pix_fmt: str = ""                # source format; "yuv420p10le->rgb24" when deeper than 8 bits
     has_audio: bool = False
     frame_files: tuple[str, ...] = ()  # frame folders: the sorted file names
+    rotation: int = 0                # display rotation (degrees) already applied to frames/size
 
 
 class VideoSource(ABC):

@@ -1,0 +1,344 @@
+"""Outputs: PNG sequences (default) or video files, written atomically and resumable.
+
+Every frame first goes to a staging folder beside the destination (same
+filesystem), as PNG named by its SOURCE frame index. `commit()` renames that
+folder into place (PNG output) or encodes it into a temporary file beside the
+destination and os.replace()s it (video output). Nothing appears at the
+destination before commit; `abort()` removes everything partial. Because staged
+frames survive a crash, a new sink on the same staging folder resumes after the
+last complete frame.
+
+Output kind by extension: none (or an existing folder) = PNG folder; .mov =
+ProRes 4444; .mkv = FFV1 (lossless, RGB stored as bgr0/bgra, so bit-exact); .mp4 =
+H.264 yuv420p preview.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import OutputError, OutputExists
+from .types import MediaInfo
+
+log = logging.getLogger(__name__)
+
+STAGING_SUFFIX = ".peanut-partial"
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; PNG stays lossless at any level
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    codec: str
+    pix_fmt: str
+    alpha_pix_fmt: str | None
+    options: dict[str, str]
+    audio_codec: str
+
+
+VIDEO_FORMATS: dict[str, VideoFormat] = {
+    ".mov": VideoFormat("prores_ks", "yuv444p10le", "yuva444p10le",
+                        {"profile": "4444", "vendor": "apl0"}, "pcm_s16le"),
+    # bgr0/bgra are RGB repacked, not converted: decoding to rgb24 gives the input back exactly.
+    ".mkv": VideoFormat("ffv1", "bgr0", "bgra", {"level": "3", "slicecrc": "1"}, "pcm_s16le"),
+    ".mp4": VideoFormat("libx264", "yuv420p", None,
+                        {"crf": "18", "preset": "veryfast", "movflags": "+faststart"}, "aac"),
+}
+
+
+def frame_filename(source_index: int, prefix: str = "frame_") -> str:
+    """File name of an output frame, numbered by its source frame index."""
+    return f"{prefix}{source_index:06d}.png"
+
+
+def _real(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(os.path.abspath(os.fspath(path)))
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child != parent and child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def check_output(path: str, source_path: str, overwrite: bool) -> None:
+    """Refuse outputs that would touch the source, cannot be written, or exist already."""
+    out, src = _real(path), _real(source_path)
+    if out == src:
+        raise OutputError(f"{path}: output is the source itself; choose another path")
+    if os.path.isdir(src) and _inside(out, src):
+        raise OutputError(f"{path}: output is inside the source folder {source_path}; "
+                          "PEANUT never writes into a source")
+    if _inside(src, out):
+        raise OutputError(f"{path}: the source {source_path} is inside this output path; "
+                          "replacing the output would destroy the source")
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        raise OutputError(f"{path}: parent folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: parent folder {parent} is not writable")
+    empty_folder = os.path.isdir(out) and not os.listdir(out)
+    if os.path.lexists(out) and not overwrite and not empty_folder:
+        raise OutputExists(f"{path}: output exists; pass overwrite to replace it")
+
+
+def output_kind(path: str) -> str:
+    """"png" for a folder of PNGs, else the video extension (".mov", ".mkv", ".mp4")."""
+    ext = Path(path).suffix.lower()
+    if os.path.isdir(path) or ext == "":
+        return "png"
+    if ext in VIDEO_FORMATS:
+        return ext
+    raise OutputError(f"{path}: unsupported output type {ext!r}; use a folder (PNG sequence), "
+                      f"{', '.join(VIDEO_FORMATS)}")
+
+
+class FrameSink:
+    """Collects frames of one output; nothing is visible at the destination until commit()."""
+
+    def __init__(self, path: str, info: MediaInfo, start: int, count: int, *,
+                 overwrite: bool = False, alpha: bool = False, staging_dir: str | None = None,
+                 audio_from: MediaInfo | None = None) -> None:
+        self.path = os.path.abspath(path)
+        self.info = info
+        self.start = start
+        self.count = count
+        self.overwrite = overwrite
+        self.alpha = alpha
+        self.audio_from = audio_from
+        self.kind = output_kind(self.path)
+        if alpha and self.kind == ".mp4":
+            raise OutputError(f"{path}: H.264 .mp4 cannot carry alpha; use .mov, .mkv or a PNG folder")
+        check_output(self.path, info.path, overwrite)
+        parent, name = os.path.split(self.path)
+        self.staging = os.path.abspath(staging_dir) if staging_dir else os.path.join(
+            parent, f".{name}{STAGING_SUFFIX}")
+        if _real(self.staging) == _real(info.path) or (
+                info.is_folder and _inside(_real(self.staging), _real(info.path))):
+            raise OutputError(f"{self.staging}: staging folder would be inside the source")
+        self.written = self._resume()
+        self._done = False
+
+    # ------------------------------------------------------------------ staging
+
+    def _resume(self) -> int:
+        """Count the contiguous staged frames from `start`; drop anything after a gap."""
+        os.makedirs(self.staging, exist_ok=True)
+        present = set(os.listdir(self.staging))
+        written = 0
+        while written < self.count and frame_filename(self.start + written) in present:
+            written += 1
+        keep = {frame_filename(self.start + i) for i in range(written)}
+        for name in present - keep:
+            # Half-written temp files and frames past a gap cannot be trusted.
+            os.remove(os.path.join(self.staging, name))
+        if written:
+            log.info("%s: resuming after %d staged frames", self.path, written)
+        return written
+
+    def write(self, frame: np.ndarray) -> None:
+        """Stage the next frame: RGB uint8 (H, W, 3), or RGBA (H, W, 4) for alpha outputs."""
+        if self._done:
+            raise RuntimeError("sink already committed or aborted")
+        if self.written >= self.count:
+            raise RuntimeError(f"sink expects {self.count} frames; got one more")
+        channels = 4 if self.alpha else 3
+        expected = (self.info.height, self.info.width, channels)
+        if frame.dtype != np.uint8 or frame.shape != expected:
+            raise ValueError(f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected}")
+        code = cv2.COLOR_RGBA2BGRA if self.alpha else cv2.COLOR_RGB2BGR
+        name = frame_filename(self.start + self.written)
+        tmp = os.path.join(self.staging, f".{name}.tmp.png")
+        if not cv2.imwrite(tmp, cv2.cvtColor(frame, code), PNG_PARAMS):
+            raise OutputError(f"{tmp}: could not write frame (disk full or not writable?)")
+        # Rename into place: a crash never leaves a half-written frame under its real name.
+        os.replace(tmp, os.path.join(self.staging, name))
+        self.written += 1
+
+    # ------------------------------------------------------------------ commit / abort
+
+    def commit(self) -> str:
+        """Publish the output atomically; returns its final path."""
+        if self._done:
+            raise RuntimeError("sink already committed or aborted")
+        if self.written != self.count:
+            raise RuntimeError(f"only {self.written} of {self.count} frames written")
+        # Checked again: the destination may have appeared while the job ran.
+        check_output(self.path, self.info.path, self.overwrite)
+        if self.kind == "png":
+            self._publish(self.staging)
+        else:
+            parent, name = os.path.split(self.path)
+            tmp = os.path.join(parent, f".{name}.peanut-tmp{self.kind}")
+            try:
+                self._encode(tmp)
+                self._publish(tmp)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._done = True
+        return self.path
+
+    def _publish(self, ready: str) -> None:
+        if not os.path.lexists(self.path):
+            os.rename(ready, self.path)
+            return
+        if os.path.isfile(self.path) and os.path.isfile(ready):
+            os.replace(ready, self.path)
+            return
+        # A folder cannot be replaced in one rename: move the old one aside first, then
+        # drop it, so a failure in between still leaves one complete output in place.
+        parent, name = os.path.split(self.path)
+        old = os.path.join(parent, f".{name}.peanut-old")
+        if os.path.lexists(old):
+            _remove(old)
+        os.rename(self.path, old)
+        try:
+            os.rename(ready, self.path)
+        except BaseException:
+            os.rename(old, self.path)
+            raise
+        _remove(old)
+
+    def abort(self) -> None:
+        """Remove every partial file; the destination is left as it was."""
+        if self._done:
+            return
+        self._done = True
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def __enter__(self) -> "FrameSink":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, tmp: str) -> None:
+        fmt = VIDEO_FORMATS[self.kind]
+        fps = self.info.fps
+        # Keep the source time base when it can express every frame time exactly.
+        tb = self.info.time_base
+        if tb is None or (1 / fps / tb).denominator != 1:
+            tb = 1 / fps
+        ticks = int(1 / fps / tb)
+        pix_fmt = fmt.alpha_pix_fmt if self.alpha else fmt.pix_fmt
+        if fmt.codec == "libx264" and (self.info.width % 2 or self.info.height % 2):
+            pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the size, lose player support
+            log.warning("%s: odd frame size, encoding H.264 as yuv444p", self.path)
+        options = dict(fmt.options)
+        container_options = {}
+        if "movflags" in options:
+            container_options["movflags"] = options.pop("movflags")
+        if self.kind == ".mov" and self.alpha:
+            options["alpha_bits"] = "16"
+        with av.open(tmp, "w", format=_muxer(self.kind), options=container_options) as out:
+            stream = out.add_stream(fmt.codec, rate=fps, options=options)
+            stream.width, stream.height = self.info.width, self.info.height
+            stream.pix_fmt = pix_fmt
+            stream.time_base = tb
+            stream.codec_context.time_base = tb
+            stream.thread_type = "AUTO"
+            audio = self._add_audio(out, fmt)
+            src_fmt = "rgba" if self.alpha else "rgb24"
+            code = cv2.COLOR_BGRA2RGBA if self.alpha else cv2.COLOR_BGR2RGB
+            for k in range(self.count):
+                file = os.path.join(self.staging, frame_filename(self.start + k))
+                image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
+                if image is None:
+                    raise OutputError(f"{file}: staged frame cannot be read back")
+                frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, code), format=src_fmt)
+                frame.pts = k * ticks
+                frame.time_base = tb
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+            if audio is not None:
+                _copy_audio(out, audio, self.audio_from, self.info, self.start, self.count)
+
+    def _add_audio(self, out: av.container.OutputContainer, fmt: VideoFormat) -> av.AudioStream | None:
+        src = self.audio_from
+        if src is None or not src.has_audio or src.is_folder:
+            return None
+        with av.open(src.path) as inp:
+            a = inp.streams.audio[0]
+            rate, layout = a.codec_context.sample_rate, a.codec_context.layout.name
+        return out.add_stream(fmt.audio_codec, rate=rate, layout=layout)
+
+
+def _muxer(kind: str) -> str:
+    return {".mov": "mov", ".mkv": "matroska", ".mp4": "mp4"}[kind]
+
+
+def _copy_audio(out: av.container.OutputContainer, stream: av.AudioStream, src: MediaInfo,
+                video: MediaInfo, start: int, count: int) -> None:
+    """Decode the source audio under output frames start..start+count-1 and encode it.
+
+    Decoding (not stream copy) is what allows cutting at the exact sample where the
+    range begins; PCM in .mov/.mkv keeps the decoded samples exactly, .mp4 gets AAC.
+    """
+    tb = video.time_base or 1 / video.fps
+    t0 = Fraction(video.start_pts) * tb + Fraction(start) / video.fps
+    t1 = t0 + Fraction(count) / video.fps
+    rate = stream.codec_context.sample_rate
+    first, last = int(round(t0 * rate)), int(round(t1 * rate))  # absolute sample numbers
+    resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout.name, rate=rate)
+    written = 0
+    with av.open(src.path) as inp:
+        a = inp.streams.audio[0]
+        inp.seek(max(int(t0 / a.time_base) - 1, 0) if a.time_base else 0, stream=a, backward=True)
+        for decoded in inp.decode(a):
+            for frame in resampler.resample(decoded):
+                if frame.pts is None:
+                    continue
+                begin = int(round(frame.pts * frame.time_base * rate))
+                data = frame.to_ndarray()
+                lo, hi = max(first - begin, 0), min(last - begin, data.shape[1])
+                if hi <= lo:
+                    if begin >= last:
+                        break
+                    continue
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, lo:hi]), format="fltp",
+                                                   layout=stream.codec_context.layout.name)
+                chunk.sample_rate = rate
+                chunk.pts = begin + lo - first
+                chunk.time_base = Fraction(1, rate)
+                written += hi - lo
+                for packet in stream.encode(chunk):
+                    out.mux(packet)
+            else:
+                continue
+            break
+    for packet in stream.encode():
+        out.mux(packet)
+    if written < last - first:
+        log.warning("%s: source audio covers %d of %d samples of the range", src.path, written,
+                    last - first)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def open_sink(path: str, info: MediaInfo, start: int, count: int, *, overwrite: bool = False,
+              alpha: bool = False, staging_dir: str | None = None,
+              audio_from: MediaInfo | None = None) -> FrameSink:
+    """A sink for `count` frames of `info` starting at source frame `start` (see FrameSink)."""
+    return FrameSink(path, info, start, count, overwrite=overwrite, alpha=alpha,
+                     staging_dir=staging_dir, audio_from=audio_from)

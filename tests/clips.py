@@ -1,0 +1,203 @@
+"""Synthetic clips for tests: frames that carry their own index, and a moving object.
+
+Other test modules import these helpers, so they stay small and documented:
+
+- `make_index_clip(path, n)` writes a video whose frame i shows the binary code
+  of i as a grid of big black/white blocks. The blocks are large (whole frame
+  split into 4 x 4 cells) and full contrast, so the code survives lossy codecs
+  (H.264/HEVC/ProRes, 4:2:0 chroma) and `decode_index(frame)` reads it back.
+- `make_index_folder(dir, n)` writes the same frames as a PNG folder, named
+  frame_0.png, frame_1.png, ... without zero padding (so natural sorting matters).
+- `make_object_clip(dir, background)` writes a disc moving over a real still
+  background, its ground-truth masks, and the clean background frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+GRID = 4  # GRID x GRID cells, one bit each: up to 2**16 frames
+BITS = GRID * GRID
+
+
+def index_frame(index: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
+    """RGB uint8 (h, w, 3) frame whose cells spell `index` in binary (cell 0 = bit 0)."""
+    w, h = size
+    if not 0 <= index < 2**BITS:
+        raise ValueError(f"index {index} does not fit in {BITS} bits")
+    frame = np.zeros((h, w, 3), np.uint8)
+    for bit in range(BITS):
+        if index >> bit & 1:
+            r, c = divmod(bit, GRID)
+            frame[r * h // GRID:(r + 1) * h // GRID, c * w // GRID:(c + 1) * w // GRID] = 255
+    # A faint colour tint per cell keeps chroma planes busy (so 4:2:0 paths are exercised)
+    # without moving any cell across the 127 threshold.
+    frame[..., 0] = np.where(frame[..., 0] > 127, 235, 20)
+    return frame
+
+
+def decode_index(frame: np.ndarray) -> int:
+    """Read back the index drawn by `index_frame` (RGB or grey, any size, lossy-safe)."""
+    grey = frame.mean(axis=2) if frame.ndim == 3 else frame.astype(np.float64)
+    h, w = grey.shape
+    value = 0
+    for bit in range(BITS):
+        r, c = divmod(bit, GRID)
+        y0, y1 = r * h // GRID, (r + 1) * h // GRID
+        x0, x1 = c * w // GRID, (c + 1) * w // GRID
+        # Only the centre half of each cell: edges blur under lossy coding.
+        dy, dx = (y1 - y0) // 4, (x1 - x0) // 4
+        if grey[y0 + dy:y1 - dy, x0 + dx:x1 - dx].mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+def make_index_clip(
+    path: str | Path,
+    n_frames: int,
+    size: tuple[int, int] = (64, 48),
+    fps: int | Fraction = 25,
+    codec: str = "libx264",
+    gop: int = 12,
+    bframes: int = 2,
+    open_gop: bool = False,
+    start_pts: int = 0,
+    time_base: Fraction | None = None,
+    pix_fmt: str | None = None,
+    audio: bool = False,
+    audio_rate: int = 8000,
+    rotation: int = 0,
+) -> Path:
+    """Write a clip whose frame i encodes i; the container comes from the extension.
+
+    `start_pts` shifts every timestamp (in `time_base`, default 1/(fps*100)), so the
+    first frame does not sit at 0. `audio` adds a mono track (AAC in .mp4, PCM
+    elsewhere) whose samples during frame k are the constant 100 * (k % 200), so a
+    test can tell which frame's time range a piece of audio came from.
+    """
+    path = Path(path)
+    fps = Fraction(fps)
+    if time_base is None:
+        # 1/(100 fps) for integer rates; 1/numerator for NTSC-style rates (30000/1001 -> 1/30000).
+        time_base = Fraction(1, fps.numerator * 100) if fps.denominator == 1 else Fraction(1, fps.numerator)
+    tb = time_base
+    options: dict[str, str] = {}
+    if codec == "libx264":
+        options = {"crf": "12", "preset": "ultrafast" if bframes == 0 else "veryfast",
+                   "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+                                  f":open-gop={int(open_gop)}"}
+        if bframes:
+            options["x264-params"] += ":b-pyramid=normal"
+    elif codec == "libx265":
+        options = {"crf": "12", "preset": "ultrafast",
+                   "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+                                  f":open-gop={int(open_gop)}:log-level=error"}
+    elif codec == "prores_ks":
+        options = {"profile": "hq"}
+    default_fmt = {"prores_ks": "yuv422p10le", "ffv1": "bgr0", "mpeg4": "yuv420p"}.get(codec, "yuv420p")
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=fps, options=options)
+        vs.width, vs.height = size
+        vs.pix_fmt = pix_fmt or default_fmt
+        vs.time_base = tb
+        vs.codec_context.time_base = tb
+        if codec in ("libx264", "libx265", "mpeg4"):
+            vs.codec_context.gop_size = gop
+        if rotation:
+            vs.set_display_rotation(rotation)
+        astream = None
+        if audio:
+            acodec = "aac" if path.suffix.lower() == ".mp4" else "pcm_s16le"
+            astream = out.add_stream(acodec, rate=audio_rate, layout="mono")
+        ticks = int(round(1 / fps / tb))  # time_base units per frame
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(index_frame(i, size), format="rgb24")
+            frame.pts = start_pts + i * ticks
+            frame.time_base = tb
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+        if astream is not None:
+            _write_index_audio(out, astream, n_frames, fps, audio_rate, start_pts * tb)
+    return path
+
+
+def _write_index_audio(out: av.container.OutputContainer, stream: av.AudioStream,
+                       n_frames: int, fps: Fraction, rate: int, start: Fraction) -> None:
+    samples_per_frame = Fraction(rate) / fps
+    total = int(n_frames * samples_per_frame)
+    k = (np.arange(total) / samples_per_frame).astype(np.int64)
+    data = (100 * (k % 200)).astype(np.int16)
+    first = int(round(start * rate))
+    for i in range(0, total, 1024):
+        chunk = data[i:i + 1024]
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = first + i
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+
+
+def make_index_folder(directory: str | Path, n_frames: int, size: tuple[int, int] = (64, 48),
+                      ext: str = "png", prefix: str = "frame_") -> Path:
+    """Frames frame_0.<ext> .. frame_<n-1>.<ext> (no zero padding), frame i encoding i."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n_frames):
+        bgr = cv2.cvtColor(index_frame(i, size), cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(directory / f"{prefix}{i}.{ext}"), bgr):
+            raise OSError(f"could not write {directory / f'{prefix}{i}.{ext}'}")
+    return directory
+
+
+@dataclass(frozen=True)
+class ObjectClip:
+    frames: Path       # PNG folder: background with the moving disc
+    masks: Path        # PNG folder: 255 where the disc is, 0 elsewhere
+    clean: Path        # PNG folder: the background alone (ground truth for erasers)
+    n_frames: int
+    size: tuple[int, int]
+
+
+def make_object_clip(directory: str | Path, background: str | Path, n_frames: int = 12,
+                     size: tuple[int, int] = (96, 64), radius: int = 9) -> ObjectClip:
+    """A textured disc moving left to right over a still real image, with exact masks.
+
+    `background` is any image OpenCV reads (e.g. shared_data / "davis/tennis/00000.jpg");
+    it is resized to `size`. The disc moves `size[0] / (2 * n_frames)` pixels a frame
+    along a gentle diagonal, so consecutive masks overlap but differ.
+    """
+    directory = Path(directory)
+    bg = cv2.imread(str(background), cv2.IMREAD_COLOR)
+    if bg is None:
+        raise OSError(f"could not read background {background}")
+    w, h = size
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_AREA)
+    dirs = [directory / name for name in ("frames", "masks", "clean")]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(n_frames):
+        cx = radius + 1 + i * (w - 2 * radius - 2) / max(n_frames - 1, 1)
+        cy = h / 2 + (i - n_frames / 2) * 0.5
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
+        frame = bg.copy()
+        # Stripes inside the disc so flow / inpainting tests see texture, not a flat blob.
+        stripes = ((xx + yy + 2 * i) // 3 % 2).astype(bool)
+        frame[inside & stripes] = (30, 40, 200)
+        frame[inside & ~stripes] = (240, 230, 20)
+        name = f"frame_{i:06d}.png"
+        cv2.imwrite(str(dirs[0] / name), frame)
+        cv2.imwrite(str(dirs[1] / name), inside.astype(np.uint8) * 255)
+        cv2.imwrite(str(dirs[2] / name), bg)
+    return ObjectClip(frames=dirs[0], masks=dirs[1], clean=dirs[2], n_frames=n_frames, size=size)

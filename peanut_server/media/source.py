@@ -194,6 +194,13 @@ class _VideoIndex:
         if declared and declared != len(frame_pts):
             log.info("%s: container declares %d frames, %d found by demuxing; using %d",
                      path, declared, len(frame_pts), len(frame_pts))
+        if not declared:
+            # No frame count in the header (Matroska, MPEG-TS): a duration written at the end
+            # of a complete file tells whether frames went missing (truncation, damage).
+            duration = _declared_duration(container, stream)
+            if duration is not None and len(frame_pts) < int(duration * fps + Fraction(1, 2)):
+                raise MediaError(f"{path}: only {len(frame_pts)} of {int(duration * fps + Fraction(1, 2))} "
+                                 f"frames are readable; the file is truncated or damaged")
         info = MediaInfo(
             path=path, width=stream.codec_context.width, height=stream.codec_context.height,
             frame_count=len(frame_pts), fps=fps, is_folder=False, time_base=stream.time_base,
@@ -217,6 +224,26 @@ class _VideoIndex:
             for _ in _decode_range(index, container, stream, last, last + 1):
                 pass
         return index
+
+
+def _declared_duration(container: av.container.InputContainer,
+                       stream: av.VideoStream) -> Fraction | None:
+    """Duration of the video stream as written by the muxer (Matroska), in seconds.
+
+    Only Matroska is trusted here: other containers without a frame count get a
+    duration that FFmpeg estimates (from the bit rate, say), too rough to judge by.
+    """
+    if "matroska" not in container.format.name:
+        return None
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", tag.strip())
+        if match:
+            h, m, sec = match.groups()
+            return Fraction(int(h) * 3600 + int(m) * 60) + Fraction(sec)
+    if len(container.streams) == 1 and container.duration:
+        return Fraction(container.duration, av.time_base)
+    return None
 
 
 def _reason(exc: Exception) -> str:
@@ -272,6 +299,8 @@ def _decode_range(index: _VideoIndex, container: av.container.InputContainer,
                         continue
                     if i < expected:
                         continue
+                    if frame.is_corrupt:
+                        raise MediaError(f"{path}: frame {i} is damaged (corrupt video data)")
                     if i > expected:
                         if expected == start and k > 0 and not restarted:
                             # The seek landed after the target (demuxer index coarser than

@@ -1,7 +1,8 @@
 """Clean the prompted clips of an OpenTimelineIO timeline and add the results as new tracks.
 
 A clip asks for cleaning with a marker named ``peanut`` whose comment (or, in
-Resolve exports, its ``Resolve_OTIO`` note) is the prompt, or with metadata
+Resolve exports, its ``Resolve_OTIO`` note) is the prompt, or a marker named
+``peanut: <prompt>`` (for EDLs, whose markers have no comment), or with metadata
 ``peanut.prompt`` / ``peanut.mask`` (flat keys or a nested ``{"peanut": {...}}``
 dictionary). Each such clip is processed over exactly the source frames it
 shows; the output timeline is the input with two more video tracks on top,
@@ -161,7 +162,11 @@ def _peanut_metadata(metadata: Any, key: str) -> str:
 def clip_prompt(clip: otio.schema.Clip) -> str:
     """A marker named "peanut" (its comment, or Resolve's note) wins over metadata."""
     for marker in clip.markers:
-        if marker.name.strip().lower() != MARKER_NAME:
+        name = marker.name.strip()
+        # "peanut: <prompt>" in the name serves formats whose markers carry no comment (CMX 3600 EDL).
+        if name.lower().startswith(MARKER_NAME + ":") and name[len(MARKER_NAME) + 1:].strip():
+            return name[len(MARKER_NAME) + 1:].strip()
+        if name.lower() != MARKER_NAME:
             continue
         text = (marker.comment or "").strip()
         resolve = marker.metadata.get("Resolve_OTIO") if hasattr(marker.metadata, "get") else None
@@ -209,6 +214,13 @@ def collect_clip_jobs(timeline: otio.schema.Timeline, base_dir: str | Path, over
             if not clip.enabled:
                 log.info("skipping disabled clip %r", clip.name)
                 continue
+            if getattr(clip.media_reference, "available_range", None) is None and clip.trimmed_range().start_time.value:
+                # EDLs (and some XML) give only source timecode; where the media
+                # starts is unknown, so source frame numbers would be guesses.
+                raise InvalidRequest(
+                    f"clip {clip.name!r}: the timeline does not say where its media starts (no available_range); "
+                    "export as .otio or FCP 7 XML from the editor"
+                )
             start, end = source_frame_range(clip)
             if start < 0 or end <= start:
                 raise InvalidRequest(

@@ -203,12 +203,42 @@ def outcome_from_job_dict(job: dict) -> JobOutcome:
     return JobOutcome(get(result, "output_path"), get(result, "matte_path"), int(get(result, "frame_count", 0)))
 
 
+CONFIG_NAME = "peanut_resolve.json"
+_config: dict = {}
+
+
+def load_install_config(folder: Optional[str] = None) -> dict:
+    """Read what install.py recorded beside this module: import paths and the `peanut` executable.
+
+    The installing Python's site-packages are only added when Resolve runs the
+    same Python version (grpcio is a compiled module).
+    """
+    folder = folder or os.path.dirname(os.path.abspath(__file__))
+    try:
+        with open(os.path.join(folder, CONFIG_NAME)) as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    import sys
+
+    paths = list(config.get("source_paths", []))
+    if config.get("python_version") == "%d.%d" % sys.version_info[:2]:
+        paths += config.get("site_packages", [])
+    for path in paths:
+        if path not in sys.path:
+            sys.path.append(path)
+    _config.clear()
+    _config.update(config)
+    return config
+
+
 def default_transport(server: Optional[str] = None, peanut_executable: Optional[str] = None) -> Transport:
     try:
         return GrpcTransport(server)
-    except ImportError:
-        log.info("grpcio is not importable in this Python; using the peanut command line")
-        return CliTransport(peanut_executable or shutil.which("peanut") or "peanut", server)
+    except Exception as exc:  # ImportError, or a compiled grpcio built for another Python
+        log.info("the gRPC client is not usable here (%s); using the peanut command line", exc)
+        executable = peanut_executable or _config.get("peanut") or shutil.which("peanut") or "peanut"
+        return CliTransport(executable, server)
 
 
 # -- reading the timeline ---------------------------------------------------------------

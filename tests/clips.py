@@ -173,7 +173,7 @@ def make_object_clip(directory: str | Path, background: str | Path, n_frames: in
                      size: tuple[int, int] = (96, 64), radius: int = 9) -> ObjectClip:
     """A textured disc moving left to right over a still real image, with exact masks.
 
-    `background` is any image OpenCV reads (e.g. shared_data / "davis/tennis/00000.jpg");
+    `background` is any image OpenCV reads (e.g. shared_data / "davis/tennis/00000.png");
     it is resized to `size`. The disc moves `size[0] / (2 * n_frames)` pixels a frame
     along a gentle diagonal, so consecutive masks overlap but differ.
     """

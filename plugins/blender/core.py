@@ -73,7 +73,7 @@ def visible_range(t: StripTiming) -> tuple[int, int, int]:
         raise StripError("the strip is retimed (speed keys); remove the retiming or render it to a clip first")
     if t.reversed:
         raise StripError("the strip plays reversed; PEANUT needs it playing forwards")
-    if abs(t.strobe - 1.0) > 1e-6:
+    if t.strobe > 1.0 + 1e-6:  # 0 and 1 both mean "no strobe" (bpy.types strips default to 0)
         raise StripError("the strip uses strobe; set Strobe to 1 first")
     if t.media_fps is not None and t.media_fps > 0 and abs(t.media_fps - t.scene_fps) > 1e-3:
         # Blender then maps timeline frames to media frames by time, not 1:1; the

@@ -115,7 +115,7 @@ def place_result(context, source, rng: core.SourceRange, job: jobs.RemovalJob, p
     editor = context.scene.sequence_editor
     collection = blender_api.container_of(editor, source)
     result = job.job.result
-    label = prompt or (os.path.basename(job.request.mask_path) if job.request.mask_path else "")
+    label = prompt or (os.path.splitext(os.path.basename(job.request.mask_path))[0] if job.request.mask_path else "")
     start, end = rng.timeline_start, rng.timeline_start + rng.length
     added = []
     try:

@@ -24,7 +24,7 @@ def peanut(*args: str, state_dir: Path, timeout: float = 300) -> subprocess.Comp
 
 @pytest.fixture()
 def clip(tmp_path: Path, shared_data: Path):
-    return make_object_clip(tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.jpg", n_frames=10,
+    return make_object_clip(tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.png", n_frames=10,
                             size=(96, 64))
 
 

@@ -162,7 +162,7 @@ class Pipeline:
                         staging_dir=staging_path(spec.output_path, job_id), audio_from=info,
                     )
                     sinks.append(output)
-                    matte_dir = matte.staging_dir
+                    matte_dir = matte.staging
                     result.backends.extend(self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter))
             reporter.stage("writing", 1)
             # The cleaned frames land before the matte: an editor who sees the
@@ -241,7 +241,7 @@ class Pipeline:
         if pos > 0 and overlap:
             # Resumed: the last frames already written seed the next window.
             for i in range(max(0, pos - overlap), pos):
-                image = cv2.imread(os.path.join(output.staging_dir, frame_filename(start + i)), cv2.IMREAD_COLOR)
+                image = cv2.imread(os.path.join(output.staging, frame_filename(start + i)), cv2.IMREAD_COLOR)
                 tail.append(to_lr(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
         reporter.stage("erasing", count, done=pos)
         while pos < count:

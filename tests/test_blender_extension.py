@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,7 @@ def _load(name: str):
 
 core = _load("core")
 build = _load("build")
+jobs = _load("jobs")  # its client import is lazy: loadable without the vendored copy
 
 
 def _platform() -> str:
@@ -131,6 +133,16 @@ def test_names_and_output_dirs(tmp_path):
     Path(first + "_matte").mkdir()
     assert core.unique_output_dir(str(tmp_path), "Shot 1", "the dog!") == first + "_2"
     assert core.format_eta(-1) == "ETA unknown" and core.format_eta(75) == "ETA 1m15s"
+
+
+def test_start_daemon_does_not_wait_for_the_server(tmp_path):
+    log = tmp_path / "logs" / "server.log"
+    t0 = time.monotonic()
+    proc = jobs.start_daemon([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(1.5)"],
+                             str(log))
+    assert time.monotonic() - t0 < 1.0 and proc.poll() is None  # returned while it runs
+    assert proc.wait(10) == 0
+    assert log.read_text().strip() == "up"
 
 
 # -- the build -----------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_abort_and_exception_leave_no_files(tmp_path: Path) -> None:
     sink.abort()
     assert _listing(tmp_path) == before
     with pytest.raises(ValueError, match="expects uint8"):
-        open_sink(str(tmp_path / "o2"), info, 0, 1).write(np.zeros((21, 33), np.uint8))
+        open_sink(str(tmp_path / "o2"), info, 0, 1).write(np.zeros((21, 33, 3), np.float32))
     with pytest.raises(RuntimeError, match="1 of 3"):
         s = open_sink(str(tmp_path / "o3"), info, 0, 3)
         s.write(_noise(1)[0])
@@ -243,3 +243,27 @@ def test_audio_of_the_range_kept(tmp_path: Path) -> None:
         for f in s.frames(0, 2):
             sink.write(f)
         assert not probe(sink.commit()).has_audio
+
+
+def test_matte_sequence_from_masks(tmp_path: Path) -> None:
+    info = _source_info(tmp_path)
+    masks = [np.zeros((21, 33), bool) for _ in range(3)]
+    for i, m in enumerate(masks):
+        m[2 + i:10 + i, 5:20] = True
+    with open_sink(str(tmp_path / "matte"), info, 4, 3, prefix="matte_") as sink:
+        for m in masks:
+            sink.write(m)
+        out = sink.commit()
+    assert sorted(os.listdir(out)) == ["matte_000004.png", "matte_000005.png", "matte_000006.png"]
+    import cv2
+
+    for i, m in enumerate(masks):
+        grey = cv2.imread(os.path.join(out, f"matte_{4 + i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert grey.ndim == 2 and np.array_equal(grey, m.astype(np.uint8) * 255)
+    # A matte can also go to a lossless video.
+    with open_sink(str(tmp_path / "matte.mkv"), info, 4, 3) as sink:
+        for m in masks:
+            sink.write(m)
+        video = sink.commit()
+    with open_source(video) as src:
+        assert all(np.array_equal(f[..., 0] > 127, m) for f, m in zip(src.frames(0, 3), masks))

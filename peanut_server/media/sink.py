@@ -105,8 +105,9 @@ class FrameSink:
 
     def __init__(self, path: str, info: MediaInfo, start: int, count: int, *,
                  overwrite: bool = False, alpha: bool = False, staging_dir: str | None = None,
-                 audio_from: MediaInfo | None = None) -> None:
+                 audio_from: MediaInfo | None = None, prefix: str = "frame_") -> None:
         self.path = os.path.abspath(path)
+        self.prefix = prefix
         self.info = info
         self.start = start
         self.count = count
@@ -133,9 +134,9 @@ class FrameSink:
         os.makedirs(self.staging, exist_ok=True)
         present = set(os.listdir(self.staging))
         written = 0
-        while written < self.count and frame_filename(self.start + written) in present:
+        while written < self.count and frame_filename(self.start + written, self.prefix) in present:
             written += 1
-        keep = {frame_filename(self.start + i) for i in range(written)}
+        keep = {frame_filename(self.start + i, self.prefix) for i in range(written)}
         for name in present - keep:
             # Half-written temp files and frames past a gap cannot be trusted.
             os.remove(os.path.join(self.staging, name))
@@ -144,19 +145,26 @@ class FrameSink:
         return written
 
     def write(self, frame: np.ndarray) -> None:
-        """Stage the next frame: RGB uint8 (H, W, 3), or RGBA (H, W, 4) for alpha outputs."""
+        """Stage the next frame: RGB uint8 (H, W, 3), or RGBA (H, W, 4) for alpha outputs.
+
+        A 2-D bool or uint8 array is a matte: stored as a grey PNG (True -> 255).
+        """
         if self._done:
             raise RuntimeError("sink already committed or aborted")
         if self.written >= self.count:
             raise RuntimeError(f"sink expects {self.count} frames; got one more")
-        channels = 4 if self.alpha else 3
-        expected = (self.info.height, self.info.width, channels)
-        if frame.dtype != np.uint8 or frame.shape != expected:
-            raise ValueError(f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected}")
-        code = cv2.COLOR_RGBA2BGRA if self.alpha else cv2.COLOR_RGB2BGR
-        name = frame_filename(self.start + self.written)
+        size = (self.info.height, self.info.width)
+        if frame.ndim == 2 and frame.shape == size and frame.dtype in (np.bool_, np.uint8):
+            image = frame.astype(np.uint8) * 255 if frame.dtype == np.bool_ else frame
+        else:
+            expected = (*size, 4 if self.alpha else 3)
+            if frame.dtype != np.uint8 or frame.shape != expected:
+                raise ValueError(f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected}"
+                                 f" (or a {size} matte)")
+            image = cv2.cvtColor(frame, cv2.COLOR_RGBA2BGRA if self.alpha else cv2.COLOR_RGB2BGR)
+        name = frame_filename(self.start + self.written, self.prefix)
         tmp = os.path.join(self.staging, f".{name}.tmp.png")
-        if not cv2.imwrite(tmp, cv2.cvtColor(frame, code), PNG_PARAMS):
+        if not cv2.imwrite(tmp, image, PNG_PARAMS):
             raise OutputError(f"{tmp}: could not write frame (disk full or not writable?)")
         # Rename into place: a crash never leaves a half-written frame under its real name.
         os.replace(tmp, os.path.join(self.staging, name))
@@ -255,10 +263,12 @@ class FrameSink:
             src_fmt = "rgba" if self.alpha else "rgb24"
             code = cv2.COLOR_BGRA2RGBA if self.alpha else cv2.COLOR_BGR2RGB
             for k in range(self.count):
-                file = os.path.join(self.staging, frame_filename(self.start + k))
+                file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
                 image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
                 if image is None:
                     raise OutputError(f"{file}: staged frame cannot be read back")
+                if image.ndim == 2:  # a matte
+                    image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA if self.alpha else cv2.COLOR_GRAY2BGR)
                 frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, code), format=src_fmt)
                 frame.pts = k * ticks
                 frame.time_base = tb
@@ -338,7 +348,10 @@ def _remove(path: str) -> None:
 
 def open_sink(path: str, info: MediaInfo, start: int, count: int, *, overwrite: bool = False,
               alpha: bool = False, staging_dir: str | None = None,
-              audio_from: MediaInfo | None = None) -> FrameSink:
-    """A sink for `count` frames of `info` starting at source frame `start` (see FrameSink)."""
+              audio_from: MediaInfo | None = None, prefix: str = "frame_") -> FrameSink:
+    """A sink for `count` frames of `info` starting at source frame `start` (see FrameSink).
+
+    `prefix` names the files (frame_000123.png; e.g. "matte_" for a mask matte sequence).
+    """
     return FrameSink(path, info, start, count, overwrite=overwrite, alpha=alpha,
-                     staging_dir=staging_dir, audio_from=audio_from)
+                     staging_dir=staging_dir, audio_from=audio_from, prefix=prefix)

@@ -1,0 +1,118 @@
+"""Reading a removal sentence: the attributes and relations a ranker can use.
+
+The parser is deliberately small and explicit: colour words, position words
+(left/right/top/bottom/centre), size words (biggest/smallest), order words
+(first/second/... counted left to right unless a position says otherwise) and
+motion words (moving/fast/slow). Everything else is kept as "other words" so
+a backend can say which part of the sentence it could not use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import PromptError
+
+# HSV ranges in OpenCV units (H 0..179, S and V 0..255). Chromatic colours are
+# hue bands with a minimum saturation; the achromatic ones are value bands.
+COLOURS: dict[str, tuple[str, ...]] = {
+    "red": ("red", "crimson", "scarlet", "maroon"),
+    "orange": ("orange",),
+    "yellow": ("yellow", "gold", "golden"),
+    "green": ("green", "lime"),
+    "cyan": ("cyan", "turquoise", "teal"),
+    "blue": ("blue", "navy", "azure"),
+    "purple": ("purple", "violet", "magenta"),
+    "pink": ("pink",),
+    "white": ("white",),
+    "black": ("black", "dark"),
+    "grey": ("grey", "gray", "silver"),
+    "brown": ("brown",),
+}
+POSITIONS: dict[str, tuple[str, ...]] = {
+    "left": ("left", "leftmost"),
+    "right": ("right", "rightmost"),
+    "top": ("top", "upper", "above", "topmost"),
+    "bottom": ("bottom", "lower", "below", "bottommost"),
+    "centre": ("centre", "center", "middle", "central"),
+}
+SIZES: dict[str, tuple[str, ...]] = {
+    "largest": ("biggest", "largest", "big", "large", "huge", "bigger", "larger"),
+    "smallest": ("smallest", "small", "little", "tiny", "smaller"),
+}
+ORDERS: dict[str, int] = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3,
+    "fourth": 4, "4th": 4, "last": -1,
+}
+MOTIONS: dict[str, tuple[str, ...]] = {
+    "moving": ("moving", "running", "walking", "driving", "riding", "passing", "jumping", "rolling", "flying"),
+    "fast": ("fast", "fastest", "quick", "quickly", "speeding"),
+    "slow": ("slow", "slowest", "slowly"),
+}
+# Words that carry no attribute: dropped before reporting "other words".
+STOPWORDS = frozenset(
+    "a an the this that of in on at to from with and or one is are who which its his her their "
+    "remove erase delete get rid object thing side part corner wearing".split()
+)
+
+
+@dataclass
+class PromptQuery:
+    text: str
+    colours: list[str] = field(default_factory=list)
+    position: list[str] = field(default_factory=list)
+    size: str = ""                 # "largest" | "smallest" | ""
+    order: int = 0                 # 1-based; -1 = last; 0 = none
+    motion: list[str] = field(default_factory=list)
+    nouns: list[str] = field(default_factory=list)   # words with no attribute meaning ("car", "man")
+
+    @property
+    def discriminative(self) -> bool:
+        """Whether the sentence says anything that can tell candidates apart."""
+        return bool(self.colours or self.position or self.size or self.order or
+                    "fast" in self.motion or "slow" in self.motion)
+
+    def describe(self) -> str:
+        parts = self.colours + self.position
+        if self.size:
+            parts.append(self.size)
+        if self.order:
+            parts.append("last" if self.order < 0 else f"#{self.order}")
+        parts += self.motion
+        return ", ".join(parts) or "no attributes"
+
+
+def _lookup(word: str, table: dict[str, tuple[str, ...]]) -> str:
+    for key, words in table.items():
+        if word in words:
+            return key
+    return ""
+
+
+def parse_prompt(text: str) -> PromptQuery:
+    """Split a sentence into attributes; raise PromptError for an empty one."""
+    clean = (text or "").strip()
+    if not clean:
+        raise PromptError(
+            "the prompt is empty: describe the object to remove, e.g. \"the red car on the left\"",
+            code="PROMPT_EMPTY",
+        )
+    query = PromptQuery(text=clean)
+    for word in re.findall(r"[a-z0-9]+", clean.lower()):
+        if colour := _lookup(word, COLOURS):
+            if colour not in query.colours:
+                query.colours.append(colour)
+        elif position := _lookup(word, POSITIONS):
+            if position not in query.position:
+                query.position.append(position)
+        elif size := _lookup(word, SIZES):
+            query.size = size
+        elif word in ORDERS:
+            query.order = ORDERS[word]
+        elif motion := _lookup(word, MOTIONS):
+            if motion not in query.motion:
+                query.motion.append(motion)
+        elif word not in STOPWORDS and not word.isdigit():
+            query.nouns.append(word)
+    return query

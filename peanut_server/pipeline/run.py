@@ -61,6 +61,8 @@ class RemovalResult:
     chosen_score: float = 0.0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Wall time per part ("masking", "decode", "erase", "upscale", "composite"), for benchmarks.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 # Never read from these, whatever a path or a symlink says: devices block or
@@ -151,7 +153,9 @@ class Pipeline:
                     overwrite=spec.overwrite, staging_dir=staging_path(spec.matte_path, job_id),
                 )
                 sinks.append(matte)
+                clock = time.monotonic()
                 report = self._mask_pass(source, start, end, spec, masker_choice, matte, reporter)
+                result.timings["masking"] = time.monotonic() - clock
                 result.backends.append(StageRun("masker", masker_choice.cls.name, masker_choice.note))
                 result.chosen_object, result.chosen_score = report.chosen_object, report.score
                 result.warnings.extend(report.warnings)
@@ -163,7 +167,9 @@ class Pipeline:
                     )
                     sinks.append(output)
                     matte_dir = matte.staging
-                    result.backends.extend(self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter))
+                    result.backends.extend(
+                        self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter, result.timings)
+                    )
             reporter.stage("writing", 1)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
@@ -204,7 +210,8 @@ class Pipeline:
             raise PromptError(f"nothing matching {spec.prompt.text!r} was found in frames {start}..{end - 1}")
         return masker.report
 
-    def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte_dir, output, reporter) -> list[StageRun]:
+    def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte_dir, output, reporter,
+                    timings: dict[str, float]) -> list[StageRun]:
         opts = spec.options
         width, height = info.width, info.height
         lr_size = working_size(width, height, opts.working_height)
@@ -244,7 +251,10 @@ class Pipeline:
                 image = cv2.imread(os.path.join(output.staging, frame_filename(start + i)), cv2.IMREAD_COLOR)
                 tail.append(to_lr(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
         reporter.stage("erasing", count, done=pos)
+        for part in ("decode", "erase", "upscale", "composite"):
+            timings.setdefault(part, 0.0)
         while pos < count:
+            clock = time.monotonic()
             known = len(tail)
             a = pos - known
             b = min(count, a + window)
@@ -255,7 +265,11 @@ class Pipeline:
             masks_lr = [np.zeros(lr_size[::-1], bool)] * known + [
                 dilate(downscale_mask(m, lr_size), opts.mask_dilation) for m in masks_hr
             ]
+            timings["decode"] += time.monotonic() - clock
+            clock = time.monotonic()
             result = eraser.erase(np.stack(lr_frames), np.stack(masks_lr), opts.eraser_options, reporter)
+            timings["erase"] += time.monotonic() - clock
+            clock = time.monotonic()
             filled = result.frames
             crop, upscaled = None, None
             if scaled:
@@ -272,6 +286,8 @@ class Pipeline:
                         filled[:, crop.y0:crop.y1, crop.x0:crop.x1], crop.source_size, flows,
                         opts.upscaler_options, reporter,
                     )
+            timings["upscale"] += time.monotonic() - clock
+            clock = time.monotonic()
             hr_iter = iter(source_frames) if keep else source.frames(start + pos, start + b)
             for j, frame in enumerate(hr_iter, start=known):
                 mask_hr = masks_hr[j - known]
@@ -287,6 +303,7 @@ class Pipeline:
                     out = np.dstack([out, np.rint(alpha * 255).astype(np.uint8)])
                 output.write(out)
                 reporter.advance()
+            timings["composite"] += time.monotonic() - clock
             tail = [filled[i] for i in range(max(0, len(filled) - overlap), len(filled))] if overlap and b < count else []
             pos = b
         return runs

@@ -62,6 +62,9 @@ def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: 
     from ..pipeline import spec_from_request
 
     def run(job: ClipJob, output_path: str, matte_path: str, reporter: Reporter) -> dict:
+        # Each clip gets its own folder under the media folder the request named.
+        for path in (output_path, matte_path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         source = pb.MediaRange(path=job.source_path, start_frame=job.start_frame, end_frame=job.end_frame)
         request = pb.SubmitRequest(
             source=source,

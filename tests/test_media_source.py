@@ -80,6 +80,18 @@ def test_frame_accuracy_hevc_open_gop(tmp_path: Path) -> None:
     _check_ranges(mp4)
 
 
+def test_interleaved_readers_refused_not_wrong(tmp_path: Path) -> None:
+    path = make_index_clip(tmp_path / "c.mp4", 20, gop=5)
+    with open_source(str(path)) as src:
+        a = src.frames(0, 10)
+        assert decode_index(next(a)) == 0
+        b = src.frames(12, 15)
+        assert [decode_index(f) for f in b] == [12, 13, 14]
+        with pytest.raises(RuntimeError, match="took over"):
+            next(a)
+        assert decode_index(src.read(3)) == 3  # a fresh call works again
+
+
 def test_first_pts_not_zero_is_frame_zero(tmp_path: Path) -> None:
     for name in ("s.mov", "s.mp4", "s.ts"):
         path = make_index_clip(tmp_path / name, 10, gop=5, start_pts=3000)

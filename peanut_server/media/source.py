@@ -354,14 +354,16 @@ class VideoFileSource(VideoSource):
                                           start, self.info.frame_count)
         running = self._running
         for i in range(start, end):
+            if self._running is not running:
+                # One container, one decode position: a second reader moved it.
+                raise RuntimeError(f"{self.info.path}: another frames() call took over this source; "
+                                   "open one source per concurrent reader")
             try:
                 got, frame = next(running)
             except StopIteration:  # pragma: no cover - _decode_range raises instead
                 raise MediaError(f"{self.info.path}: frame {i} cannot be decoded") from None
             assert got == i
             self._next = i + 1
-            if self._running is not running:
-                return  # another frames() call took the decoder over
             yield _rotate(frame.to_ndarray(format="rgb24"), self.info.rotation)
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from ..statedir import (
     resolve_state_dir,
     write_server_file,
 )
+from .budget import MIB, MemoryBudget, default_budget_bytes
 from .jobs import JobStore
 from .service import PeanutService, Worker
 
@@ -102,6 +103,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-cert", help="PEM certificate chain for TLS")
     parser.add_argument("--tls-key", help="PEM private key for TLS")
     parser.add_argument("--queue-size", type=int, default=32, help="jobs that may wait (default 32)")
+    parser.add_argument("--memory-budget-mb", type=int, default=None,
+                        help="memory for loaded models and a job's frames; least recently used models are "
+                             "unloaded past it and jobs that cannot fit are refused (default: 75%% of RAM)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"peanut-server {__version__}")
     return parser.parse_args(argv)
@@ -123,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         print("peanut-server: nothing to listen on (--port -1 and no --unix)", file=sys.stderr)
         return 2
 
+    if args.memory_budget_mb is not None and args.memory_budget_mb <= 0:
+        print("peanut-server: --memory-budget-mb must be positive", file=sys.stderr)
+        return 2
+
     state_dir = ensure_state_dir(resolve_state_dir(args.state_dir))
     token = load_or_create_token(state_dir)
     store = JobStore(state_dir / "jobs.sqlite")
@@ -130,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         log.warning("jobs interrupted by an earlier stop: %s (peanut resume JOB)", ", ".join(interrupted))
 
-    worker = Worker(store, Pipeline(), capacity=args.queue_size)
-    service = PeanutService(worker, str(state_dir))
+    budget_bytes = args.memory_budget_mb * MIB if args.memory_budget_mb else default_budget_bytes()
+    budget = MemoryBudget(budget_bytes)
+    log.info("memory budget %.0f MiB", budget_bytes / MIB)
+    worker = Worker(store, Pipeline(instances=budget.cache), capacity=args.queue_size)
+    service = PeanutService(worker, str(state_dir), budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="peanut-rpc"),
         interceptors=[TokenInterceptor(token)],

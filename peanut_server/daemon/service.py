@@ -20,6 +20,8 @@ from ..errors import InvalidRequest, JobCancelled, JobInterrupted, PeanutError, 
 from ..pipeline import Pipeline, RemovalResult, spec_from_request
 from ..pipeline import backends as backend_table
 from ..progress import ProgressState, Reporter
+from ..pipeline.composite import working_size
+from .budget import MemoryBudget
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
 log = logging.getLogger(__name__)
@@ -226,9 +228,10 @@ class Worker:
 
 
 class PeanutService(pb_grpc.PeanutServicer):
-    def __init__(self, worker: Worker, state_dir: str) -> None:
+    def __init__(self, worker: Worker, state_dir: str, budget: MemoryBudget | None = None) -> None:
         self.worker = worker
         self.state_dir = state_dir
+        self.budget = budget
         self.device = detect_device()
         self._info: pb.Info | None = None
         self._info_time = 0.0
@@ -286,13 +289,28 @@ class PeanutService(pb_grpc.PeanutServicer):
     @rpc
     def Submit(self, request, context):
         spec = spec_from_request(request)
-        self.worker.pipeline.validate(spec)
+        info, _, _ = self.worker.pipeline.validate(spec)
+        self._check_memory(spec, info)
         if spec.output_path in self.worker.active_outputs():
             raise OutputBusy(f"another queued or running job already writes to {spec.output_path}")
         job = self._new_job("remove", request)
         job.request.output.matte_path = spec.matte_path
         log.info("job %s queued: %s [%s, %s) -> %s", job.id, spec.source_path, spec.start, spec.end, spec.output_path)
         return self.worker.enqueue(job)
+
+    def _check_memory(self, spec, info) -> None:
+        """Refuse up front a job whose window of frames plus models cannot fit the memory budget."""
+        if self.budget is None:
+            return
+        opts = spec.options
+        working = working_size(info.width, info.height, opts.working_height)
+        backends = []
+        if not spec.matte_only:
+            backends.append(("eraser", backend_table.choose("eraser", opts.eraser).cls))
+            if working != (info.width, info.height):
+                backends.append(("upscaler", backend_table.choose("upscaler", opts.upscaler).cls))
+        window = 1 if spec.matte_only else max(2, opts.subvideo_length)
+        self.budget.check_job(info.width, info.height, working, window, backends)
 
     @rpc
     def ProcessTimeline(self, request, context):

@@ -23,6 +23,7 @@ import math
 import os
 import stat
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 import cv2
@@ -98,8 +99,10 @@ def _mask_to_png(mask: np.ndarray) -> np.ndarray:
 class Pipeline:
     """Composes a masker, an eraser and an upscaler; keeps their instances (and models) loaded."""
 
-    def __init__(self) -> None:
-        self._instances: dict[tuple[str, str], object] = {}
+    def __init__(self, instances: MutableMapping[tuple[str, str], object] | None = None) -> None:
+        # The daemon passes a ModelCache (daemon/budget.py) that unloads least
+        # recently used backends past its memory budget; --local keeps a dict.
+        self._instances: MutableMapping[tuple[str, str], object] = {} if instances is None else instances
 
     # -- checks before a job is queued -------------------------------------
 

@@ -268,6 +268,11 @@ def test_folder_bad_images(tmp_path: Path) -> None:
     (folder / "frame_2.png").write_bytes(b"")
     with pytest.raises(MediaError, match=r"frame_2.png.*0 bytes"):
         probe(str(folder))
+    exr = make_index_folder(tmp_path / "exr", 2)
+    (exr / "frame_0.png").unlink()
+    (exr / "frame_0.exr").write_bytes(b"\x76\x2f\x31\x01" + b"\x00" * 60)  # EXR magic, no image
+    with pytest.raises(MediaError, match=r"frame_0.exr: (this OpenCV build cannot read EXR|not a readable)"):
+        probe(str(exr))
     folder = make_index_folder(tmp_path / "corrupt", 4)
     (folder / "frame_0.png").write_bytes(b"\x89PNG garbage" * 10)
     with pytest.raises(MediaError, match="frame_0.png"):

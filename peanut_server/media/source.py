@@ -54,6 +54,9 @@ def read_image_rgb(path: str) -> np.ndarray:
         raise MediaError(f"{path}: file is empty (0 bytes)")
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
+        if path.lower().endswith(".exr") and not _opencv_reads_exr():
+            raise MediaError(f"{path}: this OpenCV build cannot read EXR; convert the frames "
+                             "to 16-bit TIFF or PNG")
         raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)")
     image = to_uint8(image)
     if image.ndim == 2:
@@ -61,6 +64,13 @@ def read_image_rgb(path: str) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _opencv_reads_exr() -> bool:
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("OpenEXR:"):
+            return line.split(":", 1)[1].strip() != "NO"
+    return False
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

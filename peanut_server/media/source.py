@@ -155,7 +155,7 @@ class _VideoIndex:
             raise MediaError(f"{path}: file is empty (0 bytes)")
         try:
             container = av.open(path)
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, OSError) as exc:  # OSError: permissions, I/O errors
             raise MediaError(f"{path}: not a readable media file ({_reason(exc)})") from exc
         try:
             return cls._build(path, container)

@@ -1,0 +1,169 @@
+"""Flow completion: the flow inside a hole belongs to the removed object; replace it
+with the background's motion, interpolated from the flow around the hole.
+
+The fill is the membrane (harmonic) interpolant: inside the hole the Laplacian
+is zero and on its border the field equals the known flow, which is the
+smoothest field that meets the background everywhere around the hole (an affine
+camera motion is reproduced exactly). It is solved by a multigrid cascade:
+known values are averaged down a pyramid until the hole vanishes, then each
+level is upsampled as the start of Jacobi relaxation on the next finer one;
+the coarsest level is solved exactly with a sparse LU. That costs a few
+milliseconds per 432x240 field, for any number of components.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import sparse
+from scipy.sparse import linalg as splinalg
+
+# Jacobi sweeps per pyramid level: the coarser level already removed the
+# long-wavelength error, so a few sweeps reach ~0.02 px accuracy.
+RELAX_ITERATIONS = 8
+# The object's motion leaks a few pixels beyond its mask through the flow's
+# patches/regularisation, so the hole for flow completion is grown a little.
+FLOW_MASK_DILATION = 3
+
+# Levels below the working resolution; the coarsest is solved exactly.
+PYRAMID_DEPTH = 3
+# Holes up to this many pixels are solved exactly at once (a sparse LU costs ~1 ms).
+DIRECT_SOLVE_MAX = 600
+# Each coarser level loses up to one known block around the hole, so the crop
+# keeps 2**(depth+1) known pixels around it.
+CROP_MARGIN = 2 ** (PYRAMID_DEPTH + 1)
+
+_LAPLACE_KERNEL = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+
+
+def harmonic_fill(values: np.ndarray, hole: np.ndarray, iterations: int = RELAX_ITERATIONS) -> np.ndarray:
+    """A copy of `values` (H, W) or (H, W, C) float with `hole` replaced by the harmonic interpolant.
+
+    Pixels outside `hole` are returned unchanged. Image borders act as
+    reflecting (zero normal derivative). Without any known pixel the hole is 0.
+    """
+    out = np.array(values, dtype=np.float32, copy=True)
+    hole = np.asarray(hole, dtype=bool)
+    if not hole.any():
+        return out
+    if hole.all():
+        out[...] = 0.0
+        return out
+    # Work on the hole's bounding box plus a margin of known pixels: the
+    # solution depends only on the ring around the hole, but the coarse levels
+    # need a few known blocks beyond it.
+    ys, xs = np.nonzero(hole)
+    m = CROP_MARGIN
+    y0, y1 = max(ys.min() - m, 0), min(ys.max() + m + 1, hole.shape[0])
+    x0, x1 = max(xs.min() - m, 0), min(xs.max() + m + 1, hole.shape[1])
+    crop = out[y0:y1, x0:x1]
+    squeeze = crop.ndim == 2
+    if squeeze:
+        crop = crop[..., None]
+    filled = _multigrid(np.ascontiguousarray(crop), hole[y0:y1, x0:x1].copy(), iterations)
+    out[y0:y1, x0:x1] = filled[..., 0] if squeeze else filled
+    return out
+
+
+def _multigrid(values: np.ndarray, hole: np.ndarray, iterations: int, depth: int = PYRAMID_DEPTH) -> np.ndarray:
+    height, width = hole.shape
+    known = ~hole
+    if not known.any():
+        return np.zeros_like(values)
+    if depth == 0 or min(height, width) < 8 or hole.sum() <= DIRECT_SOLVE_MAX:
+        return _direct_solve(values, hole)
+    # Restrict: a 2x2 block is known on the coarser level only when all four
+    # pixels are known, so its average is exact for a locally affine field
+    # (a partial block would shift the value towards its known side).
+    ph, pw = height + height % 2, width + width % 2
+    v = np.pad(values, ((0, ph - height), (0, pw - width), (0, 0)), mode="edge")
+    k = np.pad(known, ((0, ph - height), (0, pw - width)), mode="edge").astype(np.float32)
+    ksum = k.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
+    coarse = v.reshape(ph // 2, 2, pw // 2, 2, -1).mean(axis=(1, 3)).astype(np.float32)
+    coarse_hole = ksum < 4
+    if coarse_hole.all():
+        return _direct_solve(values, hole)
+    coarse = _multigrid(coarse, coarse_hole, iterations, depth - 1)
+    up = cv2.resize(coarse, (pw, ph), interpolation=cv2.INTER_LINEAR)
+    if up.ndim == 2:
+        up = up[..., None]
+    out = values.copy()
+    out[hole] = up[:height, :width][hole]
+    return _relax(out, hole, iterations)
+
+
+def _direct_solve(values: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Exact 5-point Laplace solve over the hole pixels (small systems only)."""
+    height, width = hole.shape
+    ys, xs = np.nonzero(hole)
+    count = len(ys)
+    index = np.full(hole.shape, -1, np.int64)
+    index[ys, xs] = np.arange(count)
+    rows, cols = [], []
+    degree = np.zeros(count)
+    rhs = np.zeros((count, values.shape[-1]))
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
+        degree += inside  # a missing neighbour at the image border: reflecting boundary
+        ny, nx = np.clip(ny, 0, height - 1), np.clip(nx, 0, width - 1)
+        neighbour = index[ny, nx]
+        unknown = inside & (neighbour >= 0)
+        rows.append(np.nonzero(unknown)[0])
+        cols.append(neighbour[unknown])
+        fixed = inside & (neighbour < 0)
+        np.add.at(rhs, np.nonzero(fixed)[0], values[ny[fixed], nx[fixed]])
+    # A tiny diagonal term keeps a component without known neighbours solvable (it tends to 0).
+    diag = np.arange(count)
+    matrix = sparse.csc_matrix(
+        (
+            np.concatenate([degree + 1e-9] + [-np.ones(len(r)) for r in rows]),
+            (np.concatenate([diag, *rows]), np.concatenate([diag, *cols])),
+        ),
+        shape=(count, count),
+    )
+    solution = splinalg.splu(matrix).solve(rhs)
+    out = values.copy()
+    out[ys, xs] = solution.astype(np.float32)
+    return out
+
+
+def _relax(values: np.ndarray, hole: np.ndarray, iterations: int) -> np.ndarray:
+    hole3 = hole[..., None]
+    for _ in range(iterations):
+        avg = cv2.filter2D(values, -1, _LAPLACE_KERNEL, borderType=cv2.BORDER_REPLICATE)
+        if avg.ndim == 2:
+            avg = avg[..., None]
+        values = np.where(hole3, avg, values)
+    return values
+
+
+def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    if pixels <= 0 or not mask.any():
+        return mask.astype(bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def complete_flow(flow: np.ndarray, hole: np.ndarray, dilation: int = FLOW_MASK_DILATION) -> np.ndarray:
+    """Flow (H, W, 2) with the (grown) hole filled from the surrounding flow."""
+    return harmonic_fill(flow, grow_mask(hole, dilation))
+
+
+def complete_flow_fields(
+    forward: np.ndarray,
+    backward: np.ndarray,
+    masks: np.ndarray,
+    dilation: int = FLOW_MASK_DILATION,
+    reporter=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete a window's flows: forward[t] lives on frame t's grid, backward[t] on frame t+1's."""
+    grown = [grow_mask(m, dilation) for m in masks]
+    fwd = np.empty_like(forward)
+    bwd = np.empty_like(backward)
+    for t in range(len(forward)):
+        if reporter is not None:
+            reporter.check()
+        fwd[t] = harmonic_fill(forward[t], grown[t])
+        bwd[t] = harmonic_fill(backward[t], grown[t + 1])
+    return fwd, bwd

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import av
@@ -266,6 +267,9 @@ class FrameSink:
             stream.codec_context.time_base = tb
             stream.thread_type = "AUTO"
             audio = self._add_audio(out, fmt)
+            audio_packets = (_audio_packets(audio, self.audio_from, self.info, self.start, self.count)
+                             if audio is not None else iter(()))
+            next_audio = next(audio_packets, None)
             # Staged PNGs are read one ahead on a helper thread (OpenCV releases the GIL),
             # so reading overlaps encoding on a second core.
             with ThreadPoolExecutor(max_workers=1) as reader:
@@ -279,10 +283,17 @@ class FrameSink:
                     frame.time_base = tb
                     for packet in stream.encode(frame):
                         out.mux(packet)
+                    # Interleave: audio up to this frame's time goes in beside it, so players
+                    # and NLEs read both streams from one place in the file.
+                    while next_audio is not None and next_audio.pts is not None and \
+                            next_audio.pts * next_audio.time_base <= Fraction(k + 1) / fps:
+                        out.mux(next_audio)
+                        next_audio = next(audio_packets, None)
             for packet in stream.encode():
                 out.mux(packet)
-            if audio is not None:
-                _copy_audio(out, audio, self.audio_from, self.info, self.start, self.count)
+            while next_audio is not None:
+                out.mux(next_audio)
+                next_audio = next(audio_packets, None)
 
     def _read_staged(self, k: int) -> np.ndarray:
         """Staged frame k as BGR (or BGRA for alpha outputs), the order PyAV takes directly."""
@@ -310,8 +321,8 @@ def _muxer(kind: str) -> str:
     return {".mov": "mov", ".mkv": "matroska", ".mp4": "mp4"}[kind]
 
 
-def _copy_audio(out: av.container.OutputContainer, stream: av.AudioStream, src: MediaInfo,
-                video: MediaInfo, start: int, count: int) -> None:
+def _audio_packets(stream: av.AudioStream, src: MediaInfo, video: MediaInfo, start: int,
+                   count: int) -> Iterator[av.Packet]:
     """Decode the source audio under output frames start..start+count-1 and encode it.
 
     Decoding (not stream copy) is what allows cutting at the exact sample where the
@@ -344,13 +355,11 @@ def _copy_audio(out: av.container.OutputContainer, stream: av.AudioStream, src: 
                 chunk.pts = begin + lo - first
                 chunk.time_base = Fraction(1, rate)
                 written += hi - lo
-                for packet in stream.encode(chunk):
-                    out.mux(packet)
+                yield from stream.encode(chunk)
             else:
                 continue
             break
-    for packet in stream.encode():
-        out.mux(packet)
+    yield from stream.encode()
     if written < last - first:
         log.warning("%s: source audio covers %d of %d samples of the range", src.path, written,
                     last - first)

@@ -201,3 +201,27 @@ def make_object_clip(directory: str | Path, background: str | Path, n_frames: in
         cv2.imwrite(str(dirs[1] / name), inside.astype(np.uint8) * 255)
         cv2.imwrite(str(dirs[2] / name), bg)
     return ObjectClip(frames=dirs[0], masks=dirs[1], clean=dirs[2], n_frames=n_frames, size=size)
+
+
+def remux_cut(src: str | Path, dst: str | Path, first: int) -> Path:
+    """Stream-copy `src` from frame `first` on, like `ffmpeg -ss T -c copy`.
+
+    Packets are copied from the last keyframe at or before `first` (decoding needs
+    them) with timestamps shifted so that frame `first` lands at 0; the frames before
+    it get negative times, which the MP4/MOV muxer hides behind an edit list and the
+    demuxer then marks as discarded. Frame 0 of the result shows index `first`.
+    """
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        packets = [p for p in inp.demux(stream) if p.size]
+        shown = sorted(p.pts for p in packets)
+        shift = shown[first]
+        keys = [k for k, p in enumerate(packets) if p.is_keyframe and p.pts <= shift]
+        copy = out.add_stream_from_template(stream)
+        for packet in packets[keys[-1]:]:
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = copy
+            out.mux(packet)
+    return dst

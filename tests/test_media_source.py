@@ -12,7 +12,7 @@ import pytest
 
 from peanut_server.errors import MediaError, MediaNotFound, RangeError
 from peanut_server.media import open_source, probe, validate_range
-from tests.clips import decode_index, index_frame, make_index_clip, make_index_folder
+from tests.clips import decode_index, index_frame, make_index_clip, make_index_folder, remux_cut
 
 N = 40
 GOP = 12
@@ -78,6 +78,19 @@ def test_frame_accuracy_hevc_open_gop(tmp_path: Path) -> None:
     _check_ranges(path)
     mp4 = make_index_clip(tmp_path / "hevc.mp4", N, codec="libx265", gop=GOP, bframes=3, open_gop=True)
     _check_ranges(mp4)
+
+
+def test_edit_list_cut_hides_leading_frames(tmp_path: Path) -> None:
+    # A stream-copy cut mid-GOP: the decoder needs frames 12..16, but the clip starts at 17.
+    src = make_index_clip(tmp_path / "src.mp4", N, gop=GOP, bframes=2)
+    cut = remux_cut(src, tmp_path / "cut.mp4", 17)
+    with av.open(str(cut)) as c:
+        assert any(p.is_discard for p in c.demux(video=0) if p.size)  # an edit list is in play
+    info = probe(str(cut))
+    assert info.frame_count == N - 17
+    with open_source(str(cut)) as src_:
+        assert [decode_index(f) for f in src_.frames(0, 6)] == list(range(17, 23))
+        assert [decode_index(src_.read(i)) for i in (20, 0, 9)] == [37, 17, 26]
 
 
 def test_interleaved_readers_refused_not_wrong(tmp_path: Path) -> None:

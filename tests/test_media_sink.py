@@ -213,6 +213,13 @@ def test_resume_from_staging_dir(tmp_path: Path) -> None:
         gap.write(f)
     os.remove(os.path.join(gap.staging, frame_filename(1)))
     assert open_sink(str(tmp_path / "g"), info, 0, 5).written == 1
+    # A staging folder with someone else's files is refused (it gets deleted or renamed later).
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "thesis.txt").write_text("precious")
+    with pytest.raises(OutputError, match="other files"):
+        open_sink(str(tmp_path / "o.mkv"), info, 0, 2, staging_dir=str(busy))
+    assert (busy / "thesis.txt").read_text() == "precious"
 
 
 def test_audio_of_the_range_kept(tmp_path: Path) -> None:

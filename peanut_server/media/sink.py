@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from fractions import Fraction
@@ -140,6 +141,13 @@ class FrameSink:
         """Count the contiguous staged frames from `start`; drop anything after a gap."""
         os.makedirs(self.staging, exist_ok=True)
         present = set(os.listdir(self.staging))
+        ours = re.compile(rf"\.?{re.escape(self.prefix)}\d+(\.png\.tmp)?\.png")
+        foreign = sorted(n for n in present if not ours.fullmatch(n))
+        if foreign:
+            # The staging folder is deleted or renamed at the end: never adopt one that holds
+            # anything PEANUT did not write there.
+            raise OutputError(f"{self.staging}: staging folder holds other files ({foreign[0]}, ...); "
+                              "choose an empty or new staging folder")
         written = 0
         while written < self.count and frame_filename(self.start + written, self.prefix) in present:
             written += 1

@@ -7,11 +7,14 @@ no-weights motion masker last.
 from __future__ import annotations
 
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
+from .grounded import GroundedEdgeTamMasker, GroundedTrackerMasker
 from .motion_masker import MotionMasker
 
 BACKENDS: dict[str, type[Masker]] = {
+    GroundedTrackerMasker.name: GroundedTrackerMasker,
+    GroundedEdgeTamMasker.name: GroundedEdgeTamMasker,
     MotionMasker.name: MotionMasker,
 }
 
-__all__ = ["BACKENDS", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
+__all__ = ["BACKENDS", "GroundedEdgeTamMasker", "GroundedTrackerMasker", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
            "MotionMasker", "PointPrompt"]

@@ -1,0 +1,325 @@
+"""Learned masker: a text grounder picks the object, a video tracker follows it.
+
+Grounding runs on the first frame of the range (then every clip_window frames
+until the object shows up); candidates are ranked by the sentence's words,
+the detector's score and, where a CLIP model is present, the crop's CLIP
+similarity to the sentence. Tracking runs backwards to the range start when
+the object was found later, then forwards. CME: every clip_window frames the
+tracked mask's feature (CLIP image feature of the masked crop, or the colour
+histogram without CLIP) is compared with the memory; on a drift the grounder
+runs again and the tracker re-anchors on the candidate that matches memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, ClassVar, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import BackendUnavailable, PromptError
+from ..media import VideoSource
+from ..progress import Reporter
+from .appearance import AppearanceMemory, colour_descriptor
+from .base import Masker, MaskerOptions, MaskPrompt, MaskReport
+from .learned import ClipScorer, HFGrounder, HFVideoTracker, model_available
+from .motion import Candidate
+from .postprocess import MaskFinisher
+from .prompt import PromptQuery, parse_prompt
+from .ranking import describe_choice, rank_candidates
+
+log = logging.getLogger(__name__)
+
+
+class Session(Protocol):
+    def step(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
+class Tracker(Protocol):
+    def start(self, rgb: np.ndarray, box=None, mask=None, points=None) -> tuple[Session, np.ndarray]: ...
+
+
+@dataclass
+class _Frame:
+    index: int
+    rgb: np.ndarray
+
+
+def _first_available(ids: tuple[str, ...]) -> tuple[str, str]:
+    reasons = []
+    for model_id in ids:
+        ok, reason = model_available(model_id)
+        if ok:
+            return model_id, ""
+        reasons.append(f"{model_id}: {reason}")
+    return "", "; ".join(reasons)
+
+
+class GroundedTrackerMasker(Masker):
+    """Grounding DINO / OWLv2 boxes + CLIP disambiguation + SAM 2.1 tracking (transformers)."""
+
+    name = "grounded-sam2"
+    learned = True
+    grounder_ids: ClassVar[tuple[str, ...]] = ("grounding-dino-base", "grounding-dino-tiny", "owlv2-base")
+    tracker_ids: ClassVar[tuple[str, ...]] = ("hf-sam2.1-hiera-large", "hf-sam2.1-hiera-base-plus",
+                                              "hf-sam2.1-hiera-small", "hf-sam2.1-hiera-tiny")
+    clip_ids: ClassVar[tuple[str, ...]] = ("clip-vit-b32",)
+    work_max_side = 1024
+    box_threshold = 0.3
+    tau = 0.8
+    switch_margin = 0.05
+
+    def __init__(self, grounder_id: str = "", tracker_id: str = "", clip_id: str = "", device: str = "cpu") -> None:
+        super().__init__()
+        self.grounder_id = grounder_id or _first_available(self.grounder_ids)[0]
+        self.tracker_id = tracker_id or _first_available(self.tracker_ids)[0]
+        self.clip_id = clip_id if clip_id else _first_available(self.clip_ids)[0]
+        self.device = device
+        # Loaded on first use and kept: the daemon reuses a masker between jobs.
+        self._grounder: HFGrounder | None = None
+        self._tracker: Tracker | None = None
+        self._clip: ClipScorer | None = None
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        tracker, why_t = _first_available(cls.tracker_ids)
+        if not tracker:
+            return False, f"no tracker weights ({why_t})"
+        grounder, why_g = _first_available(cls.grounder_ids)
+        if not grounder:
+            return False, f"no grounding weights ({why_g})"
+        return True, ""
+
+    @classmethod
+    def accepts(cls, prompt: MaskPrompt) -> bool:
+        return bool(prompt.text or prompt.frame_prompts)
+
+    # ----- parts ----------------------------------------------------------------------------
+
+    def _make_tracker(self) -> Tracker:
+        return HFVideoTracker(self.tracker_id, device=self.device)
+
+    @property
+    def tracker(self) -> Tracker:
+        if self._tracker is None:
+            if not self.tracker_id:
+                raise BackendUnavailable(f"{self.name}: {self.availability()[1]}")
+            self._tracker = self._make_tracker()
+        return self._tracker
+
+    @property
+    def grounder(self) -> HFGrounder:
+        if self._grounder is None:
+            if not self.grounder_id:
+                raise BackendUnavailable(f"{self.name}: {self.availability()[1]}")
+            self._grounder = HFGrounder(self.grounder_id, device=self.device)
+        return self._grounder
+
+    @property
+    def clip(self) -> ClipScorer | None:
+        if self._clip is None and self.clip_id:
+            self._clip = ClipScorer(self.clip_id, device=self.device)
+        return self._clip
+
+    def _feature(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if not mask.any():
+            return np.zeros(1, np.float32)
+        if self.clip is not None:
+            ys, xs = np.nonzero(mask)
+            bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            return self.clip.image_features([ClipScorer.crop(rgb, bbox, mask)])[0]
+        return colour_descriptor(rgb, mask)
+
+    # ----- frames ---------------------------------------------------------------------------
+
+    def _scale(self, source: VideoSource) -> float:
+        return min(1.0, self.work_max_side / max(source.info.width, source.info.height))
+
+    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[_Frame]:
+        scale = self._scale(source)
+        for k, rgb in enumerate(source.frames(start, end)):
+            if scale < 1.0:
+                rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            yield _Frame(start + k, np.ascontiguousarray(rgb))
+
+    # ----- grounding ------------------------------------------------------------------------
+
+    def _candidates(self, query: PromptQuery, rgb: np.ndarray) -> list[Candidate]:
+        candidates = self.grounder.detect(rgb, query.text, box_threshold=self.box_threshold)
+        if len(candidates) > 1 and self.clip is not None:
+            crops = [ClipScorer.crop(rgb, c.bbox) for c in candidates]
+            for c, s in zip(candidates, self.clip.text_scores(crops, query.text)):
+                c.text_score = float(s)
+        return candidates
+
+    def _ground(self, query: PromptQuery, frame: _Frame) -> tuple[Candidate, float, str]:
+        candidates = self._candidates(query, frame.rgb)
+        h, w = frame.rgb.shape[:2]
+        ranked = rank_candidates(query, candidates, (w, h), what=f"objects ({self.grounder_id})")
+        best = candidates[ranked[0].index]
+        return best, ranked[0].score, describe_choice(query, best, ranked[0], frame.index, len(candidates))
+
+    def _prompt_kwargs(self, prompt: MaskPrompt, frame_index: int, scale: float) -> dict:
+        fp = next(f for f in prompt.frame_prompts if f.frame == frame_index)
+        kwargs: dict = {}
+        if fp.box is not None:
+            kwargs["box"] = tuple(v * scale for v in fp.box)
+        if fp.points:
+            kwargs["points"] = [(p.x * scale, p.y * scale, p.positive) for p in fp.points]
+        if not kwargs:
+            raise PromptError(f"frame {fp.frame} has neither points nor a box", code="PROMPT_NO_POINTS")
+        return kwargs
+
+    # ----- the interface --------------------------------------------------------------------
+
+    def _report(self) -> MaskReport:
+        return MaskReport(backend=self.name, extra={
+            "grounder": self.grounder_id, "tracker": self.tracker_id, "clip": self.clip_id or "none"})
+
+    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
+                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+        self.report = self._report()
+        scale = self._scale(source)
+        f = next(self._work(source, frame, frame + 1))
+        if any(fp.frame == frame for fp in prompt.frame_prompts):
+            _, prob = self.tracker.start(f.rgb, **self._prompt_kwargs(prompt, frame, scale))
+            self.report.chosen_object, self.report.score = f"the object at the given points/box on frame {frame}", 1.0
+        else:
+            query = parse_prompt(prompt.text)
+            best, score, text = self._ground(query, f)
+            _, prob = self.tracker.start(f.rgb, box=best.bbox)
+            self.report.chosen_object, self.report.score = text, score
+        finisher = MaskFinisher((source.info.width, source.info.height), options.threshold, options.fill_holes)
+        return next(iter(finisher.push(prob))), self.report
+
+    def masks(self, source: VideoSource, start: int, end: int, prompt: MaskPrompt,
+              options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+        self.report = self._report()
+        reporter.stage("mask", end - start)
+        scale = self._scale(source)
+        frames_in = self._work(source, start, end)
+        cache: list[_Frame] = []
+        window = max(1, options.clip_window)
+        query = parse_prompt(prompt.text) if prompt.text else None
+        start_kwargs: dict | None = None
+        prompt_frames = sorted(fp.frame for fp in prompt.frame_prompts)
+        last_error: PromptError | None = None
+        for frame in frames_in:
+            cache.append(frame)
+            if prompt_frames:
+                if frame.index == prompt_frames[0]:
+                    start_kwargs = self._prompt_kwargs(prompt, frame.index, scale)
+                    self.report.chosen_object = f"the object at the given points/box on frame {frame.index}"
+                    self.report.score = 1.0
+                    break
+                continue
+            if query is None:
+                raise PromptError("nothing to track: give a text prompt, points or a box", code="PROMPT_EMPTY")
+            if (frame.index - start) % window:
+                continue
+            try:
+                best, score, text = self._ground(query, frame)
+            except PromptError as exc:
+                if exc.code == "PROMPT_AMBIGUOUS":
+                    raise
+                last_error = exc
+                continue
+            start_kwargs = {"box": best.bbox}
+            self.report.chosen_object, self.report.score = text, score
+            break
+        if start_kwargs is None:
+            if prompt_frames:
+                raise PromptError(f"the points/box are on frame {prompt_frames[0]}, outside [{start}, {end})",
+                                  code="PROMPT_BAD_FRAME")
+            raise last_error or PromptError(f"found nothing for \u201c{prompt.text}\u201d", code="PROMPT_NOTHING_FOUND")
+        yield from self._propagate(source, cache, frames_in, start_kwargs, query, options, reporter)
+
+    def _propagate(self, source: VideoSource, cache: list[_Frame], frames_in: Iterator[_Frame],
+                   start_kwargs: dict, query: PromptQuery | None, options: MaskerOptions,
+                   reporter: Reporter) -> Iterator[np.ndarray]:
+        finisher = MaskFinisher((source.info.width, source.info.height), options.threshold,
+                                options.fill_holes, options.temporal_smoothing)
+        threshold = options.threshold
+        window = max(1, options.clip_window)
+        anchor = cache[-1]
+
+        def emit(prob: np.ndarray) -> Iterator[np.ndarray]:
+            if (prob > threshold).mean() > 0.9:
+                # A tracker that lost the object can light up everything: never hand that on.
+                self.report.warnings.append("a near full-frame mask was dropped")
+                prob = np.zeros_like(prob)
+            for out in finisher.push(prob):
+                reporter.advance()
+                yield out
+
+        # Backwards over the frames read before the anchor.
+        if len(cache) > 1:
+            back, _ = self.tracker.start(anchor.rgb, **start_kwargs)
+            probs = [back.step(f.rgb) for f in reversed(cache[:-1])]
+            for prob in reversed(probs):
+                yield from emit(prob)
+            del probs, back
+        cache.clear()
+
+        session, prob = self.tracker.start(anchor.rgb, **start_kwargs)
+        memory = AppearanceMemory(tau=self.tau)
+        memory.write(self._feature(anchor.rgb, prob > threshold), force=True)
+        buffer: deque[tuple[_Frame, np.ndarray]] = deque([(anchor, prob)])
+        last_good, checks, reanchors = anchor.index, 0, 0
+        for step, frame in enumerate(frames_in, start=1):
+            reporter.check()
+            prob = session.step(frame.rgb)
+            if step % window == 0:
+                checks += 1
+                mask = prob > threshold
+                s = memory.score(self._feature(frame.rgb, mask)) if mask.any() else 0.0
+                if s > memory.tau:
+                    memory.write(self._feature(frame.rgb, mask))
+                    last_good = frame.index
+                elif query is not None:
+                    other = self._reanchor_candidate(query, frame, mask, memory, s)
+                    if other is not None:
+                        reanchors += 1
+                        session, prob = self.tracker.start(frame.rgb, box=other.bbox)
+                        self._repair(buffer, frame, other.bbox, last_good)
+                        self.report.warnings.append(
+                            f"re-anchored on frame {frame.index} (consistency {s:.2f} fell below {memory.tau})")
+                        last_good = frame.index
+            buffer.append((frame, prob))
+            while len(buffer) > window:
+                yield from emit(buffer.popleft()[1])
+        while buffer:
+            yield from emit(buffer.popleft()[1])
+        for out in finisher.flush():
+            reporter.advance()
+            yield out
+        self.report.extra.update({"cme_checks": str(checks), "reanchors": str(reanchors)})
+
+    def _reanchor_candidate(self, query: PromptQuery, frame: _Frame, mask: np.ndarray,
+                            memory: AppearanceMemory, s_tracked: float) -> Candidate | None:
+        best, best_s = None, max(memory.tau, s_tracked + self.switch_margin)
+        for c in self._candidates(query, frame.rgb):
+            if mask.any() and np.logical_and(c.mask, mask).sum() > 0.5 * min(c.area, int(mask.sum())):
+                continue
+            s = memory.score(self._feature(frame.rgb, c.mask))
+            if s > best_s:
+                best, best_s = c, s
+        return best
+
+    def _repair(self, buffer: deque[tuple[_Frame, np.ndarray]], frame: _Frame, box, last_good: int) -> None:
+        back, _ = self.tracker.start(frame.rgb, box=box)
+        for i in range(len(buffer) - 1, -1, -1):
+            old, _ = buffer[i]
+            if old.index <= last_good:
+                break
+            buffer[i] = (old, back.step(old.rgb))
+
+
+class GroundedEdgeTamMasker(GroundedTrackerMasker):
+    """The same grounding, tracked by EdgeTAM (lighter; transformers EdgeTamVideoModel)."""
+
+    name = "grounded-edgetam"
+    tracker_ids = ("edgetam",)

@@ -1,0 +1,219 @@
+"""Learned masker parts with tiny random models of the real architectures.
+
+Each model is built from a small config, saved with save_pretrained into a
+models directory under the registry's model id, and loaded back through the
+same code the backends use for real checkpoints (locate -> from_pretrained).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from peanut_server.errors import BackendUnavailable  # noqa: E402
+from peanut_server.masker import BACKENDS, FramePrompt, MaskerOptions, MaskPrompt  # noqa: E402
+from peanut_server.masker.grounded import GroundedTrackerMasker  # noqa: E402
+from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker  # noqa: E402
+from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
+from peanut_server.progress import Reporter  # noqa: E402
+
+S = 128  # the tiny SAM 2 input side
+
+
+def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
+    cls = getattr(transformers, cls_name)
+    return cls(
+        vision_config=dict(
+            backbone_config=dict(
+                model_type="sam2_hiera_det_model", hidden_size=8, num_attention_heads=1,
+                blocks_per_stage=[1, 2, 2, 1], embed_dim_per_stage=[8, 16, 32, 64],
+                num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 4, 2],
+                global_attention_blocks=[4], window_positional_embedding_background_size=[4, 4],
+                image_size=[S, S]),
+            backbone_channel_list=[64, 32, 16, 8],
+            backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
+            fpn_hidden_size=128),
+        prompt_encoder_config=dict(hidden_size=128, image_size=S, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+        # mem_dim (memory_encoder_output_channels) stays 64 as in the release; it must be
+        # smaller than the hidden size, which the object pointers are split into.
+        image_size=S, memory_attention_hidden_size=128, memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64, memory_attention_rope_feat_sizes=[S // 16, S // 16],
+        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, num_maskmem=3)
+
+
+def clip_tokenizer():
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return transformers.CLIPTokenizer(vocab=vocab, merges=[]), vocab
+
+
+def clip_text_config(vocab: dict) -> dict:
+    return dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=40, bos_token_id=vocab["<|startoftext|>"],
+                eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"])
+
+
+def save_processor(processor, path: Path) -> None:
+    processor.save_pretrained(path)
+    # Hub repositories of these models carry the image processor's own file too.
+    processor.image_processor.save_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+
+    sam2 = transformers.Sam2VideoModel(tiny_sam2_config()).eval()
+    sam2.save_pretrained(root / "hf-sam2.1-hiera-tiny")
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "the", "red", "blue", "ball", "on", "left"]
+    gd_dir = root / "grounding-dino-tiny"
+    gd_dir.mkdir()
+    (gd_dir / "vocab.txt").write_text("\n".join(words) + "\n")
+    gd = transformers.GroundingDinoForObjectDetection(transformers.GroundingDinoConfig(
+        backbone_config=dict(model_type="swin", embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                             window_size=4, image_size=64, out_indices=[2, 3, 4]),
+        text_config=dict(model_type="bert", vocab_size=len(words), hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=10, num_feature_levels=3,
+        encoder_n_points=2, decoder_n_points=2, max_text_len=32)).eval()
+    gd.save_pretrained(gd_dir)
+    save_processor(transformers.GroundingDinoProcessor(
+        image_processor=transformers.GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+        tokenizer=transformers.BertTokenizerFast(vocab_file=str(gd_dir / "vocab.txt"))), gd_dir)
+
+    tok, vocab = clip_tokenizer()
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    clip = transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=clip_text_config(vocab), vision_config=dict(vision, image_size=32, patch_size=8),
+        projection_dim=16)).eval()
+    clip.save_pretrained(root / "clip-vit-b32")
+    save_processor(transformers.CLIPProcessor(
+        image_processor=transformers.CLIPImageProcessor(size={"shortest_edge": 32},
+                                                        crop_size={"height": 32, "width": 32}),
+        tokenizer=tok), root / "clip-vit-b32")
+
+    owl = transformers.Owlv2ForObjectDetection(transformers.Owlv2Config(
+        text_config=clip_text_config(vocab), vision_config=dict(vision, image_size=64, patch_size=16),
+        projection_dim=32)).eval()
+    owl.save_pretrained(root / "owlv2-base")
+    save_processor(transformers.Owlv2Processor(
+        image_processor=transformers.Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tok),
+        root / "owlv2-base")
+    return root
+
+
+@pytest.fixture()
+def with_models(models_dir: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Path:
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return models_dir
+
+
+def clip_frames(n: int = 6) -> tuple[np.ndarray, list[np.ndarray]]:
+    rng = np.random.default_rng(0)
+    background = rng.integers(60, 200, (64, 96, 3), dtype=np.uint8)
+    objects = [MovingObject((210, 40, 40), (20, 30), (40, 34), radius=9, seed=1),
+               MovingObject((40, 70, 200), (75, 30), (60, 40), radius=9, seed=2)]
+    return composite_clip(background, objects, n, (96, 64))
+
+
+def test_sam2_video_tracker_streams_a_tiny_model(with_models: Path) -> None:
+    frames, _ = clip_frames()
+    tracker = HFVideoTracker("hf-sam2.1-hiera-tiny")
+    session, first = tracker.start(frames[0], box=(10, 20, 30, 40))
+    probs = [first] + [session.step(f) for f in frames[1:]]
+    assert all(p.shape == (64, 96) for p in probs)
+    assert all(0.0 <= p.min() and p.max() <= 1.0 for p in probs)
+    # The random model still responds to its prompt: a different box gives a different map.
+    _, other = tracker.start(frames[0], box=(50, 5, 90, 60))
+    assert not np.allclose(first, other)
+    # Points and mask prompts take the same path.
+    tracker.start(frames[0], points=[(20, 30, True), (80, 10, False)])
+    mask = np.zeros((64, 96), bool)
+    mask[20:40, 10:30] = True
+    tracker.start(frames[0], mask=mask)
+
+
+def test_sam2_checkpoint_carries_official_key_names(with_models: Path) -> None:
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(with_models / "hf-sam2.1-hiera-tiny" / "model.safetensors")))
+    for key in ("vision_encoder.backbone.patch_embed.projection.weight", "mask_decoder.iou_prediction_head.proj_in.weight",
+                "memory_attention.layers.0.self_attn.q_proj.weight", "memory_encoder.mask_downsampler.final_conv.weight"):
+        assert key in keys, key
+
+
+def test_grounding_dino_boxes(with_models: Path) -> None:
+    frames, _ = clip_frames(1)
+    grounder = HFGrounder("grounding-dino-tiny")
+    found = grounder.detect(frames[0], "the red ball", box_threshold=0.0, text_threshold=0.0)
+    assert found and all(0 <= c.bbox[0] < c.bbox[2] <= 96 and 0 <= c.bbox[1] < c.bbox[3] <= 64 for c in found)
+    assert all(0.0 <= c.det_score <= 1.0 for c in found)
+
+
+def test_owlv2_boxes(with_models: Path) -> None:
+    frames, _ = clip_frames(1)
+    found = HFGrounder("owlv2-base").detect(frames[0], "red ball", box_threshold=0.0)
+    assert found and all(c.area > 0 and c.label == "red ball" for c in found)
+
+
+def test_clip_scores_and_features(with_models: Path) -> None:
+    frames, truth = clip_frames(1)
+    clip = ClipScorer("clip-vit-b32")
+    crops = [ClipScorer.crop(frames[0], (5, 15, 35, 45)), ClipScorer.crop(frames[0], (60, 15, 90, 45), truth[1][0])]
+    scores = clip.text_scores(crops, "the red ball")
+    feats = clip.image_features(crops)
+    assert scores.shape == (2,) and np.all(np.abs(scores) <= 1.0 + 1e-5)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+
+
+def test_grounded_masker_runs_end_to_end(with_models: Path) -> None:
+    frames, _ = clip_frames(8)
+    ok, reason = GroundedTrackerMasker.availability()
+    assert ok, reason
+    masker = GroundedTrackerMasker()
+    masker.box_threshold = 0.0      # a random detector's scores are low
+    out = list(masker.masks(ArraySource(frames), 0, 8, MaskPrompt(text="the red ball on the left"),
+                            MaskerOptions(clip_window=4), Reporter()))
+    assert len(out) == 8 and all(m.shape == (64, 96) and m.dtype == bool for m in out)
+    assert masker.report.extra["grounder"] == "grounding-dino-tiny"
+    assert masker.report.extra["tracker"] == "hf-sam2.1-hiera-tiny"
+    assert masker.report.extra["clip"] == "clip-vit-b32"
+    assert masker.report.extra["cme_checks"] == "1"
+    assert masker.report.chosen_object
+
+
+def test_grounded_masker_with_a_box_on_a_later_frame(with_models: Path) -> None:
+    frames, _ = clip_frames(6)
+    masker = GroundedTrackerMasker()
+    prompt = MaskPrompt(frame_prompts=[FramePrompt(frame=3, box=(50, 10, 80, 50))])
+    out = list(masker.masks(ArraySource(frames), 0, 6, prompt, MaskerOptions(), Reporter()))
+    assert len(out) == 6
+    mask, report = masker.preview(ArraySource(frames), 3, prompt, MaskerOptions(), Reporter())
+    assert mask.shape == (64, 96) and report.score == 1.0
+
+
+def test_unavailable_without_weights(state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    ok, reason = GroundedTrackerMasker.availability()
+    assert not ok and "peanut models pull" in reason
+    with pytest.raises(BackendUnavailable):
+        HFVideoTracker("hf-sam2.1-hiera-tiny")
+    assert list(BACKENDS).index("grounded-sam2") < list(BACKENDS).index("motion")

@@ -1,9 +1,13 @@
 """`peanut demo`: a sample clip the project makes itself, cleaned end to end.
 
 The clip is a slow camera pan over a textured landscape with a red ball
-crossing it. Because the clip is synthetic, the true background behind the
-ball is known, so the demo can say how close the fill came (PSNR inside the
-removed region) besides writing the cleaned frames and a before/after strip.
+crossing it. The job is the product's main one: the prompt "the red ball"
+becomes a mask on every frame (P-MASK), the ball is erased at working
+resolution (NOF-Eraser) and the cleaned region is brought back to source
+resolution (UR-Net). Because the clip is synthetic, the true mask and the
+true background behind the ball are known, so the demo reports how well the
+mask matches (J&F) and how close the fill came (PSNR inside the removed
+region), besides writing the cleaned frames and a before/after strip.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 WIDTH, HEIGHT, FRAMES, FPS = 854, 480, 48, 25
 PAN_PER_FRAME = 3
 BALL_RADIUS = 34
+PROMPT = "the red ball"
 
 
 def _texture(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -37,13 +42,13 @@ def _texture(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_sample(folder: Path, seed: int = 7) -> tuple[Path, Path, list[np.ndarray]]:
-    """Write sample.mp4 and sample_masks/ (PNG per frame); return them and the true backgrounds."""
+    """Write sample.mp4 and true_masks/ (PNG per frame); return them and the true backgrounds."""
     import av
 
     rng = np.random.default_rng(seed)
     world = _texture(WIDTH + PAN_PER_FRAME * FRAMES + 8, HEIGHT, rng)
     folder.mkdir(parents=True, exist_ok=True)
-    masks_dir = folder / "sample_masks"
+    masks_dir = folder / "true_masks"
     masks_dir.mkdir(exist_ok=True)
     video_path = folder / "sample.mp4"
     backgrounds = []
@@ -85,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
     output = folder / "cleaned"
     request = pb.SubmitRequest(
         source=pb.MediaRange(path=str(video), start_frame=0),
-        mask=pb.MaskSpec(mask_path=str(masks_dir)),
+        mask=pb.MaskSpec(text=PROMPT),
         mode=pb.MODE_REMOVE,
         output=pb.OutputSpec(path=str(output), overwrite=True),
         client="demo",
@@ -100,11 +105,17 @@ def run_demo(args: argparse.Namespace) -> int:
     if code != EXIT_OK:
         return code
 
+    from .metrics.masks import evaluate
+
+    matte = Path(job.result.matte_path)
+    predicted = [cv2.imread(str(matte / frame_filename(t)), cv2.IMREAD_GRAYSCALE) > 127 for t in range(FRAMES)]
+    truth = [cv2.imread(str(masks_dir / f"mask_{t:04d}.png"), cv2.IMREAD_GRAYSCALE) > 0 for t in range(FRAMES)]
+    scores = evaluate(predicted, truth)
     errors, shown = [], None
     with open_source(str(video)) as source:
         for t, frame in enumerate(source.frames(0, FRAMES)):
             cleaned = cv2.cvtColor(cv2.imread(str(output / frame_filename(t))), cv2.COLOR_BGR2RGB)
-            inside = cv2.imread(str(masks_dir / f"mask_{t:04d}.png"), cv2.IMREAD_GRAYSCALE) > 0
+            inside = truth[t]
             diff = cleaned[inside].astype(np.float64) - backgrounds[t][inside].astype(np.float64)
             errors.append(np.mean(diff ** 2))
             if t == FRAMES // 2:
@@ -112,6 +123,7 @@ def run_demo(args: argparse.Namespace) -> int:
     psnr = 10 * np.log10(255.0 ** 2 / max(np.mean(errors), 1e-9))
     strip_path = folder / "before_after.png"
     cv2.imwrite(str(strip_path), cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+    print(f"mask from the prompt {PROMPT!r} vs. the true mask: J&F {scores.JF:.3f}")
     print(f"PSNR inside the removed region vs. the true background: {psnr:.1f} dB")
     print(f"before/after: {strip_path}")
     return EXIT_OK

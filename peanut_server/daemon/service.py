@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import shutil
+import inspect
 import logging
 import queue
 import threading
@@ -41,22 +45,62 @@ def detect_device() -> str:
     return "cpu"
 
 
+def _abort_for(exc: Exception, context, method_name: str) -> None:
+    """Abort the call with a named status for `exc` (re-raises gRPC's own aborts)."""
+    if isinstance(exc, PeanutError):
+        context.abort(getattr(grpc.StatusCode, exc.status), f"{_clip(exc.message)} [{exc.code}]")
+    if isinstance(exc, OSError):
+        # A path from the request the OS refuses (too long, a symlink loop,
+        # not a folder): the caller's problem to fix, named, not a daemon bug.
+        status, code = _os_error_status(exc)
+        where = f" ({_clip(str(exc.filename), 200)})" if exc.filename else ""
+        context.abort(status, f"cannot use path{where}: {exc.strerror or exc} [{code}]")
+    if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
+        raise exc
+    log.error("internal error in %s:\n%s", method_name, traceback.format_exc())
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {_clip(str(exc))}")
+
+
 def rpc(method):
-    """Turn PeanutErrors into gRPC statuses with their message; log anything else as a bug."""
+    """Turn PeanutErrors into gRPC statuses with their message; log anything else as a bug.
+
+    Server-streaming methods are generators: their errors surface while the
+    response is iterated, so the wrapper must iterate inside the try as well.
+    """
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def stream_wrapper(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:
+                _abort_for(exc, context, method.__name__)
+
+        return stream_wrapper
 
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
-        except PeanutError as exc:
-            context.abort(getattr(grpc.StatusCode, exc.status), f"{exc.message} [{exc.code}]")
         except Exception as exc:
-            if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
-                raise
-            log.error("internal error in %s:\n%s", method.__name__, traceback.format_exc())
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            _abort_for(exc, context, method.__name__)
 
     return wrapper
+
+
+def _clip(text: str, limit: int = 2000) -> str:
+    """Messages quote user input; a 100 kB path must not come back 100 kB long."""
+    return text if len(text) <= limit else text[: limit - 20] + f"... ({len(text)} chars)"
+
+
+def _os_error_status(exc: OSError) -> tuple[grpc.StatusCode, str]:
+    if exc.errno == errno.ENOSPC:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "DISK_FULL"
+    if exc.errno == errno.ENOENT:
+        return grpc.StatusCode.NOT_FOUND, "PATH_NOT_FOUND"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return grpc.StatusCode.PERMISSION_DENIED, "PATH_NOT_PERMITTED"
+    return grpc.StatusCode.INVALID_ARGUMENT, "PATH_INVALID"
 
 
 def result_message(result: RemovalResult) -> pb.JobResult:
@@ -185,7 +229,12 @@ class Worker:
         except JobInterrupted as exc:
             channel.update(pb.EVENT_TYPE_STATE, str(exc), state=pb.JOB_STATE_INTERRUPTED, error=str(exc), error_code=exc.code)
         except PeanutError as exc:
-            channel.update(pb.EVENT_TYPE_STATE, exc.message, state=pb.JOB_STATE_FAILED, error=exc.message, error_code=exc.code)
+            full = _disk_full_message(job, exc)
+            if full:
+                channel.update(pb.EVENT_TYPE_STATE, full, state=pb.JOB_STATE_FAILED, error=full, error_code="DISK_FULL")
+            else:
+                channel.update(pb.EVENT_TYPE_STATE, exc.message, state=pb.JOB_STATE_FAILED, error=exc.message,
+                               error_code=exc.code)
         except MemoryError:
             channel.update(pb.EVENT_TYPE_STATE, "out of memory", state=pb.JOB_STATE_FAILED,
                            error="out of memory: try a lower working height or a shorter subvideo_length",
@@ -193,7 +242,9 @@ class Worker:
         except OSError as exc:
             # Full disk, permissions: the job fails, the daemon goes on.
             message = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
-            channel.update(pb.EVENT_TYPE_STATE, message, state=pb.JOB_STATE_FAILED, error=message, error_code="IO_ERROR")
+            full = _disk_full_message(job, exc)
+            channel.update(pb.EVENT_TYPE_STATE, full or message, state=pb.JOB_STATE_FAILED, error=full or message,
+                           error_code="DISK_FULL" if full else "IO_ERROR")
         except Exception as exc:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             message = f"internal error: {type(exc).__name__}: {exc}"
@@ -225,6 +276,34 @@ class Worker:
         for path in (job.request.output.path, job.request.output.matte_path or job.result.matte_path):
             if path:
                 shutil.rmtree(staging_path(path, job.id), ignore_errors=True)
+
+
+# Less free space than this where the output goes, after a write failed: the disk is full.
+DISK_FULL_SLACK = 4 * 1024 * 1024
+
+
+def _disk_full_message(job: pb.Job, exc: BaseException) -> str:
+    """A job's write failure, named as a full disk when it is one ("" otherwise).
+
+    OpenCV only says a write failed, not why; errno says ENOSPC / EFBIG /
+    EDQUOT where Python sees it. Either way, the free space left where the
+    output goes decides.
+    """
+    errno_full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    is_write_error = errno_full or getattr(exc, "code", "") == "OUTPUT_INVALID"
+    parent = os.path.dirname(job.request.output.path.rstrip("/")) if job.request.output.path else ""
+    if not is_write_error or not parent:
+        return ""
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        free = -1
+    if not errno_full and not 0 <= free < DISK_FULL_SLACK:
+        return ""
+    where = f"{parent} has {free / 1024 / 1024:.1f} MiB free" if free >= 0 else f"cannot write under {parent}"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        where = "a file went over the size limit for this process or filesystem"
+    return f"disk full: {where}; the partial output was removed. Free some space and submit the job again"
 
 
 class PeanutService(pb_grpc.PeanutServicer):

@@ -27,6 +27,8 @@ PRESET_STEP = {pb.PRESET_DRAFT: 20, pb.PRESET_BALANCED: 10, pb.PRESET_QUALITY: 5
 
 MAX_WORKING_HEIGHT = 2160
 MAX_WINDOW = 400
+# Linux PATH_MAX: a longer path can only fail later, with a less helpful message.
+MAX_PATH_BYTES = 4096
 
 
 @dataclass
@@ -135,6 +137,8 @@ def _absolute(path: str, what: str) -> str:
         raise InvalidRequest(f"{what} path is empty")
     if "\x00" in path:
         raise InvalidRequest(f"{what} path contains a NUL character")
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidRequest(f"{what} path is longer than {MAX_PATH_BYTES} bytes")
     if not os.path.isabs(path):
         raise InvalidRequest(f"{what} path must be absolute: {path!r}")
     return os.path.normpath(path)

@@ -28,8 +28,17 @@ S = 128  # the tiny SAM 2 input side
 
 def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
     cls = getattr(transformers, cls_name)
+    if cls_name == "EdgeTamVideoConfig":
+        # EdgeTAM compresses memories with a perceiver and names its MLP size differently.
+        extra = dict(memory_attention_mlp_hidden_size=64, memory_attention_rope_k_sizes=[4, 4],
+                     perceiver_resampler_num_latents=16, perceiver_resampler_num_latents_2d=16,
+                     perceiver_resampler_num_layers=1, perceiver_resampler_mlp_intermediate_size=64)
+    else:
+        extra = dict(memory_attention_feed_forward_hidden_size=64)
     return cls(
+        **extra,
         vision_config=dict(
+            model_type="sam2_vision_model",
             backbone_config=dict(
                 model_type="sam2_hiera_det_model", hidden_size=8, num_attention_heads=1,
                 blocks_per_stage=[1, 2, 2, 1], embed_dim_per_stage=[8, 16, 32, 64],
@@ -44,7 +53,7 @@ def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
         # mem_dim (memory_encoder_output_channels) stays 64 as in the release; it must be
         # smaller than the hidden size, which the object pointers are split into.
         image_size=S, memory_attention_hidden_size=128, memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=64, memory_attention_rope_feat_sizes=[S // 16, S // 16],
+        memory_attention_rope_feat_sizes=[S // 16, S // 16],
         memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
         memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, num_maskmem=3)
 
@@ -148,6 +157,16 @@ def test_sam2_video_tracker_streams_a_tiny_model(with_models: Path) -> None:
     mask = np.zeros((64, 96), bool)
     mask[20:40, 10:30] = True
     tracker.start(frames[0], mask=mask)
+
+
+def test_edgetam_tracker_tiny(models_dir: Path, with_models: Path) -> None:
+    cfg = tiny_sam2_config("EdgeTamVideoConfig")
+    transformers.EdgeTamVideoModel(cfg).eval().save_pretrained(models_dir / "edgetam")
+    frames, _ = clip_frames(4)
+    tracker = HFVideoTracker("edgetam")
+    session, first = tracker.start(frames[0], box=(10, 20, 30, 40))
+    probs = [first] + [session.step(f) for f in frames[1:]]
+    assert all(p.shape == (64, 96) and np.isfinite(p).all() for p in probs)
 
 
 def test_sam2_checkpoint_carries_official_key_names(with_models: Path) -> None:

@@ -7,14 +7,16 @@ no-weights motion masker last.
 from __future__ import annotations
 
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
-from .grounded import GroundedEdgeTamMasker, GroundedTrackerMasker
+from .grounded import GroundedEdgeTamMasker, GroundedSam2PackageMasker, GroundedTrackerMasker
 from .motion_masker import MotionMasker
 
 BACKENDS: dict[str, type[Masker]] = {
     GroundedTrackerMasker.name: GroundedTrackerMasker,
+    GroundedSam2PackageMasker.name: GroundedSam2PackageMasker,
     GroundedEdgeTamMasker.name: GroundedEdgeTamMasker,
     MotionMasker.name: MotionMasker,
 }
 
-__all__ = ["BACKENDS", "GroundedEdgeTamMasker", "GroundedTrackerMasker", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
+__all__ = ["BACKENDS", "GroundedEdgeTamMasker", "GroundedSam2PackageMasker",
+           "GroundedTrackerMasker", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
            "MotionMasker", "PointPrompt"]

@@ -25,7 +25,7 @@ from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor
 from .base import Masker, MaskerOptions, MaskPrompt, MaskReport
-from .learned import ClipScorer, HFGrounder, HFVideoTracker, model_available
+from .learned import ClipScorer, HFGrounder, HFVideoTracker, model_available, packages_missing
 from .motion import Candidate
 from .postprocess import MaskFinisher
 from .prompt import PromptQuery, parse_prompt
@@ -323,3 +323,22 @@ class GroundedEdgeTamMasker(GroundedTrackerMasker):
 
     name = "grounded-edgetam"
     tracker_ids = ("edgetam",)
+
+
+class GroundedSam2PackageMasker(GroundedTrackerMasker):
+    """The same grounding, tracked by the official `sam2` package with .pt checkpoints."""
+
+    name = "grounded-sam2-package"
+    tracker_ids = ("sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small", "sam2.1-hiera-tiny")
+    hydra_overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        if packages_missing("sam2"):
+            return False, "the sam2 package is not installed (pip install sam2)"
+        return super().availability()
+
+    def _make_tracker(self) -> Tracker:
+        from .sam2pkg import Sam2PackageTracker
+
+        return Sam2PackageTracker(self.tracker_id, device=self.device, hydra_overrides=self.hydra_overrides)

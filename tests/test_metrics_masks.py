@@ -63,3 +63,29 @@ def test_evaluate_sequence() -> None:
     assert lazy.JF == pytest.approx((lazy.J + lazy.F) / 2)
     with pytest.raises(ValueError):
         evaluate(gt[:3], gt)
+
+
+def test_eval_masks_command(tmp_path, capsys, shared_data) -> None:
+    import argparse
+    import json
+
+    import cv2
+
+    from peanut_server.masker.commands import register_masks_eval
+
+    gt_dir = shared_data / "davis" / "tennis_mask"
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    names = sorted(p.name for p in gt_dir.iterdir())[:5]
+    for k, name in enumerate(names):
+        mask = cv2.imread(str(gt_dir / name), cv2.IMREAD_GRAYSCALE)
+        if k == 4:
+            mask[:] = 0                       # one frame missed entirely
+        cv2.imwrite(str(pred / name), mask)
+    parser = argparse.ArgumentParser(prog="peanut")
+    register_masks_eval(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["eval", "masks", str(pred), str(gt_dir), "--json"])
+    assert args.func(args) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["frames"] == 5 and table["gt_frames"] == len(list(gt_dir.iterdir()))
+    assert table["J"] == pytest.approx(0.8) and table["J&F"] == pytest.approx(0.8)

@@ -15,7 +15,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-from .motion import FlowEstimator, refine_mask, residual_motion, to_gray
+from .motion import (ColourModels, FlowEstimator, learn_colour_models, refine_mask, residual_motion,
+                     segment_moving, to_gray)
 
 
 def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
@@ -29,7 +30,12 @@ def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
 
 class FlowTracker:
     def __init__(self, flow: FlowEstimator | None = None, refine: bool = True,
-                 lost_fraction: float = 0.15, min_area: int = 20, max_frame_fraction: float = 0.6) -> None:
+                 lost_fraction: float = 0.15, min_area: int = 20, max_frame_fraction: float = 0.6,
+                 freeze_models: bool = True, reseg_iou: float = 0.3, min_agreement: float = 0.0) -> None:
+        self.min_agreement = min_agreement
+        self.reseg_iou = reseg_iou
+        self.freeze_models = freeze_models
+        self.models: ColourModels | None = None
         self.flow = flow or FlowEstimator()
         self.refine = refine
         self.lost_fraction = lost_fraction
@@ -43,6 +49,8 @@ class FlowTracker:
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         self.gray = to_gray(rgb)
         self.mask = mask.astype(bool)
+        # Colour models from the anchor (a trusted mask): later refinements cannot drift them.
+        self.models: ColourModels | None = learn_colour_models(rgb, self.mask) if self.freeze_models else None
         self._areas.clear()
         if self.mask.any():
             self._areas.append(int(self.mask.sum()))
@@ -62,10 +70,25 @@ class FlowTracker:
         if not self.mask.any():
             return self.mask
         mask = warp_mask(self.mask, flow_back)
+        reference = float(np.median(self._areas)) if self._areas else float(mask.sum())
+        if self.reseg_iou > 0 and mask.any():
+            # Re-segmentation: chained warps drift (flow bleeds over the object's edge and
+            # the mask grows or shrinks), so a moving region that overlaps the warped mask
+            # well replaces it. Regions of another size (two objects merged, a fragment)
+            # are not taken.
+            best, best_iou = None, self.reseg_iou
+            for c in segment_moving(rgb, [self.last_residual], refine=False):
+                if not 0.5 * reference <= c.area <= 1.5 * reference:
+                    continue
+                inter = int(np.logical_and(c.mask, mask).sum())
+                iou = inter / max(c.area + int(mask.sum()) - inter, 1)
+                if iou > best_iou:
+                    best, best_iou = c, iou
+            if best is not None:
+                mask = best.mask
         if self.refine and mask.any():
-            mask = refine_mask(rgb, mask)
+            mask = refine_mask(rgb, mask, models=self.models, min_agreement=self.min_agreement)
         area = int(mask.sum())
-        reference = float(np.median(self._areas)) if self._areas else float(area)
         if area < self.min_area or area < self.lost_fraction * reference \
                 or area > self.max_frame_fraction * mask.size:
             mask = np.zeros_like(mask)

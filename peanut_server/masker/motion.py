@@ -126,22 +126,53 @@ def segment_moving(
     return out
 
 
-def refine_mask(rgb: np.ndarray, seed: np.ndarray, iterations: int = 3) -> np.ndarray:
+ColourModels = tuple[np.ndarray, np.ndarray]   # GrabCut's (background, foreground) GMMs
+
+
+def _window(seed: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    h, w = seed.shape
+    ys, xs = np.nonzero(seed)
+    return (max(0, xs.min() - 2 * margin), max(0, ys.min() - 2 * margin),
+            min(w, xs.max() + 1 + 2 * margin), min(h, ys.max() + 1 + 2 * margin))
+
+
+def learn_colour_models(rgb: np.ndarray, mask: np.ndarray) -> ColourModels | None:
+    """Object and background colour GMMs from a trusted mask (GrabCut's models)."""
+    mask = mask.astype(bool)
+    area = int(mask.sum())
+    if area < 16:
+        return None
+    margin = int(max(6, 0.35 * np.sqrt(area)))
+    x0, y0, x1, y1 = _window(mask, margin)
+    sub = mask[y0:y1, x0:x1]
+    if sub.all():
+        return None
+    gc = np.where(sub, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2BGR), gc, None,
+                    bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    return bgd, fgd
+
+
+def refine_mask(rgb: np.ndarray, seed: np.ndarray, iterations: int = 3,
+                models: ColourModels | None = None, min_agreement: float = 0.0) -> np.ndarray:
     """Snap a rough object mask to colour edges with GrabCut, in a window around it.
 
     The seed is "probably object", a ring around it "probably background" and
     the rest of the window background; a result that differs wildly from the
     seed (GrabCut swallowing a similar background) falls back to the seed.
+    With `models` (learned on a trusted frame) the colour models stay frozen,
+    so they cannot drift with the seed.
     """
     seed = seed.astype(bool)
     area = int(seed.sum())
     if area < 16:
         return seed
-    h, w = seed.shape
-    ys, xs = np.nonzero(seed)
     margin = int(max(6, 0.35 * np.sqrt(area)))
-    x0, x1 = max(0, xs.min() - 2 * margin), min(w, xs.max() + 1 + 2 * margin)
-    y0, y1 = max(0, ys.min() - 2 * margin), min(h, ys.max() + 1 + 2 * margin)
+    x0, y0, x1, y1 = _window(seed, margin)
     roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     sub = seed[y0:y1, x0:x1].astype(np.uint8)
     ring = cv2.dilate(sub, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
@@ -150,15 +181,23 @@ def refine_mask(rgb: np.ndarray, seed: np.ndarray, iterations: int = 3) -> np.nd
     gc[sub > 0] = cv2.GC_PR_FGD
     if (gc == cv2.GC_BGD).sum() < 16:
         return seed
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    if models is not None:
+        bgd, fgd, mode = models[0].copy(), models[1].copy(), cv2.GC_EVAL_FREEZE_MODEL
+    else:
+        bgd, fgd, mode = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64), cv2.GC_INIT_WITH_MASK
     try:
-        cv2.grabCut(cv2.cvtColor(roi, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(cv2.cvtColor(roi, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, mode)
     except cv2.error:
         return seed
     got = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     got = cv2.morphologyEx(got.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     n = int(got.sum())
     if n < 0.4 * area or n > 2.0 * area:
+        return seed
+    # GrabCut may only adjust the seed, not replace it: on real footage a cut that
+    # disagrees much with the seed is more often wrong than right.
+    inter = int(np.logical_and(got, seed[y0:y1, x0:x1]).sum())
+    if inter / max(n + area - inter, 1) < min_agreement:
         return seed
     out = np.zeros_like(seed)
     out[y0:y1, x0:x1] = got

@@ -86,6 +86,9 @@ class MotionMasker(Masker):
     name = "motion"
     learned = False
     work_max_side = 480
+    # GrabCut after each warp: sharp edges on clean objects; on cluttered real footage
+    # plain warping + motion re-segmentation scores higher (see benchmarks/masker_sweep.py).
+    refine_tracking = True
 
     def __init__(self, cme: CMESettings | None = None) -> None:
         super().__init__()
@@ -257,7 +260,7 @@ class MotionMasker(Masker):
         memory = AppearanceMemory(tau=self.cme.tau)
         anchor = cache[anchor_k]
         memory.write(colour_descriptor(anchor.rgb, anchor_mask), force=True)
-        tracker = FlowTracker(self.flow)
+        tracker = FlowTracker(self.flow, refine=self.refine_tracking)
 
         def emit(mask: np.ndarray) -> Iterator[np.ndarray]:
             for out in finisher.push(soft_mask(mask)):
@@ -410,7 +413,7 @@ class MotionMasker(Masker):
         A frame takes the backward mask when it agrees better with the memory than
         the mask it has (which may sit on the look-alike). Returns frames changed.
         """
-        tracker = FlowTracker(self.flow)
+        tracker = FlowTracker(self.flow, refine=self.refine_tracking)
         tracker.reset(frame.rgb, mask)
         changed = 0
         for i in range(len(buffer) - 1, -1, -1):

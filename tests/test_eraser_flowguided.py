@@ -167,3 +167,52 @@ def test_cancel_stops_the_eraser() -> None:
     event.set()
     with pytest.raises(JobCancelled):
         FlowGuidedEraser().erase(frames, masks, EraserOptions(), Reporter(cancel_event=event))
+
+
+def _lama_state_dict() -> dict:
+    import torch
+    from spandrel.architectures.LaMa import LaMa
+
+    torch.manual_seed(0)
+    return LaMa(in_nc=4, out_nc=3).state_dict()
+
+
+def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch, state_dir) -> None:
+    import torch
+
+    from peanut_server.eraser import lama
+    from peanut_server.eraser.models import LAMA
+
+    state = _lama_state_dict()
+    # The original LaMa checkpoints name the generator "generator.model.*".
+    official = {k.replace("model.model", "generator.model", 1): v for k, v in state.items()}
+    assert any(k.startswith("generator.model.1.ffc.convl2l") for k in official)
+    models = tmp_path / "models"
+    (models / LAMA.id).mkdir(parents=True)
+    torch.save(official, models / LAMA.id / LAMA.files[0].filename)
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
+    monkeypatch.setattr(lama, "_cached", {})
+    assert lama.lama_available() == (True, "")
+    inpainter = lama.get_inpainter("auto")
+    assert isinstance(inpainter, lama.LamaInpainter)
+    image = _texture(40, 56)          # not a multiple of 8: padded by spandrel
+    hole = np.zeros((40, 56), bool)
+    hole[10:20, 20:30] = True
+    out = inpainter.fill(image, hole)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~hole], image[~hole])
+
+
+def test_lama_missing_falls_back_to_opencv(tmp_path, monkeypatch, state_dir) -> None:
+    from peanut_server.eraser import lama
+    from peanut_server.errors import ModelError
+
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(lama, "_cached", {})
+    assert isinstance(lama.get_inpainter("auto"), lama.OpenCVInpainter)
+    with pytest.raises(ModelError):
+        lama.get_inpainter("lama")
+    with pytest.raises(ModelError):
+        lama.LamaInpainter.from_state_dict({"not": np.zeros(1)})

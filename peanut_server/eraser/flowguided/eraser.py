@@ -10,6 +10,7 @@ import numpy as np
 
 from ...flow import complete_flow_fields, get_estimator
 from ...flow.base import FlowEstimator
+from ...flow.dis import DISFlow, DISOptions
 from ...progress import Reporter
 from ..base import EraseResult, Eraser, EraserOptions, FlowFields
 from ..lama import Inpainter, get_inpainter
@@ -24,13 +25,21 @@ FLOW_ROUNDS = 2
 FLOW_COMPLETION_DILATION = 6
 
 
-def prefill(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def prefill(frames: np.ndarray, masks: np.ndarray, margin: int = 16) -> np.ndarray:
     """Frames with each hole replaced by a smooth interpolation of its surround."""
     out = frames.copy()
+    height, width = masks.shape[1:]
     for t in range(len(frames)):
-        if masks[t].any():
-            filled = push_pull(frames[t].astype(np.float32), (~masks[t]).astype(np.float32))
-            out[t][masks[t]] = np.clip(np.rint(filled[masks[t]]), 0, 255).astype(np.uint8)
+        ys, xs = np.nonzero(masks[t])
+        if len(ys) == 0:
+            continue
+        # Only the holes' bounding box (plus a margin of known pixels) matters.
+        y0, y1 = max(ys.min() - margin, 0), min(ys.max() + margin + 1, height)
+        x0, x1 = max(xs.min() - margin, 0), min(xs.max() + margin + 1, width)
+        hole = masks[t, y0:y1, x0:x1]
+        crop = out[t, y0:y1, x0:x1]
+        filled = push_pull(crop.astype(np.float32), (~hole).astype(np.float32))
+        crop[hole] = np.clip(np.rint(filled[hole]), 0, 255).astype(np.uint8)
     return out
 
 
@@ -61,6 +70,7 @@ class FlowGuidedEraser(Eraser):
         self._flow_estimator = flow_estimator
         self._inpainter = inpainter
         self._flow_cache: dict[str, FlowEstimator] = {}
+        self._quick_flow = DISFlow(DISOptions(preset="ultrafast"))
 
     def _estimator(self, name: str) -> FlowEstimator:
         if self._flow_estimator is not None:
@@ -90,9 +100,11 @@ class FlowGuidedEraser(Eraser):
         # the previous round's result, where the hole already moves with the
         # background, so the completed flow is much closer to the true one.
         guide = prefill(frames, masks)
-        for _ in range(FLOW_ROUNDS):
+        for round_ in range(FLOW_ROUNDS):
             reporter.check()
-            forward, backward = estimator.window(guide, reporter)
+            first_guess = round_ < FLOW_ROUNDS - 1 and self._flow_estimator is None and options.flow in ("auto", "dis")
+            # The first round only guides the next: DIS's fastest preset is enough there.
+            forward, backward = (self._quick_flow if first_guess else estimator).window(guide, reporter)
             forward, backward = complete_flow_fields(forward, backward, masks, FLOW_COMPLETION_DILATION, reporter)
             out, stats = fill_window(
                 frames,

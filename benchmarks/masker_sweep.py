@@ -1,0 +1,103 @@
+"""Masker sweep: mask threshold 0.3/0.5/0.7 x CME clip window 4/8/16 (the method's first table).
+
+Cases:
+  synthetic   generated clips over a real DAVIS background (known masks): pick by colour,
+              by position among look-alikes, by size, and two look-alikes crossing (CME)
+  davis       bmx-trees and tennis, tracking the DAVIS mask of frame 0 with the no-weights
+              tracker (with and without GrabCut refinement)
+
+    python benchmarks/masker_sweep.py [--data ../shared/data] [--json out.json]
+
+Prints J&F per case and setting, plus seconds per frame. CPU only; 2 cores are enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from peanut_server.masker import MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
+from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
+from peanut_server.media import open_source  # noqa: E402
+from peanut_server.media.source import list_images  # noqa: E402
+from peanut_server.metrics.masks import evaluate  # noqa: E402
+from peanut_server.progress import Reporter  # noqa: E402
+
+RED, ORANGE_RED, BLUE = (215, 40, 40), (225, 95, 35), (40, 70, 200)
+
+
+def synthetic_cases() -> dict[str, tuple[list[MovingObject], str, int, int]]:
+    pair = lambda a, b, r1=20.0, r2=20.0: [MovingObject(a, (80, 80), (200, 120), radius=r1, seed=1),  # noqa: E731
+                                           MovingObject(b, (300, 150), (190, 50), radius=r2, seed=2)]
+    return {
+        "colour": (pair(RED, BLUE), "the blue ball", 1, 24),
+        "left/right": (pair(RED, ORANGE_RED), "the red one on the right", 1, 24),
+        "biggest": (pair(RED, RED, 13, 24), "the biggest red ball", 1, 24),
+        "crossing (CME)": ([MovingObject(RED, (60, 110), (340, 110), seed=1),
+                            MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2)], "the left red ball", 0, 32),
+    }
+
+
+def run_synthetic(background: np.ndarray, options: MaskerOptions) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, (objects, text, target, n) in synthetic_cases().items():
+        frames, truth = composite_clip(background, objects, n, (400, 224), pan=(0.7, 0.2))
+        t = time.perf_counter()
+        masks = list(MotionMasker().masks(ArraySource(frames), 0, n, MaskPrompt(text=text), options, Reporter()))
+        out[name] = (evaluate(masks, truth[target]).JF, (time.perf_counter() - t) / n)
+    return out
+
+
+def run_davis(data: Path, clip: str, options: MaskerOptions, refine: bool) -> tuple[float, float]:
+    source = open_source(str(data / "davis" / clip))
+    gt_dir = data / "davis" / f"{clip}_mask"
+    gts = [cv2.imread(str(gt_dir / n), cv2.IMREAD_GRAYSCALE) > 127 for n in list_images(gt_dir)]
+    n = min(len(gts), source.info.frame_count)
+    masker = MotionMasker()
+    masker.refine_tracking = refine
+    t = time.perf_counter()
+    masks = list(masker.propagate(source, 0, n, gts[0], options, Reporter()))
+    return evaluate(masks, gts[:n]).JF, (time.perf_counter() - t) / n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    background = cv2.cvtColor(cv2.imread(str(args.data / "davis" / "tennis" / "00000.png")), cv2.COLOR_BGR2RGB)
+    rows = []
+    for threshold in (0.3, 0.5, 0.7):
+        for window in (4, 8, 16):
+            options = MaskerOptions(threshold=threshold, clip_window=window)
+            row = {"threshold": threshold, "clip_window": window}
+            for name, (jf, spf) in run_synthetic(background, options).items():
+                row[f"syn {name}"] = jf
+                row.setdefault("s/frame synthetic", []).append(spf)
+            for clip in ("bmx-trees", "tennis"):
+                for refine in (True, False):
+                    jf, spf = run_davis(args.data, clip, options, refine)
+                    row[f"{clip}{'' if refine else ' (no GrabCut)'}"] = jf
+                    row.setdefault("s/frame davis", []).append(spf)
+            row["s/frame synthetic"] = float(np.mean(row["s/frame synthetic"]))
+            row["s/frame davis"] = float(np.mean(row["s/frame davis"]))
+            rows.append(row)
+            print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

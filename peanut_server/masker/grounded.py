@@ -49,13 +49,17 @@ class _Frame:
 
 
 def _first_available(ids: tuple[str, ...]) -> tuple[str, str]:
-    reasons = []
+    """The first model of `ids` whose files are on disk, or ("", a short reason)."""
+    first_reason = ""
     for model_id in ids:
         ok, reason = model_available(model_id)
         if ok:
             return model_id, ""
-        reasons.append(f"{model_id}: {reason}")
-    return "", "; ".join(reasons)
+        first_reason = first_reason or reason
+    if "package" in first_reason:
+        return "", first_reason
+    others = f" (or one of {', '.join(ids[:-1])})" if len(ids) > 1 else ""
+    return "", f"run `peanut models pull {ids[-1]}`{others}"
 
 
 class GroundedTrackerMasker(Masker):
@@ -87,10 +91,10 @@ class GroundedTrackerMasker(Masker):
     def availability(cls) -> tuple[bool, str]:
         tracker, why_t = _first_available(cls.tracker_ids)
         if not tracker:
-            return False, f"no tracker weights ({why_t})"
+            return False, f"no tracker weights: {why_t}"
         grounder, why_g = _first_available(cls.grounder_ids)
         if not grounder:
-            return False, f"no grounding weights ({why_g})"
+            return False, f"no grounding weights: {why_g}"
         return True, ""
 
     @classmethod

@@ -9,8 +9,10 @@ from __future__ import annotations
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
 from .grounded import GroundedEdgeTamMasker, GroundedSam2PackageMasker, GroundedTrackerMasker
 from .motion_masker import MotionMasker
+from .sam3 import Sam3Masker
 
 BACKENDS: dict[str, type[Masker]] = {
+    Sam3Masker.name: Sam3Masker,
     GroundedTrackerMasker.name: GroundedTrackerMasker,
     GroundedSam2PackageMasker.name: GroundedSam2PackageMasker,
     GroundedEdgeTamMasker.name: GroundedEdgeTamMasker,
@@ -19,4 +21,4 @@ BACKENDS: dict[str, type[Masker]] = {
 
 __all__ = ["BACKENDS", "GroundedEdgeTamMasker", "GroundedSam2PackageMasker",
            "GroundedTrackerMasker", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
-           "MotionMasker", "PointPrompt"]
+           "MotionMasker", "PointPrompt", "Sam3Masker"]

@@ -46,7 +46,8 @@ register(ModelSpec(
 ))
 register(ModelSpec(
     id="sam3", stage="masker", architecture="sam3_video",
-    files=_HF_FILES + (ModelFile("processor_config.json"),),
+    files=_HF_FILES + (ModelFile("processor_config.json"), ModelFile("tokenizer.json"),
+                       ModelFile("tokenizer_config.json")),
     repo_id="facebook/sam3", license="SAM License (gated: accept on the hub first)",
     source="Hugging Face hub", description="SAM 3: text prompts to masks and ids of every instance, in video",
 ))

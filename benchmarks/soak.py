@@ -39,10 +39,15 @@ class SoakStats:
     cancelled: int = 0
     order_violations: int = 0
     info_latencies: list[float] = field(default_factory=list)
+    # GetInfo latencies measured while the heavy job (full eraser, bigger frames) was running.
+    info_latencies_running: list[float] = field(default_factory=list)
+    heavy_jobs: int = 0
+    heavy_running: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def summary(self, lost: int, crashed: int) -> dict:
         lat = np.array(self.info_latencies or [0.0]) * 1000
+        running = np.array(self.info_latencies_running or [0.0]) * 1000
         return {
             "requests": self.requests, "faults_injected": self.faults_injected,
             "refused_as_expected": self.refused_as_expected, "jobs_accepted": len(self.accepted),
@@ -50,6 +55,10 @@ class SoakStats:
             "event_order_violations": self.order_violations, "unexpected_errors": self.unexpected_errors[:10],
             "getinfo_p50_ms": round(float(np.percentile(lat, 50)), 2),
             "getinfo_p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "heavy_jobs": self.heavy_jobs,
+            "getinfo_samples_while_heavy_job_ran": len(self.info_latencies_running),
+            "getinfo_while_heavy_job_p50_ms": round(float(np.percentile(running, 50)), 2),
+            "getinfo_while_heavy_job_p99_ms": round(float(np.percentile(running, 99)), 2),
         }
 
 
@@ -95,9 +104,13 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
         while not stop.is_set():
             t0 = time.perf_counter()
             try:
+                heavy = stats.heavy_running.is_set()
                 client.info()
                 with stats.lock:
-                    stats.info_latencies.append(time.perf_counter() - t0)
+                    elapsed = time.perf_counter() - t0
+                    stats.info_latencies.append(elapsed)
+                    if heavy and stats.heavy_running.is_set():
+                        stats.info_latencies_running.append(elapsed)
                     stats.requests += 1
                 if rng.random() < 0.3:
                     with stats.lock:
@@ -146,14 +159,40 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
                     stats.unexpected_errors.append(f"{exc.code}: {exc.message}")
 
 
+def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root: Path, stop: threading.Event,
+               stats: SoakStats) -> None:
+    """Keep one realistic job going: the default (auto) eraser on bigger frames, so GetInfo competes with it."""
+    with PeanutClient(address, state_dir=state_dir, timeout=30) as client:
+        while not stop.is_set():
+            try:
+                job = client.submit(str(clip), output_path=str(out_root / f"heavy_{time.monotonic_ns()}"),
+                                    mask_path=str(masks), options={"working_height": 0})
+            except ClientError:
+                time.sleep(0.2)  # queue full: the light clients have it
+                continue
+            with stats.lock:
+                stats.accepted.add(job.id)
+                stats.heavy_jobs += 1
+            for event in client.watch(job.id):
+                if event.job.state == pb.JOB_STATE_RUNNING:
+                    stats.heavy_running.set()
+                if event.job.state in FINAL:
+                    stats.heavy_running.clear()
+                    break
+
+
 def run_soak(address: str, state_dir: Path, seconds: float, clients: int, work_dir: Path,
-             is_alive=lambda: True) -> dict:
+             is_alive=lambda: True, heavy: bool = True) -> dict:
     clip, masks = make_inputs(work_dir / "inputs")
+    heavy_clip, heavy_masks = make_inputs(work_dir / "heavy", frames=24, size=(320, 240))
     out_root = work_dir / "outputs"
     out_root.mkdir(parents=True, exist_ok=True)
     stats, stop = SoakStats(), threading.Event()
     threads = [threading.Thread(target=client_loop, args=(address, state_dir, clip, masks, out_root, stop, stats, i))
                for i in range(clients)]
+    if heavy:
+        threads.append(threading.Thread(target=heavy_loop,
+                                        args=(address, state_dir, heavy_clip, heavy_masks, out_root, stop, stats)))
     for t in threads:
         t.start()
     time.sleep(seconds)

@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             os.umask(old_umask)
         addresses.append(f"unix:{unix_path}")
 
+    service.prime_info()
     server.start()
     worker.start()
     for name in ("", SERVICE_NAME):

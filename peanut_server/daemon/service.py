@@ -25,6 +25,7 @@ from ..pipeline import Pipeline, RemovalResult, spec_from_request
 from ..pipeline import backends as backend_table
 from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
+from ..pipeline.spec import absolute_path
 from .budget import MemoryBudget
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
 INFO_CACHE_SECONDS = 5.0
+# Finished jobs whose event logs stay in memory; older ones are read back from SQLite.
+MAX_LIVE_CHANNELS = 256
 
 
 def detect_device() -> str:
@@ -118,7 +121,8 @@ def result_message(result: RemovalResult) -> pb.JobResult:
 class Worker:
     """Runs queued jobs one at a time, in submission order."""
 
-    def __init__(self, store: JobStore, pipeline: Pipeline, capacity: int) -> None:
+    def __init__(self, store: JobStore, pipeline: Pipeline, capacity: int, warm: bool = True) -> None:
+        self.warm = warm
         self.store = store
         self.pipeline = pipeline
         self.capacity = capacity
@@ -146,8 +150,22 @@ class Worker:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    def _forget_finished(self) -> None:
+        """Drop in-memory channels (and their event logs) of finished jobs past a cap.
+
+        A daemon left running for days sees thousands of jobs; their records
+        live in SQLite, so a later GetJob or Watch rebuilds the channel from
+        there. Watchers already attached keep their channel object. Caller holds _lock.
+        """
+        if len(self.channels) <= MAX_LIVE_CHANNELS:
+            return
+        running = self._running[0] if self._running else None
+        for job_id in [j for j, c in self.channels.items() if c.job.state in FINAL_STATES and j != running]:
+            del self.channels[job_id]
+
     def enqueue(self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None) -> pb.Job:
         with self._lock:
+            self._forget_finished()
             if self._queue.qsize() >= self.capacity:
                 raise ResourceExhausted(f"the queue is full ({self.capacity} jobs waiting); try again later")
             self.store.add(job, timeline)
@@ -196,7 +214,39 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Run the default eraser and upscaler once on a tiny window, in the worker thread.
+
+        Their first call imports torchvision and friends (seconds, with the GIL
+        held in long stretches by extension loading). Done here, at start-up,
+        that cost does not land on the first job, and GetInfo stays fast while
+        jobs run. Failures only log: a job would report them properly.
+        """
+        import numpy as np
+
+        from ..eraser.base import EraserOptions
+        from ..upscaler.base import UpscalerOptions
+
+        started = time.monotonic()
+        rng = np.random.default_rng(0)
+        frames = rng.integers(0, 255, (3, 32, 48, 3), dtype=np.uint8)
+        masks = np.zeros((3, 32, 48), bool)
+        masks[:, 10:20, 15:30] = True
+        for stage in ("eraser", "upscaler"):
+            try:
+                choice = backend_table.choose(stage, "auto")
+                instance = self.pipeline._instance(stage, choice.cls)
+                if stage == "eraser":
+                    instance.erase(frames, masks, EraserOptions(), Reporter())
+                else:
+                    instance.upscale(frames, (96, 64), None, UpscalerOptions(), Reporter())
+            except Exception:  # noqa: BLE001 - a warm-up must never take the daemon down
+                log.warning("warm-up of the %s failed", stage, exc_info=True)
+        log.info("warm-up done in %.1fs", time.monotonic() - started)
+
     def _loop(self) -> None:
+        if self.warm:
+            self.warm_up()
         while True:
             job_id = self._queue.get()
             if job_id is None:
@@ -315,6 +365,7 @@ class PeanutService(pb_grpc.PeanutServicer):
         self._info: pb.Info | None = None
         self._info_time = 0.0
         self._info_lock = threading.Lock()
+        self._info_refreshing = False
 
     def _new_job(self, kind: str, request: pb.SubmitRequest | None = None) -> pb.Job:
         now = time.time()
@@ -332,14 +383,44 @@ class PeanutService(pb_grpc.PeanutServicer):
             raise JobNotFound(f"no job with id {job_id!r}")
         return channel
 
+    def prime_info(self) -> None:
+        """Build GetInfo's answer once before serving, so no caller waits for the first one."""
+        info = self._build_info()
+        with self._info_lock:
+            self._info, self._info_time = info, time.monotonic()
+
     @rpc
     def GetInfo(self, request, context):
+        # Building the answer looks for model files on disk and asks every backend
+        # whether it can run. Only the first call waits for that; afterwards one
+        # caller refreshes a stale answer while the others get the cached one, so
+        # GetInfo stays fast for editors polling it while a job runs.
         with self._info_lock:
-            if self._info is None or time.monotonic() - self._info_time > INFO_CACHE_SECONDS:
-                self._info = self._build_info()
-                self._info_time = time.monotonic()
-            info = pb.Info()
-            info.CopyFrom(self._info)
+            cached = self._info
+            stale = cached is None or time.monotonic() - self._info_time > INFO_CACHE_SECONDS
+            refresh = stale and not self._info_refreshing
+            if refresh:
+                self._info_refreshing = True
+        if refresh:
+            try:
+                fresh = self._build_info()
+                with self._info_lock:
+                    self._info, self._info_time = fresh, time.monotonic()
+                    cached = fresh
+            finally:
+                with self._info_lock:
+                    self._info_refreshing = False
+        elif cached is None:
+            # Another call is building the very first answer: wait for it.
+            deadline = time.monotonic() + 60
+            while cached is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+                with self._info_lock:
+                    cached = self._info
+            if cached is None:
+                raise ResourceExhausted("daemon information is still being gathered; try again")
+        info = pb.Info()
+        info.CopyFrom(cached)
         info.queue_length = self.worker.pending()
         return info
 
@@ -395,6 +476,11 @@ class PeanutService(pb_grpc.PeanutServicer):
     def ProcessTimeline(self, request, context):
         from ..otio.jobs import validate_timeline_request
 
+        # Shape checks shared with Submit (NUL bytes, over-long paths) before the OTIO layer touches the disk.
+        for path, what in ((request.timeline_path, "timeline"), (request.output_path, "output timeline"),
+                           (request.media_dir, "media folder")):
+            if path:
+                absolute_path(path, what)
         validate_timeline_request(request)
         job = self._new_job("timeline")
         job.request.output.path = request.output_path

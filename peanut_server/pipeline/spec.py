@@ -132,7 +132,8 @@ def prompt_from_message(message: pb.MaskSpec) -> MaskPrompt:
     )
 
 
-def _absolute(path: str, what: str) -> str:
+def absolute_path(path: str, what: str) -> str:
+    """A request's path, checked for shape only (non-empty, no NUL, not too long, absolute), normalised."""
     if not path:
         raise InvalidRequest(f"{what} path is empty")
     if "\x00" in path:
@@ -146,8 +147,8 @@ def _absolute(path: str, what: str) -> str:
 
 def spec_from_request(request: pb.SubmitRequest) -> RemovalSpec:
     """Check the request's shape (not its files) and turn it into a RemovalSpec."""
-    source_path = _absolute(request.source.path, "source")
-    output_path = _absolute(request.output.path, "output")
+    source_path = absolute_path(request.source.path, "source")
+    output_path = absolute_path(request.output.path, "output")
     start = request.source.start_frame
     end = request.source.end_frame if request.source.HasField("end_frame") else None
     if start < 0:
@@ -156,13 +157,13 @@ def spec_from_request(request: pb.SubmitRequest) -> RemovalSpec:
         raise InvalidRequest(f"frame range [{start}, {end}) is empty or reversed")
     prompt = prompt_from_message(request.mask)
     if prompt.mask_path:
-        prompt.mask_path = _absolute(prompt.mask_path, "mask")
+        prompt.mask_path = absolute_path(prompt.mask_path, "mask")
     if not (prompt.text or prompt.mask_path or prompt.frame_prompts):
         raise InvalidRequest("nothing to remove: give a text prompt, a mask file, or points/boxes")
     if len(prompt.text) > 1000:
         raise InvalidRequest("text prompt is longer than 1000 characters")
     matte_path = request.output.matte_path
-    matte_path = _absolute(matte_path, "matte") if matte_path else default_matte_path(output_path)
+    matte_path = absolute_path(matte_path, "matte") if matte_path else default_matte_path(output_path)
     if matte_path == output_path:
         raise InvalidRequest("matte path and output path are the same")
     matte_only = request.mode == pb.MODE_MATTE_ONLY

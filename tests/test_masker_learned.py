@@ -148,6 +148,9 @@ def test_sam2_video_tracker_streams_a_tiny_model(with_models: Path) -> None:
     session, first = tracker.start(frames[0], box=(10, 20, 30, 40))
     probs = [first] + [session.step(f) for f in frames[1:]]
     assert all(p.shape == (64, 96) for p in probs)
+    # Streaming keeps only the newest frames' pixels.
+    stored = session.session.processed_frames
+    assert len(stored) == len(frames) and sum(v.numel() > 0 for v in stored.values()) <= 3
     assert all(0.0 <= p.min() and p.max() <= 1.0 for p in probs)
     # The random model still responds to its prompt: a different box gives a different map.
     _, other = tracker.start(frames[0], box=(50, 5, 90, 60))

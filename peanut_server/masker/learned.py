@@ -228,6 +228,30 @@ class HFVideoTracker:
         return track, track.run(inputs)
 
 
+_KEEP_FRAMES = 24   # > the 16 object pointers and 7 memory frames SAM 2 looks back on
+
+
+def prune_session(session, keep: int = _KEEP_FRAMES) -> None:
+    """Bound a streaming session's memory: old frames and old per-frame outputs go.
+
+    transformers numbers a streamed frame by the count of frames stored, so old
+    frames are replaced by an empty tensor rather than deleted.
+    """
+    import torch
+
+    frames = getattr(session, "processed_frames", None)
+    if frames:
+        newest = max(frames)
+        for k in [k for k, v in frames.items() if k < newest - 2 and v.numel()]:
+            frames[k] = torch.empty(0)
+    for per_obj in getattr(session, "output_dict_per_obj", {}).values():
+        outputs = per_obj.get("non_cond_frame_outputs") if isinstance(per_obj, dict) else None
+        if outputs:
+            newest = max(outputs)
+            for k in [k for k in outputs if k < newest - keep]:
+                del outputs[k]
+
+
 class TrackSession:
     """One pass of the tracker over a stream of frames (forwards or backwards)."""
 
@@ -243,6 +267,7 @@ class TrackSession:
 
         with torch.no_grad():
             out = self.tracker.model(inference_session=self.session, frame=inputs.pixel_values[0])
+        prune_session(self.session)
         logits = self.tracker.processor.post_process_masks(
             [out.pred_masks], original_sizes=inputs.original_sizes, binarize=False)[0]
         return torch.sigmoid(logits[0, 0].float()).cpu().numpy()

@@ -21,7 +21,7 @@ from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor
 from .base import Masker, MaskerOptions, MaskPrompt, MaskReport
-from .learned import _load, model_available, model_dir
+from .learned import _load, model_available, model_dir, prune_session
 from .motion import candidate_from_mask
 from .postprocess import MaskFinisher
 from .prompt import parse_prompt
@@ -80,6 +80,7 @@ class Sam3Masker(Masker):
             with torch.no_grad():
                 out = self._model(inference_session=session, frame=inputs.pixel_values[0], reverse=False)
             post = self._processor.postprocess_outputs(session, out, original_sizes=inputs.original_sizes)
+            prune_session(session)
             found = {int(i): (float(s), m.float().cpu().numpy())
                      for i, s, m in zip(post["object_ids"].tolist(), post["scores"].tolist(), post["masks"])}
             yield index, rgb, found

@@ -179,3 +179,19 @@ def test_too_many_matches_asks_for_a_distinguishing_word(background) -> None:
         run(background, objects, "the ball", n=6)
     assert info.value.code == "PROMPT_AMBIGUOUS"
     assert "found 3 moving objects" in info.value.message and "left" in info.value.message
+
+
+def test_point_prompt_selects_the_object_under_it(background) -> None:
+    from peanut_server.masker import PointPrompt
+
+    frames, truth = composite_clip(background, two_discs(), 14, SIZE)
+    ys, xs = np.nonzero(truth[1][4])
+    prompt = MaskPrompt(frame_prompts=[FramePrompt(frame=4, points=[PointPrompt(float(xs.mean()), float(ys.mean()))])])
+    masker = MotionMasker()
+    out = list(masker.masks(ArraySource(frames), 0, 14, prompt, MaskerOptions(), Reporter()))
+    assert evaluate(out, truth[1]).JF >= 0.85
+
+
+def test_one_frame_range_explains_that_motion_needs_two(background) -> None:
+    with pytest.raises(PromptError, match="at least two frames"):
+        run(background, two_discs(), "red", n=6, start=2, end=3)

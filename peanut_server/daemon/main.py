@@ -113,6 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Libraries under the models (the sam2 package) draw tqdm bars on stderr; a daemon's log is no terminal.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if not is_loopback(args.host) and args.port >= 0:

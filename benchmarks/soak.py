@@ -42,6 +42,7 @@ class SoakStats:
     # GetInfo latencies measured while the heavy job (full eraser, bigger frames) was running.
     info_latencies_running: list[float] = field(default_factory=list)
     heavy_jobs: int = 0
+    heavy_succeeded: int = 0
     heavy_running: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,7 +56,7 @@ class SoakStats:
             "event_order_violations": self.order_violations, "unexpected_errors": self.unexpected_errors[:10],
             "getinfo_p50_ms": round(float(np.percentile(lat, 50)), 2),
             "getinfo_p99_ms": round(float(np.percentile(lat, 99)), 2),
-            "heavy_jobs": self.heavy_jobs,
+            "heavy_jobs": self.heavy_jobs, "heavy_jobs_succeeded": self.heavy_succeeded,
             "getinfo_samples_while_heavy_job_ran": len(self.info_latencies_running),
             "getinfo_while_heavy_job_p50_ms": round(float(np.percentile(running, 50)), 2),
             "getinfo_while_heavy_job_p99_ms": round(float(np.percentile(running, 99)), 2),
@@ -178,6 +179,9 @@ def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root:
                     stats.heavy_running.set()
                 if event.job.state in FINAL:
                     stats.heavy_running.clear()
+                    if event.job.state == pb.JOB_STATE_SUCCEEDED:
+                        with stats.lock:
+                            stats.heavy_succeeded += 1
                     break
 
 

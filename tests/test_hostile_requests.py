@@ -398,3 +398,36 @@ def test_bad_job_ids(hostile_daemon, stub):
     _, error = call(hostile_daemon, stub.ListJobs, pb.ListJobsRequest(limit=-5, states=[99, -1]))
     assert error is None or error.code() in NAMED
     assert_alive(hostile_daemon, stub)
+
+
+def test_full_queue_answers_resource_exhausted(hostile_daemon, stub, files):
+    """Double clicks and runaway scripts: past --queue-size waiting jobs, Submit says so and nothing is lost."""
+    long_clip = files.root / "queue_long"
+    long_clip.mkdir(exist_ok=True)
+    ramp = np.tile(np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None], (480, 1, 3))
+    for i in range(60):
+        cv2.imwrite(str(long_clip / f"f_{i:03d}.png"), np.roll(ramp, 3 * i, axis=1))
+    mask = np.zeros((480, 640), np.uint8)
+    mask[200:260, 300:380] = 255
+    cv2.imwrite(str(files.root / "queue_mask.png"), mask)
+    accepted, refused = [], None
+    for _ in range(12):  # the module's daemon has --queue-size 4
+        request = submit(files, str(long_clip), mask=str(files.root / "queue_mask.png"))
+        request.options.working_height = 0
+        job, error = call(hostile_daemon, stub.Submit, request)
+        if error is not None:
+            refused = error
+            break
+        accepted.append(job.id)
+    try:
+        assert refused is not None, "the queue never filled"
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused
+        assert "queue is full" in refused.details() and "4 jobs waiting" in refused.details()
+        assert 4 <= len(accepted) <= 6  # 4 waiting, plus at most the one running
+    finally:
+        for job_id in accepted:
+            call(hostile_daemon, stub.Cancel, pb.CancelRequest(job_id=job_id))
+    for job_id in accepted:  # every accepted job is accounted for
+        job, error = call(hostile_daemon, stub.GetJob, pb.GetJobRequest(job_id=job_id))
+        assert error is None and job.id == job_id
+    assert_alive(hostile_daemon, stub)

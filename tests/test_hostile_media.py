@@ -328,3 +328,35 @@ def test_8k_frames_with_memory_in_check(client, media_daemon, tmp_path):
     status = Path(f"/proc/{media_daemon.process.pid}/status").read_text()
     peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
     assert peak_kib < 2_000_000, f"daemon peak RSS {peak_kib / 1024:.0f} MiB for two 8K frames"
+
+
+def test_frame_symlinked_to_a_pseudo_file_is_refused(client, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"f_{i}.png"), index_frame(i))
+    (folder / "f_2.png").symlink_to("/proc/kcore" if os.path.exists("/proc/kcore") else "/proc/self/environ")
+    kind, code, _ = outcome(client, folder, tmp_path / "out", corner_mask(tmp_path / "m.png", (64, 48)))
+    assert (kind, code) == ("refused", "INVALID_ARGUMENT")
+    with pytest.raises(ClientError) as refused:
+        client.submit(str(folder), output_path=str(tmp_path / "out"), mask_path=str(tmp_path / "m.png"))
+    assert "f_2.png links to /proc/" in refused.value.message
+
+
+@pytest.mark.parametrize("name", ["truncated_header", "zero_byte", "garbage"])
+def test_cli_says_one_line_for_broken_media(media_daemon, good_clip, tmp_path, name):
+    import subprocess
+    import sys
+
+    variants = broken_variants(good_clip, tmp_path)
+    mask = corner_mask(tmp_path / "mask.png", (64, 48))
+    run = subprocess.run(
+        [sys.executable, "-m", "peanut_server.cli", "remove", str(variants[name]), "-o", str(tmp_path / "out"),
+         "--mask", str(mask), "--server", media_daemon.address],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+        env=dict(os.environ, PEANUT_STATE_DIR=str(media_daemon.state_dir)),
+    )
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("peanut: "), run.stderr
+    assert "Traceback" not in run.stderr and variants[name].name in lines[0]

@@ -84,6 +84,18 @@ def check_input_path(path: str, what: str) -> None:
         raise MediaError(f"{what} {path} cannot be read: {exc.strerror}") from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise MediaError(f"{what} {path} is not a regular file or folder")
+    if stat.S_ISDIR(mode):
+        # A frame in a folder may itself be a symlink out to a device or a
+        # pseudo-file (/proc/kcore is "regular" and 128 TB long): same rule.
+        try:
+            entries = list(os.scandir(real))
+        except OSError as exc:
+            raise MediaError(f"{what} {path} cannot be listed: {exc.strerror}") from None
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if any(target == root or target.startswith(root + "/") for root in FORBIDDEN_ROOTS):
+                    raise MediaError(f"{what} {path}: {entry.name} links to {target}, which is not media")
 
 
 def staging_path(destination: str, job_id: str) -> str:

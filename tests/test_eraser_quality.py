@@ -23,7 +23,7 @@ import pytest
 
 from peanut_server.eraser.base import EraserOptions
 from peanut_server.eraser.flowguided import FlowGuidedEraser
-from peanut_server.metrics.completion import evaluate, format_table, video_flows
+from peanut_server.metrics.completion import evaluate, format_table, ground_truth_row, video_flows
 from peanut_server.progress import Reporter
 
 try:
@@ -130,7 +130,8 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
         flows = video_flows(gt)
         ours_scores = evaluate(ours, gt, masks, flows=flows)
         theirs_scores = evaluate(theirs, gt, masks, flows=flows)
-        rows += [(f"{name} flowguided", ours_scores), (f"{name} telea", theirs_scores)]
+        rows += [(f"{name} flowguided", ours_scores), (f"{name} telea", theirs_scores),
+                 (f"{name} ground truth", ground_truth_row(ours_scores))]
         gains.append(ours_scores.psnr - theirs_scores.psnr)
         assert np.array_equal(ours[~masks], gt[~masks]), "pixels outside the hole changed"
         assert ours_scores.ewarp <= 1.5 * ours_scores.gt_ewarp, (name, ours_scores.ewarp, ours_scores.gt_ewarp)

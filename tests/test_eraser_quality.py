@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 SIZE = (432, 240)
 FRAMES = 40
 DAVIS_FRAMES = 30
-DAVIS_SEEDS = (0, 1, 2, 3)
+DAVIS_SEEDS = (0, 1, 2, 3, 4, 5)
 OUT = Path(__file__).resolve().parents[1] / "out"
 MASK_DILATION = 4   # as the pipeline's default mask_dilation
 
@@ -111,8 +111,8 @@ def _cases(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
     # Several masks per clip: when a mask happens to sit on the moving rider or
     # player, the ground truth under it is that person, which no background
-    # fill can match (gains of 1-2 dB there, 4-8 dB elsewhere); an average over
-    # the first seeds is a fair sample.
+    # fill can match (gains of 0-2 dB there, 4-8 dB elsewhere); the average
+    # over every seed ever tried (0-5, none left out) is the fair sample.
     for seed in DAVIS_SEEDS:
         cases[f"bmx-trees/moving{seed}"] = (bmx, moving_masks(len(bmx), seed=seed))
         cases[f"tennis/moving{seed}"] = (tennis, moving_masks(len(tennis), seed=seed))

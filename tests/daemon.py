@@ -15,8 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -88,9 +90,11 @@ class DaemonProcess:
             self.process.wait()
 
 
-@pytest.fixture()
-def daemon(tmp_path: Path):
-    proc = DaemonProcess(state_dir=tmp_path / "daemon-state", log_path=tmp_path / "daemon.log").start()
+@contextmanager
+def running_daemon(root: Path, extra_args: list[str] | None = None) -> Iterator[DaemonProcess]:
+    """A daemon with its state under `root`, stopped (then killed if need be) afterwards."""
+    proc = DaemonProcess(state_dir=root / "daemon-state", log_path=root / "daemon.log",
+                         extra_args=list(extra_args or [])).start()
     try:
         yield proc
     finally:
@@ -98,3 +102,9 @@ def daemon(tmp_path: Path):
             proc.stop()
         finally:
             proc.kill()
+
+
+@pytest.fixture()
+def daemon(tmp_path: Path):
+    with running_daemon(tmp_path) as proc:
+        yield proc

@@ -22,7 +22,7 @@ from peanut_server.api import peanut_pb2 as pb
 from peanut_server.client import ClientError
 from peanut_server.media import frame_filename
 from tests.clips import decode_index, index_frame, make_index_clip
-from tests.daemon import DaemonProcess
+from tests.daemon import running_daemon
 
 NAMED = {"INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"}
 OPTIONS = {"eraser": "telea", "working_height": 0}
@@ -30,15 +30,8 @@ OPTIONS = {"eraser": "telea", "working_height": 0}
 
 @pytest.fixture(scope="module")
 def media_daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("media-daemon")
-    proc = DaemonProcess(state_dir=root / "state", log_path=root / "daemon.log").start()
-    try:
+    with running_daemon(tmp_path_factory.mktemp("media-daemon")) as proc:
         yield proc
-    finally:
-        try:
-            proc.stop()
-        finally:
-            proc.kill()
 
 
 @pytest.fixture()

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from peanut_server.api import peanut_pb2 as pb
 from peanut_server.api import peanut_pb2_grpc as pb_grpc
-from tests.daemon import DaemonProcess
+from tests.daemon import running_daemon
 
 CALL_DEADLINE = 30.0
 # Statuses that name a problem the user can act on. INTERNAL / UNKNOWN mean a
@@ -105,15 +105,8 @@ def files(tmp_path_factory) -> Files:
 
 @pytest.fixture(scope="module")
 def hostile_daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-daemon")
-    proc = DaemonProcess(state_dir=root / "state", log_path=root / "daemon.log", extra_args=["--queue-size", "4"]).start()
-    try:
+    with running_daemon(tmp_path_factory.mktemp("hostile-daemon"), ["--queue-size", "4"]) as proc:
         yield proc
-    finally:
-        try:
-            proc.stop()
-        finally:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")

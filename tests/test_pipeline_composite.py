@@ -62,3 +62,19 @@ def test_crop_maps_to_whole_source_pixels(src, lr):
 
 def test_crop_of_empty_mask_is_none():
     assert crop_for(np.zeros((10, 10), bool), (10, 10), (20, 20), 2) is None
+
+
+def test_feather_in_a_box_equals_feather_on_the_frame():
+    from peanut_server.pipeline.composite import region_box
+
+    mask = np.zeros((120, 200), bool)
+    mask[40:55, 60:90] = True
+    mask[70, 150] = True
+    box = region_box(mask, 5)
+    y0, y1, x0, x1 = box
+    full = feather_alpha(mask, 4)
+    assert np.array_equal(feather_alpha(mask[y0:y1, x0:x1], 4), full[y0:y1, x0:x1])
+    outside = np.ones_like(mask)
+    outside[y0:y1, x0:x1] = False
+    assert not full[outside].any()
+    assert region_box(np.zeros((5, 5), bool), 3) is None

@@ -47,6 +47,17 @@ def feather_alpha(mask: np.ndarray, feather: int) -> np.ndarray:
     return np.clip(1.0 - distance / float(feather + 1), 0.0, 1.0).astype(np.float32)
 
 
+def region_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) around the mask's pixels grown by `pad`, clipped to the frame; None if empty."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return (max(0, int(rows[0]) - pad), min(height, int(rows[-1]) + 1 + pad),
+            max(0, int(cols[0]) - pad), min(width, int(cols[-1]) + 1 + pad))
+
+
 def composite(source: np.ndarray, filled: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Blend `filled` over `source` where alpha > 0; elsewhere copy the source exactly."""
     out = source.copy()

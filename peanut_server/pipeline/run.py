@@ -35,7 +35,7 @@ from ..masker.external import ExternalMasker
 from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
 from ..progress import Reporter
 from .backends import Choice, choose
-from .composite import Crop, composite, crop_for, dilate, downscale_mask, feather_alpha, working_size
+from .composite import Crop, composite, crop_for, dilate, downscale_mask, feather_alpha, region_box, working_size
 from .spec import RemovalSpec
 
 log = logging.getLogger(__name__)
@@ -311,11 +311,22 @@ class Pipeline:
                     region = grown | mask_hr
                 else:
                     region = masks_lr[j] | mask_hr
-                alpha = feather_alpha(region, opts.feather)
-                cleaned = self._cleaned_frame(frame, filled[j], crop, None if upscaled is None else upscaled[j], scaled)
-                out = composite(frame, cleaned, alpha)
+                box = region_box(region, opts.feather + 1)
+                out = frame  # decoded for this loop only: composited in place
+                alpha_box = None
+                if box is not None:
+                    y0, y1, x0, x1 = box
+                    # Everything below works on the box around the mask (plus the feather):
+                    # at 4K/8K a full-frame float alpha and a copied frame per frame add up.
+                    alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
+                    patch = self._cleaned_patch(frame, filled[j], box, crop,
+                                                None if upscaled is None else upscaled[j], scaled)
+                    out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
                 if spec.patch_layer:
-                    out = np.dstack([out, np.rint(alpha * 255).astype(np.uint8)])
+                    alpha = np.zeros((height, width), np.uint8)
+                    if alpha_box is not None:
+                        alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
+                    out = np.dstack([out, alpha])
                 output.write(out)
                 reporter.advance()
             timings["composite"] += time.monotonic() - clock
@@ -324,13 +335,19 @@ class Pipeline:
         return runs
 
     @staticmethod
-    def _cleaned_frame(frame, filled_lr, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:
+    def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:
+        """The cleaned pixels of `box` at source resolution: the eraser's fill (upscaled when scaled)."""
+        y0, y1, x0, x1 = box
         if not scaled:
-            return filled_lr
-        cleaned = frame.copy()
+            return filled_lr[y0:y1, x0:x1]
+        patch = frame[y0:y1, x0:x1].copy()
         if crop is not None:
-            cleaned[crop.sy0:crop.sy1, crop.sx0:crop.sx1] = upscaled
-        return cleaned
+            iy0, iy1 = max(y0, crop.sy0), min(y1, crop.sy1)
+            ix0, ix1 = max(x0, crop.sx0), min(x1, crop.sx1)
+            if iy1 > iy0 and ix1 > ix0:
+                patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = \
+                    upscaled[iy0 - crop.sy0:iy1 - crop.sy0, ix0 - crop.sx0:ix1 - crop.sx0]
+        return patch
 
     # -- one frame, quickly --------------------------------------------------
 

@@ -13,7 +13,7 @@ def _list(args: argparse.Namespace) -> int:
     for spec in all_specs():
         paths = [locate_file(spec, f) for f in spec.files]
         state = "present" if all(paths) else "missing"
-        print(f"  {spec.id:32s} {spec.stage:9s} {state:8s} {spec.license:16s} {spec.description}")
+        print(f"  {spec.id:28s} {spec.stage:9s} {state:8s} {spec.description}  [licence: {spec.license}]")
     return 0
 
 

@@ -11,21 +11,25 @@ never a full-frame one) and the caller looks for the object again.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .motion import (ColourModels, FlowEstimator, learn_colour_models, refine_mask, residual_motion,
+from .motion import (ColourModels, FlowEstimator, camera_flow, learn_colour_models, refine_mask, residual_motion,
                      segment_moving, to_gray)
+
+
+def _remap(image: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(image, gx + flow_back[..., 0], gy + flow_back[..., 1],
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
     """Mask of the previous frame carried to the current one; flow_back maps current -> previous."""
-    h, w = mask.shape
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    moved = cv2.remap(mask.astype(np.float32), gx + flow_back[..., 0], gy + flow_back[..., 1],
-                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return moved > 0.5
+    return _remap(mask.astype(np.float32), flow_back) > 0.5
 
 
 class FlowTracker:
@@ -91,6 +95,165 @@ class FlowTracker:
         area = int(mask.sum())
         if area < self.min_area or area < self.lost_fraction * reference \
                 or area > self.max_frame_fraction * mask.size:
+            mask = np.zeros_like(mask)
+        else:
+            self._areas.append(area)
+        self.mask = mask
+        return mask
+
+
+# ----- the given-mask tracker ------------------------------------------------------------------
+#
+# When the editor hands over a mask ("track this selection") the mask itself is the best
+# evidence there is; re-segmenting motion on every frame throws it away. This tracker keeps
+# the warped mask as a prior and asks each pixel near it two questions: does its colour look
+# like the object or like the background ring around it, and does it move like the object or
+# like the camera? A Bayes update of the prior with both likelihood ratios gives the new mask.
+
+_BINS = 16     # per Lab channel: 4096 colour bins
+
+
+def _colour_index(lab: np.ndarray) -> np.ndarray:
+    q = (lab // (256 // _BINS)).astype(np.int32)
+    return (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]
+
+
+def _colour_hist(index: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """A smoothed, normalised histogram of the selected pixels' colour bins."""
+    h = np.bincount(index[sel], minlength=_BINS ** 3).astype(np.float32)
+    # Blur along the b and a axes so that a colour seen once also lends weight to its neighbours.
+    h = cv2.GaussianBlur(h.reshape(_BINS * _BINS, _BINS), (3, 3), 0).reshape(-1)
+    return (h + 1e-3) / (float(h.sum()) + 1e-3 * h.size)
+
+
+def _ring(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
+
+
+def _object_motion(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray | None:
+    """Similarity transform (2x3) carrying the previous mask to the current frame, fitted with
+    RANSAC to the flow of the pixels that land inside the mask (robust to edge bleeding)."""
+    h, w = mask.shape
+    ys, xs = np.mgrid[0:h:2, 0:w:2]
+    px, py = xs + flow_back[ys, xs, 0], ys + flow_back[ys, xs, 1]
+    ix = np.clip(np.round(px).astype(np.int32), 0, w - 1)
+    iy = np.clip(np.round(py).astype(np.int32), 0, h - 1)
+    core = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if core.sum() < 30:
+        core = mask
+    sel = core[iy, ix]
+    if sel.sum() < 6:
+        return None
+    src = np.stack([px[sel], py[sel]], 1).astype(np.float32)
+    dst = np.stack([xs[sel], ys[sel]], 1).astype(np.float32)
+    matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    return matrix
+
+
+@dataclass
+class PriorTrackerOptions:
+    dense_weight: float = 0.5      # prior = this * dense-flow warp + rest * object-motion warp
+    prior_sigma: float = 4.0       # px: how far the warped mask's edge may be off
+    band: int = 10                 # px: the background ring the local colour model is learnt from
+    anchor_weight: float = 0.7     # object colours: this much from the anchor, the rest from the last frame
+    moving_px: float = 2.0         # residual (px/frame) above which a pixel moves unlike the camera
+    min_area_change: float = 0.7   # a refined mask outside [min, max] x the warped area is not trusted:
+    max_area_change: float = 1.3   # the warped mask is kept instead
+
+
+class PriorTracker:
+    """Tracks a given mask: warped prior, refined by colour and motion likelihoods.
+
+    Same surface as FlowTracker (reset, step, lost, mask, last_residual).
+    """
+
+    def __init__(self, flow: FlowEstimator | None = None, options: PriorTrackerOptions | None = None,
+                 lost_fraction: float = 0.15, min_area: int = 20, max_frame_fraction: float = 0.6) -> None:
+        self.flow = flow or FlowEstimator()
+        self.options = options or PriorTrackerOptions()
+        self.lost_fraction = lost_fraction
+        self.min_area = min_area
+        self.max_frame_fraction = max_frame_fraction
+        self.gray: np.ndarray | None = None
+        self.index: np.ndarray | None = None       # colour bins of the previous frame
+        self.mask: np.ndarray | None = None
+        self.last_residual: np.ndarray | None = None
+        self._anchor_hist: np.ndarray | None = None
+        self._areas: deque[int] = deque(maxlen=15)
+
+    def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        self.gray = to_gray(rgb)
+        self.index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
+        self.mask = mask.astype(bool)
+        self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
+        self._areas.clear()
+        if self.mask.any():
+            self._areas.append(int(self.mask.sum()))
+
+    @property
+    def lost(self) -> bool:
+        return self.mask is None or not self.mask.any()
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        """The mask on the next frame (empty when lost); also sets last_residual."""
+        if self.gray is None or self.mask is None or self.index is None:
+            raise RuntimeError("PriorTracker.step before reset")
+        opt = self.options
+        gray = to_gray(rgb)
+        index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
+        flow_back = self.flow(gray, self.gray)
+        camera = camera_flow(flow_back)
+        residual = np.linalg.norm(flow_back - camera, axis=-1)
+        self.last_residual = residual
+        prev_mask, prev_index = self.mask, self.index
+        self.gray, self.index = gray, index
+        if not prev_mask.any():
+            return prev_mask
+        h, w = prev_mask.shape
+        dense = _remap(prev_mask.astype(np.float32), flow_back)
+        matrix = _object_motion(prev_mask, flow_back)
+        rigid = cv2.warpAffine(prev_mask.astype(np.float32), matrix, (w, h)) if matrix is not None else dense
+        prior = opt.dense_weight * dense + (1.0 - opt.dense_weight) * rigid
+        warped = prior > 0.5
+        if not warped.any():
+            self.mask = warped
+            return warped
+        p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), 1e-3, 1 - 1e-3)
+
+        # Colour: object histogram (anchor + last frame) against the local background ring.
+        fg = opt.anchor_weight * self._anchor_hist + (1 - opt.anchor_weight) * _colour_hist(prev_index, prev_mask) \
+            if self._anchor_hist is not None else _colour_hist(prev_index, prev_mask)
+        bg = _colour_hist(prev_index, _ring(prev_mask, opt.band))
+        ratio = fg[index] / bg[index]
+
+        # Motion: distance to the object's flow against distance to the camera's flow. The
+        # object's flow is the median over its moving core (the warped core may hold some
+        # background the flow bled over); it says nothing when the camera follows the object.
+        core = cv2.erode(warped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if core.sum() < 20:
+            core = warped
+        movers = core & (residual > opt.moving_px)
+        f_obj = np.median(flow_back[movers if movers.sum() > 0.3 * core.sum() else core], 0)
+        spread = max(1.0, 0.5 * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
+        d_obj = ((flow_back - f_obj) ** 2).sum(-1)
+        d_cam = ((flow_back - camera) ** 2).sum(-1)
+        ratio = ratio * np.exp(np.clip((d_cam - d_obj) / (2 * spread * spread), -10, 10))
+
+        post = p * ratio / (p * ratio + (1 - p))
+        mask = cv2.GaussianBlur(post.astype(np.float32), (0, 0), 1.0) > 0.5
+        # Only the parts that touch the warped mask: look-alike colours far away are not the object.
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        keep = np.zeros(count, bool)
+        keep[np.unique(labels[mask & warped])] = True
+        keep[0] = False
+        mask = keep[labels]
+        area, warped_area = int(mask.sum()), int(warped.sum())
+        if not opt.min_area_change * warped_area <= area <= opt.max_area_change * warped_area:
+            mask = warped
+        area = int(mask.sum())
+        reference = float(np.median(self._areas)) if self._areas else float(area)
+        if area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
             mask = np.zeros_like(mask)
         else:
             self._areas.append(area)

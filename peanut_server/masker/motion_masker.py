@@ -26,7 +26,7 @@ from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
-from .flowtrack import FlowTracker
+from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
 from .postprocess import MaskFinisher, fill_small_holes, soft_mask, to_source
 from .prompt import PromptQuery, parse_prompt
@@ -89,11 +89,16 @@ class MotionMasker(Masker):
     # GrabCut after each warp: sharp edges on clean objects; on cluttered real footage
     # plain warping + motion re-segmentation scores higher (see benchmarks/masker_sweep.py).
     refine_tracking = True
+    # A mask the editor gave (propagate) is tracked as a prior refined by colour and motion
+    # likelihoods (flowtrack.PriorTracker): on DAVIS footage it holds the object far better
+    # than re-segmenting motion. Set False for the grounded path's tracker.
+    prior_tracking = True
 
     def __init__(self, cme: CMESettings | None = None) -> None:
         super().__init__()
         self.cme = cme or CMESettings()
         self.flow = FlowEstimator()
+        self._given_mask = False
 
     @classmethod
     def accepts(cls, prompt: MaskPrompt) -> bool:
@@ -178,7 +183,8 @@ class MotionMasker(Masker):
         first = next(frames_in)
         h, w = first.gray.shape
         mask = cv2.resize(first_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        yield from self._propagate(source, [first], frames_in, 0, mask, options, reporter)
+        yield from self._propagate(source, [first], frames_in, 0, mask, options, reporter,
+                                   given_mask=self.prior_tracking)
 
     def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
                 reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
@@ -252,15 +258,24 @@ class MotionMasker(Masker):
         raise PromptError(f"found no moving object for \u201c{prompt.text}\u201d in a range of "
                           f"{len(cache)} frame(s); motion needs at least two frames", code="PROMPT_NOTHING_FOUND")
 
+    def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
+        if given_mask:
+            return PriorTracker(self.flow)
+        return FlowTracker(self.flow, refine=self.refine_tracking)
+
     def _propagate(self, source: VideoSource, cache: list[_Frame], frames_in: Iterator[_Frame], anchor_k: int,
-                   anchor_mask: np.ndarray, options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+                   anchor_mask: np.ndarray, options: MaskerOptions, reporter: Reporter,
+                   given_mask: bool = False) -> Iterator[np.ndarray]:
         finisher = MaskFinisher((source.info.width, source.info.height), options.threshold,
                                 options.fill_holes, options.temporal_smoothing)
         window = max(1, options.clip_window)
         memory = AppearanceMemory(tau=self.cme.tau)
         anchor = cache[anchor_k]
         memory.write(colour_descriptor(anchor.rgb, anchor_mask), force=True)
-        tracker = FlowTracker(self.flow, refine=self.refine_tracking)
+        tracker = self._tracker(given_mask)
+        self._given_mask = given_mask
+        if given_mask:
+            self.report.extra["tracker"] = "flow prior + colour/motion likelihoods"
 
         def emit(mask: np.ndarray) -> Iterator[np.ndarray]:
             for out in finisher.push(soft_mask(mask)):
@@ -346,7 +361,7 @@ class MotionMasker(Masker):
             "reanchors": str(reanchors),
         })
 
-    def _checked_step(self, tracker: FlowTracker, frame: _Frame, memory: AppearanceMemory) -> np.ndarray:
+    def _checked_step(self, tracker: FlowTracker | PriorTracker, frame: _Frame, memory: AppearanceMemory) -> np.ndarray:
         """One tracker step; a mask that looks nothing like the target (it stayed on the
         background after the object vanished) counts as lost."""
         mask = tracker.step(frame.rgb)
@@ -413,7 +428,7 @@ class MotionMasker(Masker):
         A frame takes the backward mask when it agrees better with the memory than
         the mask it has (which may sit on the look-alike). Returns frames changed.
         """
-        tracker = FlowTracker(self.flow, refine=self.refine_tracking)
+        tracker = self._tracker(self._given_mask)
         tracker.reset(frame.rgb, mask)
         changed = 0
         for i in range(len(buffer) - 1, -1, -1):

@@ -158,6 +158,9 @@ class PriorTrackerOptions:
     band: int = 10                 # px: the background ring the local colour model is learnt from
     anchor_weight: float = 0.7     # object colours: this much from the anchor, the rest from the last frame
     moving_px: float = 2.0         # residual (px/frame) above which a pixel moves unlike the camera
+    prior_clip: float = 1e-3      # the prior never quite says certain: evidence can overrule it
+    motion_spread: float = 0.25    # motion likelihood width, as a fraction of object-camera flow distance
+    max_growth: float = 1.2        # per frame: more is flow bleeding onto the background, cut back
     min_area_change: float = 0.7   # a refined mask outside [min, max] x the warped area is not trusted:
     max_area_change: float = 1.3   # the warped mask is kept instead
 
@@ -180,6 +183,7 @@ class PriorTracker:
         self.mask: np.ndarray | None = None
         self.last_residual: np.ndarray | None = None
         self._anchor_hist: np.ndarray | None = None
+        self.stats = {"capped": 0, "fallback": 0}   # how often each safeguard fired
         self._areas: deque[int] = deque(maxlen=15)
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
@@ -219,7 +223,7 @@ class PriorTracker:
         if not warped.any():
             self.mask = warped
             return warped
-        p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), 1e-3, 1 - 1e-3)
+        p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), opt.prior_clip, 1 - opt.prior_clip)
 
         # Colour: object histogram (anchor + last frame) against the local background ring.
         fg = opt.anchor_weight * self._anchor_hist + (1 - opt.anchor_weight) * _colour_hist(prev_index, prev_mask) \
@@ -235,13 +239,19 @@ class PriorTracker:
             core = warped
         movers = core & (residual > opt.moving_px)
         f_obj = np.median(flow_back[movers if movers.sum() > 0.3 * core.sum() else core], 0)
-        spread = max(1.0, 0.5 * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
+        spread = max(1.0, opt.motion_spread * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
         d_obj = ((flow_back - f_obj) ** 2).sum(-1)
         d_cam = ((flow_back - camera) ** 2).sum(-1)
         ratio = ratio * np.exp(np.clip((d_cam - d_obj) / (2 * spread * spread), -10, 10))
 
-        post = p * ratio / (p * ratio + (1 - p))
-        mask = cv2.GaussianBlur(post.astype(np.float32), (0, 0), 1.0) > 0.5
+        post = cv2.GaussianBlur((p * ratio / (p * ratio + (1 - p))).astype(np.float32), (0, 0), 1.0)
+        mask = post > 0.5
+        cap = opt.max_growth * int(prev_mask.sum())
+        if mask.sum() > cap:
+            # Growing faster than an object can (flow bleeding onto the background): keep
+            # the pixels the evidence is surest of, up to the cap.
+            mask = post >= np.sort(post[mask])[::-1][int(cap)]
+            self.stats["capped"] += 1
         # Only the parts that touch the warped mask: look-alike colours far away are not the object.
         count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         keep = np.zeros(count, bool)
@@ -251,6 +261,7 @@ class PriorTracker:
         area, warped_area = int(mask.sum()), int(warped.sum())
         if not opt.min_area_change * warped_area <= area <= opt.max_area_change * warped_area:
             mask = warped
+            self.stats["fallback"] += 1
         area = int(mask.sum())
         reference = float(np.median(self._areas)) if self._areas else float(area)
         if area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:

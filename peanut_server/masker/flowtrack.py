@@ -6,6 +6,9 @@ from: no holes from forward splatting), and refines the warped mask with
 GrabCut in a window around it. A mask that shrinks to almost nothing means
 the object left or was covered: the tracker reports it lost (an empty mask,
 never a full-frame one) and the caller looks for the object again.
+
+PriorTracker (below) is used for a mask the editor gave (MotionMasker.propagate):
+the warped mask is a prior, updated per pixel by colour and motion likelihoods.
 """
 
 from __future__ import annotations

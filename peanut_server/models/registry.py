@@ -103,6 +103,16 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else resolve_state_dir() / "models"
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (huggingface_hub reads it once at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "huggingface"
+    )
+    return Path(hf_home).expanduser() / "hub"
+
+
 def _hf_cache_file(spec: ModelSpec, filename: str) -> Path | None:
     if not spec.repo_id:
         return None
@@ -110,7 +120,7 @@ def _hf_cache_file(spec: ModelSpec, filename: str) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(spec.repo_id, filename, revision=spec.revision)
+    found = try_to_load_from_cache(spec.repo_id, filename, cache_dir=hf_cache_dir(), revision=spec.revision)
     return Path(found) if isinstance(found, str) else None
 
 

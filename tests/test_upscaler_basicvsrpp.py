@@ -347,3 +347,29 @@ def test_corrupt_weights_file_is_a_model_error(tiny_weights: Path) -> None:
         BACKENDS["basicvsrpp"]().upscale(
             np.zeros((2, 16, 16, 3), np.uint8), (64, 64), None, UpscalerOptions(), Reporter()
         )
+
+
+def test_pipeline_auto_runs_basicvsrpp_when_its_weights_exist_and_says_so(tiny_weights: Path, tmp_path: Path) -> None:
+    """Through the whole pipeline: `auto` picks BasicVSR++ and the job result names the weights."""
+    import cv2
+
+    from peanut_server.api import peanut_pb2 as pb
+    from peanut_server.pipeline import Pipeline, spec_from_request
+
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(frames / f"f{i}.png"), textured(120, 160, i))
+        mask = np.zeros((120, 160), np.uint8)
+        mask[40:70, 50 + 5 * i:90 + 5 * i] = 255
+        cv2.imwrite(str(masks / f"m{i}.png"), mask)
+    request = pb.SubmitRequest(
+        source=pb.MediaRange(path=str(frames)), mask=pb.MaskSpec(mask_path=str(masks)),
+        options=pb.Options(working_height=64, eraser="telea"), output=pb.OutputSpec(path=str(tmp_path / "out")),
+    )
+    result = Pipeline().run(spec_from_request(request), Reporter())
+    upscaler = [r for r in result.backends if r.stage == "upscaler"][0]
+    assert upscaler.backend == "basicvsrpp"
+    assert f"weights {BASICVSRPP_MODEL_IDS[0]}" in upscaler.note
+    assert len(list((tmp_path / "out").iterdir())) == 4

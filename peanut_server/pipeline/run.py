@@ -332,6 +332,9 @@ class Pipeline:
             timings["composite"] += time.monotonic() - clock
             tail = [filled[i] for i in range(max(0, len(filled) - overlap), len(filled))] if overlap and b < count else []
             pos = b
+        checkpoint = getattr(upscaler, "ran_model_id", "")
+        if checkpoint:  # name the weights that ran, e.g. "auto; weights basicvsrpp-reds4"
+            runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
         return runs
 
     @staticmethod

@@ -116,7 +116,8 @@ def test_jobs_survive_a_restart(tmp_path, object_clip):
         proc.kill()
 
 
-def test_sigterm_interrupts_and_resume_finishes(tmp_path, shared_data):
+def _start_and_run_until(tmp_path, shared_data, frames_done: int):
+    """A daemon running a 60-frame job in 4-frame windows, returned once `frames_done` are erased."""
     clip = make_object_clip(tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
                             n_frames=60, size=(192, 128))
     out = tmp_path / "out"
@@ -126,8 +127,17 @@ def test_sigterm_interrupts_and_resume_finishes(tmp_path, shared_data):
             job = client.submit(str(clip.frames), output_path=str(out), mask_path=str(clip.masks),
                                 options={"eraser": "telea", "subvideo_length": 4})
             for event in client.watch(job.id):
-                if event.job.stage == "erasing" and event.job.frames_done >= 8:
+                if event.job.stage == "erasing" and event.job.frames_done >= frames_done:
                     break
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, job, out
+
+
+def test_sigterm_interrupts_and_resume_finishes(tmp_path, shared_data):
+    proc, job, out = _start_and_run_until(tmp_path, shared_data, 8)
+    try:
         assert proc.stop(signal.SIGTERM) == 0
         proc.start()
         with proc.client() as client:
@@ -227,17 +237,8 @@ def test_bad_input_gets_a_clear_status(daemon, tmp_path, object_clip):
 
 
 def test_kill_9_then_resume_keeps_finished_frames(tmp_path, shared_data):
-    clip = make_object_clip(tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
-                            n_frames=60, size=(192, 128))
-    out = tmp_path / "out"
-    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log").start()
+    proc, job, out = _start_and_run_until(tmp_path, shared_data, 12)
     try:
-        with proc.client() as client:
-            job = client.submit(str(clip.frames), output_path=str(out), mask_path=str(clip.masks),
-                                options={"eraser": "telea", "subvideo_length": 4})
-            for event in client.watch(job.id):
-                if event.job.stage == "erasing" and event.job.frames_done >= 12:
-                    break
         proc.kill()  # SIGKILL: no chance to clean up
         staging = [p for p in tmp_path.iterdir() if p.name.startswith(".out.peanut-partial")]
         assert len(staging) == 1

@@ -173,17 +173,19 @@ class FramePrompt(_message.Message):
     def __init__(self, frame: _Optional[int] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., box: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
 
 class MaskSpec(_message.Message):
-    __slots__ = ("text", "mask_path", "frame_prompts")
+    __slots__ = ("text", "mask_path", "frame_prompts", "approximate")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     MASK_PATH_FIELD_NUMBER: _ClassVar[int]
     FRAME_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    APPROXIMATE_FIELD_NUMBER: _ClassVar[int]
     text: str
     mask_path: str
     frame_prompts: _containers.RepeatedCompositeFieldContainer[FramePrompt]
-    def __init__(self, text: _Optional[str] = ..., mask_path: _Optional[str] = ..., frame_prompts: _Optional[_Iterable[_Union[FramePrompt, _Mapping]]] = ...) -> None: ...
+    approximate: bool
+    def __init__(self, text: _Optional[str] = ..., mask_path: _Optional[str] = ..., frame_prompts: _Optional[_Iterable[_Union[FramePrompt, _Mapping]]] = ..., approximate: _Optional[bool] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather", "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "reuse_flow", "seed")
+    __slots__ = ("preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather", "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "reuse_flow", "seed", "include_effects")
     PRESET_FIELD_NUMBER: _ClassVar[int]
     MASKER_FIELD_NUMBER: _ClassVar[int]
     ERASER_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +201,7 @@ class Options(_message.Message):
     CLIP_WINDOW_FIELD_NUMBER: _ClassVar[int]
     REUSE_FLOW_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EFFECTS_FIELD_NUMBER: _ClassVar[int]
     preset: Preset
     masker: str
     eraser: str
@@ -214,7 +217,8 @@ class Options(_message.Message):
     clip_window: int
     reuse_flow: bool
     seed: int
-    def __init__(self, preset: _Optional[_Union[Preset, str]] = ..., masker: _Optional[str] = ..., eraser: _Optional[str] = ..., upscaler: _Optional[str] = ..., flow: _Optional[str] = ..., working_height: _Optional[int] = ..., mask_dilation: _Optional[int] = ..., feather: _Optional[int] = ..., neighbor_stride: _Optional[int] = ..., step: _Optional[int] = ..., subvideo_length: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., clip_window: _Optional[int] = ..., reuse_flow: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+    include_effects: bool
+    def __init__(self, preset: _Optional[_Union[Preset, str]] = ..., masker: _Optional[str] = ..., eraser: _Optional[str] = ..., upscaler: _Optional[str] = ..., flow: _Optional[str] = ..., working_height: _Optional[int] = ..., mask_dilation: _Optional[int] = ..., feather: _Optional[int] = ..., neighbor_stride: _Optional[int] = ..., step: _Optional[int] = ..., subvideo_length: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., clip_window: _Optional[int] = ..., reuse_flow: _Optional[bool] = ..., seed: _Optional[int] = ..., include_effects: _Optional[bool] = ...) -> None: ...
 
 class OutputSpec(_message.Message):
     __slots__ = ("path", "matte_path", "overwrite", "patch_layer")
@@ -255,7 +259,7 @@ class StageBackend(_message.Message):
     def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., backend: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("output_path", "matte_path", "frame_count", "backends", "chosen_object", "chosen_score", "seconds", "output_files")
+    __slots__ = ("output_path", "matte_path", "frame_count", "backends", "chosen_object", "chosen_score", "seconds", "output_files", "ignored_words")
     OUTPUT_PATH_FIELD_NUMBER: _ClassVar[int]
     MATTE_PATH_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +268,7 @@ class JobResult(_message.Message):
     CHOSEN_SCORE_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_WORDS_FIELD_NUMBER: _ClassVar[int]
     output_path: str
     matte_path: str
     frame_count: int
@@ -272,7 +277,8 @@ class JobResult(_message.Message):
     chosen_score: float
     seconds: float
     output_files: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, output_path: _Optional[str] = ..., matte_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., backends: _Optional[_Iterable[_Union[StageBackend, _Mapping]]] = ..., chosen_object: _Optional[str] = ..., chosen_score: _Optional[float] = ..., seconds: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ...) -> None: ...
+    ignored_words: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, output_path: _Optional[str] = ..., matte_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., backends: _Optional[_Iterable[_Union[StageBackend, _Mapping]]] = ..., chosen_object: _Optional[str] = ..., chosen_score: _Optional[float] = ..., seconds: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., ignored_words: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "state", "request", "stage", "frames_done", "frames_total", "eta_seconds", "error", "error_code", "warnings", "result", "created_at", "updated_at", "windows_done", "kind")

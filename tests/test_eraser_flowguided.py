@@ -203,16 +203,20 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
     assert np.array_equal(out[~hole], image[~hole])
 
 
-def test_lama_missing_falls_back_to_opencv(tmp_path, monkeypatch, state_dir) -> None:
+def test_lama_missing_falls_back_to_synthesis(tmp_path, monkeypatch, state_dir) -> None:
     from peanut_server.eraser import lama
+    from peanut_server.eraser.synthesis import SynthesisInpainter
     from peanut_server.errors import ModelError
 
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(lama, "_cached", {})
-    assert isinstance(lama.get_inpainter("auto"), lama.OpenCVInpainter)
+    assert isinstance(lama.get_inpainter("auto"), SynthesisInpainter)
+    assert isinstance(lama.get_inpainter("opencv"), lama.OpenCVInpainter)
     with pytest.raises(ModelError):
         lama.get_inpainter("lama")
+    with pytest.raises(ValueError, match="unknown inpainter"):
+        lama.get_inpainter("lamma")
     with pytest.raises(ModelError):
         lama.LamaInpainter.from_state_dict({"not": np.zeros(1)})

@@ -19,10 +19,25 @@ from ..progress import Reporter
 
 @dataclass
 class EraserOptions:
-    neighbor_stride: int = 5      # local neighbours used per target frame
-    step: int = 10                # keyframe / reference frame stride
+    """What a user or a benchmark can tune; each field's effect is documented
+    where it is used (FlowGuidedEraser's docstring)."""
+
+    neighbor_stride: int = 5      # temporal scale of the fusion of candidates (frames)
+    step: int = 10                # keyframe stride for invented content (frames)
     flow: str = "auto"            # "auto", "dis", "raft_small", "raft_large"
+    inpainter: str = "auto"       # never-seen pixels: "auto", "lama", "synthesis", "opencv"
+    flow_rounds: int = 2          # 1: flow on the smooth prefill; 2: plus a half-resolution guide round
+    flow_completion_dilation: int = 6   # grow the holes for flow completion (pixels)
+    temporal_smoothing: int = 1   # passes of the [1, 2, 1] filter of the fill along the flow
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("neighbor_stride", "step", "flow_rounds"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"eraser option {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("flow_completion_dilation", "temporal_smoothing"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"eraser option {name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass

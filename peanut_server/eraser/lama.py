@@ -108,21 +108,41 @@ def lama_available() -> tuple[bool, str]:
 
 
 _cached: dict[str, Inpainter] = {}
+_logged: set[str] = set()  # reasons already logged once per process
 
 
 def get_inpainter(name: str = "auto", device: str = "cpu") -> Inpainter:
-    """"lama", "opencv", or "auto" (LaMa when its weights are present, OpenCV otherwise).
+    """"lama", "synthesis", "opencv", or "auto".
 
-    The LaMa model is loaded once per process and kept (models stay loaded between jobs).
+    "auto" is LaMa when its weights are present, else the no-weights
+    exemplar/frequency synthesis (synthesis.py), else OpenCV's Telea (when
+    OpenCV lacks its contrib modules). The LaMa model is loaded once per
+    process and kept (models stay loaded between jobs).
     """
+    from .synthesis import SynthesisInpainter, xphoto_available
+
     name = (name or "auto").lower()
     if name == "opencv":
         return OpenCVInpainter()
+    if name == "synthesis":
+        ok, reason = xphoto_available()
+        if not ok:
+            raise ModelError(f"synthesis cannot run: {reason}")
+        return SynthesisInpainter()
+    if name not in ("auto", "lama"):
+        raise ValueError(f"unknown inpainter {name!r}: use auto, lama, synthesis or opencv")
     ok, reason = lama_available()
     if not ok:
         if name == "lama":
             raise ModelError(f"LaMa cannot run: {reason}")
-        log.info("LaMa not used: %s; OpenCV inpainting fills never-seen pixels", reason)
+        if "lama" not in _logged:
+            _logged.add("lama")
+            log.info("LaMa not used: %s; exemplar synthesis fills never-seen pixels", reason)
+        if xphoto_available()[0]:
+            return SynthesisInpainter()
+        if "xphoto" not in _logged:
+            _logged.add("xphoto")
+            log.warning("never-seen pixels use Telea: %s", xphoto_available()[1])
         return OpenCVInpainter()
     key = f"lama:{device}"
     if key not in _cached:

@@ -47,8 +47,6 @@ from .propagation import (
 
 log = logging.getLogger(__name__)
 
-# Passes of the [1, 2, 1] temporal filter along the flow over the fill.
-TEMPORAL_SMOOTHING = 1
 # Width in pixels of the known ring around each hole that is traced with it.
 BLEND_RING = 2
 
@@ -72,6 +70,7 @@ def fill_window(
     inpainter: Inpainter | None = None,
     blend: bool = True,
     check=None,
+    temporal_smoothing: int = 1,
 ) -> tuple[np.ndarray, FillStats]:
     """Fill masks (T, H, W) bool in frames (T, H, W, 3) uint8 using completed flows."""
     masks = np.asarray(masks, dtype=bool)
@@ -127,7 +126,7 @@ def fill_window(
     unfilled = masks & ~filled
     if unfilled.any():
         _hallucinate(out, unfilled, forward, backward, step, inpainter, stats, check)
-    for _ in range(TEMPORAL_SMOOTHING):
+    for _ in range(temporal_smoothing):
         out = smooth_along_flow(out, masks, forward, backward, check)
     return out, stats
 

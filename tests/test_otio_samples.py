@@ -168,3 +168,41 @@ def test_everything_refused_is_an_error_naming_each_clip(tmp_path, capsys):
     assert code == 2
     assert "'Normal Clip 1'" in err and "no media" in err and "'Clip Inside A Track'" in err
     assert not (tmp_path / "out.otio").exists()
+
+
+def test_nested_example_with_the_real_pipeline(tmp_path, capsys):
+    """The same timeline through `peanut otio --local`: PEANUT's own pipeline, no stand-in."""
+    import cv2
+
+    timeline = otio.adapters.read_from_file(str(DATA / "nested_example.otio"))
+    media = make_square_video(tmp_path / "shot.mkv", 480, fps=24)
+    relink(timeline, media, 480, 24)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[28:48, 38:64] = 255  # every position of the moving square
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    for clip in timeline.find_clips():
+        if clip.name in ("Normal Clip 2", "Clip Inside A Stack 1", "Clip Inside A Stack 2"):
+            clip.metadata["peanut"] = {"mask": str(tmp_path / "mask.png")}
+    source = tmp_path / "nested.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    code = commands.main([str(source), "-o", str(tmp_path / "out.otio"), "--local", "-q",
+                          "--eraser", "telea", "--mask-dilation", "2", "--feather", "1"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "'Clip Inside A Stack 2'" in err and "retime" in err
+    out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
+    results = cleaned_clips(out)
+    assert sorted(results) == ["Clip Inside A Stack 1", "Normal Clip 2"]
+    top = out.tracks[0]
+    sources = {c.name: c for c in top.find_clips()}
+    outside = cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0
+    for name, result in results.items():
+        placed = result.range_in_parent()
+        for k in range(int(placed.duration.value)):
+            expected = int(top.transformed_time(placed.start_time + RT(k, 24), sources[name]).value)
+            frame = read_png(result.media_reference.target_url_for_image_number(k))
+            assert decode_index(frame) == expected, (name, k)
+            assert np.array_equal(frame[outside], square_frame(expected)[outside]), (name, k)
+            assert not np.array_equal(frame, square_frame(expected))  # the square is gone
+    assert results["Clip Inside A Stack 1"].range_in_parent() == TR(RT(238, 24), RT(31, 24))
+    assert results["Normal Clip 2"].range_in_parent() == sources["Normal Clip 2"].range_in_parent()

@@ -23,6 +23,9 @@ Behaviours the README does not settle, each switchable (issue 14):
   clip's own numbering ("clip": its GetClipProperty "Start", as ayon-resolve
   passes it and a Resolve 21.1 report measured; a startFrame below Start
   places blank frames) or from 0 ("zero");
+- `source_numbering`: TimelineItem.GetSourceStartFrame/EndFrame counted in the
+  media's own numbering ("media", e.g. 100 for the first frame of a sequence
+  numbered from 100) or from 0 ("zero");
 - `dead_items`: a placement that fails returns a TimelineItem whose Get*
   calls all return None (ayon-resolve lib.py) instead of an empty list;
 - timeline frame rates read "29.97 DF" on drop-frame timelines;
@@ -52,9 +55,11 @@ def _new_id(kind: str) -> str:
 
 class FakeResolve:
     def __init__(self, *, end_frame_inclusive: bool = True, sequence_start: str = "clip",
-                 dead_items: bool = False, show_individual_frames: bool = False) -> None:
-        if sequence_start not in ("clip", "zero"):
-            raise ValueError(sequence_start)
+                 source_numbering: str = "media", dead_items: bool = False,
+                 show_individual_frames: bool = False) -> None:
+        if sequence_start not in ("clip", "zero") or source_numbering not in ("media", "zero"):
+            raise ValueError((sequence_start, source_numbering))
+        self.source_numbering = source_numbering
         self.end_frame_inclusive = end_frame_inclusive
         self.sequence_start = sequence_start
         self.dead_items = dead_items
@@ -358,7 +363,8 @@ class FakeTimelineItem:
         return int(round(self._duration * self._speed))
 
     def GetSourceStartFrame(self) -> int:
-        return (self._mpi.start if self._mpi else 0) + self._left
+        media = self._timeline._resolve.source_numbering == "media"
+        return (self._mpi.start if self._mpi and media else 0) + self._left
 
     def GetSourceEndFrame(self) -> int:
         return self.GetSourceStartFrame() + self._shown() - 1

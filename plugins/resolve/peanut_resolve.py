@@ -548,15 +548,18 @@ def _place_cleaned(media_pool, timeline, cleaned, track: int, plan: ClipPlan, un
         if mpi_id != wanted_id:
             raise ResolveScriptError("the placed clip does not show the cleaned frames PEANUT imported")
         # Frames off at the head: > 0 skipped the first cleaned frames, < 0 blank frames before them.
-        if source_start is not None:
-            shift = source_start - first
-        elif left is not None:
+        # GetLeftOffset (frames of the clip before the first one shown) decides; the
+        # README does not say whether GetSourceStartFrame counts in the clip's own
+        # numbering or from 0, so it must agree with one of them.
+        if left is not None:
             shift = left
+            if source_start is not None and source_start not in (first + left, left):
+                raise ResolveScriptError(
+                    f"Resolve reports the placed clip starting at source frame {source_start} but trimmed by {left}")
+        elif source_start is not None:
+            shift = source_start - first  # as plan_current_clip reads it: the clip's own numbering
         else:
             raise ResolveScriptError("cannot read which frame of the cleaned clip Resolve placed first")
-        if left is not None and left != max(shift, 0):
-            raise ResolveScriptError(
-                f"Resolve reports the placed clip starting at source frame {source_start} but trimmed by {left}")
         landed = f"{start}+{duration} from cleaned frame {shift}"
         if start == plan.record_start and shift == 0 and duration == plan.duration:
             return placed

@@ -224,7 +224,7 @@ class FakeMediaPool:
                     return []
                 if self._resolve.show_individual_frames:
                     # The preference turns every frame into a clip of its own.
-                    for number, path in zip(range(first, last + 1), files):
+                    for path in files:
                         item = FakeMediaPoolItem(path, fps=25.0, start=0, frames=1, files=[path])
                         self.current_folder.clips.append(item)
                         imported.append(item)

@@ -10,7 +10,6 @@ carries and against the generator's frame, never through a reader the run shares
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import opentimelineio as otio
 import pytest
 
 from peanut_server.otio import commands
-from peanut_server.otio.timeline import CLEANED_TRACK, MATTE_TRACK
+from peanut_server.otio.timeline import CLEANED_TRACK
 from tests.clips import decode_index
 from tests.otio_support import make_square_video, read_png, simple_run_clip, square_frame
 

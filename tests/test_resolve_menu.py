@@ -9,7 +9,6 @@ on, so every route has to place the result exactly once.
 from __future__ import annotations
 
 import runpy
-import sys
 import threading
 import time
 from pathlib import Path

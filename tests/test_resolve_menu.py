@@ -85,9 +85,10 @@ def test_dialog_places_the_result_on_every_timer_route(tmp_path, use_daemon, rou
 def test_dialog_reports_a_dead_item(tmp_path, use_daemon):
     resolve, project, timeline, item, other, mask = make_scene(tmp_path, dead_items=True)
     resolve.fusion = FakeFusion(FakeUIManager())
+    resolve.fusion.requested_file = str(mask)  # picked with Browse (fusion.RequestFile)
     resolve.fail.add("MediaPool.AppendToTimeline")
     before = timeline.snapshot()
-    bmd = FakeBmd([set_text("Mask", str(mask)), choose("Preset", "draft"), click("Run"), wait_for_job(),
+    bmd = FakeBmd([click("Browse"), choose("Preset", "draft"), click("Run"), wait_for_job(),
                    click("Cancel"), click("Cancel")], timer_route="dispatcher_id")
     run_menu(resolve, bmd)
     status = bmd.dispatchers[0].items()["Status"].Text

@@ -145,7 +145,7 @@ def test_premiere_example(tmp_path, capsys):
     code, job, err = run(source, tmp_path / "out.otio", capsys)
     assert code == 1, err
     refusals = [w for w in job.get("warnings", []) if w.startswith("not cleaned")]
-    assert any("sc01_sh020_anim.mov" in w and "not found" in w for w in refusals), refusals
+    assert any("sc01_sh020_anim.mov" in w and "Windows path (D:/media/sc01_sh020_anim.mov)" in w for w in refusals), refusals
     assert any("sc01_sh030_anim.mov" in w and "file://fileserver/" in w and "not on this computer" in w for w in refusals), refusals
     out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
     results = cleaned_clips(out)
@@ -205,3 +205,31 @@ def test_nested_example_with_the_real_pipeline(tmp_path, capsys):
             assert not np.array_equal(frame, square_frame(expected))  # the square is gone
     assert results["Clip Inside A Stack 1"].range_in_parent() == TR(RT(238, 24), RT(31, 24))
     assert results["Normal Clip 2"].range_in_parent() == sources["Normal Clip 2"].range_in_parent()
+
+
+def test_nested_example_through_the_daemon(tmp_path, daemon, capsys):
+    """`peanut otio` with the daemon: the refusals are in the job's warnings, and the exit status is 1."""
+    import cv2
+
+    timeline = otio.adapters.read_from_file(str(DATA / "nested_example.otio"))
+    media = make_square_video(tmp_path / "shot.mkv", 480, fps=24)
+    relink(timeline, media, 480, 24)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[28:48, 38:64] = 255
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    for clip in timeline.find_clips():
+        if clip.name in ("Clip Inside A Stack 1", "Clip Inside A Track"):
+            clip.metadata["peanut"] = {"mask": str(tmp_path / "mask.png")}
+    source = tmp_path / "nested.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    code = commands.main([str(source), "-o", str(tmp_path / "out.otio"), "--server", daemon.address,
+                          "--state-dir", str(daemon.state_dir), "-q", "--json", "--eraser", "telea"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    job = json.loads(captured.out.strip().splitlines()[-1])
+    assert job["state"] == "JOB_STATE_SUCCEEDED"
+    assert [w for w in job["warnings"] if w.startswith("not cleaned")] == [
+        "not cleaned: clip 'Clip Inside A Track' in 'Nested Track' on track 'Top Level Track': "
+        "a freeze frame (FreezeFrame on 'Nested Track'): PEANUT needs frames at 100% speed"]
+    out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
+    assert cleaned_clips(out)["Clip Inside A Stack 1"].range_in_parent() == TR(RT(238, 24), RT(31, 24))

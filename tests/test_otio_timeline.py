@@ -308,6 +308,8 @@ def test_media_urls(tmp_path):
         url_to_path("file://fileserver/share/a.mov", tmp_path)
     with pytest.raises(MediaNotFound, match="not a local file"):
         url_to_path("https://example.com/a.mov", tmp_path)
+    with pytest.raises(MediaNotFound, match="Windows path"):
+        url_to_path("file://localhost/D%3a/media/a.mov", tmp_path)
 
 
 def test_remote_media_clip_is_named_and_the_rest_cleaned(tmp_path):

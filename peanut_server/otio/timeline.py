@@ -32,7 +32,7 @@ import re
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Callable
 
 import opentimelineio as otio
@@ -221,6 +221,9 @@ def url_to_path(url: str, base_dir: Path) -> str:
         raise MediaNotFound(f"{url} is not a local file; relink it to a local file")
     else:
         path = Path(url)
+    if os.name != "nt" and PureWindowsPath(str(path)).drive:
+        # "D:/media/a.mov" from a Windows editor: relative here, so it would name a file that is not the one meant.
+        raise MediaNotFound(f"{url} is a Windows path ({path.as_posix()}); relink it to a file on this computer")
     return os.path.normpath(path if path.is_absolute() else base_dir / path)
 
 

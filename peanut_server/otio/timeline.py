@@ -307,7 +307,8 @@ def _transition_note(clip: otio.schema.Clip) -> str:
         notes.append(f"transition {after.name or 'out'!r} shows {frames_at(after.out_offset, media_rate(clip))} frames after its cut")
     if not notes:
         return ""
-    return f"clip {clip.name!r}: the {' and the '.join(notes)}; those frames are not cleaned (the cleaned layer covers the cut)"
+    return (f"clip {clip.name!r}: the {' and the '.join(notes)}; those frames are not cleaned, "
+            "and over the transition the cleaned layer shows this clip alone")
 
 
 def _clip_job(clip: otio.schema.Clip, chain: list[otio.core.Composition], track_index: int, base: Path,

@@ -26,12 +26,17 @@ def _module_dirs():
         # Installed: <Fusion>/Scripts/Edit/<this> and <Fusion>/Modules/PEANUT/peanut_resolve.py.
         yield os.path.join(os.path.dirname(os.path.dirname(scripts_edit)), "Modules", "PEANUT")
         yield scripts_edit  # a checkout (plugins/resolve) or an older install
-    # Resolve does not always set __file__ for menu scripts: the per-user install folders.
+    # Resolve does not always set __file__ for menu scripts: the per-user, then the
+    # all-users Fusion folders of the README's "Using a script" section.
     for fusion in (
         os.path.join(os.path.expanduser("~"), "Library", "Application Support", "Blackmagic Design",
                      "DaVinci Resolve", "Fusion"),
         os.path.join(os.environ.get("APPDATA", ""), "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion"),
         os.path.join(os.path.expanduser("~"), ".local", "share", "DaVinciResolve", "Fusion"),
+        os.path.join(os.sep, "Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion"),
+        os.path.join(os.environ.get("PROGRAMDATA", ""), "Blackmagic Design", "DaVinci Resolve", "Fusion"),
+        os.path.join(os.sep, "opt", "resolve", "Fusion"),
+        os.path.join(os.sep, "home", "resolve", "Fusion"),
     ):
         yield os.path.join(fusion, "Modules", "PEANUT")
 

@@ -27,14 +27,15 @@ def _module_dirs():
         yield os.path.join(os.path.dirname(os.path.dirname(scripts_edit)), "Modules", "PEANUT")
         yield scripts_edit  # a checkout (plugins/resolve) or an older install
     # Resolve does not always set __file__ for menu scripts: the per-user, then the
-    # all-users Fusion folders of the README's "Using a script" section.
+    # all-users Fusion folders of the README's "Using a script" section (never a relative
+    # path: that would load whatever peanut_resolve.py the working folder holds).
     for fusion in (
         os.path.join(os.path.expanduser("~"), "Library", "Application Support", "Blackmagic Design",
                      "DaVinci Resolve", "Fusion"),
-        os.path.join(os.environ.get("APPDATA", ""), "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion"),
+        os.path.join(os.environ.get("APPDATA") or os.sep, "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion"),
         os.path.join(os.path.expanduser("~"), ".local", "share", "DaVinciResolve", "Fusion"),
         os.path.join(os.sep, "Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion"),
-        os.path.join(os.environ.get("PROGRAMDATA", ""), "Blackmagic Design", "DaVinci Resolve", "Fusion"),
+        os.path.join(os.environ.get("PROGRAMDATA") or os.sep, "Blackmagic Design", "DaVinci Resolve", "Fusion"),
         os.path.join(os.sep, "opt", "resolve", "Fusion"),
         os.path.join(os.sep, "home", "resolve", "Fusion"),
     ):

@@ -24,7 +24,8 @@ from peanut_server.otio.timeline import (
     source_frame_to_timeline,
     timeline_to_source_frame,
 )
-from tests.otio_support import make_square_folder, read_frames, read_png, simple_run_clip
+from tests.clips import decode_index
+from tests.otio_support import make_square_folder, read_png, simple_run_clip, square_frame
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -117,7 +118,8 @@ def test_round_trip_keeps_everything_and_aligns_results(tmp_path, rate, global_s
             path = Path(ref.target_url_for_image_number(k))
             assert path.name == f"frame_{first + k:06d}.png"
             cleaned = read_png(path)
-            original_frame = read_frames(str(tmp_path / src.media_reference.target_url), first + k, first + k + 1)[0]
+            assert decode_index(cleaned) == first + k, (clip.name, k)  # the index the frame carries
+            original_frame = square_frame(first + k)  # from the generator, not a reader the run shares
             matte = read_png(path.parent.parent / "matte" / path.name)
             outside = matte == 0
             assert outside.sum() > 0.5 * outside.size
@@ -238,3 +240,85 @@ def test_frames_survive_float_rates(rate, frames):
     # The same instant written at a rounded rate spelling maps to the same frame.
     if rate.denominator == 1001:
         assert frames_at(RT(frames, 23.976), as_float) == frames
+
+
+# -- destinations and media URLs ------------------------------------------------------------
+
+
+def _timeline_file(tmp_path: Path) -> Path:
+    timeline = build_timeline(tmp_path, 24.0, 0)
+    source = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    return source
+
+
+def test_dangling_link_as_output_is_refused(tmp_path):
+    source = _timeline_file(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "out.otio").symlink_to(elsewhere / "target.otio")  # dangling
+    with pytest.raises(OutputError, match="symbolic link"):
+        run_timeline(source, chosen / "out.otio", None, False, simple_run_clip)
+    with pytest.raises(OutputError, match="symbolic link"):
+        run_timeline(source, chosen / "out.otio", None, True, simple_run_clip)
+    assert list(elsewhere.iterdir()) == []
+    assert not (chosen / "out_media").exists()
+
+
+def test_linked_media_folder_is_refused(tmp_path):
+    source = _timeline_file(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "out_media").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(OutputError, match="media folder .* symbolic link"):
+        run_timeline(source, chosen / "out.otio", None, False, simple_run_clip)
+    assert list(elsewhere.iterdir()) == [] and not (chosen / "out.otio").exists()
+    # A link inside an existing media folder, where a clip's folder goes, is refused as well.
+    (chosen / "out_media").unlink()
+    (chosen / "out_media").mkdir()
+    (chosen / "out_media" / "001_shotA").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(OutputError, match="symbolic link"):
+        run_timeline(source, chosen / "out.otio", None, True, simple_run_clip)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_daemon_request_with_a_linked_output_is_refused(tmp_path):
+    from peanut_server.api import peanut_pb2 as pb
+    from peanut_server.otio.jobs import validate_timeline_request
+
+    source = _timeline_file(tmp_path)
+    (tmp_path / "out.otio").symlink_to(tmp_path / "nowhere" / "x.otio")
+    request = pb.ProcessTimelineRequest(timeline_path=str(source), output_path=str(tmp_path / "out.otio"))
+    with pytest.raises(OutputError, match="symbolic link"):
+        validate_timeline_request(request)
+
+
+def test_media_urls(tmp_path):
+    from peanut_server.errors import MediaNotFound
+    from peanut_server.otio.timeline import url_to_path
+
+    assert url_to_path("file:///media/a%20b.mov", tmp_path) == "/media/a b.mov"
+    assert url_to_path("file://localhost/media/a.mov", tmp_path) == "/media/a.mov"
+    assert url_to_path("shots/a.mov", tmp_path) == str(tmp_path / "shots" / "a.mov")
+    with pytest.raises(MediaNotFound, match="'fileserver', not on this computer"):
+        url_to_path("file://fileserver/share/a.mov", tmp_path)
+    with pytest.raises(MediaNotFound, match="not a local file"):
+        url_to_path("https://example.com/a.mov", tmp_path)
+    with pytest.raises(MediaNotFound, match="Windows path"):
+        url_to_path("file://localhost/D%3a/media/a.mov", tmp_path)
+
+
+def test_remote_media_clip_is_named_and_the_rest_cleaned(tmp_path):
+    timeline = build_timeline(tmp_path, 24.0, 0)
+    shot_d = next(c for c in timeline.find_clips() if c.name == "shotD")
+    shot_d.media_reference.target_url = "file://fileserver" + str(tmp_path / "shotD")
+    refused = []
+    jobs = collect_clip_jobs(timeline, tmp_path, refused=refused)
+    assert [j.clip_name for j in jobs] == ["shotA", "shotB again"]
+    assert [(r.clip_name, "not on this computer" in r.reason) for r in refused] == [("shotD", True)]
+    with pytest.raises(InvalidRequest, match="shotD"):
+        collect_clip_jobs(timeline, tmp_path)

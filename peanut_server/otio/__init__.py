@@ -3,7 +3,9 @@
 from .timeline import (
     CLEANED_TRACK,
     MATTE_TRACK,
+    NOT_CLEANED_PREFIX,
     ClipJob,
+    ClipRefusal,
     TimelineResult,
     collect_clip_jobs,
     read_timeline,
@@ -17,7 +19,9 @@ from .timeline import (
 __all__ = [
     "CLEANED_TRACK",
     "MATTE_TRACK",
+    "NOT_CLEANED_PREFIX",
     "ClipJob",
+    "ClipRefusal",
     "TimelineResult",
     "collect_clip_jobs",
     "read_timeline",

@@ -4,6 +4,10 @@
 
 Reads and writes any format an installed OTIO adapter handles (.otio, FCP 7
 .xml, .fcpxml, .edl), chosen by extension.
+
+Exit status: 0 when every prompted clip was cleaned; 1 when the job failed or
+some prompted clips were not cleaned (each is named on stderr and in the job's
+warnings); 2 when the request was refused; 3 when no daemon answers.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import os
 import sys
 
 from ..api import peanut_pb2 as pb
-from .timeline import RunClip
+from .timeline import NOT_CLEANED_PREFIX, RunClip
 
 
 def register_cli(subparsers) -> None:
@@ -51,14 +55,28 @@ def cmd_otio(args: argparse.Namespace, run_clip: RunClip | None = None) -> int:
     timeline_path, output_path, media_dir = _paths(args)
     progress = ProgressPrinter(quiet=args.quiet)
     if args.local or run_clip is not None:
-        return finish_job(_run_local(args, timeline_path, output_path, media_dir, progress, run_clip), args.json)
+        return _with_refusals(_run_local(args, timeline_path, output_path, media_dir, progress, run_clip), args.json)
     with make_client(args) as client:
         job = client.process_timeline(
             timeline_path, output_path, media_dir, options=options_from_args(args), overwrite=args.overwrite, client_name="cli"
         )
         if not args.json:
             print(f"job {job.id} queued", file=sys.stderr)
-        return finish_job(follow(client, job, progress), args.json)
+        return _with_refusals(follow(client, job, progress), args.json)
+
+
+def _with_refusals(job: pb.Job, as_json: bool) -> int:
+    """finish_job, then exit status 1 when a prompted clip was not cleaned: nothing passes as done silently."""
+    from ..cli import EXIT_JOB_FAILED, EXIT_OK, finish_job
+
+    code = finish_job(job, as_json)
+    refused = [w for w in job.warnings if w.startswith(NOT_CLEANED_PREFIX)]
+    if code != EXIT_OK or not refused:
+        return code
+    print(f"peanut: {len(refused)} prompted clip{'s were' if len(refused) > 1 else ' was'} not cleaned:", file=sys.stderr)
+    for line in refused:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_JOB_FAILED
 
 
 def _run_local(args, timeline_path: str, output_path: str, media_dir: str, progress, run_clip: RunClip | None) -> pb.Job:
@@ -75,7 +93,11 @@ def _run_local(args, timeline_path: str, output_path: str, media_dir: str, progr
         from ..pipeline import Pipeline
 
         run_clip = pipeline_run_clip(Pipeline(), _options_message(options_from_args(args)), job.id, client="cli")
-    reporter = Reporter(callback=lambda s: progress(s.stage, s.done, s.total), warn_callback=progress.warn)
+    def warn(message: str) -> None:
+        job.warnings.append(message)  # in the job, as the daemon records them
+        progress.warn(message)
+
+    reporter = Reporter(callback=lambda s: progress(s.stage, s.done, s.total), warn_callback=warn)
     try:
         result = run_timeline(timeline_path, output_path, media_dir, args.overwrite, run_clip, reporter)
     except JobCancelled as exc:

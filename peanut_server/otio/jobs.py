@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..api import peanut_pb2 as pb
 from ..errors import InvalidRequest, OutputError, OutputExists
 from ..progress import Reporter
-from .timeline import ClipJob, RunClip, collect_clip_jobs, read_timeline, run_timeline
+from .timeline import ClipJob, ClipRefusal, RunClip, check_destination, collect_clip_jobs, read_timeline, run_timeline
 
 if TYPE_CHECKING:  # the pipeline pulls numpy/cv2; only the worker needs it
     from ..pipeline import Pipeline
@@ -37,11 +37,11 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
     """Refuse up front what would fail later: paths, unreadable timelines, nothing to do."""
     timeline_path = _absolute(request.timeline_path, "timeline")
     output_path = _absolute(request.output_path, "output timeline")
-    if request.media_dir:
-        _absolute(request.media_dir, "media folder")
+    media_dir = _absolute(request.media_dir, "media folder") if request.media_dir else os.path.splitext(output_path)[0] + "_media"
     if os.path.realpath(output_path) == os.path.realpath(timeline_path):
         raise OutputError("the output timeline must not replace the input timeline")
-    if os.path.exists(output_path) and not request.overwrite:
+    check_destination(output_path, media_dir)
+    if os.path.lexists(output_path) and not request.overwrite:
         raise OutputExists(f"{output_path} exists; set overwrite to replace it")
     import opentimelineio as otio
 
@@ -50,7 +50,11 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
     except Exception:
         raise OutputError(f"no OTIO adapter writes {Path(output_path).suffix!r} files; use .otio") from None
     timeline = read_timeline(timeline_path)
-    if not collect_clip_jobs(timeline, Path(timeline_path).parent):
+    refused: list[ClipRefusal] = []
+    if not collect_clip_jobs(timeline, Path(timeline_path).parent, refused=refused):
+        if refused:  # every prompted clip is refused: say which and why, up front
+            raise InvalidRequest("no prompted clip can be cleaned: " + "; ".join(
+                f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused))
         raise InvalidRequest(
             f"no clip in {Path(timeline_path).name} carries a prompt (a marker named 'peanut') "
             "or metadata peanut.prompt / peanut.mask"
@@ -112,5 +116,6 @@ def run_timeline_job(request: pb.ProcessTimelineRequest, pipeline: "Pipeline", r
         pipeline_run_clip(pipeline, request.options, job_id, client=request.client or "otio"),
         reporter,
     )
-    log.info("timeline job %s: %d clips, %d frames -> %s", job_id, len(result.clips), result.frame_count, result.output_path)
+    log.info("timeline job %s: %d clips (%d not cleaned), %d frames -> %s", job_id, len(result.clips),
+             len(result.refused), result.frame_count, result.output_path)
     return timeline_result_message(result)

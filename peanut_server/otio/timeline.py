@@ -10,6 +10,14 @@ shows; the output timeline is the input with two more video tracks on top,
 range_in_parent as their sources, with gaps elsewhere. Nothing of the input is
 changed: the new tracks are appended to the timeline as read.
 
+Clips inside nested stacks and tracks count too: each is cleaned over the
+source frames that reach the top-level timeline (trims of its parents
+included) and placed at that top-level range. A prompted clip that cannot be
+cleaned faithfully (a retime or freeze frame on it or a parent, missing or
+remote media, disabled, trimmed out of view) is not skipped silently: it is
+refused by name with the reason, in the job's warnings and in the output
+timeline's metadata (``peanut.not_cleaned``), and the others are still cleaned.
+
 Frame numbers handed to the pipeline follow the contract of the proto: 0-based
 indices into the media as decoded, half-open ranges. In OTIO a clip's
 source_range is in the media's own time (often starting at its timecode), so a
@@ -23,12 +31,12 @@ import os
 import re
 import tempfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Callable
 
 import opentimelineio as otio
+from opentimelineio import url_utils
 
 from ..errors import InvalidRequest, MediaNotFound, OutputError, OutputExists
 from ..progress import Reporter
@@ -42,6 +50,9 @@ METADATA_KEY = "peanut"
 FRAME_PREFIX = "frame_"
 FRAME_SUFFIX = ".png"
 FRAME_PADDING = 6
+# Job warnings that name a prompted clip left uncleaned start with this; the
+# CLI counts them for its exit status.
+NOT_CLEANED_PREFIX = "not cleaned: "
 
 # Two rates closer than this (relative) are the same rate written differently,
 # e.g. 23.976 and 24000/1001: mixing them must not shift a frame.
@@ -63,11 +74,26 @@ class ClipJob:
     prompt: str = ""
     mask_path: str = ""             # absolute, or "" for none
     overwrite: bool = False
+    # Where the clip's visible frames sit in the top-level timeline (for nested
+    # clips: through every parent's position and trim).
     range_in_parent: otio.opentime.TimeRange | None = field(default=None, compare=False)
+    clip: otio.schema.Clip | None = field(default=None, compare=False, repr=False)
 
     @property
     def frame_count(self) -> int:
         return self.end_frame - self.start_frame
+
+
+@dataclass(frozen=True)
+class ClipRefusal:
+    """A prompted clip that is not cleaned, and why."""
+
+    clip_name: str
+    where: str                      # "in 'Nested Stack 1' on track 'V1'"
+    reason: str
+
+    def message(self) -> str:
+        return f"{NOT_CLEANED_PREFIX}clip {self.clip_name!r} {self.where}: {self.reason}"
 
 
 @dataclass
@@ -76,6 +102,7 @@ class TimelineResult:
     clips: list[dict[str, Any]]
     output_files: list[str]
     frame_count: int
+    refused: list[ClipRefusal] = field(default_factory=list)
 
 
 RunClip = Callable[[ClipJob, str, str, Reporter], dict]
@@ -178,14 +205,25 @@ def clip_prompt(clip: otio.schema.Clip) -> str:
 
 
 def url_to_path(url: str, base_dir: Path) -> str:
-    """A media URL or path as an absolute path; relative ones resolve against base_dir."""
-    if url.startswith("file:"):
-        parsed = urllib.parse.urlparse(url)
-        path = urllib.request.url2pathname(parsed.path)
-        if parsed.netloc and parsed.netloc != "localhost":
-            path = f"//{parsed.netloc}{path}"
-        return os.path.normpath(path)
-    path = Path(url)
+    """A media URL or path as an absolute local path; relative ones resolve against base_dir.
+
+    file:// URLs go through OTIO's own url_utils (percent-encoding, Windows
+    drives). A URL that names another host (file://server/share/...) or
+    another scheme is refused by name: reading it as a local path would open
+    a different file, or none.
+    """
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise MediaNotFound(f"{url} is on {parsed.netloc!r}, not on this computer; relink it to a local file")
+        path = Path(url_utils.filepath_from_url(url))
+    elif parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive ("D:/media/a.mov")
+        raise MediaNotFound(f"{url} is not a local file; relink it to a local file")
+    else:
+        path = Path(url)
+    if os.name != "nt" and PureWindowsPath(str(path)).drive:
+        # "D:/media/a.mov" from a Windows editor: relative here, so it would name a file that is not the one meant.
+        raise MediaNotFound(f"{url} is a Windows path ({path.as_posix()}); relink it to a file on this computer")
     return os.path.normpath(path if path.is_absolute() else base_dir / path)
 
 
@@ -196,52 +234,160 @@ def media_path(clip: otio.schema.Clip, base_dir: Path) -> str:
     if isinstance(ref, otio.schema.ImageSequenceReference) and ref.target_url_base:
         # A frame folder is a PEANUT source; frame 0 is its first file.
         return url_to_path(ref.target_url_base, base_dir)
-    raise MediaNotFound(f"clip {clip.name!r} has no media file (reference: {type(ref).__name__})")
+    raise MediaNotFound(f"no media (reference: {type(ref).__name__})")
 
 
-def collect_clip_jobs(timeline: otio.schema.Timeline, base_dir: str | Path, overwrite: bool = False) -> list[ClipJob]:
-    """Every clip of the timeline's video tracks that carries a prompt or a mask, in timeline order."""
+class _Refused(Exception):
+    """One prompted clip cannot be cleaned; the message is the reason."""
+
+
+def _ancestors(clip: otio.schema.Clip) -> list[otio.core.Composition]:
+    """The clip's parents, innermost first, up to and including its top-level track."""
+    chain = []
+    parent = clip.parent()
+    while parent is not None and parent.parent() is not None:  # the timeline's root stack has no parent
+        chain.append(parent)
+        parent = parent.parent()
+    return chain
+
+
+def _where(chain: list[otio.core.Composition]) -> str:
+    inner = [f"in {c.name or type(c).__name__!r}" if c.name else f"in an unnamed {type(c).__name__}" for c in chain[:-1]]
+    return " ".join(inner + [f"on track {chain[-1].name!r}"]) if chain else "on the timeline"
+
+
+def _time_effect(item: otio.core.Item) -> str:
+    """Why a time effect on `item` stops PEANUT (frames would not map one to one), or ""."""
+    for effect in item.effects:
+        who = repr(item.name) if item.name else f"its {type(item).__name__}"
+        if isinstance(effect, otio.schema.FreezeFrame):
+            return f"a freeze frame (FreezeFrame on {who})"
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            if abs(effect.time_scalar - 1.0) > 1e-9:
+                return f"a retime (LinearTimeWarp x{effect.time_scalar:g} on {who})"
+        elif isinstance(effect, otio.schema.TimeEffect):
+            return f"a time effect ({effect.effect_name or type(effect).__name__} on {who})"
+    return ""
+
+
+def _visible(clip: otio.schema.Clip, chain: list[otio.core.Composition]) -> tuple[otio.opentime.RationalTime, otio.opentime.TimeRange]:
+    """The clip's first visible source time, and where its visible frames sit in the top-level timeline.
+
+    Walks up from the clip: its range in each parent is cut to the parent's
+    own trimmed window (a stack or track's source_range), then moved to the
+    parent's place in its own parent.
+    """
+    trimmed = clip.trimmed_range()
+    source_start, duration = trimmed.start_time, trimmed.duration
+    start = clip.range_in_parent().start_time         # in the parent's time
+    for parent in chain:
+        window = parent.trimmed_range()
+        lo = max(start, window.start_time)
+        hi = min(start + duration, window.end_time_exclusive())
+        if hi <= lo:
+            raise _Refused(f"it is trimmed out of view by {parent.name or type(parent).__name__!r}")
+        source_start = source_start + (lo - start)
+        duration = hi - lo
+        start = lo - window.start_time
+        if parent is not chain[-1]:
+            start = start + parent.range_in_parent().start_time
+    return source_start, otio.opentime.TimeRange(start, duration)
+
+
+def _transition_note(clip: otio.schema.Clip) -> str:
+    """Frames of a transition next to the clip come from beyond its cut and are not cleaned."""
+    parent = clip.parent()
+    if not isinstance(parent, otio.schema.Track):
+        return ""
+    before, after = parent.neighbors_of(clip)
+    notes = []
+    if isinstance(before, otio.schema.Transition):
+        notes.append(f"transition {before.name or 'in'!r} shows {frames_at(before.in_offset, media_rate(clip))} frames before its cut")
+    if isinstance(after, otio.schema.Transition):
+        notes.append(f"transition {after.name or 'out'!r} shows {frames_at(after.out_offset, media_rate(clip))} frames after its cut")
+    if not notes:
+        return ""
+    return (f"clip {clip.name!r}: the {' and the '.join(notes)}; those frames are not cleaned, "
+            "and over the transition the cleaned layer shows this clip alone")
+
+
+def _clip_job(clip: otio.schema.Clip, chain: list[otio.core.Composition], track_index: int, base: Path,
+              overwrite: bool, prompt: str, mask: str) -> ClipJob:
+    for item in [clip, *chain]:
+        if not item.enabled:
+            raise _Refused("it is disabled" + ("" if item is clip else f" (its parent {item.name!r} is disabled)"))
+    for item in [clip, *chain]:
+        reason = _time_effect(item)
+        if reason:
+            raise _Refused(f"{reason}: PEANUT needs frames at 100% speed")
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.MissingReference) or ref is None:
+        raise _Refused("no media (MissingReference); relink it in the editor")
+    try:
+        source_path = media_path(clip, base)
+        mask_path = url_to_path(mask, base) if mask else ""
+    except MediaNotFound as exc:
+        raise _Refused(exc.message) from None
+    if getattr(ref, "available_range", None) is None and clip.trimmed_range().start_time.value:
+        # EDLs (and some XML) give only source timecode; where the media
+        # starts is unknown, so source frame numbers would be guesses.
+        raise _Refused(
+            "the timeline does not say where its media starts (no available_range); "
+            "export as .otio or FCP 7 XML from the editor"
+        )
+    source_start, placed = _visible(clip, chain)
+    rate = media_rate(clip)
+    start = frames_at(source_start, rate) - _media_start(clip, rate)
+    end = start + frames_at(placed.duration, rate)
+    if start < 0 or end <= start or (getattr(ref, "available_range", None) is not None
+                                      and end > frames_at(ref.available_range.duration, rate)):
+        raise _Refused(f"it shows source frames {start}..{end - 1}, outside its media's available range")
+    if not os.path.exists(source_path):
+        raise _Refused(f"media not found: {source_path}")
+    if mask_path and not os.path.exists(mask_path):
+        raise _Refused(f"mask not found: {mask_path}")
+    top = chain[-1]
+    return ClipJob(
+        index=0, track_index=track_index, track_name=top.name, clip_name=clip.name, source_path=source_path,
+        start_frame=start, end_frame=end, rate=rate, prompt=prompt, mask_path=mask_path, overwrite=overwrite,
+        range_in_parent=placed, clip=clip,
+    )
+
+
+def collect_clip_jobs(
+    timeline: otio.schema.Timeline,
+    base_dir: str | Path,
+    overwrite: bool = False,
+    refused: list[ClipRefusal] | None = None,
+) -> list[ClipJob]:
+    """Every clip of the timeline's video tracks (nested ones included) that carries a prompt or a mask.
+
+    Jobs come in timeline order. A prompted clip that cannot be cleaned is
+    appended to `refused` when a list is given; otherwise the first one
+    raises InvalidRequest with its reason.
+    """
     base = Path(base_dir)
     found: list[tuple[otio.opentime.RationalTime, int, ClipJob]] = []
     for track_index, track in enumerate(timeline.tracks):
         if track.kind != otio.schema.TrackKind.Video or track.name in (CLEANED_TRACK, MATTE_TRACK):
             continue
-        for clip in track.find_clips(shallow_search=True):
+        for clip in track.find_clips():
             prompt = clip_prompt(clip)
             mask = _peanut_metadata(clip.metadata, "mask")
             if not prompt and not mask:
                 continue
-            if not clip.enabled:
-                log.info("skipping disabled clip %r", clip.name)
+            chain = _ancestors(clip)
+            if any(getattr(c, "kind", otio.schema.TrackKind.Video) != otio.schema.TrackKind.Video for c in chain):
+                continue  # inside an audio track: not a picture
+            try:
+                job = _clip_job(clip, chain, track_index, base, overwrite, prompt, mask)
+            except _Refused as exc:
+                refusal = ClipRefusal(clip.name, _where(chain), str(exc))
+                if refused is None:
+                    raise InvalidRequest(f"clip {clip.name!r}: {exc}") from None
+                refused.append(refusal)
                 continue
-            if getattr(clip.media_reference, "available_range", None) is None and clip.trimmed_range().start_time.value:
-                # EDLs (and some XML) give only source timecode; where the media
-                # starts is unknown, so source frame numbers would be guesses.
-                raise InvalidRequest(
-                    f"clip {clip.name!r}: the timeline does not say where its media starts (no available_range); "
-                    "export as .otio or FCP 7 XML from the editor"
-                )
-            start, end = source_frame_range(clip)
-            if start < 0 or end <= start:
-                raise InvalidRequest(
-                    f"clip {clip.name!r} shows source frames {start}..{end - 1}, outside its media's available range"
-                )
-            in_parent = clip.range_in_parent()
-            job = ClipJob(
-                index=0,
-                track_index=track_index,
-                track_name=track.name,
-                clip_name=clip.name,
-                source_path=media_path(clip, base),
-                start_frame=start,
-                end_frame=end,
-                rate=media_rate(clip),
-                prompt=prompt,
-                mask_path=url_to_path(mask, base) if mask else "",
-                overwrite=overwrite,
-                range_in_parent=in_parent,
-            )
-            found.append((in_parent.start_time, track_index, job))
+            found.append((job.range_in_parent.start_time, track_index, job))
     found.sort(key=lambda item: (item[0].to_seconds(), item[1]))
     return [_with_index(job, i) for i, (_, _, job) in enumerate(found)]
 
@@ -277,8 +423,12 @@ def _result_reference(path: str, job: ClipJob, duration: otio.opentime.RationalT
     )
 
 
-def _result_clip(job: ClipJob, path: str, kind: str, source: otio.schema.Clip, result: dict) -> otio.schema.Clip:
-    duration = source.trimmed_range().duration
+def _result_clip(job: ClipJob, path: str, kind: str, result: dict) -> otio.schema.Clip:
+    duration = job.range_in_parent.duration
+    if not _same_rate(duration.rate, job.rate):
+        # The clip's range is written at another rate than its media (e.g. 50
+        # frames at 15 over 30 fps media): the result holds the media's frames.
+        duration = otio.opentime.RationalTime(job.frame_count, job.rate)
     reference = _result_reference(path, job, duration)
     return otio.schema.Clip(
         name=f"{job.clip_name} ({kind})",
@@ -356,7 +506,8 @@ def read_timeline(path: str | Path) -> otio.schema.Timeline:
 def write_timeline(timeline: otio.schema.Timeline, path: str | Path, overwrite: bool = False) -> None:
     """Write atomically, with the adapter the extension names; refuse formats that cannot hold it."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    _no_link(path, "the output timeline")
+    if os.path.lexists(path) and not overwrite:
         raise OutputExists(f"{path} exists; pass --overwrite to replace it")
     try:
         adapter = otio.adapters.from_filepath(str(path))
@@ -384,6 +535,18 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "clip"
 
 
+def _no_link(path: str | Path, what: str) -> None:
+    """Refuse a destination that is a symbolic link (dangling or not): writing would land elsewhere."""
+    if os.path.islink(path):
+        raise OutputError(f"{what} {path} is a symbolic link; PEANUT does not write through links")
+
+
+def check_destination(output_path: str | Path, media: str | Path) -> None:
+    """The output timeline and the media folder must not be links (nor the folders made inside it)."""
+    _no_link(output_path, "the output timeline")
+    _no_link(media, "the media folder")
+
+
 def run_timeline(
     timeline_path: str | Path,
     output_path: str | Path,
@@ -396,31 +559,43 @@ def run_timeline(
 
     `run_clip(job, output_path, matte_path, reporter)` runs the pipeline on one
     clip and returns {"output_path", "matte_path", "frame_count", "backends"}.
+    Prompted clips that cannot be cleaned are reported through
+    `reporter.warn` (NOT_CLEANED_PREFIX) and listed in the result and in the
+    output timeline; when no clip can be cleaned, InvalidRequest names them all.
     """
     reporter = reporter or Reporter()
     timeline_path = Path(timeline_path).resolve()
-    output_path = Path(output_path).resolve()
-    media = Path(media_dir).resolve() if media_dir else output_path.with_name(output_path.stem + "_media")
-    if output_path == timeline_path:
+    # abspath, not resolve(): a link at the destination must be seen, not followed.
+    output_path = Path(os.path.abspath(output_path))
+    media = Path(os.path.abspath(media_dir)) if media_dir else output_path.with_name(output_path.stem + "_media")
+    if os.path.realpath(output_path) == str(timeline_path):
         raise OutputError("the output timeline must not replace the input timeline")
-    if output_path.exists() and not overwrite:
+    check_destination(output_path, media)
+    if os.path.lexists(output_path) and not overwrite:
         raise OutputExists(f"{output_path} exists; pass --overwrite to replace it")
     if output_path.suffix.lower() != ".otio":
         otio.adapters.from_filepath(str(output_path))  # unknown extension: fail before the work
 
     timeline = read_timeline(timeline_path)
-    jobs = collect_clip_jobs(timeline, timeline_path.parent, overwrite)
-    if not jobs:
+    refused: list[ClipRefusal] = []
+    jobs = collect_clip_jobs(timeline, timeline_path.parent, overwrite, refused)
+    if not jobs and not refused:
         raise InvalidRequest(
             f"no clip in {timeline_path.name} carries a prompt (a marker named 'peanut') "
             "or metadata peanut.prompt / peanut.mask"
         )
+    if not jobs:
+        raise InvalidRequest("no prompted clip can be cleaned: " + "; ".join(
+            f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused))
     for job in jobs:
         if os.path.isdir(job.source_path) and _inside(str(media), job.source_path):
             raise OutputError(f"media folder {media} is inside the source folder {job.source_path}")
-        if not os.path.exists(job.source_path):
-            raise MediaNotFound(f"media of clip {job.clip_name!r} not found: {job.source_path}")
-    clips_by_job = _clips_by_job(timeline, jobs)
+    for refusal in refused:
+        reporter.warn(refusal.message())
+    for job in jobs:
+        note = _transition_note(job.clip)
+        if note:
+            reporter.warn(note)
 
     cleaned: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]] = []
     mattes: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]] = []
@@ -430,6 +605,8 @@ def run_timeline(
         reporter.check()
         folder = media / f"{job.index + 1:03d}_{_slug(job.clip_name)}"
         out, matte = str(folder / "cleaned"), str(folder / "matte")
+        for path, what in ((folder, "the clip folder"), (out, "the cleaned folder"), (matte, "the matte folder")):
+            _no_link(path, what)
         log.info("clip %d/%d %r: source frames %d..%d", job.index + 1, len(jobs), job.clip_name, job.start_frame, job.end_frame - 1)
         reporter.stage(f"clip {job.index + 1}/{len(jobs)}: {job.clip_name}", total=job.frame_count)
         result = run_clip(job, out, matte, reporter)
@@ -437,31 +614,25 @@ def run_timeline(
             raise OutputError(
                 f"clip {job.clip_name!r}: expected {job.frame_count} frames, the pipeline wrote {result.get('frame_count')}"
             )
-        source = clips_by_job[job.index]
-        cleaned.append((job.range_in_parent, _result_clip(job, result["output_path"], "PEANUT cleaned", source, result)))
+        cleaned.append((job.range_in_parent, _result_clip(job, result["output_path"], "PEANUT cleaned", result)))
         if result.get("matte_path"):
-            mattes.append((job.range_in_parent, _result_clip(job, result["matte_path"], "PEANUT matte", source, result)))
+            mattes.append((job.range_in_parent, _result_clip(job, result["matte_path"], "PEANUT matte", result)))
             output_files.append(result["matte_path"])
         output_files.append(result["output_path"])
         results.append({**result, "clip": job.clip_name, "start_frame": job.start_frame, "end_frame": job.end_frame})
 
     for track in _build_tracks(CLEANED_TRACK, cleaned) + (_build_tracks(MATTE_TRACK, mattes) if mattes else []):
         timeline.tracks.append(track)
+    if refused:
+        # In the written timeline too, so whoever opens it can see what was left as it was.
+        peanut = dict(timeline.metadata.get(METADATA_KEY, {}) or {})
+        peanut["not_cleaned"] = [{"clip": r.clip_name, "where": r.where, "reason": r.reason} for r in refused]
+        timeline.metadata[METADATA_KEY] = peanut
     write_timeline(timeline, output_path, overwrite=overwrite)
     return TimelineResult(
         output_path=str(output_path),
         clips=results,
         output_files=output_files,
         frame_count=sum(job.frame_count for job in jobs),
+        refused=refused,
     )
-
-
-def _clips_by_job(timeline: otio.schema.Timeline, jobs: list[ClipJob]) -> dict[int, otio.schema.Clip]:
-    by_position: dict[tuple[int, str, float], otio.schema.Clip] = {}
-    for track_index, track in enumerate(timeline.tracks):
-        for clip in track.find_clips(shallow_search=True):
-            by_position[(track_index, clip.name, clip.range_in_parent().start_time.to_seconds())] = clip
-    return {
-        job.index: by_position[(job.track_index, job.clip_name, job.range_in_parent.start_time.to_seconds())]
-        for job in jobs
-    }

@@ -1,5 +1,10 @@
 """Install the PEANUT menu script into DaVinci Resolve's per-user Scripts/Edit folder, or remove it.
 
+Resolve lists every .py under Fusion/Scripts/<page> as a menu entry, so only
+the menu script goes to Scripts/Edit; the logic (peanut_resolve.py) and the
+config go to Fusion/Modules/PEANUT, outside every folder Resolve scans, where
+the menu script looks for them.
+
     python plugins/resolve/install.py            # install (then: Workspace > Scripts > PEANUT Remove Object)
     python plugins/resolve/install.py --uninstall
     python plugins/resolve/install.py --target DIR   # another folder (tests, system-wide installs)
@@ -21,7 +26,9 @@ import sysconfig
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FILES = ("PEANUT Remove Object.py", "peanut_resolve.py")
+MENU_SCRIPT = "PEANUT Remove Object.py"
+MODULE = "peanut_resolve.py"
+FILES = (MENU_SCRIPT, MODULE)
 CONFIG = "peanut_resolve.json"
 
 
@@ -37,37 +44,50 @@ def scripts_dir(system: str | None = None, home: Path | None = None, appdata: st
     return home / ".local/share/DaVinciResolve/Fusion/Scripts/Edit"
 
 
+def modules_dir(target: Path) -> Path:
+    """Where the logic goes for a menu folder <Fusion>/Scripts/Edit: <Fusion>/Modules/PEANUT."""
+    return target.parent.parent / "Modules" / "PEANUT"
+
+
 def install(target: Path) -> list[Path]:
+    modules = modules_dir(target)
     target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in FILES:
-        shutil.copy2(HERE / name, target / name)
-        written.append(target / name)
+    modules.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(HERE / MENU_SCRIPT, target / MENU_SCRIPT)
+    shutil.copy2(HERE / MODULE, modules / MODULE)
     config = {
-        "installed": list(FILES) + [CONFIG],
+        "installed": [f"Edit/{MENU_SCRIPT}", f"Modules/{MODULE}", f"Modules/{CONFIG}"],
         "source_paths": [str(HERE.parents[1])],      # the checkout, for peanut_server.client
         "site_packages": [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
         "python_version": "%d.%d" % sys.version_info[:2],
         "peanut": shutil.which("peanut") or str(Path(sys.executable).with_name("peanut")),
     }
-    (target / CONFIG).write_text(json.dumps(config, indent=2))
-    written.append(target / CONFIG)
-    return written
+    (modules / CONFIG).write_text(json.dumps(config, indent=2))
+    return [target / MENU_SCRIPT, modules / MODULE, modules / CONFIG]
+
+
+def _remove_files(folder: Path, names) -> list[Path]:
+    removed = []
+    for name in names:
+        if name in FILES or name == CONFIG:  # only our own names: never follow a path out of the folder
+            path = folder / name
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def uninstall(target: Path) -> list[Path]:
-    """Remove exactly what install() wrote (listed in the config), nothing else."""
+    """Remove exactly what install() wrote, in this layout and in the older one (all files in Edit)."""
+    modules = modules_dir(target)
+    removed = _remove_files(target, [MENU_SCRIPT])
+    removed += _remove_files(modules, [MODULE, CONFIG])
+    if (target / CONFIG).is_file():  # an older install: everything beside the menu script
+        removed += _remove_files(target, [MODULE, CONFIG])
     try:
-        names = json.loads((target / CONFIG).read_text()).get("installed", [])
-    except (OSError, ValueError):
-        names = list(FILES) + [CONFIG]
-    removed = []
-    for name in names:
-        if name in FILES or name == CONFIG:  # never follow a path out of the folder
-            path = target / name
-            if path.is_file():
-                path.unlink()
-                removed.append(path)
+        modules.rmdir()  # only when empty: a file the user put there stays
+    except OSError:
+        pass
     return removed
 
 

@@ -1,30 +1,24 @@
 """PEANUT for DaVinci Resolve: clean the clip under the playhead and place the result on the track above.
 
 Importable without Resolve (tests drive it with a fake that implements the
-documented scripting API). Only documented calls are used:
+documented scripting API). Runs on the Python 3.6 that Blackmagic's README
+promises (no dataclasses, no `from __future__ import annotations`).
 
-    Resolve.GetProjectManager, ProjectManager.GetCurrentProject,
-    Project.GetMediaPool / GetCurrentTimeline,
-    Timeline.GetCurrentVideoItem / GetStartFrame / GetSetting / GetTrackCount /
-      GetItemListInTrack / AddTrack / DeleteTrack / DeleteClips,
-    TimelineItem.GetName / GetStart / GetEnd / GetDuration / GetLeftOffset /
-      GetSourceStartFrame / GetMediaPoolItem,
-    MediaPoolItem.GetClipProperty("File Path" | "FPS" | "Start" | "Frames"),
-    MediaPool.GetRootFolder / GetCurrentFolder / SetCurrentFolder / AddSubFolder /
-      ImportMedia / AppendToTimeline / DeleteClips / DeleteFolders,
-    Folder.GetName / GetSubFolderList.
+Only calls listed in Blackmagic's scripting README are used; plugins/resolve/README.md
+lists each with the README line it relies on. Where the README is silent
+(how AppendToTimeline reads a sequence's startFrame and endFrame), the script
+places, reads back what landed (GetStart, GetDuration, GetSourceStartFrame,
+GetLeftOffset, GetMediaPoolItem) and corrects or rolls back.
 
-Every call that can fail (None, False, an empty list) is checked; a failure
-raises ResolveScriptError with a message for the editor, after removing what
-this run added (clips, track, imported media, bin), so the timeline is left as
-it was. The cleaned frames stay on disk, in a "PEANUT" folder beside the
-source media.
+Every call that can fail (None, False, an empty list, an item whose Get* calls
+return None) is checked; a failure raises ResolveScriptError with a message for
+the editor, after removing what this run added (clips, track, imported media,
+bin), so the timeline is left as it was. The cleaned frames stay on disk, in a
+"PEANUT" folder beside the source media.
 
 Transport: the thin gRPC client (peanut_server.client) when grpcio imports in
 Resolve's Python, otherwise the `peanut` command line (`peanut remove ... --json`).
 """
-
-from __future__ import annotations
 
 import json
 import logging
@@ -33,8 +27,7 @@ import re
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 log = logging.getLogger("peanut.resolve")
 
@@ -43,6 +36,10 @@ OUTPUT_FOLDER = "PEANUT"
 FRAME_PATTERN = "frame_%06d.png"
 # Resolve shows an imported image sequence as "name_[000010-000029].png".
 _SEQUENCE_PATH = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-(?P<last>\d+)\](?P<tail>[^/\\]*)$")
+# "25", "23.976", "29.97 DF", "30 NDF": drop-frame timelines add " DF" to the rate.
+_FRAME_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:N?DF)?\s*$", re.IGNORECASE)
+# Tries at placing the cleaned clip: one per reading of startFrame and endFrame to correct.
+_PLACE_TRIES = 4
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -54,28 +51,30 @@ class ResolveScriptError(Exception):
 # -- transport ---------------------------------------------------------------------
 
 
-@dataclass
 class JobRequest:
-    source_path: str
-    start: int                 # first source frame, 0-based as PEANUT decodes
-    end: int                   # exclusive
-    prompt: str
-    mask_path: str
-    output_path: str
-    matte_path: str
-    options: dict = field(default_factory=dict)
+    """One removal job: source frames start..end-1 (0-based as PEANUT decodes), prompt or mask, outputs."""
+
+    def __init__(self, source_path: str, start: int, end: int, prompt: str, mask_path: str,
+                 output_path: str, matte_path: str, options: Optional[dict] = None) -> None:
+        self.source_path = source_path
+        self.start = start
+        self.end = end                      # exclusive
+        self.prompt = prompt
+        self.mask_path = mask_path
+        self.output_path = output_path
+        self.matte_path = matte_path
+        self.options = dict(options or {})
 
 
-@dataclass
 class JobOutcome:
-    output_path: str
-    matte_path: str
-    frame_count: int
+    def __init__(self, output_path: str, matte_path: str, frame_count: int) -> None:
+        self.output_path = output_path
+        self.matte_path = matte_path
+        self.frame_count = frame_count
 
 
-class Transport(Protocol):
-    def run(self, request: JobRequest, on_progress: Optional[ProgressCallback], should_cancel: Optional[Callable[[], bool]]) -> JobOutcome:
-        ...
+# A transport is any object with run(request, on_progress, should_cancel) -> JobOutcome
+# (GrpcTransport, CliTransport, or a test's). typing.Protocol needs Python 3.8.
 
 
 class GrpcTransport:
@@ -129,7 +128,7 @@ class CliTransport:
         self.address = address
         self.state_dir = state_dir
 
-    def command(self, request: JobRequest) -> list[str]:
+    def command(self, request: JobRequest) -> List[str]:
         argv = [self.executable, "remove", request.source_path, "-o", request.output_path,
                 "--matte", request.matte_path, "--start", str(request.start), "--end", str(request.end),
                 "--json", "--quiet"]
@@ -152,7 +151,8 @@ class CliTransport:
     def run(self, request: JobRequest, on_progress=None, should_cancel=None) -> JobOutcome:
         argv = self.command(request)
         try:
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       universal_newlines=True)  # text= needs Python 3.7
         except OSError as exc:
             raise ResolveScriptError(
                 f"cannot run {self.executable!r} ({exc.strerror}); install PEANUT or set its path in the dialog"
@@ -204,7 +204,7 @@ def outcome_from_job_dict(job: dict) -> JobOutcome:
 
 
 CONFIG_NAME = "peanut_resolve.json"
-_config: dict = {}
+_config = {}  # type: Dict[str, Any]
 
 
 def load_install_config(folder: Optional[str] = None) -> dict:
@@ -232,7 +232,7 @@ def load_install_config(folder: Optional[str] = None) -> dict:
     return config
 
 
-def default_transport(server: Optional[str] = None, peanut_executable: Optional[str] = None) -> Transport:
+def default_transport(server: Optional[str] = None, peanut_executable: Optional[str] = None):
     try:
         return GrpcTransport(server)
     except Exception as exc:  # ImportError, or a compiled grpcio built for another Python
@@ -244,22 +244,34 @@ def default_transport(server: Optional[str] = None, peanut_executable: Optional[
 # -- reading the timeline ---------------------------------------------------------------
 
 
-@dataclass
 class ClipPlan:
     """What the current clip shows, and where its result goes."""
 
-    clip_name: str
-    track_index: int           # 1-based video track of the source item
-    record_start: int          # timeline frame of its first frame (GetStart)
-    duration: int              # timeline frames (GetDuration)
-    source_path: str           # video file or frame folder for PEANUT
-    start: int                 # first source frame, 0-based
-    end: int                   # exclusive
-    fps: float
-    output_path: str
-    matte_path: str
-    prompt: str = ""
-    mask_path: str = ""
+    def __init__(self, clip_name: str, track_index: int, record_start: int, duration: int, source_path: str,
+                 start: int, end: int, fps: float, output_path: str, matte_path: str, prompt: str = "",
+                 mask_path: str = "", project_id: str = "", project_name: str = "", timeline_id: str = "",
+                 timeline_name: str = "") -> None:
+        self.clip_name = clip_name
+        self.track_index = track_index      # 1-based video track of the source item
+        self.record_start = record_start    # timeline frame of its first frame (GetStart)
+        self.duration = duration            # timeline frames (GetDuration)
+        self.source_path = source_path      # video file or frame folder for PEANUT
+        self.start = start                  # first source frame, 0-based
+        self.end = end                      # exclusive
+        self.fps = fps
+        self.output_path = output_path
+        self.matte_path = matte_path
+        self.prompt = prompt
+        self.mask_path = mask_path
+        # Where the clip was read, to place the result there and nowhere else.
+        self.project_id = project_id
+        self.project_name = project_name
+        self.timeline_id = timeline_id
+        self.timeline_name = timeline_name
+
+    def __repr__(self) -> str:
+        return "ClipPlan(%r, track %d, record %d+%d, %s frames %d..%d)" % (
+            self.clip_name, self.track_index, self.record_start, self.duration, self.source_path, self.start, self.end - 1)
 
 
 def _need(value: Any, message: str) -> Any:
@@ -275,11 +287,19 @@ def _number(text: Any, what: str) -> float:
         raise ResolveScriptError(f"Resolve reported an unreadable {what}: {text!r}") from None
 
 
+def frame_rate(text: Any, what: str) -> float:
+    """A rate as Resolve writes it: "25", "23.976", "29.97 DF" (drop-frame timecode, same frame rate)."""
+    match = _FRAME_RATE.match(str(text))
+    if match is None:
+        raise ResolveScriptError(f"Resolve reported an unreadable {what}: {text!r}")
+    return float(match.group(1))
+
+
 def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "mask"
 
 
-def media_source(file_path: str, start_property: str) -> tuple[str, int]:
+def media_source(file_path: str, start_property: str) -> Tuple[str, int]:
     """PEANUT's source path for a clip, and the media frame number of PEANUT frame 0.
 
     A movie is itself; an image sequence ("/shots/a_[0100-0199].png") is its
@@ -303,16 +323,41 @@ def _output_folder(source_path: str, clip_name: str, label: str) -> str:
 
 
 def _find_track(timeline, item) -> int:
-    """The 1-based video track holding `item` (matched by position and name: wrappers differ per call)."""
-    key = (item.GetStart(), item.GetEnd(), item.GetName())
-    for index in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
-        for other in timeline.GetItemListInTrack("video", index) or []:
-            if other is item or (other.GetStart(), other.GetEnd(), other.GetName()) == key:
-                return index
+    """The 1-based video track of `item`: asked with GetTrackTypeAndIndex, else found by GetUniqueId.
+
+    Never by position and name: two items can share both (a clip stacked on itself).
+    """
+    where = item.GetTrackTypeAndIndex()
+    if where and len(where) == 2 and where[0] == "video" and where[1]:
+        return int(where[1])
+    wanted = item.GetUniqueId()
+    if wanted:
+        for index in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
+            for other in timeline.GetItemListInTrack("video", index) or []:
+                if other.GetUniqueId() == wanted:
+                    return index
     raise ResolveScriptError("cannot find the current clip's video track")
 
 
-def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None) -> tuple[ClipPlan, Any, Any]:
+def _source_span(item, name: str, duration: int) -> None:
+    """Refuse a retimed clip: its source frames (GetSourceStartFrame/EndFrame) differ from its duration.
+
+    GetEnd - GetStart is a timeline length and equals GetDuration even on a
+    retimed clip. The README does not say whether GetSourceEndFrame is the
+    last frame or the one after it, so both spans count as 100% speed.
+    """
+    first, last = item.GetSourceStartFrame(), item.GetSourceEndFrame()
+    if first is None or last is None:
+        raise ResolveScriptError(f"cannot read which source frames '{name}' shows")
+    span = int(round(float(last) - float(first)))
+    if span not in (duration - 1, duration):
+        raise ResolveScriptError(
+            f"'{name}' has a speed change ({duration} timeline frames show {span + 1} source frames); "
+            "PEANUT needs a clip at 100% speed"
+        )
+
+
+def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None) -> Tuple[ClipPlan, Any, Any]:
     """Read everything needed from Resolve; changes nothing. Returns (plan, project, timeline)."""
     prompt = (prompt or "").strip()
     mask_path = (mask_path or "").strip()
@@ -336,19 +381,21 @@ def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional
     if not os.path.exists(source_path):
         raise ResolveScriptError(f"the media of '{name}' is offline: {source_path} does not exist")
 
-    fps = _number(mpi.GetClipProperty("FPS") or "0", "clip frame rate")
-    timeline_fps = _number(timeline.GetSetting("timelineFrameRate") or fps, "timeline frame rate")
+    fps = frame_rate(mpi.GetClipProperty("FPS") or "0", "clip frame rate")
+    timeline_fps = frame_rate(timeline.GetSetting("timelineFrameRate") or fps, "timeline frame rate")
     if fps and abs(fps - timeline_fps) > 0.01:
         # Resolve would resample the clip; PEANUT's frames would not line up one to one.
         raise ResolveScriptError(
             f"'{name}' runs at {fps:g} fps on a {timeline_fps:g} fps timeline; clean it in a timeline of its own rate"
         )
-    duration = int(_need(item.GetDuration(), f"cannot read the duration of '{name}'"))
-    record_start = int(item.GetStart())
-    if int(item.GetEnd()) - record_start != duration:
-        raise ResolveScriptError(f"'{name}' has a speed change; PEANUT needs a clip at 100% speed")
+    duration = item.GetDuration()
+    record_start = item.GetStart()
+    if duration is None or record_start is None:
+        raise ResolveScriptError(f"cannot read the position of '{name}' on the timeline")
+    duration, record_start = int(duration), int(record_start)
+    _source_span(item, name, duration)
     # GetLeftOffset: source frames trimmed off the head. GetSourceStartFrame
-    # (newer Resolve) counts in the media's own numbering; both must agree.
+    # counts in the media's own numbering; both must agree.
     left = item.GetLeftOffset()
     if left is None:
         left = int(item.GetSourceStartFrame()) - media_first
@@ -364,6 +411,8 @@ def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional
         source_path=source_path, start=start, end=start + duration, fps=fps or timeline_fps,
         output_path=os.path.join(folder, "cleaned"), matte_path=os.path.join(folder, "matte"),
         prompt=prompt, mask_path=mask_path,
+        project_id=project.GetUniqueId() or "", project_name=project.GetName() or "",
+        timeline_id=timeline.GetUniqueId() or "", timeline_name=timeline.GetName() or "",
     )
     return plan, project, timeline
 
@@ -377,9 +426,9 @@ class _Undo:
     def __init__(self, media_pool, timeline) -> None:
         self.media_pool = media_pool
         self.timeline = timeline
-        self.items: list = []
-        self.track: Optional[int] = None
-        self.media: list = []
+        self.items = []              # type: List[Any]
+        self.track = None            # type: Optional[int]
+        self.media = []              # type: List[Any]
         self.bin = None
         self.previous_folder = None
 
@@ -409,10 +458,18 @@ def _peanut_bin(media_pool, undo: _Undo):
     return folder
 
 
-def _import_sequence(media_pool, folder: str, start: int, end: int, what: str):
+def _import_sequence(media_pool, folder: str, start: int, end: int, what: str, undo: _Undo):
     items = media_pool.ImportMedia([{"FilePath": os.path.join(folder, FRAME_PATTERN), "StartIndex": start, "EndIndex": end - 1}])
     if not items:
         raise ResolveScriptError(f"Resolve could not import the {what} frames from {folder}")
+    undo.media.extend(items)  # every item, so a refusal below removes them all
+    if len(items) != 1:
+        # README: "Each clipInfo gets imported as one MediaPoolItem unless
+        # 'Show Individual Frames' is turned on."
+        raise ResolveScriptError(
+            f"Resolve imported the {what} frames as {len(items)} separate clips: "
+            "turn off 'Show Individual Frames' in the media pool and run again"
+        )
     return items[0]
 
 
@@ -423,30 +480,151 @@ def _track_is_free(timeline, index: int, start: int, end: int) -> bool:
     return True
 
 
+def _track_is_usable(timeline, index: int) -> bool:
+    """Not locked (Resolve would refuse the clip) and enabled (a clip there would not show)."""
+    return timeline.GetIsTrackLocked("video", index) is False and timeline.GetIsTrackEnabled("video", index) is True
+
+
 def _target_track(timeline, plan: ClipPlan, undo: _Undo) -> int:
     above = plan.track_index + 1
     count = int(timeline.GetTrackCount("video") or 0)
-    if above <= count and _track_is_free(timeline, above, plan.record_start, plan.record_start + plan.duration):
+    if (above <= count and _track_is_usable(timeline, above)
+            and _track_is_free(timeline, above, plan.record_start, plan.record_start + plan.duration)):
         return above
     if not timeline.AddTrack("video"):
         raise ResolveScriptError("Resolve could not add a video track for the cleaned clip")
     new = int(timeline.GetTrackCount("video"))
     undo.track = new
+    if not _track_is_usable(timeline, new):
+        raise ResolveScriptError(f"the new video track {new} is locked or disabled")
     return new
 
 
-def _append(media_pool, mpi, track: int, plan: ClipPlan, end_frame: int):
+def _append(media_pool, mpi, track: int, plan: ClipPlan, start_frame: int, end_frame: int):
     items = media_pool.AppendToTimeline([{
-        "mediaPoolItem": mpi, "startFrame": 0, "endFrame": end_frame,
+        "mediaPoolItem": mpi, "startFrame": start_frame, "endFrame": end_frame,
         "trackIndex": track, "recordFrame": plan.record_start, "mediaType": 1,
     }])
     return items[0] if items else None
 
 
-def place_result(project, timeline, plan: ClipPlan, outcome: JobOutcome):
-    """Import the cleaned frames (and matte) into the PEANUT bin and place them above the source."""
+def _read_placed(item) -> Optional[Tuple[int, int, Optional[int], Optional[int], str]]:
+    """(start, duration, source start, left offset, media pool item id), or None for a dead item.
+
+    Resolve can hand back an item whose Get* calls all return None when the
+    placement failed.
+    """
+    start, duration = item.GetStart(), item.GetDuration()
+    if start is None or duration is None:
+        return None
+    mpi = item.GetMediaPoolItem()
+    source_start, left = item.GetSourceStartFrame(), item.GetLeftOffset()
+    return (int(start), int(duration), None if source_start is None else int(source_start),
+            None if left is None else int(left), (mpi.GetUniqueId() if mpi is not None else "") or "")
+
+
+def _place_cleaned(media_pool, timeline, cleaned, track: int, plan: ClipPlan, undo: _Undo):
+    """Append the cleaned sequence so that its first frame lands on plan.record_start, full length.
+
+    The README does not say how startFrame/endFrame count for an image
+    sequence: in the clip's own numbering (GetClipProperty "Start", as
+    ayon-resolve passes it; a Resolve 21.1 report says startFrame 0 on a
+    sequence starting at 1 adds a blank frame) or from 0, endFrame inclusive or
+    exclusive. Place with the clip's numbering and an inclusive end, read back
+    which source frame landed first and how many, and correct: a head shift
+    moves both ends, then a short or long clip moves the end.
+    """
+    first = int(_number(cleaned.GetClipProperty("Start") or "0", "clip start"))
+    wanted_id = cleaned.GetUniqueId() or ""
+    start_frame, end_frame = first, first + plan.duration - 1
+    landed = ""
+    for _ in range(_PLACE_TRIES):
+        placed = _append(media_pool, cleaned, track, plan, start_frame, end_frame)
+        reading = _read_placed(placed) if placed is not None else None
+        if reading is None:
+            raise ResolveScriptError("Resolve could not place the cleaned clip on the timeline")
+        undo.items.append(placed)
+        start, duration, source_start, left, mpi_id = reading
+        if mpi_id != wanted_id:
+            raise ResolveScriptError("the placed clip does not show the cleaned frames PEANUT imported")
+        # Frames off at the head: > 0 skipped the first cleaned frames, < 0 blank frames before them.
+        # GetLeftOffset (frames of the clip before the first one shown) decides; the
+        # README does not say whether GetSourceStartFrame counts in the clip's own
+        # numbering or from 0, so it must agree with one of them.
+        if left is not None:
+            shift = left
+            if source_start is not None and source_start not in (first + left, left):
+                raise ResolveScriptError(
+                    f"Resolve reports the placed clip starting at source frame {source_start} but trimmed by {left}")
+        elif source_start is not None:
+            shift = source_start - first  # as plan_current_clip reads it: the clip's own numbering
+        else:
+            raise ResolveScriptError("cannot read which frame of the cleaned clip Resolve placed first")
+        landed = f"{start}+{duration} from cleaned frame {shift}"
+        if start == plan.record_start and shift == 0 and duration == plan.duration:
+            return placed
+        if start != plan.record_start:
+            break  # recordFrame was explicit: no reading explains another position
+        if not timeline.DeleteClips([placed], False):
+            raise ResolveScriptError("Resolve could not adjust the placed clip")
+        undo.items.remove(placed)
+        if shift:
+            start_frame, end_frame = start_frame - shift, end_frame - shift
+        else:
+            end_frame += plan.duration - duration
+    raise ResolveScriptError(
+        f"the cleaned clip landed at {landed or '?'}, not {plan.record_start}+{plan.duration} from its first frame"
+    )
+
+
+def _select_planned_timeline(resolve, project, timeline, plan: ClipPlan):
+    """Make the planned timeline current again (AppendToTimeline works on the current one).
+
+    Returns the timeline the editor had switched to (to switch back after
+    placing), or None. A different project is refused: the planned one is closed.
+    """
+    manager = resolve.GetProjectManager() if resolve is not None else None
+    current_project = manager.GetCurrentProject() if manager is not None else None
+    if current_project is None or (current_project.GetUniqueId() or "") != plan.project_id:
+        raise ResolveScriptError(
+            f"project '{plan.project_name}' is no longer open; nothing was added to the timeline"
+        )
+    current = current_project.GetCurrentTimeline()
+    if current is not None and (current.GetUniqueId() or "") == plan.timeline_id:
+        return None
+    if not project.SetCurrentTimeline(timeline):
+        raise ResolveScriptError(f"cannot open timeline '{plan.timeline_name}' again to place the cleaned clip")
+    now = project.GetCurrentTimeline()
+    if now is None or (now.GetUniqueId() or "") != plan.timeline_id:
+        raise ResolveScriptError(f"cannot open timeline '{plan.timeline_name}' again to place the cleaned clip")
+    log.info("timeline '%s' is current again for placing; switching back afterwards", plan.timeline_name)
+    return current
+
+
+def place_result(resolve, project, timeline, plan: ClipPlan, outcome: JobOutcome):
+    """Import the cleaned frames (and matte) into the PEANUT bin and place them above the source.
+
+    Checks first that the project and timeline are still the planned ones (a
+    long job leaves the editor time to switch); the editor's current timeline
+    is restored afterwards.
+    """
     if outcome.frame_count != plan.duration:
         raise ResolveScriptError(f"PEANUT returned {outcome.frame_count} frames for a {plan.duration}-frame clip")
+    where = f" (the cleaned frames are in {os.path.dirname(outcome.output_path)})"
+    try:
+        switched_from = _select_planned_timeline(resolve, project, timeline, plan)
+    except ResolveScriptError as exc:
+        raise ResolveScriptError(f"{exc}{where}") from None
+    try:
+        return _place(project, timeline, plan, outcome)
+    except ResolveScriptError as exc:
+        raise ResolveScriptError(f"{exc}{where}") from None
+    finally:
+        if switched_from is not None and not project.SetCurrentTimeline(switched_from):
+            log.error("could not switch back to the timeline that was open")
+
+
+def _place(project, timeline, plan: ClipPlan, outcome: JobOutcome):
     media_pool = _need(project.GetMediaPool(), "cannot open the media pool")
     undo = _Undo(media_pool, timeline)
     try:
@@ -454,38 +632,20 @@ def place_result(project, timeline, plan: ClipPlan, outcome: JobOutcome):
         folder = _peanut_bin(media_pool, undo)
         if not media_pool.SetCurrentFolder(folder):
             raise ResolveScriptError(f"cannot select the media pool bin '{BIN_NAME}'")
-        cleaned = _import_sequence(media_pool, outcome.output_path, plan.start, plan.end, "cleaned")
-        undo.media.append(cleaned)
+        cleaned = _import_sequence(media_pool, outcome.output_path, plan.start, plan.end, "cleaned", undo)
         if outcome.matte_path:
-            undo.media.append(_import_sequence(media_pool, outcome.matte_path, plan.start, plan.end, "matte"))
+            _import_sequence(media_pool, outcome.matte_path, plan.start, plan.end, "matte", undo)
         track = _target_track(timeline, plan, undo)
-
-        # Blackmagic's README reads endFrame as inclusive; Resolve 21 was measured
-        # treating it as exclusive. Place with the inclusive reading, then measure.
-        placed = _append(media_pool, cleaned, track, plan, plan.duration - 1)
-        if placed is None:
-            raise ResolveScriptError("Resolve could not place the cleaned clip on the timeline")
-        undo.items.append(placed)
-        if placed.GetDuration() != plan.duration:
-            short = plan.duration - int(placed.GetDuration())
-            if not timeline.DeleteClips([placed], False):
-                raise ResolveScriptError("Resolve could not adjust the placed clip's length")
-            undo.items.remove(placed)
-            placed = _append(media_pool, cleaned, track, plan, plan.duration - 1 + short)
-            if placed is None:
-                raise ResolveScriptError("Resolve could not place the cleaned clip on the timeline")
-            undo.items.append(placed)
-        if placed.GetStart() != plan.record_start or placed.GetDuration() != plan.duration:
-            raise ResolveScriptError(
-                f"the cleaned clip landed at {placed.GetStart()}+{placed.GetDuration()}, "
-                f"not {plan.record_start}+{plan.duration}"
-            )
+        placed = _place_cleaned(media_pool, timeline, cleaned, track, plan, undo)
         if undo.previous_folder is not None:
             media_pool.SetCurrentFolder(undo.previous_folder)
         return placed
-    except ResolveScriptError as exc:
+    except ResolveScriptError:
         undo.rollback()
-        raise ResolveScriptError(f"{exc} (the cleaned frames are in {os.path.dirname(outcome.output_path)})") from None
+        raise
+    except Exception as exc:  # anything unexpected from Resolve: still leave the timeline as it was
+        undo.rollback()
+        raise ResolveScriptError(f"Resolve answered unexpectedly while placing the cleaned clip: {exc!r}") from None
 
 
 def remove_current_clip(
@@ -496,12 +656,12 @@ def remove_current_clip(
     options: Optional[dict] = None,
     *,
     on_progress: Optional[ProgressCallback] = None,
-    should_cancel: Optional[Callable[[], bool]] = None,
+    should_cancel: Optional[Callable[[], bool]] = None
 ):
     """Clean the clip under the playhead; returns the placed TimelineItem on the track above.
 
     `server`: None (the daemon in the state directory, or the `peanut` CLI when
-    grpcio is missing), an address string, or a Transport.
+    grpcio is missing), an address string, or a transport (an object with run()).
     """
     plan, project, timeline = plan_current_clip(resolve, prompt, mask_path)
     transport = server if hasattr(server, "run") else default_transport(server)
@@ -517,7 +677,32 @@ def remove_current_clip(
     except BaseException:
         _remove_if_empty(run_folder)
         raise
-    return place_result(project, timeline, plan, outcome)
+    return place_result(resolve, project, timeline, plan, outcome)
+
+
+def run_in_console(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None,
+                   options: Optional[dict] = None, server: Any = None):
+    """The text route, for Resolve's Console when the menu dialog cannot open (no UIManager).
+
+        import peanut_resolve; peanut_resolve.run_in_console(resolve, "the boom mic")
+
+    Prints progress lines and the outcome; returns the placed item, or None after a failure.
+    """
+    last = {"line": ""}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        line = f"PEANUT {stage}: {done}/{total} frames" if total else f"PEANUT {stage}"
+        if line != last["line"]:
+            last["line"] = line
+            print(line)
+
+    try:
+        placed = remove_current_clip(resolve, prompt, mask_path, server, options, on_progress=progress)
+    except ResolveScriptError as exc:
+        print(f"PEANUT: {exc}")
+        return None
+    print(f"PEANUT: '{placed.GetName()}' placed above the clip; matte in the {BIN_NAME} bin.")
+    return placed
 
 
 def _remove_if_empty(folder: str) -> None:

@@ -67,6 +67,8 @@ def add_option_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask-threshold", type=float)
     group.add_argument("--clip-window", type=int, help="frames between confusion checks")
     group.add_argument("--no-reuse-flow", action="store_true", help="upscaler computes its own flow")
+    group.add_argument("--include-effects", action="store_true",
+                       help="also remove the object's shadow (dark regions that move with it and touch it)")
     group.add_argument("--seed", type=int)
 
 
@@ -76,6 +78,8 @@ def options_from_args(args: argparse.Namespace) -> dict:
     options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if getattr(args, "no_reuse_flow", False):
         options["reuse_flow"] = False
+    if getattr(args, "include_effects", False):
+        options["include_effects"] = True
     return options
 
 

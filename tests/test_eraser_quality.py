@@ -3,8 +3,10 @@
 Video completion (ground truth known): running_car with its two static masks,
 and the davis clips with generated moving masks (5-12 % of the frame,
 seeded). The flow-guided eraser must beat per-frame Telea inpainting by at
-least 3 dB PSNR on average, and its flow warping error must stay within 1.5x
-of the ground truth video's own.
+least 3 dB PSNR on average and never fall more than 1 dB below it on any one
+case (a collapse on one case fails even when the mean holds), and its flow
+warping error must stay within 1.3x of the ground truth video's own on every
+case.
 
 Object removal on davis bmx-trees and tennis with their object masks: strips
 (before | after) are written to out/ for people to look at; the test checks
@@ -134,9 +136,11 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
                  (f"{name} ground truth", ground_truth_row(ours_scores))]
         gains.append(ours_scores.psnr - theirs_scores.psnr)
         assert np.array_equal(ours[~masks], gt[~masks]), "pixels outside the hole changed"
-        assert ours_scores.ewarp <= 1.5 * ours_scores.gt_ewarp, (name, ours_scores.ewarp, ours_scores.gt_ewarp)
     print("\n" + format_table(rows))
     print("PSNR gains:", [round(g, 2) for g in gains])
+    for (name, scores), gain in zip(rows[::3], gains):
+        assert gain >= -1.0, (name, gain)
+        assert scores.ewarp <= 1.3 * scores.gt_ewarp, (name, scores.ewarp, scores.gt_ewarp)
     assert np.mean(gains) >= 3.0, gains
 
 

@@ -303,6 +303,18 @@ class FrameSink:
                 out.mux(next_audio)
                 next_audio = next(audio_packets, None)
 
+    def read_staged(self, k: int) -> np.ndarray:
+        """Frame k of the range as written so far: RGB, RGBA, or a 2-D matte (8 or 16 bit)."""
+        if not 0 <= k < self.written:
+            raise OutputError(f"frame {self.start + k} has not been written to {self.staging} yet")
+        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
+        image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise OutputError(f"{file}: staged frame cannot be read back")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        return image
+
     def _read_staged(self, k: int) -> np.ndarray:
         """Staged frame k as BGR (or BGRA for alpha outputs), the order PyAV takes directly."""
         file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))

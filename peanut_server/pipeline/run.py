@@ -36,6 +36,7 @@ from ..media import MediaInfo, check_masks, check_output, frame_filename, open_s
 from ..progress import Reporter
 from .backends import Choice, choose
 from .composite import Crop, composite, crop_for, dilate, downscale_mask, feather_alpha, region_box, working_size
+from ..eraser.effects import grow_to_effects
 from .spec import RemovalSpec
 
 log = logging.getLogger(__name__)
@@ -181,9 +182,8 @@ class Pipeline:
                         staging_dir=staging_path(spec.output_path, job_id), audio_from=info,
                     )
                     sinks.append(output)
-                    matte_dir = matte.staging
                     result.backends.extend(
-                        self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter, result.timings)
+                        self._erase_pass(source, info, start, count, spec, matte, output, reporter, result.timings)
                     )
             reporter.stage("writing", 1)
             # The cleaned frames land before the matte: an editor who sees the
@@ -225,14 +225,45 @@ class Pipeline:
             raise PromptError(f"nothing matching {spec.prompt.text!r} was found in frames {start}..{end - 1}")
         return masker.report
 
-    def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte_dir, output, reporter,
+    def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte, output, reporter,
                     timings: dict[str, float]) -> list[StageRun]:
+        """Erase, upscale and composite the clip window by window (see _ErasePlan)."""
+        plan, runs = self._erase_plan(info, start, count, spec)
+        pos = output.written
+        # Frames finished by the previous window (or, resumed, the last frames
+        # already written) seed the next one with an empty mask, so content
+        # carries across window borders without a seam in time.
+        tail = [plan.to_lr(output.read_staged(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
+        reporter.stage("erasing", count, done=pos)
+        for part in ("decode", "erase", "upscale", "composite"):
+            timings.setdefault(part, 0.0)
+        while pos < count:
+            clock = time.monotonic()
+            window = self._load_window(source, matte, plan, pos, tail, reporter)
+            timings["decode"] += time.monotonic() - clock
+            clock = time.monotonic()
+            result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, reporter)
+            timings["erase"] += time.monotonic() - clock
+            clock = time.monotonic()
+            crop, upscaled = self._upscale_window(plan, window, result, reporter)
+            timings["upscale"] += time.monotonic() - clock
+            clock = time.monotonic()
+            self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer, output, reporter)
+            timings["composite"] += time.monotonic() - clock
+            more = window.end < count and plan.overlap
+            tail = [result.frames[i] for i in range(max(0, len(result.frames) - plan.overlap), len(result.frames))] if more else []
+            pos = window.end
+        checkpoint = getattr(plan.upscaler, "ran_model_id", "")
+        if checkpoint:  # name the weights that ran, e.g. "auto; weights basicvsrpp-reds4"
+            runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
+        return runs
+
+    def _erase_plan(self, info: MediaInfo, start: int, count: int, spec) -> tuple["_ErasePlan", list[StageRun]]:
         opts = spec.options
         width, height = info.width, info.height
         lr_size = working_size(width, height, opts.working_height)
         scaled = lr_size != (width, height)
         eraser_choice = choose("eraser", opts.eraser)
-        eraser = self._instance("eraser", eraser_choice.cls)
         runs = [StageRun("eraser", eraser_choice.cls.name, eraser_choice.note)]
         upscaler = None
         if scaled:
@@ -241,101 +272,92 @@ class Pipeline:
             runs.append(StageRun("upscaler", upscaler_choice.cls.name, upscaler_choice.note))
         else:
             runs.append(StageRun("upscaler", "none", "working resolution equals the source"))
-
         scale = width / lr_size[0]
-        # The crop margin must hold the feather (source pixels) plus context for the upscaler.
-        margin = int(math.ceil(opts.feather / scale)) + 8
         window = max(2, opts.subvideo_length)
-        overlap = min(opts.window_overlap, window // 2)
+        plan = _ErasePlan(
+            start=start, count=count, size=(width, height), lr_size=lr_size, options=opts,
+            eraser=self._instance("eraser", eraser_choice.cls), upscaler=upscaler,
+            # The crop margin must hold the feather (source pixels) plus context for the upscaler.
+            margin=int(math.ceil(opts.feather / scale)) + 8,
+            window=window, overlap=min(opts.window_overlap, window // 2),
+        )
+        return plan, runs
 
-        def read_mask(i: int) -> np.ndarray:
-            path = os.path.join(matte_dir, frame_filename(start + i))
-            image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-            if image is None:
-                raise MaskError(f"mask for frame {start + i} is missing from {matte_dir}")
-            return image > 127
+    def _load_window(self, source, matte, plan: "_ErasePlan", pos: int, tail: list[np.ndarray],
+                     reporter: Reporter) -> "_Window":
+        """Source frames pos.. (after the tail) and their masks, at working resolution."""
+        opts = plan.options
+        known = len(tail)
+        end = min(plan.count, pos - known + plan.window)
+        width, height = plan.size
+        keep = width * height * 3 * (end - pos) <= KEEP_SOURCE_BYTES
+        source_frames = list(source.frames(plan.start + pos, plan.start + end)) if keep else None
+        new = source_frames if keep else source.frames(plan.start + pos, plan.start + end)
+        lr_frames = np.stack(tail + [plan.to_lr(f) for f in new])
+        masks_hr = [_mask_from_matte(matte.read_staged(i), plan.start + i) for i in range(pos, end)]
+        objects = np.stack([np.zeros(plan.lr_size[::-1], bool)] * known + [downscale_mask(m, plan.lr_size) for m in masks_hr])
+        if opts.include_effects:
+            # Before dilation: the shadow must touch the object itself.
+            objects = grow_to_effects(lr_frames, objects, check=reporter.check)
+        lr_masks = np.stack([m if t < known else dilate(m, opts.mask_dilation) for t, m in enumerate(objects)])
+        return _Window(pos=pos, end=end, known=known, source_frames=source_frames,
+                       lr_frames=lr_frames, lr_masks=lr_masks, masks_hr=masks_hr)
 
-        def to_lr(frame: np.ndarray) -> np.ndarray:
-            return frame if not scaled else cv2.resize(frame, lr_size, interpolation=cv2.INTER_AREA)
+    @staticmethod
+    def _upscale_window(plan: "_ErasePlan", window: "_Window", result,
+                        reporter: Reporter) -> tuple[Crop | None, np.ndarray | None]:
+        """The filled frames' crop around every hole of the window, at source resolution."""
+        if plan.upscaler is None:
+            return None, None
+        union = np.logical_or.reduce(window.lr_masks[window.known:])
+        crop = crop_for(union, plan.lr_size, plan.size, plan.margin)
+        if crop is None:
+            return None, None
+        flows = None
+        if result.flows is not None:
+            flows = type(result.flows)(
+                forward=result.flows.forward[:, crop.y0:crop.y1, crop.x0:crop.x1],
+                backward=result.flows.backward[:, crop.y0:crop.y1, crop.x0:crop.x1],
+            )
+        upscaled = plan.upscaler.upscale(
+            result.frames[:, crop.y0:crop.y1, crop.x0:crop.x1], crop.source_size, flows,
+            plan.options.upscaler_options, reporter,
+        )
+        return crop, upscaled
 
-        pos = output.written
-        tail: list[np.ndarray] = []
-        if pos > 0 and overlap:
-            # Resumed: the last frames already written seed the next window.
-            for i in range(max(0, pos - overlap), pos):
-                image = cv2.imread(os.path.join(output.staging, frame_filename(start + i)), cv2.IMREAD_COLOR)
-                tail.append(to_lr(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
-        reporter.stage("erasing", count, done=pos)
-        for part in ("decode", "erase", "upscale", "composite"):
-            timings.setdefault(part, 0.0)
-        while pos < count:
-            clock = time.monotonic()
-            known = len(tail)
-            a = pos - known
-            b = min(count, a + window)
-            keep = width * height * 3 * (b - pos) <= KEEP_SOURCE_BYTES
-            source_frames = list(source.frames(start + pos, start + b)) if keep else None
-            lr_frames = tail + [to_lr(f) for f in (source_frames if keep else source.frames(start + pos, start + b))]
-            masks_hr = [read_mask(i) for i in range(pos, b)]
-            masks_lr = [np.zeros(lr_size[::-1], bool)] * known + [
-                dilate(downscale_mask(m, lr_size), opts.mask_dilation) for m in masks_hr
-            ]
-            timings["decode"] += time.monotonic() - clock
-            clock = time.monotonic()
-            result = eraser.erase(np.stack(lr_frames), np.stack(masks_lr), opts.eraser_options, reporter)
-            timings["erase"] += time.monotonic() - clock
-            clock = time.monotonic()
-            filled = result.frames
-            crop, upscaled = None, None
+    def _composite_window(self, source, plan: "_ErasePlan", window: "_Window", filled: np.ndarray,
+                          crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool, output,
+                          reporter: Reporter) -> None:
+        """Each new frame of the window: the cleaned pixels inside the feathered mask, the source elsewhere."""
+        opts = plan.options
+        width, height = plan.size
+        scaled = plan.upscaler is not None
+        frames = window.source_frames if window.source_frames is not None else \
+            source.frames(plan.start + window.pos, plan.start + window.end)
+        for j, frame in enumerate(frames, start=window.known):
+            mask_hr = window.masks_hr[j - window.known]
             if scaled:
-                union = np.logical_or.reduce(masks_lr[known:])
-                crop = crop_for(union, lr_size, (width, height), margin)
-                if crop is not None:
-                    flows = None
-                    if result.flows is not None:
-                        flows = type(result.flows)(
-                            forward=result.flows.forward[:, crop.y0:crop.y1, crop.x0:crop.x1],
-                            backward=result.flows.backward[:, crop.y0:crop.y1, crop.x0:crop.x1],
-                        )
-                    upscaled = upscaler.upscale(
-                        filled[:, crop.y0:crop.y1, crop.x0:crop.x1], crop.source_size, flows,
-                        opts.upscaler_options, reporter,
-                    )
-            timings["upscale"] += time.monotonic() - clock
-            clock = time.monotonic()
-            hr_iter = iter(source_frames) if keep else source.frames(start + pos, start + b)
-            for j, frame in enumerate(hr_iter, start=known):
-                mask_hr = masks_hr[j - known]
-                if scaled:
-                    grown = cv2.resize(masks_lr[j].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-                    region = grown | mask_hr
-                else:
-                    region = masks_lr[j] | mask_hr
-                box = region_box(region, opts.feather + 1)
-                out = frame  # decoded for this loop only: composited in place
-                alpha_box = None
-                if box is not None:
-                    y0, y1, x0, x1 = box
-                    # Everything below works on the box around the mask (plus the feather):
-                    # at 4K/8K a full-frame float alpha and a copied frame per frame add up.
-                    alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
-                    patch = self._cleaned_patch(frame, filled[j], box, crop,
-                                                None if upscaled is None else upscaled[j], scaled)
-                    out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
-                if spec.patch_layer:
-                    alpha = np.zeros((height, width), np.uint8)
-                    if alpha_box is not None:
-                        alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
-                    out = np.dstack([out, alpha])
-                output.write(out)
-                reporter.advance()
-            timings["composite"] += time.monotonic() - clock
-            tail = [filled[i] for i in range(max(0, len(filled) - overlap), len(filled))] if overlap and b < count else []
-            pos = b
-        checkpoint = getattr(upscaler, "ran_model_id", "")
-        if checkpoint:  # name the weights that ran, e.g. "auto; weights basicvsrpp-reds4"
-            runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
-        return runs
+                grown = cv2.resize(window.lr_masks[j].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+                region = grown | mask_hr
+            else:
+                region = window.lr_masks[j] | mask_hr
+            box = region_box(region, opts.feather + 1)
+            out = frame  # decoded for this loop only: composited in place
+            alpha_box = None
+            if box is not None:
+                y0, y1, x0, x1 = box
+                # Everything below works on the box around the mask (plus the feather):
+                # at 4K/8K a full-frame float alpha and a copied frame per frame add up.
+                alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
+                patch = self._cleaned_patch(frame, filled[j], box, crop, None if upscaled is None else upscaled[j], scaled)
+                out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
+            if patch_layer:
+                alpha = np.zeros((height, width), np.uint8)
+                if alpha_box is not None:
+                    alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
+                out = np.dstack([out, alpha])
+            output.write(out)
+            reporter.advance()
 
     @staticmethod
     def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:
@@ -369,3 +391,44 @@ class Pipeline:
             masker = choice.cls()
             mask, report = masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)
             return mask, report
+
+
+def _mask_from_matte(image: np.ndarray, frame: int) -> np.ndarray:
+    """A staged matte frame (8- or 16-bit) as the object's mask."""
+    if image is None:
+        raise MaskError(f"mask for frame {frame} is missing")
+    if image.ndim == 3:
+        image = image[..., 0]
+    return image > (np.iinfo(image.dtype).max // 2 if image.dtype.kind in "ui" else 0.5)
+
+
+@dataclass
+class _ErasePlan:
+    """What every window of one erase pass shares."""
+
+    start: int                     # first source frame of the range
+    count: int                     # frames in the range
+    size: tuple[int, int]          # source (width, height)
+    lr_size: tuple[int, int]       # working (width, height)
+    options: object                # PipelineOptions
+    eraser: object
+    upscaler: object | None        # None when the working size is the source size
+    margin: int                    # working pixels of context around the upscaled crop
+    window: int                    # frames per eraser window, tail included
+    overlap: int                   # finished frames carried into the next window
+
+    def to_lr(self, frame: np.ndarray) -> np.ndarray:
+        return frame if self.lr_size == self.size else cv2.resize(frame, self.lr_size, interpolation=cv2.INTER_AREA)
+
+
+@dataclass
+class _Window:
+    """One eraser window: `known` finished frames, then source frames pos..end-1."""
+
+    pos: int
+    end: int
+    known: int
+    source_frames: list[np.ndarray] | None   # kept when small enough, else decoded again to composite
+    lr_frames: np.ndarray                    # (known + end - pos, h, w, 3) at working resolution
+    lr_masks: np.ndarray                     # holes at working resolution, dilated (empty for known)
+    masks_hr: list[np.ndarray]               # the object masks at source resolution

@@ -41,6 +41,7 @@ class PipelineOptions:
     feather: int = 3                 # pixels at source resolution
     subvideo_length: int = 80        # frames per eraser window
     window_overlap: int = 10         # frames shared by consecutive windows
+    include_effects: bool = False    # grow the masks to the object's shadow (eraser/effects.py)
     eraser_options: EraserOptions = field(default_factory=EraserOptions)
     masker_options: MaskerOptions = field(default_factory=MaskerOptions)
     upscaler_options: UpscalerOptions = field(default_factory=UpscalerOptions)
@@ -89,6 +90,7 @@ def options_from_message(message: pb.Options) -> PipelineOptions:
             flow=_backend_name(message.flow),
         ),
     )
+    opts.include_effects = message.include_effects
     if message.HasField("working_height"):
         opts.working_height = _positive("working_height", message.working_height, 0, MAX_WORKING_HEIGHT)
         if 0 < opts.working_height < 64:

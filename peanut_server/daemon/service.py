@@ -340,19 +340,26 @@ class Worker:
         or, for a job submitted with overwrite, it starts again from the first frame."""
         before = self.store.inputs(job.id)
         if before is None:
-            self.store.set_inputs(job.id, fingerprint_job(job.request))
+            try:
+                self.store.set_inputs(job.id, fingerprint_job(job.request))
+            except OSError:
+                pass  # an input is missing or unreadable: the pipeline's checks name it properly
             return
         change = first_difference(before, job.request, quick=False)
         if not change:
             return
         if not job.request.output.overwrite:
+            self._discard_staging(job)  # frames of the old input: no use to a job that cannot continue
             raise InputChanged(f"the input changed since the job started ({change}); its finished frames would "
                                "not match the rest. Submit it again (with overwrite to replace the output)")
         message = f"the input changed since the job started ({change}): starting again from the first frame"
         log.warning("job %s: %s", job.id, message)
         self._discard_staging(job)
         channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message])
-        self.store.set_inputs(job.id, fingerprint_job(job.request))
+        try:
+            self.store.set_inputs(job.id, fingerprint_job(job.request))
+        except OSError:
+            self.store.set_inputs(job.id, None)  # the pipeline's checks name the missing input
 
     def _progress(self, channel: JobChannel, state: ProgressState) -> None:
         job = channel.job

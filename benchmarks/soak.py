@@ -1,9 +1,12 @@
 """Soak and fault run against a real daemon: concurrent clients, cancels, hostile requests.
 
-    python -m benchmarks.soak --seconds 300 --clients 8
+    python -m benchmarks.soak --seconds 300 --clients 16 --watchers 40
 
 Each client loops: submit a small job (sometimes a bad one), watch it (sometimes
-joining late), cancel some, and measure GetInfo latency. At the end every
+joining late), cancel some, and measure GetInfo latency. Watchers, each its own
+client (connection), keep a Watch stream open on a job that is not finished yet
+and open the next one when it ends, as editors' panels do; GetInfo latency is
+also reported for the moments when every watcher had its stream open. At the end every
 accepted job must have reached a final state and be listed by the daemon (jobs
 lost = 0), the daemon process must still be alive (crashes = 0), and events of
 each watch must have strictly increasing sequence numbers.
@@ -45,10 +48,17 @@ class SoakStats:
     heavy_succeeded: int = 0
     heavy_running: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Watch streams open now, the number wanted, and GetInfo latencies measured while all were open.
+    watchers_open: int = 0
+    watchers_wanted: int = 0
+    info_latencies_all_watching: list[float] = field(default_factory=list)
+    watch_streams: int = 0
+    newest: list[str] = field(default_factory=list)
 
     def summary(self, lost: int, crashed: int) -> dict:
         lat = np.array(self.info_latencies or [0.0]) * 1000
         running = np.array(self.info_latencies_running or [0.0]) * 1000
+        watching = np.array(self.info_latencies_all_watching or [0.0]) * 1000
         return {
             "requests": self.requests, "faults_injected": self.faults_injected,
             "refused_as_expected": self.refused_as_expected, "jobs_accepted": len(self.accepted),
@@ -60,6 +70,10 @@ class SoakStats:
             "getinfo_samples_while_heavy_job_ran": len(self.info_latencies_running),
             "getinfo_while_heavy_job_p50_ms": round(float(np.percentile(running, 50)), 2),
             "getinfo_while_heavy_job_p99_ms": round(float(np.percentile(running, 99)), 2),
+            "watchers": self.watchers_wanted, "watch_streams_opened": self.watch_streams,
+            "getinfo_samples_with_all_watchers_open": len(self.info_latencies_all_watching),
+            "getinfo_with_all_watchers_open_p50_ms": round(float(np.percentile(watching, 50)), 2),
+            "getinfo_with_all_watchers_open_p99_ms": round(float(np.percentile(watching, 99)), 2),
         }
 
 
@@ -112,6 +126,8 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
                     stats.info_latencies.append(elapsed)
                     if heavy and stats.heavy_running.is_set():
                         stats.info_latencies_running.append(elapsed)
+                    if stats.watchers_wanted and stats.watchers_open >= stats.watchers_wanted:
+                        stats.info_latencies_all_watching.append(elapsed)
                     stats.requests += 1
                 if rng.random() < 0.3:
                     with stats.lock:
@@ -141,6 +157,7 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
                     continue
                 with stats.lock:
                     stats.accepted.add(job.id)
+                    stats.newest = (stats.newest + [job.id])[-64:]
                     stats.requests += 1
                 if rng.random() < 0.25:
                     client.cancel(job.id)
@@ -158,6 +175,43 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
             except ClientError as exc:
                 with stats.lock:
                     stats.unexpected_errors.append(f"{exc.code}: {exc.message}")
+
+
+def watcher_loop(address: str, state_dir: Path, stop: threading.Event, stats: SoakStats, seed: int) -> None:
+    """Keep one Watch stream open on a recent job; when it ends, open one on another."""
+    rng = random.Random(1000 + seed)
+    with PeanutClient(address, state_dir=state_dir, timeout=30) as client:
+        while not stop.is_set():
+            with stats.lock:
+                candidates = list(stats.newest)
+            if not candidates:
+                time.sleep(0.1)
+                continue
+            job_id = rng.choice(candidates[-16:])
+            counted = False
+            try:
+                last = -1
+                for event in client.watch(job_id):
+                    if not counted:
+                        counted = True
+                        with stats.lock:
+                            stats.watchers_open += 1
+                            stats.watch_streams += 1
+                    if event.type != pb.EVENT_TYPE_SNAPSHOT and event.seq <= last:
+                        with stats.lock:
+                            stats.order_violations += 1
+                    last = event.seq
+                    if event.job.state in FINAL or stop.is_set():
+                        break
+            except ClientError as exc:
+                with stats.lock:
+                    stats.unexpected_errors.append(f"watch {exc.code}: {exc.message}")
+            finally:
+                if counted:
+                    with stats.lock:
+                        stats.watchers_open -= 1
+            if not counted:
+                time.sleep(0.05)
 
 
 def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root: Path, stop: threading.Event,
@@ -186,14 +240,17 @@ def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root:
 
 
 def run_soak(address: str, state_dir: Path, seconds: float, clients: int, work_dir: Path,
-             is_alive=lambda: True, heavy: bool = True) -> dict:
+             is_alive=lambda: True, heavy: bool = True, watchers: int = 0) -> dict:
     clip, masks = make_inputs(work_dir / "inputs")
     heavy_clip, heavy_masks = make_inputs(work_dir / "heavy", frames=24, size=(320, 240))
     out_root = work_dir / "outputs"
     out_root.mkdir(parents=True, exist_ok=True)
     stats, stop = SoakStats(), threading.Event()
+    stats.watchers_wanted = watchers
     threads = [threading.Thread(target=client_loop, args=(address, state_dir, clip, masks, out_root, stop, stats, i))
                for i in range(clients)]
+    threads += [threading.Thread(target=watcher_loop, args=(address, state_dir, stop, stats, i))
+                for i in range(watchers)]
     if heavy:
         threads.append(threading.Thread(target=heavy_loop,
                                         args=(address, state_dir, heavy_clip, heavy_masks, out_root, stop, stats)))
@@ -223,6 +280,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--watchers", type=int, default=0, help="long-lived Watch streams, each its own client")
     args = parser.parse_args()
     from tests.daemon import DaemonProcess
 
@@ -230,7 +288,7 @@ def main() -> None:
         proc = DaemonProcess(state_dir=Path(tmp) / "state", log_path=Path(tmp) / "daemon.log").start()
         try:
             result = run_soak(proc.address, proc.state_dir, args.seconds, args.clients, Path(tmp),
-                              is_alive=lambda: proc.process.poll() is None)
+                              is_alive=lambda: proc.process.poll() is None, watchers=args.watchers)
         finally:
             proc.stop()
     print(json.dumps(result, indent=2))

@@ -47,6 +47,8 @@ class CliError(Exception):
 def add_connection_args(parser: argparse.ArgumentParser, local: bool = False) -> None:
     parser.add_argument("--server", metavar="ADDR", help="daemon address (default: the one in the state directory)")
     parser.add_argument("--state-dir", help="state directory (default: $PEANUT_STATE_DIR or the per-user default)")
+    parser.add_argument("--tls-ca", metavar="PEM", help="CA certificate to trust for a TLS daemon "
+                        "(default: the one in the state directory, when the daemon serves TLS)")
     if local:
         parser.add_argument("--local", action="store_true", help="run the pipeline in this process, without a daemon")
 
@@ -84,7 +86,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
 
 
 def make_client(args: argparse.Namespace) -> PeanutClient:
-    return PeanutClient(args.server, state_dir=args.state_dir)
+    return PeanutClient(args.server, state_dir=args.state_dir, tls_ca=getattr(args, "tls_ca", None))
 
 
 def absolute(path: str | None) -> str:

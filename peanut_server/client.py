@@ -14,7 +14,7 @@ import grpc
 
 from .api import peanut_pb2 as pb
 from .api import peanut_pb2_grpc as pb_grpc
-from .statedir import DEFAULT_PORT, read_server_address, read_token, resolve_state_dir
+from .statedir import DEFAULT_PORT, TLS_CA_FILE, read_server_file, read_token, resolve_state_dir
 
 FINAL_STATES = (
     pb.JOB_STATE_SUCCEEDED,
@@ -65,19 +65,49 @@ class PeanutClient:
         state_dir: str | Path | None = None,
         token: str | None = None,
         timeout: float = 10.0,
+        tls_ca: str | Path | None = None,
     ) -> None:
+        """`tls_ca`: a PEM file of the CA (or the self-signed certificate) to trust; TLS is then used.
+        Without it, TLS is used when the state directory says the daemon serves TLS, trusting
+        the certificate it left there."""
         state = resolve_state_dir(state_dir)
-        self.address = address or read_server_address(state) or f"127.0.0.1:{DEFAULT_PORT}"
+        self.state_dir = state
+        published = read_server_file(state) or {}
+        addresses = published.get("addresses") or []
+        self.address = address or (addresses[0] if addresses else None) or f"127.0.0.1:{DEFAULT_PORT}"
         self.token = token if token is not None else read_token(state)
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # A connection of its own: the daemon counts Watch streams per connection, and channels
+            # to one address would otherwise share one, pooling every client of a process together.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
+        ca = self._tls_ca(state, published, tls_ca)
+        if ca is None:
+            self._channel = grpc.insecure_channel(self.address, options=options)
+        else:
+            self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates=ca),
+                                                options=options)
         self._stub = pb_grpc.PeanutStub(self._channel)
+
+    def _tls_ca(self, state: Path, published: dict, tls_ca: str | Path | None) -> bytes | None:
+        """The CA certificate to trust, or None for a plain channel (unix sockets are never TLS)."""
+        if self.address.startswith("unix:"):
+            return None
+        if tls_ca:
+            try:
+                return Path(tls_ca).read_bytes()
+            except OSError as exc:
+                raise ClientError("INVALID_ARGUMENT", f"cannot read the TLS CA file {tls_ca}: {exc.strerror}") from None
+        if published.get("tls") and self.address in (published.get("addresses") or []):
+            try:
+                return (state / TLS_CA_FILE).read_bytes()
+            except OSError:
+                raise ClientError("UNAVAILABLE", f"the daemon at {self.address} serves TLS but {state / TLS_CA_FILE} "
+                                  "is missing; pass the CA certificate (--tls-ca)") from None
+        return None
 
     # -- plumbing ---------------------------------------------------------
 
@@ -93,13 +123,19 @@ class PeanutClient:
     def _translate(self, exc: grpc.RpcError) -> ClientError:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = (exc.details() if hasattr(exc, "details") else "") or str(code)
+        if code == grpc.StatusCode.UNAVAILABLE and "[SHUTTING_DOWN]" in details:
+            return ClientError(code.name, details)
         if code == grpc.StatusCode.UNAVAILABLE:
             return DaemonUnavailable(
                 "UNAVAILABLE",
                 f"no PEANUT daemon answers at {self.address}; start one with `peanut-server`",
             )
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            details += " (the token in the state directory does not match the daemon's)"
+            if self.token:
+                details += f" (the token given or read from {self.state_dir / 'token'} is not the daemon's)"
+            else:
+                details += (f" (no token: {self.state_dir / 'token'} is missing or empty; is this the daemon's "
+                            "state directory? pass --state-dir)")
         return ClientError(code.name, details)
 
     def close(self) -> None:
@@ -193,6 +229,13 @@ class PeanutClient:
 
     def list_jobs(self, limit: int = 100) -> list[pb.Job]:
         return list(self._call(self._stub.ListJobs, pb.ListJobsRequest(limit=limit)).jobs)
+
+    def list_jobs_page(self, limit: int = 100, page_token: str = "", states: tuple[int, ...] = ()
+                       ) -> tuple[list[pb.Job], str]:
+        """One page of jobs, newest first, and the token of the next page ("" after the last)."""
+        response = self._call(self._stub.ListJobs,
+                              pb.ListJobsRequest(limit=limit, page_token=page_token, states=list(states)))
+        return list(response.jobs), response.next_page_token
 
     def preview_mask(
         self,

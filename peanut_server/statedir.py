@@ -4,7 +4,9 @@ Order: an explicit --state-dir, then $PEANUT_STATE_DIR, then the per-user
 default of the platform. The directory holds:
 
     token        the client token, owner-only (0600)
-    server.json  the address(es) the running daemon listens on, and its pid
+    server.json  the address(es) the running daemon listens on, its pid, and whether TCP uses TLS
+    tls-ca.pem   with TLS: the certificate the daemon serves, for local clients to trust
+    daemon.lock  held (an OS file lock) by the one daemon running on this directory
     jobs.sqlite  the job queue
     models/      downloaded model weights (besides the Hugging Face cache)
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 ENV_VAR = "PEANUT_STATE_DIR"
 DEFAULT_PORT = 50517
+TLS_CA_FILE = "tls-ca.pem"
 
 
 def default_state_dir() -> Path:
@@ -81,11 +84,12 @@ def read_token(state_dir: Path) -> str | None:
         return None
 
 
-def write_server_file(state_dir: Path, addresses: list[str], pid: int) -> None:
-    _write_private(state_dir / "server.json", json.dumps({"addresses": addresses, "pid": pid}))
+def write_server_file(state_dir: Path, addresses: list[str], pid: int, tls: bool = False) -> None:
+    _write_private(state_dir / "server.json", json.dumps({"addresses": addresses, "pid": pid, "tls": tls}))
 
 
 def remove_server_file(state_dir: Path, pid: int) -> None:
+    """Remove server.json only if daemon `pid` wrote it: a daemon never unpublishes another."""
     path = state_dir / "server.json"
     try:
         if json.loads(path.read_text()).get("pid") == pid:
@@ -94,11 +98,16 @@ def remove_server_file(state_dir: Path, pid: int) -> None:
         pass
 
 
-def read_server_address(state_dir: Path) -> str | None:
-    """The first address the running daemon wrote, or None."""
+def read_server_file(state_dir: Path) -> dict | None:
+    """What the running daemon published (addresses, pid, tls), or None."""
     try:
         data = json.loads((state_dir / "server.json").read_text())
-        addresses = data.get("addresses") or []
-        return addresses[0] if addresses else None
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def read_server_address(state_dir: Path) -> str | None:
+    """The first address the running daemon wrote, or None."""
+    addresses = (read_server_file(state_dir) or {}).get("addresses") or []
+    return addresses[0] if addresses else None

@@ -39,10 +39,16 @@ WORKING_FACTOR = 4
 
 
 def physical_memory_bytes() -> int:
-    """Total RAM of this machine (0 if the platform does not say)."""
+    """Total RAM of this machine, from psutil (every platform); os.sysconf where psutil fails; 0 if unknown."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:  # noqa: BLE001 - an unsupported platform: fall back, never fail the daemon
+        log.warning("psutil could not tell the RAM size", exc_info=True)
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError):  # no os.sysconf on Windows
         return 0
 
 

@@ -14,6 +14,8 @@ import time
 import traceback
 import uuid
 
+from contextlib import contextmanager
+
 import cv2
 import grpc
 
@@ -27,6 +29,7 @@ from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
 from ..pipeline.spec import absolute_path
 from .budget import MemoryBudget
+from .inputs import first_difference, fingerprint_job
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,12 @@ STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": 
 INFO_CACHE_SECONDS = 5.0
 # Finished jobs whose event logs stay in memory; older ones are read back from SQLite.
 MAX_LIVE_CHANNELS = 256
+# Watch streams hold an RPC thread each for as long as they are open. They get
+# their own bounded share of the server's threads (main.py sizes the pool as
+# unary threads + MAX_WATCHERS), so open streams never starve GetInfo, GetJob
+# or Submit; one client (one connection) may hold at most MAX_WATCHERS_PER_CLIENT.
+MAX_WATCHERS = 256
+MAX_WATCHERS_PER_CLIENT = 32
 
 
 def detect_device() -> str:
@@ -130,6 +139,8 @@ class Worker:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._lock = threading.Lock()
         self._running: tuple[str, Reporter] | None = None
+        # Set by stop(): no new job starts, no new job is accepted.
+        self.stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="peanut-worker", daemon=True)
 
     def start(self) -> None:
@@ -148,7 +159,28 @@ class Worker:
             return channel
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Jobs waiting to run. Cancelled jobs stay in the in-memory queue until the
+        worker skips them, so the database's QUEUED rows are what counts."""
+        return self.store.count(pb.JOB_STATE_QUEUED)
+
+    def _check_intake(self) -> None:
+        """Caller holds _lock."""
+        if self.stopping.is_set():
+            raise ShuttingDown("the daemon is shutting down; submit again once it has restarted")
+        waiting = self.pending()
+        if waiting >= self.capacity:
+            raise ResourceExhausted(f"the queue is full ({waiting} jobs waiting, at most {self.capacity}); "
+                                    "try again later")
+
+    def _check_claims(self, claims: tuple[str, ...]) -> None:
+        """Refuse paths equal to, inside or around a path another live job writes. Caller holds _lock."""
+        for other_id, other_path, state in self.store.live_claims():
+            for path in claims:
+                if path == other_path or _inside(path, other_path) or _inside(other_path, path):
+                    how = "is" if path == other_path else ("is inside" if _inside(path, other_path) else "holds")
+                    name = pb.JobState.Name(state).removeprefix("JOB_STATE_").lower()
+                    hint = "cancel it first" if state == pb.JOB_STATE_INTERRUPTED else "wait for it or cancel it"
+                    raise OutputBusy(f"{path} {how} {other_path}, where job {other_id} ({name}) writes; {hint}")
 
     def _forget_finished(self) -> None:
         """Drop in-memory channels (and their event logs) of finished jobs past a cap.
@@ -163,12 +195,14 @@ class Worker:
         for job_id in [j for j, c in self.channels.items() if c.job.state in FINAL_STATES and j != running]:
             del self.channels[job_id]
 
-    def enqueue(self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None) -> pb.Job:
+    def enqueue(self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None,
+                claims: tuple[str, ...] = ()) -> pb.Job:
+        """Queue a job that writes to `claims` (resolved paths), unless another live job writes there."""
         with self._lock:
             self._forget_finished()
-            if self._queue.qsize() >= self.capacity:
-                raise ResourceExhausted(f"the queue is full ({self.capacity} jobs waiting); try again later")
-            self.store.add(job, timeline)
+            self._check_intake()
+            self._check_claims(claims)
+            self.store.add(job, timeline, claims)
             self.channels[job.id] = JobChannel(job, self.store)
             self._queue.put(job.id)
         return job
@@ -176,8 +210,7 @@ class Worker:
     def requeue(self, job_id: str) -> pb.Job:
         channel = self.channel(job_id)
         with self._lock:
-            if self._queue.qsize() >= self.capacity:
-                raise ResourceExhausted(f"the queue is full ({self.capacity} jobs waiting); try again later")
+            self._check_intake()
             job = channel.update(pb.EVENT_TYPE_STATE, "resumed", state=pb.JOB_STATE_QUEUED, error="", error_code="")
             self._queue.put(job_id)
         return job
@@ -194,23 +227,19 @@ class Worker:
                 self._running[1].cancel_event.set()
         return channel.job
 
-    def active_outputs(self) -> set[str]:
-        """Output paths of jobs queued or running, to refuse a second job writing the same place."""
-        paths = set()
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Take no more jobs, interrupt the running one (it keeps its partial output for
+        Resume) and wait for the worker thread. Queued jobs stay QUEUED in the database
+        and run after the next start. False if the thread did not end in `timeout`."""
         with self._lock:
-            for channel in self.channels.values():
-                job = channel.job
-                if job.state in (pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING):
-                    paths.add(job.request.output.path)
-        return paths
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Interrupt the running job (it keeps its partial output for Resume) and stop."""
-        with self._lock:
+            self.stopping.set()
             if self._running:
                 self._running[1].interrupt_event.set()
         self._queue.put(None)
+        if self._thread.ident is None:
+            return True
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # -- the loop ---------------------------------------------------------------
 
@@ -247,9 +276,9 @@ class Worker:
     def _loop(self) -> None:
         if self.warm:
             self.warm_up()
-        while True:
+        while not self.stopping.is_set():
             job_id = self._queue.get()
-            if job_id is None:
+            if job_id is None or self.stopping.is_set():
                 return
             channel = self.channel(job_id)
             if channel is None or channel.job.state != pb.JOB_STATE_QUEUED:
@@ -263,12 +292,15 @@ class Worker:
             warn_callback=lambda message: channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message]),
         )
         with self._lock:
+            if self.stopping.is_set():
+                return  # stays QUEUED: it runs after the next start
             self._running = (job.id, reporter)
         channel.update(pb.EVENT_TYPE_STATE, "started", state=pb.JOB_STATE_RUNNING)
         try:
             if job.kind == "timeline":
                 result = self._run_timeline(job, reporter)
             else:
+                self._check_inputs(channel, job)
                 removal = self.pipeline.run(spec_from_request(job.request), reporter, job_id=job.id)
                 for warning in removal.warnings:
                     channel.update(pb.EVENT_TYPE_WARNING, warning, warnings=[warning])
@@ -302,6 +334,32 @@ class Worker:
         finally:
             with self._lock:
                 self._running = None
+
+    def _check_inputs(self, channel: JobChannel, job: pb.Job) -> None:
+        """First run: record the inputs' fingerprint. Resumed run: the inputs must be the same,
+        or, for a job submitted with overwrite, it starts again from the first frame."""
+        before = self.store.inputs(job.id)
+        if before is None:
+            try:
+                self.store.set_inputs(job.id, fingerprint_job(job.request))
+            except OSError:
+                pass  # an input is missing or unreadable: the pipeline's checks name it properly
+            return
+        change = first_difference(before, job.request, quick=False)
+        if not change:
+            return
+        if not job.request.output.overwrite:
+            self._discard_staging(job)  # frames of the old input: no use to a job that cannot continue
+            raise InputChanged(f"the input changed since the job started ({change}); its finished frames would "
+                               "not match the rest. Submit it again (with overwrite to replace the output)")
+        message = f"the input changed since the job started ({change}): starting again from the first frame"
+        log.warning("job %s: %s", job.id, message)
+        self._discard_staging(job)
+        channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message])
+        try:
+            self.store.set_inputs(job.id, fingerprint_job(job.request))
+        except OSError:
+            self.store.set_inputs(job.id, None)  # the pipeline's checks name the missing input
 
     def _progress(self, channel: JobChannel, state: ProgressState) -> None:
         job = channel.job
@@ -366,6 +424,7 @@ class PeanutService(pb_grpc.PeanutServicer):
         self._info_time = 0.0
         self._info_lock = threading.Lock()
         self._info_refreshing = False
+        self.watchers = WatcherSlots(MAX_WATCHERS, MAX_WATCHERS_PER_CLIENT)
 
     def _new_job(self, kind: str, request: pb.SubmitRequest | None = None) -> pb.Job:
         now = time.time()
@@ -451,12 +510,11 @@ class PeanutService(pb_grpc.PeanutServicer):
         spec = spec_from_request(request)
         info, _, _ = self.worker.pipeline.validate(spec)
         self._check_memory(spec, info)
-        if spec.output_path in self.worker.active_outputs():
-            raise OutputBusy(f"another queued or running job already writes to {spec.output_path}")
         job = self._new_job("remove", request)
         job.request.output.matte_path = spec.matte_path
+        job = self.worker.enqueue(job, claims=claimed_paths(spec.output_path, spec.matte_path))
         log.info("job %s queued: %s [%s, %s) -> %s", job.id, spec.source_path, spec.start, spec.end, spec.output_path)
-        return self.worker.enqueue(job)
+        return job
 
     def _check_memory(self, spec, info) -> None:
         """Refuse up front a job whose window of frames plus models cannot fit the memory budget."""
@@ -485,12 +543,13 @@ class PeanutService(pb_grpc.PeanutServicer):
         job = self._new_job("timeline")
         job.request.output.path = request.output_path
         job.request.client = request.client
-        return self.worker.enqueue(job, timeline=request)
+        return self.worker.enqueue(job, timeline=request, claims=claimed_paths(request.output_path, request.media_dir))
 
     @rpc
     def Watch(self, request, context):
         channel = self._channel(request.job_id)
-        yield from channel.watch(context.is_active)
+        with self.watchers.slot(context.peer() or "unknown"):
+            yield from channel.watch(context.is_active, stopping=self.worker.stopping.is_set)
 
     @rpc
     def Cancel(self, request, context):
@@ -505,6 +564,13 @@ class PeanutService(pb_grpc.PeanutServicer):
         job = channel.job
         if job.state != pb.JOB_STATE_INTERRUPTED:
             raise NotResumable(f"job {job.id} is {pb.JobState.Name(job.state)[10:].lower()}, only interrupted jobs resume")
+        before = self.worker.store.inputs(job.id) if job.kind != "timeline" else None
+        # Names, sizes and mtimes here (cheap); the worker compares content hashes before it continues.
+        change = first_difference(before, job.request, quick=True) if before else ""
+        if change and not job.request.output.overwrite:
+            raise InputChanged(f"cannot resume job {job.id}: its input changed since it started ({change}), so its "
+                               "finished frames would not match the rest. Submit it again (with overwrite to "
+                               "replace the output), or cancel it")
         return self.worker.requeue(job.id)
 
     @rpc
@@ -514,10 +580,17 @@ class PeanutService(pb_grpc.PeanutServicer):
     @rpc
     def ListJobs(self, request, context):
         limit = request.limit if request.limit > 0 else 100
-        jobs = self.worker.store.list(limit=min(limit, 10_000), states=tuple(request.states))
+        before = None
+        if request.page_token:
+            # The token is the row of the last job of the previous page: pages stay stable while jobs are added.
+            if not request.page_token.isdigit():
+                raise InvalidRequest(f"page_token {_clip(request.page_token, 100)!r} is not one this daemon gave; "
+                                     "pass the next_page_token of the previous page")
+            before = int(request.page_token)
+        jobs, last = self.worker.store.page(min(limit, 10_000), tuple(request.states), before)
         # Live state beats the (throttled) record for jobs this daemon is running.
         live = [self.worker.channels[j.id].job if j.id in self.worker.channels else j for j in jobs]
-        return pb.ListJobsResponse(jobs=live)
+        return pb.ListJobsResponse(jobs=live, next_page_token=str(last) if last else "")
 
     @rpc
     def PreviewMask(self, request, context):
@@ -536,6 +609,46 @@ class PeanutService(pb_grpc.PeanutServicer):
         )
 
 
+def _inside(child: str, parent: str) -> bool:
+    return child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def claimed_paths(*paths: str) -> tuple[str, ...]:
+    """The places a job writes, resolved (symlinks, `..`), as the claims registry compares them."""
+    return tuple(sorted({os.path.realpath(p) for p in paths if p}))
+
+
+class WatcherSlots:
+    """Counts open Watch streams, in all and per client, and refuses past the limits."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def open_count(self) -> int:
+        with self._lock:
+            return sum(self._open.values())
+
+    @contextmanager
+    def slot(self, client: str):
+        with self._lock:
+            if sum(self._open.values()) >= self.total:
+                raise ResourceExhausted(f"too many watch streams are open ({self.total}, the daemon's limit); "
+                                        "close some and try again", code="TOO_MANY_WATCHERS")
+            if self._open.get(client, 0) >= self.per_client:
+                raise ResourceExhausted(f"this client already has {self.per_client} watch streams open, the most "
+                                        "one client may; close one first", code="TOO_MANY_WATCHERS")
+            self._open[client] = self._open.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open[client] -= 1
+                if not self._open[client]:
+                    del self._open[client]
+
+
 class JobNotFound(PeanutError):
     status = "NOT_FOUND"
     code = "JOB_NOT_FOUND"
@@ -549,3 +662,13 @@ class OutputBusy(PeanutError):
 class NotResumable(PeanutError):
     status = "FAILED_PRECONDITION"
     code = "NOT_RESUMABLE"
+
+
+class InputChanged(PeanutError):
+    status = "FAILED_PRECONDITION"
+    code = "INPUT_CHANGED"
+
+
+class ShuttingDown(PeanutError):
+    status = "UNAVAILABLE"
+    code = "SHUTTING_DOWN"

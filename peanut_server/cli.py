@@ -94,6 +94,7 @@ class ProgressPrinter:
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self._warned: set[str] = set()
         self._bar = None
         self._stage = None
 
@@ -113,6 +114,11 @@ class ProgressPrinter:
             self._bar.refresh()
 
     def warn(self, message: str) -> None:
+        # A warning reaches the printer twice (live, and again with the job's result): print
+        # it once; -q silences it (the job result still names ignored words).
+        if self.quiet or message in self._warned:
+            return
+        self._warned.add(message)
         if self._bar is not None:
             self._bar.write(f"warning: {message}", file=sys.stderr)
         else:
@@ -144,6 +150,8 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
                 print(f"backends: {ran}")
             if result.chosen_object:
                 print(f"object: {result.chosen_object} (score {result.chosen_score:.2f})")
+            if result.ignored_words:
+                print("ignored words (approximate): " + ", ".join(result.ignored_words))
         return EXIT_OK
     reason = job.error or state_name(job.state)
     print(f"peanut: job {job.id} {state_name(job.state)}: {reason}", file=sys.stderr)
@@ -151,6 +159,43 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
 
 
 # -- remove / mask ----------------------------------------------------------------
+
+def _numbers(text: str, count: int, option: str, syntax: str) -> tuple[int, list[float]]:
+    """`F:A,B,...` -> (F, [A, B, ...]); a CliError naming the option and its syntax otherwise."""
+    frame, sep, rest = text.partition(":")
+    values = rest.split(",")
+    try:
+        if not sep or len(values) != count:
+            raise ValueError
+        number = int(frame)
+        numbers = [float(v) for v in values]
+    except ValueError:
+        raise CliError(f"bad {option} {text!r}: expected {syntax} (source frame, source pixels)") from None
+    if number < 0 or any(v != v or abs(v) == float("inf") for v in numbers):
+        raise CliError(f"bad {option} {text!r}: the frame must be >= 0 and the numbers finite")
+    return number, numbers
+
+
+def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
+    """--box F:X,Y,W,H, --point F:X,Y and --exclude-point F:X,Y as proto frame prompts, one per frame."""
+    by_frame: dict[int, pb.FramePrompt] = {}
+
+    def on(frame: int) -> pb.FramePrompt:
+        return by_frame.setdefault(frame, pb.FramePrompt(frame=frame))
+
+    for text in getattr(args, "box", None) or []:
+        frame, (x, y, w, h) = _numbers(text, 4, "--box", "F:X,Y,W,H")
+        if w <= 0 or h <= 0:
+            raise CliError(f"bad --box {text!r}: width and height must be positive")
+        if on(frame).HasField("box"):
+            raise CliError(f"two boxes on frame {frame}: give one box per frame")
+        on(frame).box.CopyFrom(pb.Box(x0=x, y0=y, x1=x + w, y1=y + h))
+    for option, positive in (("point", True), ("exclude_point", False)):
+        for text in getattr(args, option, None) or []:
+            frame, (x, y) = _numbers(text, 2, "--" + option.replace("_", "-"), "F:X,Y")
+            on(frame).points.append(pb.Point(x=x, y=y, positive=positive))
+    return [by_frame[f] for f in sorted(by_frame)]
+
 
 def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.SubmitRequest:
     from .client import _options_message
@@ -160,7 +205,8 @@ def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.Submi
         source.end_frame = args.end
     return pb.SubmitRequest(
         source=source,
-        mask=pb.MaskSpec(text=args.prompt or "", mask_path=absolute(getattr(args, "mask", None))),
+        mask=pb.MaskSpec(text=args.prompt or "", mask_path=absolute(getattr(args, "mask", None)),
+                         frame_prompts=frame_prompts_from_args(args), approximate=args.approximate),
         mode=pb.MODE_MATTE_ONLY if matte_only else pb.MODE_REMOVE,
         options=_options_message(options_from_args(args)),
         output=pb.OutputSpec(path=absolute(args.output), matte_path=absolute(getattr(args, "matte", None)),
@@ -236,6 +282,15 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="output: a folder (PNG sequence) or a .mov/.mkv/.mp4 file" if not matte_only else "mask folder")
     parser.add_argument("--prompt", help='what to remove, e.g. "the man in the red jacket"')
+    parser.add_argument("--box", action="append", metavar="F:X,Y,W,H",
+                        help="the object's box on source frame F, in source pixels (repeatable, one per frame)")
+    parser.add_argument("--point", action="append", metavar="F:X,Y",
+                        help="a point on the object on source frame F (repeatable)")
+    parser.add_argument("--exclude-point", action="append", metavar="F:X,Y",
+                        help="a point that is not the object on source frame F (repeatable)")
+    parser.add_argument("--approximate", action="store_true",
+                        help="accept the best match on the words the masker understands; the words it "
+                             "cannot check are named in the result (without it such a prompt is refused)")
     if not matte_only:
         parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
         parser.add_argument("--matte", help="where the matte goes (default OUTPUT_matte)")

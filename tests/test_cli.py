@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from peanut_server.media import frame_filename
@@ -70,3 +72,115 @@ def test_no_daemon_is_a_clear_message(tmp_path, clip):
 def test_nothing_to_remove_is_refused(daemon, clip, tmp_path):
     done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), state_dir=daemon.state_dir)
     assert done.returncode == 2 and "nothing to remove" in done.stderr
+
+
+# -- honest prompts, boxes and points (issue 11) ----------------------------------------------
+
+TENNIS_FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def tennis(tmp_path_factory, shared_data: Path):
+    """The first frames of DAVIS tennis as a frame folder and as an H.264 video, with the true masks."""
+    from tests.clips import frames_to_video, read_davis
+
+    frames, masks = read_davis(shared_data / "davis" / "tennis", TENNIS_FRAMES)
+    root = tmp_path_factory.mktemp("tennis")
+    folder = root / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder, frames_to_video(frames, root / "tennis.mp4"), masks
+
+
+def matte_iou(matte: Path, truth: list) -> float:
+    names = sorted(os.listdir(matte))
+    assert len(names) == len(truth)
+    ious = []
+    for name, gt in zip(names, truth):
+        m = cv2.imread(str(matte / name), cv2.IMREAD_GRAYSCALE) > 127
+        ious.append((m & gt).sum() / max((m | gt).sum(), 1))
+    return float(sum(ious) / len(ious))
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_noun_the_masker_cannot_check_is_refused(daemon, tennis, tmp_path, local):
+    where = tmp_path / "outputs"
+    where.mkdir()
+    out = where / "o"
+    done = peanut("mask", str(tennis[0]), "-o", str(out), "--prompt", "the elephant", "--masker", "motion",
+                  *(["--local"] if local else []), state_dir=daemon.state_dir)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert '"elephant"' in lines[0] and "--approximate" in lines[0] and "--box" in lines[0]
+    assert os.listdir(where) == []   # nothing written, not even a staging folder
+
+
+def test_approximate_runs_and_names_the_ignored_words(tennis, tmp_path):
+    done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), "--prompt", "the elephant", "--approximate",
+                  "--local", "--json", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["ignored_words"] == ["elephant"]
+    assert done.stderr.count('could not check "elephant"') == 1
+    quiet = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "q"), "--prompt", "the elephant", "--approximate",
+                   "--local", "-q", state_dir=tmp_path / "s")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "elephant" not in quiet.stderr and "ignored words (approximate): elephant" in quiet.stdout
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+def test_box_on_the_first_frame_tracks_the_player(tennis, tmp_path, kind):
+    from tests.clips import box_of
+
+    folder, video, truth = tennis
+    x, y, w, h = box_of(truth[0])
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder if kind == "folder" else video), "-o", str(out), "--box", f"0:{x},{y},{w},{h}",
+                  "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    # The do-nothing answer (the box itself on every frame) scores about 0.5 here.
+    boxed = [np.zeros_like(truth[0]) for _ in truth]
+    for b in boxed:
+        b[y:y + h, x:x + w] = True
+    iou = matte_iou(out, truth)
+    assert iou >= 0.6 and iou > matte_iou_arrays(boxed, truth) + 0.1
+
+
+def matte_iou_arrays(masks: list, truth: list) -> float:
+    return float(np.mean([(m & g).sum() / max((m | g).sum(), 1) for m, g in zip(masks, truth)]))
+
+
+def test_a_box_mid_range_tracks_backwards_and_points_work(tennis, daemon, tmp_path):
+    from tests.clips import box_of
+
+    folder, _, truth = tennis
+    x, y, w, h = box_of(truth[5])
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder), "-o", str(out), "--box", f"5:{x},{y},{w},{h}", "--json",
+                  state_dir=daemon.state_dir)
+    assert done.returncode == 0, done.stderr
+    assert matte_iou(out, truth) >= 0.6
+    ys, xs = np.nonzero(truth[0])
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    out = tmp_path / "p"
+    done = peanut("mask", str(folder), "-o", str(out), "--point", f"0:{cx},{cy}", "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert matte_iou(out, truth) >= 0.4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--box", "0:10,10,20"], "expected F:X,Y,W,H"),
+    (["--box", "x:10,10,20,20"], "expected F:X,Y,W,H"),
+    (["--box", "0:10,10,0,20"], "width and height must be positive"),
+    (["--box", "0:420,10,40,20"], "reaches outside the 432x240 frame"),
+    (["--box", "9:10,10,20,20"], "frame 9, outside the range 0..7"),
+    (["--point", "0:10"], "expected F:X,Y"),
+    (["--point", "0:10,900"], "outside the 432x240 frame"),
+    (["--exclude-point", "0:10,10"], "only excluded points"),
+])
+def test_bad_boxes_and_points_are_refused_with_one_line(tennis, tmp_path, args, message):
+    done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), *args, "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr

@@ -36,6 +36,9 @@ class MaskPrompt:
     text: str = ""
     mask_path: str = ""
     frame_prompts: list[FramePrompt] = field(default_factory=list)
+    # Accept the best match on the words the masker understands; without it a prompt
+    # with words the running masker cannot check is refused before any work.
+    approximate: bool = False
 
 
 @dataclass
@@ -53,6 +56,7 @@ class MaskReport:
     chosen_object: str = ""       # e.g. "moving object #2, red, left"
     score: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    ignored_words: list[str] = field(default_factory=list)  # prompt words not checked (approximate)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. {"grounder": "motion", "tracker": "flow"}
 
 
@@ -71,6 +75,14 @@ class Masker(ABC):
     def accepts(cls, prompt: MaskPrompt) -> bool:
         """Whether this backend can serve this kind of prompt (text, points, files)."""
         return bool(prompt.text)
+
+    @classmethod
+    def unchecked_words(cls, prompt: MaskPrompt) -> list[str]:
+        """Words of the prompt this backend cannot check (learned backends read every word).
+
+        The pipeline refuses a job with such words unless the prompt is approximate.
+        """
+        return []
 
     @abstractmethod
     def masks(

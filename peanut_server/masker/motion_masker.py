@@ -29,15 +29,14 @@ from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
 from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
 from .postprocess import MaskFinisher, fill_small_holes, soft_mask, to_source
-from .prompt import PromptQuery, parse_prompt
+from .prompt import (PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning)
 from .ranking import describe_choice, rank_candidates
 
 log = logging.getLogger(__name__)
 
-VOCABULARY_WARNING = (
-    "the no-weights masker only understands moving objects and colour, position (left/right/top/"
-    "bottom/centre), size (biggest/smallest), order (first/second) and motion (fast/slow) words; "
-    "it ignored: {words}. Install a learned backend's weights for object names."
+APPROXIMATE_WARNING = (
+    "approximate: the no-weights masker could not check {words}; it took the best match on the "
+    "other words (colour, position, size, order, motion) or on the box/points"
 )
 
 
@@ -104,6 +103,10 @@ class MotionMasker(Masker):
     def accepts(cls, prompt: MaskPrompt) -> bool:
         return bool(prompt.text or prompt.frame_prompts)
 
+    @classmethod
+    def unchecked_words(cls, prompt: MaskPrompt) -> list[str]:
+        return words_without_meaning(prompt.text, with_box=bool(prompt.frame_prompts))
+
     # ----- frames -------------------------------------------------------------------------
 
     def _scale(self, source: VideoSource) -> float:
@@ -166,6 +169,7 @@ class MotionMasker(Masker):
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "flow+grabcut"})
         reporter.stage("mask", end - start)
         cv2.setRNGSeed(options.seed)   # GrabCut's k-means start: same input, same masks
+        self._vocabulary_warning(prompt, reporter)
         scale = self._scale(source)
         frames_in = self._work(source, start, end)
         cache: list[_Frame] = []
@@ -194,13 +198,13 @@ class MotionMasker(Masker):
         frames = list(self._work(source, lo, hi))
         k = frame - lo
         scale = self._scale(source)
+        self._vocabulary_warning(prompt, reporter)
         fps = [fp for fp in prompt.frame_prompts if fp.frame == frame]
         if fps:
             mask = self._anchor_from_frame_prompt(fps[0], frames, k, scale)
             self.report.chosen_object, self.report.score = f"the object at the given points/box on frame {frame}", 1.0
         else:
             query = parse_prompt(prompt.text)
-            self._vocabulary_warning(query, reporter)
             best, score, text = self._ground(query, frames, k)
             mask, self.report.chosen_object, self.report.score = best.mask, text, score
         size = (source.info.width, source.info.height)
@@ -208,11 +212,20 @@ class MotionMasker(Masker):
 
     # ----- internals ----------------------------------------------------------------------
 
-    def _vocabulary_warning(self, query: PromptQuery, reporter: Reporter) -> None:
-        if query.nouns:
-            message = VOCABULARY_WARNING.format(words=", ".join(f'"{w}"' for w in query.nouns))
-            self.report.warnings.append(message)
-            reporter.warn(message)
+    def _vocabulary_warning(self, prompt: MaskPrompt, reporter: Reporter) -> None:
+        """Name the words that were not checked (once: the report carries it to the job result).
+
+        The pipeline refuses such a prompt unless it is approximate; a caller that bypasses
+        the pipeline and did not ask for an approximation is refused here too."""
+        words = self.unchecked_words(prompt)
+        if not words:
+            return
+        if not prompt.approximate:
+            raise PromptNotUnderstood(refusal_message("no-weights", words))
+        self.report.ignored_words = words
+        message = APPROXIMATE_WARNING.format(words=", ".join(f'"{w}"' for w in words))
+        self.report.warnings.append(message)
+        reporter.warn(message)
 
     def _find_anchor(self, prompt: MaskPrompt, frames_in: Iterator[_Frame], cache: list[_Frame],
                      scale: float, reporter: Reporter) -> tuple[int, np.ndarray]:
@@ -231,7 +244,6 @@ class MotionMasker(Masker):
             self.report.extra["grounder"] = "points/box"
             return ks[0], mask
         query = parse_prompt(prompt.text)
-        self._vocabulary_warning(query, reporter)
         last_error: PromptError | None = None
 
         def attempt(k: int) -> tuple[int, np.ndarray] | None:

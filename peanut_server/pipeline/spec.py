@@ -129,6 +129,7 @@ def prompt_from_message(message: pb.MaskSpec) -> MaskPrompt:
             )
             for fp in message.frame_prompts
         ],
+        approximate=message.approximate,
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import PromptError
 from ..media import VideoSource
 from ..progress import Reporter
-from .appearance import AppearanceMemory, colour_descriptor
+from .appearance import AppearanceMemory, colour_descriptor, colour_fractions
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
 from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
@@ -92,6 +92,7 @@ class MotionMasker(Masker):
     # likelihoods (flowtrack.PriorTracker): on DAVIS footage it holds the object far better
     # than re-segmenting motion. Set False for the grounded path's tracker.
     prior_tracking = True
+    box_moving_px = 1.0   # residual motion (px/frame) that marks the moving part of a box
 
     def __init__(self, cme: CMESettings | None = None) -> None:
         super().__init__()
@@ -143,16 +144,17 @@ class MotionMasker(Masker):
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 raise PromptError(f"the box on frame {fp.frame} is empty or outside the frame", code="PROMPT_BAD_BOX")
-            seed = np.zeros((h, w), bool)
-            seed[y0:y1, x0:x1] = True
-            mask = refine_mask(frame.rgb, seed)
-            return mask if mask.any() else seed
+            mask = self._mask_in_box(frames, k, (x0, y0, x1, y1))
+            negatives = [(p.x * scale, p.y * scale) for p in fp.points if not p.positive]
+            return self._exclude(mask, negatives)
         positives = [(p.x * scale, p.y * scale) for p in fp.points if p.positive]
         if not positives:
             raise PromptError(f"frame {fp.frame} has no positive point or box", code="PROMPT_NO_POINTS")
         neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
         candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours)) if neighbours else []
         hit = [c for c in candidates if any(c.mask[min(h - 1, int(y)), min(w - 1, int(x))] for x, y in positives)]
+        negatives = [(p.x * scale, p.y * scale) for p in fp.points if not p.positive]
+        hit = [c for c in hit if not any(c.mask[min(h - 1, int(y)), min(w - 1, int(x))] for x, y in negatives)]
         if hit:
             return np.logical_or.reduce([c.mask for c in hit])
         # No moving object under the points: GrabCut in a box around them.
@@ -161,6 +163,71 @@ class MotionMasker(Masker):
         seed = np.zeros((h, w), bool)
         seed[max(0, int(min(ys)) - r):int(max(ys)) + r, max(0, int(min(xs)) - r):int(max(xs)) + r] = True
         return refine_mask(frame.rgb, seed)
+
+    def _mask_in_box(self, frames: list[_Frame], k: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The object inside a box: GrabCut from the box, checked against what moves in it.
+
+        GrabCut alone takes whatever differs in colour from the box's surroundings; on real
+        footage that is often the floor under a player. When part of the box moves unlike the
+        camera, that part is the object: GrabCut's cut is kept where it agrees with it, and
+        replaced by it where the two disagree.
+        """
+        frame = frames[k]
+        h, w = frame.gray.shape
+        x0, y0, x1, y1 = box
+        inside = np.zeros((h, w), bool)
+        inside[y0:y1, x0:x1] = True
+        gc = np.zeros((h, w), np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), gc, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, 4,
+                        cv2.GC_INIT_WITH_RECT)
+            cut = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & inside
+        except cv2.error:
+            cut = inside
+        neighbour = frames[k + 1] if k + 1 < len(frames) else frames[k - 1] if k > 0 else None
+        if neighbour is None:
+            return cut if cut.any() else inside
+        residual = residual_motion(self.flow(frame.gray, neighbour.gray))
+        movers = (residual > self.box_moving_px) & inside
+        movers = cv2.morphologyEx(movers.astype(np.uint8), cv2.MORPH_CLOSE,
+                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))).astype(bool) & inside
+        if movers.sum() < 0.1 * inside.sum():
+            return cut if cut.any() else inside       # a still object: colour is all there is
+        agree = (cut & movers).sum() / max((cut | movers).sum(), 1)
+        self.report.extra["box"] = f"grabcut/motion agreement {agree:.2f}"
+        return cut & movers if agree >= 0.4 else movers
+
+    @staticmethod
+    def _check_words(query: PromptQuery, frame: _Frame, mask: np.ndarray, index: int) -> None:
+        """Text plus a box: the box picks the object, the colour and position words must fit it."""
+        if not mask.any():
+            return
+        fractions = colour_fractions(frame.rgb, mask)
+        for colour in query.colours:
+            if fractions[colour] < 0.15:
+                raise PromptError(f"the object in the box on frame {index} is not {colour} ({colour} covers "
+                                  f"{100 * fractions[colour]:.0f}% of it): check the box or the words",
+                                  code="PROMPT_BOX_MISMATCH")
+        h, w = mask.shape
+        ys, xs = np.nonzero(mask)
+        cx, cy = xs.mean() / w, ys.mean() / h
+        wrong = {"left": cx > 0.5, "right": cx < 0.5, "top": cy > 0.5, "bottom": cy < 0.5,
+                 "centre": abs(cx - 0.5) > 0.25 or abs(cy - 0.5) > 0.25}
+        for position in query.position:
+            if wrong.get(position):
+                raise PromptError(f"the object in the box on frame {index} is not on the {position} of the "
+                                  f"picture: check the box or the words", code="PROMPT_BOX_MISMATCH")
+
+    @staticmethod
+    def _exclude(mask: np.ndarray, negatives: list[tuple[float, float]]) -> np.ndarray:
+        """Drop the connected parts of the mask under an excluded point."""
+        if not negatives or not mask.any():
+            return mask
+        h, w = mask.shape
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        drop = {int(labels[min(h - 1, int(y)), min(w - 1, int(x))]) for x, y in negatives} - {0}
+        return mask & ~np.isin(labels, list(drop)) if drop else mask
 
     # ----- the interface ------------------------------------------------------------------
 
@@ -174,7 +241,9 @@ class MotionMasker(Masker):
         frames_in = self._work(source, start, end)
         cache: list[_Frame] = []
         anchor_k, anchor_mask = self._find_anchor(prompt, frames_in, cache, scale, reporter)
-        yield from self._propagate(source, cache, frames_in, anchor_k, anchor_mask, options, reporter)
+        # A box or points is the editor pointing at the object, like a given mask: tracked the same way.
+        yield from self._propagate(source, cache, frames_in, anchor_k, anchor_mask, options, reporter,
+                                   given_mask=self.prior_tracking and bool(prompt.frame_prompts))
 
     def propagate(self, source: VideoSource, start: int, end: int, first_mask: np.ndarray,
                   options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
@@ -240,6 +309,12 @@ class MotionMasker(Masker):
             if not ks:
                 raise PromptError(f"the points/box are on frame {fp.frame}, outside the range", code="PROMPT_BAD_FRAME")
             mask = self._anchor_from_frame_prompt(fp, cache, ks[0], scale)
+            if len({f.frame for f in prompt.frame_prompts}) > 1:
+                self.report.warnings.append(
+                    f"the no-weights tracker starts from the box/points of frame {fp.frame}; those on "
+                    f"frames {', '.join(str(f.frame) for f in prompt.frame_prompts if f.frame != fp.frame)} were not used")
+            if prompt.text:
+                self._check_words(parse_prompt(prompt.text), cache[ks[0]], mask, fp.frame)
             self.report.chosen_object, self.report.score = f"the object at the given points/box on frame {fp.frame}", 1.0
             self.report.extra["grounder"] = "points/box"
             return ks[0], mask

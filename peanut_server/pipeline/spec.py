@@ -165,9 +165,11 @@ def spec_from_request(request: pb.SubmitRequest) -> RemovalSpec:
         raise InvalidRequest("text prompt is longer than 1000 characters")
     matte_path = request.output.matte_path
     matte_path = absolute_path(matte_path, "matte") if matte_path else default_matte_path(output_path)
-    if matte_path == output_path:
-        raise InvalidRequest("matte path and output path are the same")
     matte_only = request.mode == pb.MODE_MATTE_ONLY
+    # A matte-only job writes its masks to the output path itself (the daemon stores that in
+    # the request's matte_path, so a queued mask job reads back with the two equal).
+    if matte_path == output_path and not matte_only:
+        raise InvalidRequest("matte path and output path are the same")
     return RemovalSpec(
         source_path=source_path,
         start=start,

@@ -160,41 +160,16 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
 
 # -- remove / mask ----------------------------------------------------------------
 
-def _numbers(text: str, count: int, option: str, syntax: str) -> tuple[int, list[float]]:
-    """`F:A,B,...` -> (F, [A, B, ...]); a CliError naming the option and its syntax otherwise."""
-    frame, sep, rest = text.partition(":")
-    values = rest.split(",")
-    try:
-        if not sep or len(values) != count:
-            raise ValueError
-        number = int(frame)
-        numbers = [float(v) for v in values]
-    except ValueError:
-        raise CliError(f"bad {option} {text!r}: expected {syntax} (source frame, source pixels)") from None
-    if number < 0 or any(v != v or abs(v) == float("inf") for v in numbers):
-        raise CliError(f"bad {option} {text!r}: the frame must be >= 0 and the numbers finite")
-    return number, numbers
-
-
 def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
     """--box F:X,Y,W,H, --point F:X,Y and --exclude-point F:X,Y as proto frame prompts, one per frame."""
-    by_frame: dict[int, pb.FramePrompt] = {}
+    from .errors import InvalidRequest
+    from .pipeline.spec import parse_frame_prompts
 
-    def on(frame: int) -> pb.FramePrompt:
-        return by_frame.setdefault(frame, pb.FramePrompt(frame=frame))
-
-    for text in getattr(args, "box", None) or []:
-        frame, (x, y, w, h) = _numbers(text, 4, "--box", "F:X,Y,W,H")
-        if w <= 0 or h <= 0:
-            raise CliError(f"bad --box {text!r}: width and height must be positive")
-        if on(frame).HasField("box"):
-            raise CliError(f"two boxes on frame {frame}: give one box per frame")
-        on(frame).box.CopyFrom(pb.Box(x0=x, y0=y, x1=x + w, y1=y + h))
-    for option, positive in (("point", True), ("exclude_point", False)):
-        for text in getattr(args, option, None) or []:
-            frame, (x, y) = _numbers(text, 2, "--" + option.replace("_", "-"), "F:X,Y")
-            on(frame).points.append(pb.Point(x=x, y=y, positive=positive))
-    return [by_frame[f] for f in sorted(by_frame)]
+    try:
+        return parse_frame_prompts(getattr(args, "box", None) or [], getattr(args, "point", None) or [],
+                                   getattr(args, "exclude_point", None) or [])
+    except InvalidRequest as exc:
+        raise CliError(exc.message) from None
 
 
 def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.SubmitRequest:

@@ -186,3 +186,43 @@ def test_bad_boxes_and_points_are_refused_with_one_line(tennis, tmp_path, args, 
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
+    """The OTIO door: a clip with metadata peanut.box (source frame, source pixels) and a noun with
+    peanut.approximate is cleaned like `peanut remove --box ... --approximate`."""
+    import opentimelineio as otio
+
+    from tests.clips import box_of
+
+    _, video, truth = tennis
+    rate = 25
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    clip = otio.schema.Clip(
+        name="tennis",
+        media_reference=otio.schema.ExternalReference(target_url=str(video), available_range=tr(rt(0, rate), rt(8, rate))),
+        source_range=tr(rt(2, rate), rt(6, rate)))  # shows source frames 2..7
+    x, y, w, h = box_of(truth[3])
+    clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player", "approximate": "true"}
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track(name="V1")
+    track.append(clip)
+    timeline.tracks.append(track)
+    cut = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(cut))
+    done = peanut("otio", str(cut), "-o", str(tmp_path / "out.otio"), "--local", "--eraser", "telea", "-q",
+                  state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
+    matte = next(t for t in out.tracks if t.name == "PEANUT matte").find_clips()[0].media_reference
+    folder = Path(matte.target_url_base)
+    assert sorted(os.listdir(folder)) == [frame_filename(i) for i in range(2, 8)]
+    assert matte_iou(folder, truth[2:8]) > boxed_iou((x, y, w, h), truth[2:8]) + 0.1
+
+    # Without peanut.approximate the noun is refused before any work, naming the word.
+    clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player"}
+    otio.adapters.write_to_file(timeline, str(cut))
+    refused = peanut("otio", str(cut), "-o", str(tmp_path / "out2.otio"), "--local", "--eraser", "telea", "-q",
+                     state_dir=tmp_path / "s")
+    assert refused.returncode == 2 and '"player"' in refused.stderr, refused.stderr
+    assert not (tmp_path / "out2.otio").exists()

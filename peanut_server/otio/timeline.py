@@ -62,6 +62,8 @@ class ClipJob:
     rate: float                     # the media's frame rate as written in the timeline
     prompt: str = ""
     mask_path: str = ""             # absolute, or "" for none
+    boxes: tuple[str, ...] = ()     # metadata peanut.box: "F:X,Y,W,H" (source frame, source pixels)
+    approximate: bool = False       # metadata peanut.approximate: accept words the masker cannot check
     overwrite: bool = False
     range_in_parent: otio.opentime.TimeRange | None = field(default=None, compare=False)
 
@@ -209,7 +211,9 @@ def collect_clip_jobs(timeline: otio.schema.Timeline, base_dir: str | Path, over
         for clip in track.find_clips(shallow_search=True):
             prompt = clip_prompt(clip)
             mask = _peanut_metadata(clip.metadata, "mask")
-            if not prompt and not mask:
+            # peanut.box: one "F:X,Y,W,H" or several separated by ";".
+            boxes = tuple(b.strip() for b in _peanut_metadata(clip.metadata, "box").split(";") if b.strip())
+            if not prompt and not mask and not boxes:
                 continue
             if not clip.enabled:
                 log.info("skipping disabled clip %r", clip.name)
@@ -238,6 +242,8 @@ def collect_clip_jobs(timeline: otio.schema.Timeline, base_dir: str | Path, over
                 rate=media_rate(clip),
                 prompt=prompt,
                 mask_path=url_to_path(mask, base) if mask else "",
+                boxes=boxes,
+                approximate=_peanut_metadata(clip.metadata, "approximate").lower() in ("1", "true", "yes"),
                 overwrite=overwrite,
                 range_in_parent=in_parent,
             )

@@ -166,10 +166,16 @@ def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
     from .pipeline.spec import parse_frame_prompts
 
     try:
-        return parse_frame_prompts(getattr(args, "box", None) or [], getattr(args, "point", None) or [],
-                                   getattr(args, "exclude_point", None) or [])
+        prompts = parse_frame_prompts(getattr(args, "box", None) or [], getattr(args, "point", None) or [],
+                                      getattr(args, "exclude_point", None) or [])
     except InvalidRequest as exc:
         raise CliError(exc.message) from None
+    frame = getattr(args, "mask_frame", None)
+    if frame is not None:
+        if not getattr(args, "mask", None) or prompts:
+            raise CliError("--mask-frame goes with --mask (one image) and no --box/--point")
+        prompts = [pb.FramePrompt(frame=frame)]   # the proto's way to say "track this mask from frame F"
+    return prompts
 
 
 def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.SubmitRequest:
@@ -266,8 +272,11 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
     parser.add_argument("--approximate", action="store_true",
                         help="accept the best match on the words the masker understands; the words it "
                              "cannot check are named in the result (without it such a prompt is refused)")
+    parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
+    parser.add_argument("--mask-frame", type=int, metavar="F",
+                        help="with --mask of one image: it shows the object on source frame F; track it "
+                             "through the range (without: the image is a still matte on every frame)")
     if not matte_only:
-        parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
         parser.add_argument("--matte", help="where the matte goes (default OUTPUT_matte)")
         parser.add_argument("--patch-layer", action="store_true", help="RGBA frames, alpha = feathered mask")
     parser.add_argument("--start", type=int, default=0, help="first source frame (0-based, default 0)")

@@ -226,3 +226,20 @@ def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
                      state_dir=tmp_path / "s")
     assert refused.returncode == 2 and '"player"' in refused.stderr, refused.stderr
     assert not (tmp_path / "out2.otio").exists()
+
+
+def test_a_one_frame_mask_is_tracked_with_mask_frame(tennis, tmp_path):
+    folder, _, truth = tennis
+    first = tmp_path / "frame2.png"
+    cv2.imwrite(str(first), truth[2].astype(np.uint8) * 255)
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder), "-o", str(out), "--mask", str(first), "--mask-frame", "2", "--local", "--json",
+                  state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["backends"][0]["backend"] == "motion"
+    # The door: the given image is the object on frame 2 (kept there), and the masks around it follow
+    # the player (tracking quality against the do-nothing baseline is tests/test_masker_davis.py's job).
+    names = sorted(os.listdir(out))
+    masks = [cv2.imread(str(out / n), cv2.IMREAD_GRAYSCALE) > 127 for n in names]
+    ious = [(m & g).sum() / max((m | g).sum(), 1) for m, g in zip(masks, truth)]
+    assert ious[2] > 0.9 and min(ious) > 0.3, ious

@@ -40,6 +40,19 @@ class MaskPrompt:
     # with words the running masker cannot check is refused before any work.
     approximate: bool = False
 
+    @property
+    def tracked_mask_frame(self) -> int | None:
+        """The frame a one-image mask shows the object on, when the editor asks to track it.
+
+        The proto has no field of its own for this: a mask file plus exactly one frame
+        prompt with neither box nor points means "this mask is the object on that frame,
+        follow it" (a one-image mask alone stays a static matte, as before)."""
+        if self.mask_path and len(self.frame_prompts) == 1:
+            fp = self.frame_prompts[0]
+            if fp.box is None and not fp.points:
+                return fp.frame
+        return None
+
 
 @dataclass
 class MaskerOptions:
@@ -63,6 +76,7 @@ class MaskReport:
 class Masker(ABC):
     name: ClassVar[str]
     learned: ClassVar[bool] = False
+    tracks_given_mask: ClassVar[bool] = False   # can follow a one-frame mask (MaskPrompt.tracked_mask_frame)
 
     def __init__(self) -> None:
         self.report = MaskReport(backend=self.name)

@@ -84,6 +84,7 @@ class _MotionModel:
 class MotionMasker(Masker):
     name = "motion"
     learned = False
+    tracks_given_mask = True
     work_max_side = 480
     # GrabCut after each warp: sharp edges on clean objects; on cluttered real footage
     # plain warping + motion re-segmentation scores higher (see benchmarks/masker_sweep.py).
@@ -199,6 +200,18 @@ class MotionMasker(Masker):
         return cut & movers if agree >= 0.4 else movers
 
     @staticmethod
+    def _read_given_mask(path: str, frame: _Frame) -> np.ndarray:
+        """A one-image mask (the object on the prompted frame) at working resolution."""
+        image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise PromptError(f"cannot read the mask image {path}", code="PROMPT_BAD_MASK")
+        h, w = frame.gray.shape
+        mask = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) > 127
+        if not mask.any():
+            raise PromptError(f"the mask image {path} is empty: nothing to track", code="PROMPT_BAD_MASK")
+        return mask
+
+    @staticmethod
     def _check_words(query: PromptQuery, frame: _Frame, mask: np.ndarray, index: int) -> None:
         """Text plus a box: the box picks the object, the colour and position words must fit it."""
         if not mask.any():
@@ -308,7 +321,10 @@ class MotionMasker(Masker):
             ks = [k for k, f in enumerate(cache) if f.index == fp.frame]
             if not ks:
                 raise PromptError(f"the points/box are on frame {fp.frame}, outside the range", code="PROMPT_BAD_FRAME")
-            mask = self._anchor_from_frame_prompt(fp, cache, ks[0], scale)
+            if prompt.tracked_mask_frame is not None:
+                mask = self._read_given_mask(prompt.mask_path, cache[ks[0]])
+            else:
+                mask = self._anchor_from_frame_prompt(fp, cache, ks[0], scale)
             if len({f.frame for f in prompt.frame_prompts}) > 1:
                 self.report.warnings.append(
                     f"the no-weights tracker starts from the box/points of frame {fp.frame}; those on "

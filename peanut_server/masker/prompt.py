@@ -157,7 +157,8 @@ def refusal_message(backend: str, words: list[str]) -> str:
             f"or pass --approximate to accept the best match on the other words")
 
 
-def check_frame_prompts(frame_prompts: list, width: int, height: int, start: int, end: int) -> None:
+def check_frame_prompts(frame_prompts: list, width: int, height: int, start: int, end: int,
+                        mask_given: bool = False) -> None:
     """Boxes and points must sit on a frame of the range and inside the picture."""
     for fp in frame_prompts:
         if not start <= fp.frame < end:
@@ -176,6 +177,8 @@ def check_frame_prompts(frame_prompts: list, width: int, height: int, start: int
             if not (0 <= p.x < width and 0 <= p.y < height):
                 raise PromptError(f"the point {p.x:g},{p.y:g} on frame {fp.frame} is outside the "
                                   f"{width}x{height} frame", code="PROMPT_BAD_POINT")
+        if fp.box is None and not fp.points and mask_given:
+            continue    # the frame a given mask is tracked from
         if fp.box is None and not any(p.positive for p in fp.points):
             raise PromptError(f"frame {fp.frame} has only excluded points: add a --point or a --box on it",
                               code="PROMPT_NO_POINTS")

@@ -130,7 +130,8 @@ class Pipeline:
         if spec.prompt.mask_path:
             check_masks(spec.prompt.mask_path, info, start, end)
         choice = self.masker_choice(spec)
-        check_frame_prompts(spec.prompt.frame_prompts, info.width, info.height, start, end)
+        check_frame_prompts(spec.prompt.frame_prompts, info.width, info.height, start, end,
+                            mask_given=spec.prompt.tracked_mask_frame is not None)
         unchecked = choice.cls.unchecked_words(spec.prompt)
         if unchecked and not spec.prompt.approximate:
             # Refused before any work: a job that silently dropped a noun would exit 0 on the wrong object.
@@ -144,10 +145,13 @@ class Pipeline:
         return info, start, end
 
     def masker_choice(self, spec: RemovalSpec) -> Choice:
-        if spec.prompt.mask_path:
-            return Choice(ExternalMasker, "mask file given")
         from ..masker import BACKENDS
 
+        if spec.prompt.tracked_mask_frame is not None:
+            candidates = {name: cls for name, cls in BACKENDS.items() if cls.tracks_given_mask}
+            return choose("masker", spec.options.masker, candidates=candidates)
+        if spec.prompt.mask_path:
+            return Choice(ExternalMasker, "mask file given")
         candidates = {name: cls for name, cls in BACKENDS.items() if cls.accepts(spec.prompt)}
         if not candidates:
             raise PromptError("no masker accepts this prompt; give a text prompt or a mask file")

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import PromptError
 from ..media import VideoSource
 from ..progress import Reporter
-from .appearance import AppearanceMemory, colour_descriptor, colour_fractions
+from .appearance import AppearanceMemory, colour_descriptor, colour_fractions, colour_pixels
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
 from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
@@ -100,6 +100,8 @@ class MotionMasker(Masker):
         self.cme = cme or CMESettings()
         self.flow = FlowEstimator()
         self._given_mask = False
+        self._colour_lock: list[str] = []   # colours a text-grounded target is held to
+        self._lock_area = 0                 # ... and its size when it was found
 
     @classmethod
     def accepts(cls, prompt: MaskPrompt) -> bool:
@@ -132,10 +134,39 @@ class MotionMasker(Masker):
         frame = frames[k]
         neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
         candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours))
+        if query.colours:
+            candidates = [self._colour_part(frame.rgb, c, query.colours) for c in candidates]
         h, w = frame.gray.shape
         ranked = rank_candidates(query, candidates, (w, h))
         best = candidates[ranked[0].index]
         return best, ranked[0].score, describe_choice(query, best, ranked[0], frame.index, len(candidates))
+
+    def _colour_share(self, rgb: np.ndarray, mask: np.ndarray) -> float:
+        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in self._colour_lock])
+        return float((named & mask).sum()) / max(int(mask.sum()), 1)
+
+    @staticmethod
+    def _colour_part(rgb: np.ndarray, c: Candidate, colours: list[str]) -> Candidate:
+        """The part of a moving region in the named colour, when it stands out as one blob.
+
+        On real footage with a moving camera, motion segmentation merges a small object with
+        the background next to it (a red ball with red graffiti, a blue ball with a yellow
+        wall). The named colour's largest blob inside the region is the object; regions where
+        the colour is scattered, or nearly everywhere, stay as they are."""
+        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in colours]) & c.mask
+        if named.sum() < 30 or named.sum() > 0.8 * c.area:
+            return c
+        named = cv2.morphologyEx(named.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(named, connectivity=8)
+        if count < 2:
+            return c
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        area = int(stats[k, cv2.CC_STAT_AREA])
+        bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
+        if area < 30 or area < 0.5 * bw * bh:     # a compact blob, not a streak of texture
+            return c
+        part = fill_small_holes(labels == k, max(64, area // 4))
+        return candidate_from_mask(rgb, part, c.speed)
 
     def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[_Frame], k: int, scale: float) -> np.ndarray:
         frame = frames[k]
@@ -247,6 +278,7 @@ class MotionMasker(Masker):
     def masks(self, source: VideoSource, start: int, end: int, prompt: MaskPrompt,
               options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "flow+grabcut"})
+        self._colour_lock = []
         reporter.stage("mask", end - start)
         cv2.setRNGSeed(options.seed)   # GrabCut's k-means start: same input, same masks
         self._vocabulary_warning(prompt, reporter)
@@ -263,6 +295,7 @@ class MotionMasker(Masker):
         """Track a given mask of frame `start` (source resolution) through [start, end)."""
         self.report = MaskReport(backend=self.name, chosen_object="the given mask",
                                  score=1.0, extra={"grounder": "given mask", "tracker": "flow+grabcut"})
+        self._colour_lock = []
         reporter.stage("mask", end - start)
         cv2.setRNGSeed(options.seed)
         frames_in = self._work(source, start, end)
@@ -347,6 +380,9 @@ class MotionMasker(Masker):
                 last_error = exc
                 return None
             self.report.chosen_object, self.report.score = text, score
+            # A target that is mostly the named colour keeps to it while tracked.
+            if query.colours and sum(best.colours.get(c, 0.0) for c in query.colours) >= 0.6:
+                self._colour_lock, self._lock_area = list(query.colours), best.area
             return k, best.mask
 
         for frame in frames_in:
@@ -468,6 +504,18 @@ class MotionMasker(Masker):
         """One tracker step; a mask that looks nothing like the target (it stayed on the
         background after the object vanished) counts as lost."""
         mask = tracker.step(frame.rgb)
+        if mask.any() and self._colour_lock and self._colour_share(frame.rgb, mask) < 0.8:
+            # The sentence named the object's colour and the object is that colour: when the
+            # tracked mask is no longer mostly that colour, what the tracker added in other
+            # colours (the shadow, the foot it passes) is not the object.
+            # Look around the tracked mask as far as half the object's size: flow lags behind a
+            # small fast object, and the colour finds it again.
+            r = max(3, int(0.5 * np.sqrt(self._lock_area)))
+            near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+            part = self._colour_part(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
+            if part.mask is not near and part.area >= 0.3 * int(mask.sum()) and part.area <= 1.5 * self._lock_area:
+                mask = part.mask
+                tracker.mask = mask
         if mask.any() and memory.score(colour_descriptor(frame.rgb, mask)) < self.cme.lost_tau:
             mask = np.zeros_like(mask)
             tracker.mask = mask

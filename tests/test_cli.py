@@ -243,3 +243,23 @@ def test_a_one_frame_mask_is_tracked_with_mask_frame(tennis, tmp_path):
     masks = [cv2.imread(str(out / n), cv2.IMREAD_GRAYSCALE) > 127 for n in names]
     ious = [(m & g).sum() / max((m | g).sum(), 1) for m, g in zip(masks, truth)]
     assert ious[2] > 0.9 and min(ious) > 0.3, ious
+
+
+def test_preview_of_a_tracked_mask_and_of_a_mask_file_through_the_daemon(daemon, tennis, tmp_path):
+    """preview() is part of every masker: the pipeline asks the chosen one, whichever it is."""
+    from peanut_server.api import peanut_pb2 as pb
+
+    folder, _, truth = tennis
+    first = tmp_path / "frame2.png"
+    cv2.imwrite(str(first), truth[2].astype(np.uint8) * 255)
+    with daemon.client() as client:
+        on_it = client.preview_mask(str(folder), 2, mask_path=str(first), frame_prompts=[pb.FramePrompt(frame=2)])
+        tracked = client.preview_mask(str(folder), 3, mask_path=str(first), frame_prompts=[pb.FramePrompt(frame=2)])
+        still = client.preview_mask(str(folder), 3, mask_path=str(first))
+    assert on_it.backend == tracked.backend == "motion" and still.backend == "external"
+
+    def iou(reply, frame: int) -> float:
+        mask = cv2.imdecode(np.frombuffer(reply.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
+        return (mask & truth[frame]).sum() / (mask | truth[frame]).sum()
+
+    assert iou(on_it, 2) > 0.9 and iou(tracked, 3) > 0.4 and iou(still, 3) > 0.4

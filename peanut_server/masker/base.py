@@ -113,3 +113,12 @@ class Masker(ABC):
         Raise PromptError with an actionable message when the prompt is empty,
         matches nothing, or matches several objects that cannot be told apart.
         """
+
+    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
+                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+        """The mask on one frame, for an editor checking the prompt before running the clip.
+
+        This default masks [frame, frame + 1); backends that ground with neighbouring frames
+        (motion) or keep a model warm between calls override it."""
+        mask = next(iter(self.masks(source, frame, frame + 1, prompt, options, reporter)))
+        return mask, self.report

@@ -308,6 +308,12 @@ class MotionMasker(Masker):
     def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
                 reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
         """The mask on one frame, grounded with its two neighbours for motion."""
+        given = prompt.tracked_mask_frame
+        if given is not None:
+            # A mask of frame `given`: track it to the previewed frame.
+            lo, hi = min(given, frame), max(given, frame) + 1
+            masks = list(self.masks(source, lo, hi, prompt, options, reporter))
+            return masks[frame - lo], self.report
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "none"})
         lo, hi = max(0, frame - 1), min(source.info.frame_count, frame + 2)
         frames = list(self._work(source, lo, hi))

@@ -374,10 +374,5 @@ class Pipeline:
         validate_range(info, frame, frame + 1)
         choice = self.masker_choice(spec)
         with open_source(spec.source_path) as source:
-            if choice.cls is ExternalMasker:
-                masker = ExternalMasker()
-                mask = next(iter(masker.masks(source, frame, frame + 1, spec.prompt, spec.options.masker_options, reporter)))
-                return mask, masker.report
             masker = choice.cls()
-            mask, report = masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)
-            return mask, report
+            return masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)

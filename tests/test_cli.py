@@ -263,3 +263,16 @@ def test_preview_of_a_tracked_mask_and_of_a_mask_file_through_the_daemon(daemon,
         return (mask & truth[frame]).sum() / (mask | truth[frame]).sum()
 
     assert iou(on_it, 2) > 0.9 and iou(tracked, 3) > 0.4 and iou(still, 3) > 0.4
+
+
+def test_text_plus_a_box_the_box_picks_and_the_text_checks(tennis, tmp_path):
+    from tests.clips import box_of
+
+    folder, _, truth = tennis
+    x, y, w, h = box_of(truth[0])
+    wrong = peanut("mask", str(folder), "-o", str(tmp_path / "a"), "--box", f"0:{x},{y},{w},{h}",
+                   "--prompt", "the blue one", "--local", state_dir=tmp_path / "s")
+    assert wrong.returncode == 2 and "is not blue" in wrong.stderr and not (tmp_path / "a").exists()
+    right = peanut("mask", str(folder), "-o", str(tmp_path / "b"), "--box", f"0:{x},{y},{w},{h}",
+                   "--prompt", "the one on the left", "--local", state_dir=tmp_path / "s")
+    assert right.returncode == 0, right.stderr

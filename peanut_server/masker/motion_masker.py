@@ -68,7 +68,13 @@ class _MotionModel:
 
     @property
     def area(self) -> float:
-        return float(np.median([a for *_, a in self.track])) if self.track else 0.0
+        """The target's usual size: a mask shrinking while the object is being lost (partly
+        hidden, or the tracker sliding off it) does not count, or the object found again at
+        its full size would look too big to be it."""
+        if not self.track:
+            return 0.0
+        areas = np.array([a for *_, a in self.track], float)
+        return float(np.median(areas[areas >= 0.5 * areas.max()]))
 
     def predict(self, index: int) -> tuple[float, float] | None:
         if not self.track:
@@ -94,6 +100,7 @@ class MotionMasker(Masker):
     # than re-segmenting motion. Set False for the grounded path's tracker.
     prior_tracking = True
     box_moving_px = 1.0   # residual motion (px/frame) that marks the moving part of a box
+    min_part_px = 100     # working-resolution pixels: smaller colour blobs of a merged region are flecks
 
     def __init__(self, cme: CMESettings | None = None) -> None:
         super().__init__()
@@ -135,7 +142,7 @@ class MotionMasker(Masker):
         neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
         candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours))
         if query.colours:
-            candidates = [self._colour_part(frame.rgb, c, query.colours) for c in candidates]
+            candidates = self._split_by_colour(frame.rgb, candidates, query.colours)
         h, w = frame.gray.shape
         ranked = rank_candidates(query, candidates, (w, h))
         best = candidates[ranked[0].index]
@@ -145,28 +152,32 @@ class MotionMasker(Masker):
         named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in self._colour_lock])
         return float((named & mask).sum()) / max(int(mask.sum()), 1)
 
-    @staticmethod
-    def _colour_part(rgb: np.ndarray, c: Candidate, colours: list[str]) -> Candidate:
-        """The part of a moving region in the named colour, when it stands out as one blob.
+    def _colour_parts(self, rgb: np.ndarray, c: Candidate, colours: list[str]) -> list[Candidate]:
+        """The parts of a moving region in the named colour that stand out as compact blobs.
 
         On real footage with a moving camera, motion segmentation merges a small object with
-        the background next to it (a red ball with red graffiti, a blue ball with a yellow
-        wall). The named colour's largest blob inside the region is the object; regions where
-        the colour is scattered, or nearly everywhere, stay as they are."""
+        what is next to it (a red ball with red graffiti, a blue ball with a yellow wall, a
+        ball with the player it passes). Each compact blob of the named colour inside the
+        region is then a candidate of its own; regions where the colour is scattered, or that
+        are the coloured object already, stay as they are."""
         named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in colours]) & c.mask
         if named.sum() < 30 or named.sum() > 0.8 * c.area:
-            return c
+            return [c]
         named = cv2.morphologyEx(named.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(named, connectivity=8)
-        if count < 2:
-            return c
-        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        area = int(stats[k, cv2.CC_STAT_AREA])
-        bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
-        if area < 30 or area < 0.5 * bw * bh:     # a compact blob, not a streak of texture
-            return c
-        part = fill_small_holes(labels == k, max(64, area // 4))
-        return candidate_from_mask(rgb, part, c.speed)
+        parts = []
+        for k in range(1, count):
+            area = int(stats[k, cv2.CC_STAT_AREA])
+            bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
+            if area < self.min_part_px or area < 0.5 * bw * bh:   # a compact blob, not a fleck or a streak
+                continue
+            if area > 0.75 * c.area:
+                return [c]    # the region is the coloured object already (its texture has other shades)
+            parts.append(candidate_from_mask(rgb, fill_small_holes(labels == k, max(64, area // 4)), c.speed))
+        return parts or [c]
+
+    def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], colours: list[str]) -> list[Candidate]:
+        return [part for c in candidates for part in self._colour_parts(rgb, c, colours)]
 
     def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[_Frame], k: int, scale: float) -> np.ndarray:
         frame = frames[k]
@@ -518,8 +529,12 @@ class MotionMasker(Masker):
             # small fast object, and the colour finds it again.
             r = max(3, int(0.5 * np.sqrt(self._lock_area)))
             near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
-            part = self._colour_part(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
-            if part.mask is not near and part.area >= 0.3 * int(mask.sum()) and part.area <= 1.5 * self._lock_area:
+            parts = self._colour_parts(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
+            part = max(parts, key=lambda p: (p.mask & mask).sum())   # the blob the tracked mask is on
+            overlap = (part.mask & mask).sum() / max(int((part.mask | mask).sum()), 1)
+            # Only a clear difference counts (the mask lags or holds other things); a ball whose
+            # texture has other shades at its rim stays as tracked.
+            if part.mask is not near and overlap < 0.8 and 0.3 * int(mask.sum()) <= part.area <= 1.5 * self._lock_area:
                 mask = part.mask
                 tracker.mask = mask
         if mask.any() and memory.score(colour_descriptor(frame.rgb, mask)) < self.cme.lost_tau:
@@ -555,7 +570,11 @@ class MotionMasker(Masker):
         """A moving candidate that looks like the remembered target, after the target was lost."""
         if residual is None:
             return None
-        return self._pick(frame, segment_moving(frame.rgb, [residual]), memory, motion, memory.tau)
+        candidates = segment_moving(frame.rgb, [residual])
+        if self._colour_lock:
+            # As when grounding: the named colour's blobs of a region merged with others.
+            candidates = self._split_by_colour(frame.rgb, candidates, self._colour_lock)
+        return self._pick(frame, candidates, memory, motion, memory.tau)
 
     def _lookalike_check(self, frame: _Frame, residual: np.ndarray | None, mask: np.ndarray,
                          memory: AppearanceMemory, s_tracked: float, motion: _MotionModel) -> Candidate | None:

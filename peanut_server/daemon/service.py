@@ -123,6 +123,7 @@ def result_message(result: RemovalResult) -> pb.JobResult:
         backends=[pb.StageBackend(stage=STAGE_ENUM[r.stage], backend=r.backend, note=r.note) for r in result.backends],
         chosen_object=result.chosen_object,
         chosen_score=result.chosen_score,
+        ignored_words=result.ignored_words,
         seconds=result.seconds,
     )
 

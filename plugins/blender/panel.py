@@ -44,6 +44,13 @@ class PEANUT_PT_main(bpy.types.Panel):
         col = layout.column()
         col.prop(settings, "prompt")
         col.prop(settings, "mask_path")
+        col.prop(settings, "mask_datablock")
+        row = col.row(align=True)
+        row.prop(settings, "use_box", text="")
+        sub = row.row(align=True)
+        sub.enabled = settings.use_box
+        sub.prop(settings, "box", text="")
+        col.prop(settings, "approximate")
         col.prop(settings, "mode", expand=True)
         col.prop(settings, "preset")
         col.prop(settings, "mask_dilation")

@@ -78,6 +78,10 @@ def main(resolve, fusion, bmd):
                 ui.Button({"ID": "Browse", "Text": "Browse", "Weight": 0}),
             ]),
             ui.HGroup([
+                ui.LineEdit({"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}),
+                ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
+            ]),
+            ui.HGroup([
                 ui.Label({"Text": "Quality", "Weight": 0}),
                 ui.ComboBox({"ID": "Preset"}),
             ]),
@@ -106,7 +110,8 @@ def main(resolve, fusion, bmd):
         if state["thread"] is not None:
             return
         try:
-            plan, project, timeline = pr.plan_current_clip(resolve, items["Prompt"].Text, items["Mask"].Text)
+            plan, project, timeline = pr.plan_current_clip(resolve, items["Prompt"].Text, items["Mask"].Text,
+                                                           items["Box"].Text.strip())
         except pr.ResolveScriptError as exc:
             set_status(str(exc))
             return
@@ -114,7 +119,8 @@ def main(resolve, fusion, bmd):
         state["cancel"].clear()
         options = {"preset": items["Preset"].CurrentText}
         request = pr.JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
-                                plan.output_path, plan.matte_path, options)
+                                plan.output_path, plan.matte_path, options, box=items["Box"].Text.strip(),
+                                approximate=bool(items["Approximate"].Checked))
 
         def progress(stage, done, total):
             state["progress"] = f"{stage}: {done}/{total} frames" if total else stage

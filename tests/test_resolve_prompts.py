@@ -47,6 +47,13 @@ def test_cli_transport_passes_the_box_and_approximate():
     assert argv[argv.index("--box") + 1] == "4:10,20,30,40" and "--approximate" in argv
 
 
+def test_cli_transport_passes_include_effects_as_a_switch():
+    request = pr.JobRequest("/m/a.mov", 3, 9, "", "/m/mask.png", "/o/c", "/o/m", {"include_effects": True})
+    assert "--include-effects" in pr.CliTransport("peanut").command(request)
+    request = pr.JobRequest("/m/a.mov", 3, 9, "", "/m/mask.png", "/o/c", "/o/m", {"include_effects": False})
+    assert "--include-effects" not in pr.CliTransport("peanut").command(request)
+
+
 @pytest.mark.parametrize("box", ["10,20,30,40", "4:10,20,30", "4:10,20,0,40", "-1:1,2,3,4"])
 def test_a_bad_box_is_refused_before_anything(tmp_path, box):
     resolve, _, _, _, _, _ = make_scene(tmp_path)

@@ -89,6 +89,9 @@ def options_from_message(message: pb.Options) -> PipelineOptions:
             neighbor_stride=PRESET_NEIGHBOR_STRIDE[preset],
             step=PRESET_STEP[preset],
             flow=_backend_name(message.flow),
+            # Exemplar synthesis for every never-seen gap, not only lasting ones:
+            # steadier (Ewarp) and +0.2 dB on moving holes, several times slower.
+            invent_everywhere=preset == pb.PRESET_QUALITY,
         ),
     )
     opts.include_effects = message.include_effects

@@ -162,6 +162,8 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
                               "current frame, tracked through the strip", default="")
     approximate: BoolProperty(name="Approximate", default=False,
                               description="Accept the best match on the words the masker understands")
+    include_effects: BoolProperty(name="Shadow too", default=False,
+                                  description="Also remove the object's shadow")
     server: StringProperty(name="Server", description="Address overriding the preference", default="")
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")
@@ -246,6 +248,8 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         upscaler = _prop_or_setting(self, settings, "upscaler")
         if upscaler != "auto":
             options["upscaler"] = upscaler
+        if _prop_or_setting(self, settings, "include_effects"):
+            options["include_effects"] = True
         p = prefs(context)
         request = jobs.RemovalRequest(
             address=_address(context, self.server), state_dir=p.state_dir,

@@ -51,6 +51,7 @@ class PEANUT_PT_main(bpy.types.Panel):
         sub.enabled = settings.use_box
         sub.prop(settings, "box", text="")
         col.prop(settings, "approximate")
+        col.prop(settings, "include_effects")
         col.prop(settings, "mode", expand=True)
         col.prop(settings, "preset")
         col.prop(settings, "mask_dilation")

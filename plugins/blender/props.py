@@ -95,6 +95,10 @@ class PeanutSettings(bpy.types.PropertyGroup):
         description="Accept the best match on the words the masker understands; the others are named in the "
                     "report (without it such a prompt is refused)",
     )
+    include_effects: BoolProperty(
+        name="Shadow too", default=False,
+        description="Also remove the object's shadow: dark regions that move with it and touch it",
+    )
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")
     mask_dilation: IntProperty(

@@ -80,6 +80,7 @@ def main(resolve, fusion, bmd):
             ui.HGroup([
                 ui.LineEdit({"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}),
                 ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
+                ui.CheckBox({"ID": "IncludeEffects", "Text": "Shadow too", "Weight": 0}),
             ]),
             ui.HGroup([
                 ui.Label({"Text": "Quality", "Weight": 0}),
@@ -118,6 +119,8 @@ def main(resolve, fusion, bmd):
         state.update(plan=(plan, project, timeline), result=None, error=None)
         state["cancel"].clear()
         options = {"preset": items["Preset"].CurrentText}
+        if items["IncludeEffects"].Checked:
+            options["include_effects"] = True
         request = pr.JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
                                 plan.output_path, plan.matte_path, options, box=items["Box"].Text.strip(),
                                 approximate=bool(items["Approximate"].Checked))

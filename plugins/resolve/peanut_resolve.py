@@ -170,6 +170,10 @@ class CliTransport:
                 if not value:
                     argv.append("--no-reuse-flow")
                 continue
+            if key == "include_effects":  # a switch on the command line
+                if value:
+                    argv.append("--include-effects")
+                continue
             argv += ["--" + key.replace("_", "-"), str(value)]
         return argv
 

@@ -55,20 +55,20 @@ class SynthesisOptions:
     min_area: int = 64        # smaller holes have no structure to continue: Telea alone
 
 
-def _fsr(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+def _xphoto(image: np.ndarray, known: np.ndarray, algorithm: int) -> np.ndarray:
     source = image.copy()
-    source[~known] = 0
+    source[~known] = 0  # nothing of the hole may leak in
     out = np.zeros_like(source)
-    cv2.xphoto.inpaint(source, known.astype(np.uint8), out, cv2.xphoto.INPAINT_FSR_FAST)
+    cv2.xphoto.inpaint(source, known.astype(np.uint8), out, algorithm)
     return out
+
+
+def _fsr(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    return _xphoto(image, known, cv2.xphoto.INPAINT_FSR_FAST)
 
 
 def _shiftmap(image: np.ndarray, known: np.ndarray) -> np.ndarray:
-    source = image.copy()
-    source[~known] = 0
-    out = np.zeros_like(source)
-    cv2.xphoto.inpaint(source, known.astype(np.uint8), out, cv2.xphoto.INPAINT_SHIFTMAP)
-    return out
+    return _xphoto(image, known, cv2.xphoto.INPAINT_SHIFTMAP)
 
 
 def _telea(image: np.ndarray, known: np.ndarray) -> np.ndarray:

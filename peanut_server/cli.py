@@ -273,7 +273,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for b in info.backends:
         mark = "*" if b.is_default else ("+" if b.available else "-")
         why = "" if b.available else f"  ({b.reason})"
-        print(f"  {mark} {pb.Stage.Name(b.stage)[6:].lower():9s} {b.name}{why}")
+        where = f"  [{b.device}, {b.precision}]" if b.device else ""
+        print(f"  {mark} {pb.Stage.Name(b.stage)[6:].lower():9s} {b.name}{where}{why}")
     present = sum(m.present for m in info.models)
     print(f"models: {present} of {len(info.models)} present (peanut models list)")
     return EXIT_OK

@@ -202,6 +202,15 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
     out = inpainter.fill(image, hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], image[~hole])
+    # One model cache: LaMa is loaded once, reused by the next job, and its bytes are counted there.
+    from peanut_server.models.cache import estimate_bytes, model_cache
+
+    assert lama.get_inpainter("auto", "cpu") is inpainter
+    assert inpainter.placement.device == "cpu" and inpainter.placement.dtype == "float32"
+    (key, pools), = model_cache().held()
+    assert key[1] == LAMA.id and pools == {"cpu": estimate_bytes(inpainter.descriptor.model)} and pools["cpu"] > 0
+    # Its memory estimate for a job grows with the keyframe's area.
+    assert lama.lama_need((864, 480)).activation_bytes == 4 * lama.lama_need((432, 240)).activation_bytes
 
 
 def test_lama_missing_falls_back_to_synthesis(tmp_path, monkeypatch, state_dir) -> None:

@@ -294,3 +294,17 @@ def test_job_needs_come_from_the_chosen_backends(tmp_path, monkeypatch, state_di
     # The correlation volume grows with the square of the area: 1080p RAFT is refused on a 16 GiB budget.
     assert raft_activation_bytes("raft_large", 1080, 1920) > 16 * 1024 * MIB
     assert by_model["basicvsrpp-reds4"].weight_bytes > 7_000_000 * 4 and by_model["basicvsrpp-reds4"].activation_bytes > 0
+
+
+def test_a_loaded_backend_instance_counts_in_its_own_pool():
+    """A masker holding its network on a GPU counts against that GPU at Submit, not against RAM."""
+
+    class Masker:
+        name = "gpu-masker"
+
+    budget = MemoryBudget(200 * MIB, accelerator_bytes={"cuda:0": 100 * MIB})
+    budget.cache[("masker", "gpu-masker")] = PooledBackend(150 * MIB, "cuda:0")
+    with pytest.raises(ResourceExhausted, match="on cuda:0"):
+        budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)])
+    budget.cache[("masker", "gpu-masker")] = PooledBackend(150 * MIB, "cpu")
+    assert budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)]).model_bytes == 150 * MIB

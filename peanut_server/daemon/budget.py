@@ -114,16 +114,20 @@ class MemoryBudget:
             self._accelerator_bytes[pool] = int(total * DEFAULT_BUDGET_FRACTION)
         return self._accelerator_bytes[pool]
 
-    def model_bytes(self, backends: list[tuple[str, type]]) -> int:
-        """Sizes of (stage, class) backends that hold no cached models: measured if loaded, else declared."""
-        total = 0
+    def backend_bytes(self, backends: list[tuple[str, type]]) -> dict[str, int]:
+        """Bytes per pool of the (stage, class) backend instances themselves: measured if loaded, else declared (RAM)."""
+        pools: dict[str, int] = {}
         for stage, cls in backends:
             key = (stage, getattr(cls, "name", cls.__name__))
-            if key in self.cache:
-                total += self.cache.size_of(key)
-            else:
-                total += int(getattr(cls, "estimated_memory_bytes", 0))
-        return total
+            held = self.cache.pools_of(key) if key in self.cache else {
+                "cpu": int(getattr(cls, "estimated_memory_bytes", 0))}
+            for pool, size in held.items():
+                pools[pool] = pools.get(pool, 0) + size
+        return pools
+
+    def model_bytes(self, backends: list[tuple[str, type]]) -> int:
+        """RAM held by the backend instances (see backend_bytes)."""
+        return self.backend_bytes(backends).get("cpu", 0)
 
     def need_bytes(self, needs: Sequence[ModelNeed]) -> dict[str, int]:
         """Bytes per pool for a job's models: loaded ones by their measured size, others as declared; plus activations."""
@@ -143,7 +147,9 @@ class MemoryBudget:
         let in: the cache unloads them when the job's models load.
         """
         pools = self.need_bytes(needs)
-        ram_models = self.model_bytes(backends) + pools.pop("cpu", 0)
+        for pool, size in self.backend_bytes(backends).items():
+            pools[pool] = pools.get(pool, 0) + size
+        ram_models = pools.pop("cpu", 0)
         estimate = estimate_job_bytes(width, height, working, window, ram_models)
         estimate.accelerator_bytes = pools
         if estimate.total > self.budget_bytes:
@@ -159,10 +165,12 @@ class MemoryBudget:
         for pool, size in pools.items():
             limit = self.limit(pool)
             if limit is not None and size > limit:
-                what = ", ".join(f"{need.key[1]} {(need.weight_bytes + need.activation_bytes) / MIB:.0f} MiB"
-                                 for need in needs if need.pool == pool)
+                parts = [f"{need.key[1]} {(need.weight_bytes + need.activation_bytes) / MIB:.0f} MiB"
+                         for need in needs if need.pool == pool]
+                parts += [f"{stage} {getattr(cls, 'name', cls.__name__)} as loaded" for stage, cls in backends
+                          if self.cache.pools_of((stage, getattr(cls, "name", cls.__name__))).get(pool)]
                 raise ResourceExhausted(
-                    f"this job needs about {size / MIB:.0f} MiB on {pool} ({what}; weights and activations) "
+                    f"this job needs about {size / MIB:.0f} MiB on {pool} ({', '.join(parts)}; weights and activations) "
                     f"but the budget there is {limit / MIB:.0f} MiB; use a lower working_height, "
                     f"or run it on another device (--device)",
                     code="OUT_OF_MEMORY_BUDGET",

@@ -541,7 +541,9 @@ class PeanutService(pb_grpc.PeanutServicer):
             return
         opts = spec.options
         working = working_size(info.width, info.height, opts.working_height)
-        backends = []
+        # The masker counts too: a loaded one by its measured size (per memory pool),
+        # and by its `model_needs` once it declares them.
+        backends = [("masker", self.worker.pipeline.masker_choice(spec).cls)]
         if not spec.matte_only:
             backends.append(("eraser", backend_table.choose("eraser", opts.eraser).cls))
             if working != (info.width, info.height):

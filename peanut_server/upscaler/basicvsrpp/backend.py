@@ -119,6 +119,8 @@ class BasicVSRPPUpscaler(Upscaler):
     @classmethod
     def model_needs(cls, options: UpscalerOptions, working: tuple[int, int]) -> list["ModelNeed"]:
         """What the network will hold for a job whose crops are at most `working` (width, height)."""
+        import torch
+
         from ...models.cache import ModelNeed, model_key
         from ...models.device import device_pool, select
         from ..models import BASICVSRPP_MODEL_IDS
@@ -127,8 +129,6 @@ class BasicVSRPPUpscaler(Upscaler):
         placement = select("basicvsrpp", None if options.device in ("", "auto") else options.device)
         hit = find_weights()
         model_id, path = hit if hit is not None else (BASICVSRPP_MODEL_IDS[0], None)
-        import torch
-
         w, h = working
         settings = choose_settings(h, w, 64, torch.device(placement.device), options.tile, options.chunk,
                                    dtype=placement.dtype)

@@ -62,7 +62,8 @@ def detect_device() -> str:
     return "cpu"
 
 
-# Which entry of the device policy (models/device.py) a stage backend's learned parts use.
+# Which entry of the device policy (models/device.py) a stage backend's learned
+# parts use, when the class does not say itself (a `device_policy` class attribute).
 _POLICY_NAME = {"flowguided": "raft", "basicvsrpp": "basicvsrpp"}
 
 
@@ -505,7 +506,9 @@ class PeanutService(pb_grpc.PeanutServicer):
         for row in backend_table.describe():
             device = precision = ""
             if row["learned"] or row["name"] in _POLICY_NAME:
-                device, precision = placement_of(_POLICY_NAME.get(row["name"], row["name"]))
+                cls = backend_table.stage_backends(row["stage"]).get(row["name"])
+                policy_name = getattr(cls, "device_policy", None) or _POLICY_NAME.get(row["name"], row["name"])
+                device, precision = placement_of(policy_name)
             info.backends.add(stage=STAGE_ENUM[row["stage"]], name=row["name"], available=row["available"],
                               reason=row["reason"], learned=row["learned"], is_default=row["is_default"],
                               device=device, precision=precision)

@@ -100,6 +100,7 @@ class ProgressPrinter:
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self._warned: set[str] = set()
         self._bar = None
         self._stage = None
 
@@ -119,6 +120,11 @@ class ProgressPrinter:
             self._bar.refresh()
 
     def warn(self, message: str) -> None:
+        # A warning reaches the printer twice (live, and again with the job's result): print
+        # it once; -q silences it (the job result still names ignored words).
+        if self.quiet or message in self._warned:
+            return
+        self._warned.add(message)
         if self._bar is not None:
             self._bar.write(f"warning: {message}", file=sys.stderr)
         else:
@@ -150,6 +156,8 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
                 print(f"backends: {ran}")
             if result.chosen_object:
                 print(f"object: {result.chosen_object} (score {result.chosen_score:.2f})")
+            if result.ignored_words:
+                print("ignored words (approximate): " + ", ".join(result.ignored_words))
         return EXIT_OK
     reason = job.error or state_name(job.state)
     print(f"peanut: job {job.id} {state_name(job.state)}: {reason}", file=sys.stderr)
@@ -157,6 +165,24 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
 
 
 # -- remove / mask ----------------------------------------------------------------
+
+def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
+    """--box F:X,Y,W,H, --point F:X,Y and --exclude-point F:X,Y as proto frame prompts, one per frame."""
+    from .errors import InvalidRequest
+    from .pipeline.spec import parse_frame_prompts
+
+    try:
+        prompts = parse_frame_prompts(getattr(args, "box", None) or [], getattr(args, "point", None) or [],
+                                      getattr(args, "exclude_point", None) or [])
+    except InvalidRequest as exc:
+        raise CliError(exc.message) from None
+    frame = getattr(args, "mask_frame", None)
+    if frame is not None:
+        if not getattr(args, "mask", None) or prompts:
+            raise CliError("--mask-frame goes with --mask (one image) and no --box/--point")
+        prompts = [pb.FramePrompt(frame=frame)]   # the proto's way to say "track this mask from frame F"
+    return prompts
+
 
 def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.SubmitRequest:
     from .client import _options_message
@@ -166,7 +192,8 @@ def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.Submi
         source.end_frame = args.end
     return pb.SubmitRequest(
         source=source,
-        mask=pb.MaskSpec(text=args.prompt or "", mask_path=absolute(getattr(args, "mask", None))),
+        mask=pb.MaskSpec(text=args.prompt or "", mask_path=absolute(getattr(args, "mask", None)),
+                         frame_prompts=frame_prompts_from_args(args), approximate=args.approximate),
         mode=pb.MODE_MATTE_ONLY if matte_only else pb.MODE_REMOVE,
         options=_options_message(options_from_args(args)),
         output=pb.OutputSpec(path=absolute(args.output), matte_path=absolute(getattr(args, "matte", None)),
@@ -242,8 +269,20 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
     parser.add_argument("-o", "--output", required=True,
                         help="output: a folder (PNG sequence) or a .mov/.mkv/.mp4 file" if not matte_only else "mask folder")
     parser.add_argument("--prompt", help='what to remove, e.g. "the man in the red jacket"')
+    parser.add_argument("--box", action="append", metavar="F:X,Y,W,H",
+                        help="the object's box on source frame F, in source pixels (repeatable, one per frame)")
+    parser.add_argument("--point", action="append", metavar="F:X,Y",
+                        help="a point on the object on source frame F (repeatable)")
+    parser.add_argument("--exclude-point", action="append", metavar="F:X,Y",
+                        help="a point that is not the object on source frame F (repeatable)")
+    parser.add_argument("--approximate", action="store_true",
+                        help="accept the best match on the words the masker understands; the words it "
+                             "cannot check are named in the result (without it such a prompt is refused)")
+    parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
+    parser.add_argument("--mask-frame", type=int, metavar="F",
+                        help="with --mask of one image: it shows the object on source frame F; track it "
+                             "through the range (without: the image is a still matte on every frame)")
     if not matte_only:
-        parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
         parser.add_argument("--matte", help="where the matte goes (default OUTPUT_matte)")
         parser.add_argument("--patch-layer", action="store_true", help="RGBA frames, alpha = feathered mask")
     parser.add_argument("--start", type=int, default=0, help="first source frame (0-based, default 0)")

@@ -57,6 +57,11 @@ def _options_message(options: dict | None) -> pb.Options:
     return message
 
 
+def box_prompt(frame: int, x: float, y: float, width: float, height: float) -> pb.FramePrompt:
+    """A box on source frame `frame`, in source pixels (top-left corner, width, height)."""
+    return pb.FramePrompt(frame=frame, box=pb.Box(x0=x, y0=y, x1=x + width, y1=y + height))
+
+
 class PeanutClient:
     def __init__(
         self,
@@ -167,6 +172,8 @@ class PeanutClient:
         patch_layer: bool = False,
         options: dict | None = None,
         client_name: str = "",
+        frame_prompts: list[pb.FramePrompt] | None = None,
+        approximate: bool = False,
     ) -> pb.Job:
         source = pb.MediaRange(path=str(source_path), start_frame=start)
         if end is not None:
@@ -176,7 +183,8 @@ class PeanutClient:
             raise ClientError("INVALID_ARGUMENT", f"mode must be 'remove' or 'matte', not {mode!r}")
         request = pb.SubmitRequest(
             source=source,
-            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else ""),
+            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else "",
+                             frame_prompts=frame_prompts or [], approximate=approximate),
             mode=modes[mode],
             options=_options_message(options),
             output=pb.OutputSpec(
@@ -246,11 +254,14 @@ class PeanutClient:
         mask_path: str = "",
         options: dict | None = None,
         timeout: float = 120.0,
+        frame_prompts: list[pb.FramePrompt] | None = None,
+        approximate: bool = False,
     ) -> pb.PreviewMaskResponse:
         request = pb.PreviewMaskRequest(
             path=str(path),
             frame=frame,
-            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else ""),
+            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else "",
+                             frame_prompts=frame_prompts or [], approximate=approximate),
             options=_options_message(options),
         )
         return self._call(self._stub.PreviewMask, request, timeout)

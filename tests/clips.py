@@ -225,3 +225,35 @@ def remux_cut(src: str | Path, dst: str | Path, first: int) -> Path:
             packet.stream = copy
             out.mux(packet)
     return dst
+
+
+def frames_to_video(frames: list[np.ndarray], path: str | Path, fps: int = 25, crf: int = 14) -> Path:
+    """Encode RGB frames (same size, even sides) as an H.264 file: a real clip as a video source."""
+    path = Path(path)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def read_davis(folder: str | Path, n_frames: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A DAVIS sequence from ../shared/data/davis: RGB frames and bool masks of `folder` and `folder`_mask."""
+    folder = Path(folder)
+    masks_dir = folder.parent / (folder.name + "_mask")
+    names = sorted(p.name for p in folder.iterdir())[:n_frames]
+    frames = [cv2.cvtColor(cv2.imread(str(folder / n)), cv2.COLOR_BGR2RGB) for n in names]
+    masks = [cv2.imread(str(masks_dir / (Path(n).stem + ".png")), cv2.IMREAD_GRAYSCALE) > 127 for n in names]
+    return frames, masks
+
+
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """x, y, w, h of the mask's bounding box (the --box a user would draw)."""
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)

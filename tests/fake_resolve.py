@@ -520,6 +520,7 @@ class FakeControl:
         self.children = list(children or [])
         self.entries: list[str] = []
         self.CurrentIndex = -1
+        self.Checked = bool(props.get("Checked", False))   # CheckBox
         self.running = False                 # timers
 
     # ComboBox
@@ -574,6 +575,9 @@ class FakeUIManager:
 
     def ComboBox(self, props: dict) -> FakeControl:
         return FakeControl("ComboBox", props)
+
+    def CheckBox(self, props: dict) -> FakeControl:
+        return FakeControl("CheckBox", props)
 
     def Timer(self, props: dict) -> FakeControl:
         timer = FakeControl("Timer", props)

@@ -342,3 +342,51 @@ def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tm
     sheet = np.concatenate([before, np.full((H, 4, 3), 255, np.uint8), after], axis=1)
     sheet = cv2.resize(sheet, (sheet.shape[1] * 3, sheet.shape[0] * 3), interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(out_dir / "blender_before_after.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def test_box_and_mask_shape_drive_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media,  # noqa: F811
+                                                          tmp_path):
+    """A box on the current frame, a Mask datablock drawn there, and the approximate checkbox,
+    through peanut.remove_object in real Blender; the mattes are compared with the true discs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    frame = 3
+    cx, cy = 20 + frame * 5, (BAND[0] + BAND[1]) // 2   # where _frame() puts the disc
+    r = RADIUS + 1
+    config = {"zip": str(built_zip), "clip": str(scene_media["clip"]), "fps": FPS, "width": W, "height": H,
+              "address": daemon.address, "work": str(work), "frame": frame,
+              "box": [cx - r, cy - r, 2 * r + 1, 2 * r + 1], "circle": [cx, cy, r]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"), PEANUT_STATE_DIR=str(daemon.state_dir))
+    proc = subprocess.run([bpy_python, str(PLUGIN / "tests" / "scenario_prompts.py"), str(tmp_path / "config.json"),
+                           str(tmp_path / "result.json")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads((tmp_path / "result.json").read_text())
+    assert not r["errors"], r["errors"][0] + "\n" + daemon.log()
+
+    discs = scene_media["discs"]
+    # Doing nothing: the frame-3 disc on every frame.
+    still = np.mean([(discs[frame] & d).sum() / (discs[frame] | d).sum() for d in discs])
+
+    def matte_iou(run: dict) -> float:
+        assert run["ret"] == ["FINISHED"] and run["state"] == "succeeded", run
+        assert (run["start"], run["end"]) == (0, N_FRAMES)
+        out = Path(run["output"])
+        ious = []
+        for i in range(N_FRAMES):
+            m = cv2.imread(str(out / f"frame_{i:06d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+            ious.append((m & discs[i]).sum() / max((m | discs[i]).sum(), 1))
+        return float(np.mean(ious))
+
+    assert matte_iou(r["box"]) > still + 0.3
+    shape = r["mask"]
+    assert shape["mask_path"].endswith(f"_shape_{frame:06d}.png")
+    drawn = cv2.imread(shape["mask_path"], cv2.IMREAD_GRAYSCALE) > 127
+    assert (drawn & discs[frame]).sum() / (drawn | discs[frame]).sum() > 0.7  # the polygon, rasterised
+    assert matte_iou(shape) > still + 0.3
+    # A noun the no-weights masker cannot check: refused without the checkbox, named with it.
+    assert r["noun_refused"]["ret"] == ["RAISED"] and '"disc"' in r["noun_refused"]["error"]
+    assert r["noun_approximate"]["ret"] == ["FINISHED"] and r["noun_approximate"]["ignored"] == ["disc"]
+    assert r["box_outside"]["ret"] == ["RAISED"] and "outside" in r["box_outside"]["error"]

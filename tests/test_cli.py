@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from peanut_server.media import frame_filename
@@ -70,3 +72,207 @@ def test_no_daemon_is_a_clear_message(tmp_path, clip):
 def test_nothing_to_remove_is_refused(daemon, clip, tmp_path):
     done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), state_dir=daemon.state_dir)
     assert done.returncode == 2 and "nothing to remove" in done.stderr
+
+
+# -- honest prompts, boxes and points (issue 11) ----------------------------------------------
+
+TENNIS_FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def tennis(tmp_path_factory, shared_data: Path):
+    """The first frames of DAVIS tennis as a frame folder and as an H.264 video, with the true masks."""
+    from tests.clips import frames_to_video, read_davis
+
+    frames, masks = read_davis(shared_data / "davis" / "tennis", TENNIS_FRAMES)
+    root = tmp_path_factory.mktemp("tennis")
+    folder = root / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder, frames_to_video(frames, root / "tennis.mp4"), masks
+
+
+def matte_iou(matte: Path, truth: list) -> float:
+    names = sorted(os.listdir(matte))
+    assert len(names) == len(truth)
+    ious = []
+    for name, gt in zip(names, truth):
+        m = cv2.imread(str(matte / name), cv2.IMREAD_GRAYSCALE) > 127
+        ious.append((m & gt).sum() / max((m | gt).sum(), 1))
+    return float(sum(ious) / len(ious))
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_noun_the_masker_cannot_check_is_refused(daemon, tennis, tmp_path, local):
+    where = tmp_path / "outputs"
+    where.mkdir()
+    out = where / "o"
+    done = peanut("mask", str(tennis[0]), "-o", str(out), "--prompt", "the elephant", "--masker", "motion",
+                  *(["--local"] if local else []), state_dir=daemon.state_dir)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert '"elephant"' in lines[0] and "--approximate" in lines[0] and "--box" in lines[0]
+    assert os.listdir(where) == []   # nothing written, not even a staging folder
+
+
+def test_approximate_runs_and_names_the_ignored_words(tennis, tmp_path):
+    done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), "--prompt", "the elephant", "--approximate",
+                  "--local", "--json", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["ignored_words"] == ["elephant"]
+    assert done.stderr.count('could not check "elephant"') == 1
+    quiet = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "q"), "--prompt", "the elephant", "--approximate",
+                   "--local", "-q", state_dir=tmp_path / "s")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "elephant" not in quiet.stderr and "ignored words (approximate): elephant" in quiet.stdout
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+def test_box_on_the_first_frame_tracks_the_player(tennis, tmp_path, kind):
+    from tests.clips import box_of
+
+    folder, video, truth = tennis
+    x, y, w, h = box_of(truth[0])
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder if kind == "folder" else video), "-o", str(out), "--box", f"0:{x},{y},{w},{h}",
+                  "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    # The do-nothing answer (the box itself on every frame) scores 0.24 here: the true mask holds
+    # the player's long shadow, so the box is mostly court.
+    iou = matte_iou(out, truth)
+    assert iou > boxed_iou((x, y, w, h), truth) + 0.1
+
+
+def boxed_iou(box: tuple[int, int, int, int], truth: list) -> float:
+    """Mean IoU of the box itself, repeated on every frame: what doing nothing scores."""
+    x, y, w, h = box
+    boxed = np.zeros_like(truth[0])
+    boxed[y:y + h, x:x + w] = True
+    return float(np.mean([(boxed & g).sum() / max((boxed | g).sum(), 1) for g in truth]))
+
+
+def test_a_box_mid_range_tracks_backwards_and_points_work(tennis, daemon, tmp_path):
+    from tests.clips import box_of
+
+    folder, _, truth = tennis
+    x, y, w, h = box_of(truth[5])
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder), "-o", str(out), "--box", f"5:{x},{y},{w},{h}", "--json",
+                  state_dir=daemon.state_dir)
+    assert done.returncode == 0, done.stderr
+    assert matte_iou(out, truth) > boxed_iou((x, y, w, h), truth) + 0.1
+    ys, xs = np.nonzero(truth[0])
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    out = tmp_path / "p"
+    done = peanut("mask", str(folder), "-o", str(out), "--point", f"0:{cx},{cy}", "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert matte_iou(out, truth) >= 0.4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--box", "0:10,10,20"], "expected F:X,Y,W,H"),
+    (["--box", "x:10,10,20,20"], "expected F:X,Y,W,H"),
+    (["--box", "0:10,10,0,20"], "width and height must be positive"),
+    (["--box", "0:420,10,40,20"], "reaches outside the 432x240 frame"),
+    (["--box", "9:10,10,20,20"], "frame 9, outside the range 0..7"),
+    (["--point", "0:10"], "expected F:X,Y"),
+    (["--point", "0:10,900"], "outside the 432x240 frame"),
+    (["--exclude-point", "0:10,10"], "only excluded points"),
+])
+def test_bad_boxes_and_points_are_refused_with_one_line(tennis, tmp_path, args, message):
+    done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), *args, "--local", state_dir=tmp_path / "s")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
+    """The OTIO door: a clip with metadata peanut.box (source frame, source pixels) and a noun with
+    peanut.approximate is cleaned like `peanut remove --box ... --approximate`."""
+    import opentimelineio as otio
+
+    from tests.clips import box_of
+
+    _, video, truth = tennis
+    rate = 25
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    clip = otio.schema.Clip(
+        name="tennis",
+        media_reference=otio.schema.ExternalReference(target_url=str(video), available_range=tr(rt(0, rate), rt(8, rate))),
+        source_range=tr(rt(2, rate), rt(6, rate)))  # shows source frames 2..7
+    x, y, w, h = box_of(truth[3])
+    clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player", "approximate": "true"}
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track(name="V1")
+    track.append(clip)
+    timeline.tracks.append(track)
+    cut = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(cut))
+    done = peanut("otio", str(cut), "-o", str(tmp_path / "out.otio"), "--local", "--eraser", "telea", "-q",
+                  state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
+    matte = next(t for t in out.tracks if t.name == "PEANUT matte").find_clips()[0].media_reference
+    folder = Path(matte.target_url_base)
+    assert sorted(os.listdir(folder)) == [frame_filename(i) for i in range(2, 8)]
+    assert matte_iou(folder, truth[2:8]) > boxed_iou((x, y, w, h), truth[2:8]) + 0.1
+
+    # Without peanut.approximate the noun is refused before any work, naming the word.
+    clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player"}
+    otio.adapters.write_to_file(timeline, str(cut))
+    refused = peanut("otio", str(cut), "-o", str(tmp_path / "out2.otio"), "--local", "--eraser", "telea", "-q",
+                     state_dir=tmp_path / "s")
+    assert refused.returncode == 2 and '"player"' in refused.stderr, refused.stderr
+    assert not (tmp_path / "out2.otio").exists()
+
+
+def test_a_one_frame_mask_is_tracked_with_mask_frame(tennis, tmp_path):
+    folder, _, truth = tennis
+    first = tmp_path / "frame2.png"
+    cv2.imwrite(str(first), truth[2].astype(np.uint8) * 255)
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder), "-o", str(out), "--mask", str(first), "--mask-frame", "2", "--local", "--json",
+                  state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"]["backends"][0]["backend"] == "motion"
+    # The door: the given image is the object on frame 2 (kept there), and the masks around it follow
+    # the player (tracking quality against the do-nothing baseline is tests/test_masker_davis.py's job).
+    names = sorted(os.listdir(out))
+    masks = [cv2.imread(str(out / n), cv2.IMREAD_GRAYSCALE) > 127 for n in names]
+    ious = [(m & g).sum() / max((m | g).sum(), 1) for m, g in zip(masks, truth)]
+    assert ious[2] > 0.9 and min(ious) > 0.3, ious
+
+
+def test_preview_of_a_tracked_mask_and_of_a_mask_file_through_the_daemon(daemon, tennis, tmp_path):
+    """preview() is part of every masker: the pipeline asks the chosen one, whichever it is."""
+    from peanut_server.api import peanut_pb2 as pb
+
+    folder, _, truth = tennis
+    first = tmp_path / "frame2.png"
+    cv2.imwrite(str(first), truth[2].astype(np.uint8) * 255)
+    with daemon.client() as client:
+        on_it = client.preview_mask(str(folder), 2, mask_path=str(first), frame_prompts=[pb.FramePrompt(frame=2)])
+        tracked = client.preview_mask(str(folder), 3, mask_path=str(first), frame_prompts=[pb.FramePrompt(frame=2)])
+        still = client.preview_mask(str(folder), 3, mask_path=str(first))
+    assert on_it.backend == tracked.backend == "motion" and still.backend == "external"
+
+    def iou(reply, frame: int) -> float:
+        mask = cv2.imdecode(np.frombuffer(reply.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
+        return (mask & truth[frame]).sum() / (mask | truth[frame]).sum()
+
+    assert iou(on_it, 2) > 0.9 and iou(tracked, 3) > 0.4 and iou(still, 3) > 0.4
+
+
+def test_text_plus_a_box_the_box_picks_and_the_text_checks(tennis, tmp_path):
+    from tests.clips import box_of
+
+    folder, _, truth = tennis
+    x, y, w, h = box_of(truth[0])
+    wrong = peanut("mask", str(folder), "-o", str(tmp_path / "a"), "--box", f"0:{x},{y},{w},{h}",
+                   "--prompt", "the blue one", "--local", state_dir=tmp_path / "s")
+    assert wrong.returncode == 2 and "is not blue" in wrong.stderr and not (tmp_path / "a").exists()
+    right = peanut("mask", str(folder), "-o", str(tmp_path / "b"), "--box", f"0:{x},{y},{w},{h}",
+                   "--prompt", "the one on the left", "--local", state_dir=tmp_path / "s")
+    assert right.returncode == 0, right.stderr

@@ -421,6 +421,51 @@ def test_resume_with_overwrite_starts_again_from_the_new_source(tmp_path):
         proc.kill()
 
 
+def test_resume_of_a_timeline_job_refuses_a_clip_that_changed(tmp_path):
+    """A timeline job checks its timeline and every clip's media on Resume, as a single job does."""
+    import opentimelineio as otio
+
+    from peanut_server.media.sink import frame_filename  # noqa: F401 (the names the clip folders use)
+
+    clip, mask = small_clip(tmp_path / "clip", n=60, size=(160, 120), seed=1)
+    rate = 25
+    timeline = otio.schema.Timeline(name="cut")
+    track = otio.schema.Track(name="V1")
+    timeline.tracks.append(track)
+    track.append(otio.schema.Clip(
+        name="noise",
+        media_reference=otio.schema.ExternalReference(
+            target_url=str(clip),
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                    otio.opentime.RationalTime(60, rate))),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)),
+        metadata={"peanut": {"mask": str(mask)}},
+    ))
+    cut = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(cut))
+    proc = start(tmp_path)
+    try:
+        with proc.client() as client:
+            job = client.process_timeline(str(cut), str(tmp_path / "cut_peanut.otio"), str(tmp_path / "media"),
+                                          options={**TELEA, "subvideo_length": 4})
+            for event in client.watch(job.id):
+                if event.job.stage == "erasing" and event.job.frames_done >= 8:
+                    break
+        assert proc.stop(signal.SIGTERM) == 0
+        assert db_states(proc.state_dir)[job.id] == pb.JOB_STATE_INTERRUPTED
+        _change_source(clip)
+        proc.start()
+        with proc.client() as client:
+            with pytest.raises(ClientError) as err:
+                client.resume(job.id)
+            assert err.value.code == "FAILED_PRECONDITION"
+            assert str(clip) in err.value.message and "changed" in err.value.message, err.value.message
+            assert client.get_job(job.id).state == pb.JOB_STATE_INTERRUPTED
+    finally:
+        proc.stop()
+        proc.kill()
+
+
 # -- output path claims ------------------------------------------------------------------------------
 
 

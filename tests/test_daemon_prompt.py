@@ -45,13 +45,14 @@ def test_remove_by_prompt_through_the_cli(daemon, two_discs, tmp_path):
     out = tmp_path / "cleaned"
     env = dict(os.environ, PEANUT_STATE_DIR=str(daemon.state_dir))
     done = subprocess.run([sys.executable, "-m", "peanut_server.cli", "remove", str(folder), "-o", str(out),
-                           "--prompt", "the red ball", "--json", "-q"], cwd=REPO, env=env,
+                           "--prompt", "the red ball", "--approximate", "--json", "-q"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     result = job["result"]
     backends = {b["stage"]: b["backend"] for b in result["backends"]}
     assert backends["STAGE_MASKER"] == "motion"
+    assert result["ignored_words"] == ["ball"]   # the no-weights masker checked "red" only
     assert "red" in result["chosen_object"] and result["chosen_score"] > 0.5
     mattes = [cv2.imread(os.path.join(result["matte_path"], frame_filename(i)), cv2.IMREAD_GRAYSCALE) > 127
               for i in range(20)]
@@ -68,7 +69,7 @@ def test_remove_by_prompt_through_the_cli(daemon, two_discs, tmp_path):
 def test_preview_mask_for_one_frame(daemon, two_discs):
     folder, _, truth = two_discs
     with daemon.client() as client:
-        reply = client.preview_mask(str(folder), 10, prompt="the blue ball")
+        reply = client.preview_mask(str(folder), 10, prompt="the blue ball", approximate=True)
     mask = cv2.imdecode(np.frombuffer(reply.mask_png, np.uint8), cv2.IMREAD_GRAYSCALE) > 127
     assert (reply.width, reply.height) == SIZE and mask.shape == (SIZE[1], SIZE[0])
     assert reply.backend == "motion" and "blue" in reply.chosen_object
@@ -82,12 +83,17 @@ def test_bad_prompts_get_actionable_messages(daemon, two_discs, tmp_path):
         with pytest.raises(ClientError) as err:
             client.submit(str(folder), output_path=str(tmp_path / "o"), prompt="   ")
         assert err.value.code == "INVALID_ARGUMENT" and "nothing to remove" in err.value.message
-        job = client.submit(str(folder), output_path=str(tmp_path / "o2"), prompt="the green car")
+        # A noun the no-weights masker cannot check: refused at submit, before any work.
+        with pytest.raises(ClientError) as err:
+            client.submit(str(folder), output_path=str(tmp_path / "o1"), prompt="the green car")
+        assert err.value.code == "FAILED_PRECONDITION" and '"car"' in err.value.message
+        assert not (tmp_path / "o1").exists()
+        job = client.submit(str(folder), output_path=str(tmp_path / "o2"), prompt="the green car", approximate=True)
         final = client.wait(job.id, timeout=300)
         assert final.state == pb.JOB_STATE_FAILED
         assert "green" in final.error and final.error_code.startswith("PROMPT_")
         assert not (tmp_path / "o2").exists()
-        job = client.submit(str(folder), output_path=str(tmp_path / "o3"), prompt="the ball")
+        job = client.submit(str(folder), output_path=str(tmp_path / "o3"), prompt="the ball", approximate=True)
         final = client.wait(job.id, timeout=300)
         assert final.state == pb.JOB_STATE_FAILED and final.error_code.startswith("PROMPT_")
         assert any(word in final.error for word in ("colour", "left", "right", "biggest")), final.error

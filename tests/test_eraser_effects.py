@@ -142,3 +142,17 @@ def test_tennis_shadow_is_removed_with_include_effects(shared_data: Path) -> Non
     rows = [np.concatenate([frames[t], without[t], with_effects[t]], axis=1) for t in (0, 20, 39)]
     cv2.imwrite(str(OUT / "eraser_tennis_source_plain_with_effects.png"),
                 cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def test_cli_switch_sets_the_option() -> None:
+    from peanut_server.cli import build_parser, options_from_args
+
+    with_switch = build_parser().parse_args(["remove", "clip.mov", "-o", "out", "--include-effects"])
+    without = build_parser().parse_args(["remove", "clip.mov", "-o", "out"])
+    assert options_from_args(with_switch).get("include_effects") is True
+    assert "include_effects" not in options_from_args(without)
+
+
+def test_quality_preset_invents_everywhere() -> None:
+    assert options_from_message(pb.Options(preset=pb.PRESET_QUALITY)).eraser_options.invent_everywhere
+    assert not options_from_message(pb.Options()).eraser_options.invent_everywhere

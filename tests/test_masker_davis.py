@@ -1,38 +1,63 @@
-"""The no-weights tracker on real DAVIS footage: the first-frame mask is the prompt.
+"""The no-weights tracker on real DAVIS footage (full clips), from the frame-0 mask and from its box.
 
-Floors sit a little under the J&F measured on the first 40 frames (2-core CPU), so a
-regression of the tracker fails here; benchmarks/masker_sweep.py reports the full clips.
+Each case must beat doing nothing: repeating the true frame-0 mask on every frame (which
+scores 0.250 J&F on tennis and 0.169 on bmx-trees) by a margin. A tracker that only repeats
+its first mask, or loses the object and outputs nothing, fails here.
+
+Honest note on tuning: the tracker's occlusion handling (coasting, holding the last shape)
+was designed after looking at bmx-trees, and the box-to-mask step after looking at tennis;
+there is no third annotated clip here, so these floors are not from untuned footage. The
+margins are kept well below the measured gains (benchmarks/masker_sweep.py --davis prints
+the full table and per-frame J).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
+import numpy as np
 import pytest
 
-from peanut_server.masker import MaskerOptions, MotionMasker
-from peanut_server.media import open_source
-from peanut_server.media.source import list_images
+from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker
+from peanut_server.masker.synthetic import ArraySource
 from peanut_server.metrics.masks import evaluate
 from peanut_server.progress import Reporter
+from tests.clips import box_of, read_davis
 
-FRAMES = 40
-# clip -> J&F floor for the first FRAMES frames (measured: bmx-trees 0.217, tennis 0.453).
-FLOORS = {"bmx-trees": 0.19, "tennis": 0.41}
+# clip -> (margin over repeat-frame-0 from the mask, margin from the box). Measured (2-core CPU):
+# tennis 0.419 / 0.404 and bmx-trees 0.337 / 0.255 against 0.250 / 0.169 for doing nothing.
+MARGINS = {"tennis": (0.1, 0.1), "bmx-trees": (0.1, 0.05)}
 
 
-@pytest.mark.parametrize("clip", sorted(FLOORS))
-def test_tracks_the_first_frame_mask(shared_data: Path, clip: str) -> None:
-    source = open_source(str(shared_data / "davis" / clip))
-    gt_dir = shared_data / "davis" / f"{clip}_mask"
-    gts = [cv2.imread(str(gt_dir / name), cv2.IMREAD_GRAYSCALE) > 127 for name in list_images(gt_dir)[:FRAMES]]
-    assert len(gts) == FRAMES and source.info.frame_count >= FRAMES
-    masker = MotionMasker()
-    masks = list(masker.propagate(source, 0, FRAMES, gts[0], MaskerOptions(), Reporter()))
-    assert len(masks) == FRAMES and masks[0].shape == gts[0].shape
-    scores = evaluate(masks, gts)
-    print(f"{clip}: J&F {scores.JF:.3f} (J {scores.J:.3f}, F {scores.F:.3f})")
-    assert scores.JF >= FLOORS[clip]
-    # Never a full-frame mask: the tracker loses the object rather than covering the picture.
+def _clip(shared_data: Path, name: str):
+    frames, truth = read_davis(shared_data / "davis" / name)
+    repeat = evaluate([truth[0]] * len(truth), truth).JF
+    return frames, truth, repeat
+
+
+@pytest.mark.parametrize("clip", sorted(MARGINS))
+def test_tracks_the_first_frame_mask_better_than_repeating_it(shared_data: Path, clip: str) -> None:
+    frames, truth, repeat = _clip(shared_data, clip)
+    masks = list(MotionMasker().propagate(ArraySource(frames), 0, len(frames), truth[0], MaskerOptions(), Reporter()))
+    assert len(masks) == len(frames) and masks[0].shape == truth[0].shape
+    scores = evaluate(masks, truth)
+    print(f"{clip} from mask: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
+          + " ".join(f"{j:.2f}" for j in scores.per_frame_J))
+    assert scores.JF >= repeat + MARGINS[clip][0]
+    # Never a full-frame mask: a tracker that fails must not cover the picture.
     assert max(m.mean() for m in masks) < 0.6
+
+
+@pytest.mark.parametrize("clip", sorted(MARGINS))
+def test_tracks_from_the_first_frame_box(shared_data: Path, clip: str) -> None:
+    frames, truth, repeat = _clip(shared_data, clip)
+    x, y, w, h = box_of(truth[0])
+    prompt = MaskPrompt(frame_prompts=[FramePrompt(frame=0, box=(x, y, x + w, y + h))])
+    masks = list(MotionMasker().masks(ArraySource(frames), 0, len(frames), prompt, MaskerOptions(), Reporter()))
+    scores = evaluate(masks, truth)
+    print(f"{clip} from box: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
+          + " ".join(f"{j:.2f}" for j in scores.per_frame_J))
+    # The baseline is the true frame-0 mask repeated, more than a box gives: the box's own cut
+    # must be good and then tracked.
+    assert scores.JF >= repeat + MARGINS[clip][1]
+    assert np.mean([m.any() for m in masks]) > 0.7   # the object is not dropped for most of the clip

@@ -31,7 +31,7 @@ def run(background: np.ndarray, objects: list[MovingObject], text: str, n: int =
     frames, truth = composite_clip(background, objects, n, SIZE, pan=(0.7, 0.2))
     masker = MotionMasker()
     end = n if end is None else end
-    out = list(masker.masks(ArraySource(frames), start, end, prompt or MaskPrompt(text=text),
+    out = list(masker.masks(ArraySource(frames), start, end, prompt or MaskPrompt(text=text, approximate=True),
                             options or MaskerOptions(), Reporter()))
     return out, [m[start:end] for m in truth], masker
 

@@ -81,6 +81,27 @@ def test_dialog_places_the_result_on_every_timer_route(tmp_path, use_daemon, rou
         assert bmd.dispatchers[0].ticks > 0
 
 
+def check(control: str):
+    return lambda d: setattr(d.items()[control], "Checked", True)
+
+
+# The dialog's checkboxes travel to the daemon: "Shadow too" as include_effects.
+def test_dialog_checkboxes_reach_the_job(tmp_path, use_daemon):
+    from peanut_server.client import PeanutClient
+
+    resolve, project, timeline, item, other, mask = make_scene(tmp_path)
+    resolve.fusion = FakeFusion(FakeUIManager())
+    client = PeanutClient(use_daemon.address, state_dir=use_daemon.state_dir)
+    before = {job.id for job in client.list_jobs()}
+    bmd = FakeBmd([set_text("Mask", str(mask)), check("IncludeEffects"), choose("Preset", "draft"), click("Run"),
+                   wait_for_job(), click("Cancel"), click("Cancel")], timer_route="dispatcher")
+    run_menu(resolve, bmd)
+    status = bmd.dispatchers[0].items()["Status"].Text
+    assert status.startswith("Done"), status
+    new = [job for job in client.list_jobs() if job.id not in before]
+    assert len(new) == 1 and new[0].request.options.include_effects
+
+
 # Issue 14, point 2 (menu side): a dead item is reported in the dialog, not a traceback.
 def test_dialog_reports_a_dead_item(tmp_path, use_daemon):
     resolve, project, timeline, item, other, mask = make_scene(tmp_path, dead_items=True)

@@ -8,7 +8,9 @@ one. The fingerprint is taken when the job first runs and compared on Resume:
   sha256 of each of their contents;
 - a video file (or a single mask image): size, mtime, and a sha256 of its first
   and last SAMPLE_BYTES (hashing a multi-gigabyte file whole would cost as much
-  as the job; a re-encode changes the size or those bytes).
+  as the job; a re-encode changes the size or those bytes);
+- a timeline job: the timeline file, and the source (in the clip's range) and
+  mask of every clip it cleans.
 
 `quick` comparisons (Resume's RPC) use names, sizes and mtimes only; the worker
 compares the hashes as well before it continues the job.
@@ -48,8 +50,29 @@ def fingerprint_path(path: str, start: int | None = None, end: int | None = None
     """Fingerprint of one input: a folder's images in [start, end), or a file."""
     if os.path.isdir(path):
         names = list_images(path)[start:end]
-        return {"kind": "folder", "files": {name: _entry(os.path.join(path, name), whole=True) for name in names}}
+        return {"kind": "folder", "range": [start, end],
+                "files": {name: _entry(os.path.join(path, name), whole=True) for name in names}}
     return {"kind": "file", "files": {"": _entry(path, whole=False)}}
+
+
+def fingerprint_timeline(request) -> dict:
+    """{path: fingerprint} for a ProcessTimelineRequest: the timeline and every clip's inputs."""
+    from pathlib import Path
+
+    from ..otio.timeline import collect_clip_jobs, read_timeline
+
+    inputs = {request.timeline_path: fingerprint_path(request.timeline_path)}
+    timeline = read_timeline(request.timeline_path)
+    for job in collect_clip_jobs(timeline, Path(request.timeline_path).parent, refused=[]):
+        previous = inputs.get(job.source_path)
+        if previous is not None and previous["kind"] == "folder":
+            # Two clips of one frame folder: one fingerprint of every frame either reads.
+            inputs[job.source_path] = fingerprint_path(job.source_path)
+        elif previous is None:
+            inputs[job.source_path] = fingerprint_path(job.source_path, job.start_frame, job.end_frame)
+        if job.mask_path:
+            inputs[job.mask_path] = fingerprint_path(job.mask_path)
+    return inputs
 
 
 def fingerprint_job(request) -> dict:
@@ -63,9 +86,13 @@ def fingerprint_job(request) -> dict:
 
 
 def first_difference(before: dict, request, quick: bool) -> str:
-    """"" when every input still matches `before`; else one phrase naming the input and what changed."""
-    source = request.source
-    end = source.end_frame if source.HasField("end_frame") else None
+    """"" when every input still matches `before`; else one phrase naming the input and what changed.
+
+    `request`: the job's SubmitRequest, or None for a timeline job (each
+    fingerprint then carries its own frame range).
+    """
+    source = request.source if request is not None and hasattr(request, "source") else None
+    end = source.end_frame if source is not None and source.HasField("end_frame") else None
     for path, old in before.items():
         if not os.path.exists(path):
             return f"{path} is gone"
@@ -74,7 +101,10 @@ def first_difference(before: dict, request, quick: bool) -> str:
             return f"{path} is now a {kind}, it was a {old['kind']}"
         if kind == "folder":
             names = list_images(path)
-            if path == source.path:
+            if "range" in old:
+                first, last = old["range"]
+                names = names[first:last]
+            elif source is not None and path == source.path:
                 names = names[source.start_frame:end]
             if names != list(old["files"]):
                 return f"{path} holds other frames than when the job started"

@@ -29,7 +29,7 @@ from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
 from ..pipeline.spec import absolute_path
 from .budget import MemoryBudget, job_model_needs
-from .inputs import first_difference, fingerprint_job
+from .inputs import first_difference, fingerprint_job, fingerprint_timeline
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ def result_message(result: RemovalResult) -> pb.JobResult:
         backends=[pb.StageBackend(stage=STAGE_ENUM[r.stage], backend=r.backend, note=r.note) for r in result.backends],
         chosen_object=result.chosen_object,
         chosen_score=result.chosen_score,
+        ignored_words=result.ignored_words,
         seconds=result.seconds,
     )
 
@@ -308,6 +309,7 @@ class Worker:
         channel.update(pb.EVENT_TYPE_STATE, "started", state=pb.JOB_STATE_RUNNING)
         try:
             if job.kind == "timeline":
+                self._check_inputs(channel, job)
                 result = self._run_timeline(job, reporter)
             else:
                 self._check_inputs(channel, job)
@@ -348,17 +350,22 @@ class Worker:
     def _check_inputs(self, channel: JobChannel, job: pb.Job) -> None:
         """First run: record the inputs' fingerprint. Resumed run: the inputs must be the same,
         or, for a job submitted with overwrite, it starts again from the first frame."""
+        timeline = self.store.timeline_request(job.id) if job.kind == "timeline" else None
+        fingerprint = (lambda: fingerprint_timeline(timeline)) if timeline is not None else (
+            lambda: fingerprint_job(job.request))
         before = self.store.inputs(job.id)
         if before is None:
             try:
-                self.store.set_inputs(job.id, fingerprint_job(job.request))
-            except OSError:
-                pass  # an input is missing or unreadable: the pipeline's checks name it properly
+                self.store.set_inputs(job.id, fingerprint())
+            except Exception:  # noqa: BLE001 - a missing input or a bad timeline: the job's own checks name it
+                pass
             return
-        change = first_difference(before, job.request, quick=False)
+        change = first_difference(before, None if timeline is not None else job.request, quick=False)
         if not change:
             return
-        if not job.request.output.overwrite:
+        # A timeline job's clip folders are not known here, so its old frames
+        # cannot be discarded: a changed timeline job is always refused.
+        if timeline is not None or not job.request.output.overwrite:
             self._discard_staging(job)  # frames of the old input: no use to a job that cannot continue
             raise InputChanged(f"the input changed since the job started ({change}); its finished frames would "
                                "not match the rest. Submit it again (with overwrite to replace the output)")
@@ -367,8 +374,8 @@ class Worker:
         self._discard_staging(job)
         channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message])
         try:
-            self.store.set_inputs(job.id, fingerprint_job(job.request))
-        except OSError:
+            self.store.set_inputs(job.id, fingerprint())
+        except Exception:  # noqa: BLE001
             self.store.set_inputs(job.id, None)  # the pipeline's checks name the missing input
 
     def _progress(self, channel: JobChannel, state: ProgressState) -> None:
@@ -589,10 +596,11 @@ class PeanutService(pb_grpc.PeanutServicer):
         job = channel.job
         if job.state != pb.JOB_STATE_INTERRUPTED:
             raise NotResumable(f"job {job.id} is {pb.JobState.Name(job.state)[10:].lower()}, only interrupted jobs resume")
-        before = self.worker.store.inputs(job.id) if job.kind != "timeline" else None
+        before = self.worker.store.inputs(job.id)
+        timeline = self.worker.store.timeline_request(job.id) if job.kind == "timeline" else None
         # Names, sizes and mtimes here (cheap); the worker compares content hashes before it continues.
-        change = first_difference(before, job.request, quick=True) if before else ""
-        if change and not job.request.output.overwrite:
+        change = first_difference(before, None if timeline is not None else job.request, quick=True) if before else ""
+        if change and (timeline is not None or not job.request.output.overwrite):
             raise InputChanged(f"cannot resume job {job.id}: its input changed since it started ({change}), so its "
                                "finished frames would not match the rest. Submit it again (with overwrite to "
                                "replace the output), or cancel it")

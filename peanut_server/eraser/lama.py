@@ -36,6 +36,9 @@ LAMA_ACTIVATION_BYTES_PER_PIXEL = 64 * 4 * 8
 
 class Inpainter(ABC):
     name: ClassVar[str]
+    # Seconds per hole rather than milliseconds: the eraser then keeps it for
+    # never-seen regions that stay on screen (see fill.py, lasting holes).
+    costly: ClassVar[bool] = False
 
     @abstractmethod
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -50,8 +50,9 @@ def xphoto_available() -> tuple[bool, str]:
 
 @dataclass
 class SynthesisOptions:
-    margin: int = 80       # known pixels around each hole that the methods see
-    check_ring: int = 6    # width of the ring of real pixels used to weight the methods
+    margin: int = 80          # known pixels around each hole that the methods see
+    check_ring: int = 6       # width of the ring of real pixels used to weight the methods
+    min_area: int = 64        # smaller holes have no structure to continue: Telea alone
 
 
 def _fsr(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -80,14 +81,13 @@ class SynthesisInpainter(Inpainter):
     methods = (_shiftmap, _fsr, _telea)
 
     name: ClassVar[str] = "synthesis"
+    costly: ClassVar[bool] = True
 
     def __init__(self, options: SynthesisOptions | None = None) -> None:
         ok, reason = xphoto_available()
         if not ok:
             raise RuntimeError(reason)
         self.options = options or SynthesisOptions()
-        ring = self.options.check_ring
-        self._ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         out = np.ascontiguousarray(image).copy()
@@ -95,10 +95,10 @@ class SynthesisInpainter(Inpainter):
         if not hole.any():
             return out
         height, width = hole.shape
-        margin = self.options.margin
         count, _, boxes, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
         for i in range(1, count):
             x, y, w, h = boxes[i, :4]
+            margin = self.options.margin
             y0, y1 = max(y - margin, 0), min(y + h + margin, height)
             x0, x1 = max(x - margin, 0), min(x + w + margin, width)
             # Every hole pixel in the crop (other components too) stays unknown.
@@ -110,20 +110,27 @@ class SynthesisInpainter(Inpainter):
         return out
 
     def _fill_crop(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        grown = cv2.dilate(hole.astype(np.uint8), self._ring_kernel) > 0
-        ring = grown & ~hole
-        check = ring.any() and (~grown).any()
+        weights = self._weights(crop, hole)
         blend = np.zeros(crop.shape, np.float32)
-        total = 0.0
-        for method in self.methods:
-            error = 0.0
-            if check:
-                guess = method(crop, ~grown)
-                error = float(np.mean((guess[ring].astype(np.float32) - crop[ring].astype(np.float32)) ** 2))
-            weight = (1.0 + error) ** -2
-            blend += method(crop, ~hole).astype(np.float32) * weight
-            total += weight
-        blend /= total
+        for method, weight in zip(self.methods, weights):
+            if weight > 0:
+                blend += method(crop, ~hole).astype(np.float32) * weight
+        blend /= weights.sum()
         out = crop.copy()
         out[hole] = np.clip(np.rint(blend[hole]), 0, 255).astype(np.uint8)
         return out
+
+    def _weights(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """(1 + MSE on the check ring)^-2 per method."""
+        if hole.sum() < self.options.min_area:
+            return np.array([1.0 if method is _telea else 0.0 for method in self.methods])
+        ring_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.options.check_ring + 1,) * 2)
+        grown = cv2.dilate(hole.astype(np.uint8), ring_kernel) > 0
+        ring = grown & ~hole
+        if not ring.any() or grown.all():
+            return np.ones(len(self.methods))
+        errors = []
+        for method in self.methods:
+            guess = method(crop, ~grown)
+            errors.append(float(np.mean((guess[ring].astype(np.float32) - crop[ring].astype(np.float32)) ** 2)))
+        return (1.0 + np.array(errors)) ** -2

@@ -38,6 +38,28 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (na * nb))
 
 
+def _colour_bands(hsv: np.ndarray) -> dict[str, np.ndarray]:
+    """Bool arrays (same shape as hsv[..., 0]): which pixels fall in each named colour's HSV range."""
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    chroma = (s >= 80) & (v >= 60)
+    bands = {
+        "red": (h < 8) | (h >= 170), "orange": (h >= 8) & (h < 20), "yellow": (h >= 20) & (h < 35),
+        "green": (h >= 35) & (h < 85), "cyan": (h >= 85) & (h < 100), "blue": (h >= 100) & (h < 130),
+        "purple": (h >= 130) & (h < 155), "pink": (h >= 155) & (h < 170),
+    }
+    out = {name: band & chroma for name, band in bands.items()}
+    out["white"] = (s < 50) & (v >= 190)
+    out["black"] = v < 60
+    out["grey"] = (s < 50) & (v >= 60) & (v < 190)
+    out["brown"] = (h >= 5) & (h < 25) & (s >= 80) & (v >= 30) & (v < 150)
+    return out
+
+
+def colour_pixels(rgb: np.ndarray, colour: str) -> np.ndarray:
+    """(H, W) bool: the pixels of a named colour."""
+    return _colour_bands(cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.int32))[colour]
+
+
 def colour_fractions(rgb: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """Fraction of the masked pixels that fall in each named colour's HSV range."""
     sel = mask.astype(bool)
@@ -45,19 +67,7 @@ def colour_fractions(rgb: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     if n == 0:
         return {name: 0.0 for name in COLOURS}
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[sel].astype(np.int32)
-    h, s, v = hsv[:, 0], hsv[:, 1], hsv[:, 2]
-    chroma = (s >= 80) & (v >= 60)
-    bands = {
-        "red": (h < 8) | (h >= 170), "orange": (h >= 8) & (h < 20), "yellow": (h >= 20) & (h < 35),
-        "green": (h >= 35) & (h < 85), "cyan": (h >= 85) & (h < 100), "blue": (h >= 100) & (h < 130),
-        "purple": (h >= 130) & (h < 155), "pink": (h >= 155) & (h < 170),
-    }
-    out = {name: float((band & chroma).sum()) / n for name, band in bands.items()}
-    out["white"] = float(((s < 50) & (v >= 190)).sum()) / n
-    out["black"] = float((v < 60).sum()) / n
-    out["grey"] = float(((s < 50) & (v >= 60) & (v < 190)).sum()) / n
-    out["brown"] = float(((h >= 5) & (h < 25) & (s >= 80) & (v >= 30) & (v < 150)).sum()) / n
-    return out
+    return {name: float(band.sum()) / n for name, band in _colour_bands(hsv).items()}
 
 
 @dataclass

@@ -36,6 +36,22 @@ class MaskPrompt:
     text: str = ""
     mask_path: str = ""
     frame_prompts: list[FramePrompt] = field(default_factory=list)
+    # Accept the best match on the words the masker understands; without it a prompt
+    # with words the running masker cannot check is refused before any work.
+    approximate: bool = False
+
+    @property
+    def tracked_mask_frame(self) -> int | None:
+        """The frame a one-image mask shows the object on, when the editor asks to track it.
+
+        The proto has no field of its own for this: a mask file plus exactly one frame
+        prompt with neither box nor points means "this mask is the object on that frame,
+        follow it" (a one-image mask alone stays a static matte, as before)."""
+        if self.mask_path and len(self.frame_prompts) == 1:
+            fp = self.frame_prompts[0]
+            if fp.box is None and not fp.points:
+                return fp.frame
+        return None
 
 
 @dataclass
@@ -53,12 +69,14 @@ class MaskReport:
     chosen_object: str = ""       # e.g. "moving object #2, red, left"
     score: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    ignored_words: list[str] = field(default_factory=list)  # prompt words not checked (approximate)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. {"grounder": "motion", "tracker": "flow"}
 
 
 class Masker(ABC):
     name: ClassVar[str]
     learned: ClassVar[bool] = False
+    tracks_given_mask: ClassVar[bool] = False   # can follow a one-frame mask (MaskPrompt.tracked_mask_frame)
 
     def __init__(self) -> None:
         self.report = MaskReport(backend=self.name)
@@ -71,6 +89,14 @@ class Masker(ABC):
     def accepts(cls, prompt: MaskPrompt) -> bool:
         """Whether this backend can serve this kind of prompt (text, points, files)."""
         return bool(prompt.text)
+
+    @classmethod
+    def unchecked_words(cls, prompt: MaskPrompt) -> list[str]:
+        """Words of the prompt this backend cannot check (learned backends read every word).
+
+        The pipeline refuses a job with such words unless the prompt is approximate.
+        """
+        return []
 
     @abstractmethod
     def masks(
@@ -87,3 +113,12 @@ class Masker(ABC):
         Raise PromptError with an actionable message when the prompt is empty,
         matches nothing, or matches several objects that cannot be told apart.
         """
+
+    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
+                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+        """The mask on one frame, for an editor checking the prompt before running the clip.
+
+        This default masks [frame, frame + 1); backends that ground with neighbouring frames
+        (motion) or keep a model warm between calls override it."""
+        mask = next(iter(self.masks(source, frame, frame + 1, prompt, options, reporter)))
+        return mask, self.report

@@ -134,9 +134,14 @@ def _ring(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
 
 
-def _object_motion(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray | None:
+def _object_motion(mask: np.ndarray, flow_back: np.ndarray, residual: np.ndarray | None = None,
+                   moving_px: float = 0.0, require_movers: bool = False) -> np.ndarray | None:
     """Similarity transform (2x3) carrying the previous mask to the current frame, fitted with
-    RANSAC to the flow of the pixels that land inside the mask (robust to edge bleeding)."""
+    RANSAC to the flow of the pixels that land inside the mask (robust to edge bleeding).
+
+    With `residual` (motion the camera does not explain) and `moving_px`, only the landing
+    pixels that move unlike the camera count when there are enough of them: a thin object
+    (a rider, a bike) holds much background, whose flow would drag the mask along with it."""
     h, w = mask.shape
     ys, xs = np.mgrid[0:h:2, 0:w:2]
     px, py = xs + flow_back[ys, xs, 0], ys + flow_back[ys, xs, 1]
@@ -146,6 +151,12 @@ def _object_motion(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray | None
     if core.sum() < 30:
         core = mask
     sel = core[iy, ix]
+    if residual is not None and moving_px > 0:
+        movers = sel & (residual[ys, xs] > moving_px)
+        if movers.sum() > 0.3 * sel.sum():
+            sel = movers
+        elif require_movers:
+            return None     # the object moved unlike the camera, and nothing under its mask does now
     if sel.sum() < 6:
         return None
     src = np.stack([px[sel], py[sel]], 1).astype(np.float32)
@@ -166,6 +177,9 @@ class PriorTrackerOptions:
     max_growth: float = 1.2        # per frame: more is flow bleeding onto the background, cut back
     min_area_change: float = 0.7   # a refined mask outside [min, max] x the warped area is not trusted:
     max_area_change: float = 1.3   # the warped mask is kept instead
+    max_size: float = 1.5          # never more than this x the anchor's area
+    hold: bool = True              # while mostly hidden, keep the last shape moving with the object
+    hold_fraction: float = 0.5     # "mostly hidden": the refined area below this x the usual area
 
 
 class PriorTracker:
@@ -186,7 +200,9 @@ class PriorTracker:
         self.mask: np.ndarray | None = None
         self.last_residual: np.ndarray | None = None
         self._anchor_hist: np.ndarray | None = None
-        self.stats = {"capped": 0, "fallback": 0}   # how often each safeguard fired
+        self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}   # how often each safeguard fired
+        self._relative = np.zeros(2)   # the object's motion relative to the camera, px/frame (smoothed)
+        self._anchor_area = 0
         self._areas: deque[int] = deque(maxlen=15)
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
@@ -195,6 +211,8 @@ class PriorTracker:
         self.mask = mask.astype(bool)
         self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
         self._areas.clear()
+        self._relative = np.zeros(2)
+        self._anchor_area = int(self.mask.sum())
         if self.mask.any():
             self._areas.append(int(self.mask.sum()))
 
@@ -219,9 +237,23 @@ class PriorTracker:
             return prev_mask
         h, w = prev_mask.shape
         dense = _remap(prev_mask.astype(np.float32), flow_back)
-        matrix = _object_motion(prev_mask, flow_back)
+        # Pixels moving unlike the camera by at least half the object's own speed are the object's.
+        speed = float(np.linalg.norm(self._relative))
+        moving = speed > 2 * opt.moving_px
+        matrix = _object_motion(prev_mask, flow_back, residual, max(opt.moving_px, 0.5 * speed), require_movers=moving)
+        ys, xs = np.nonzero(prev_mask)
+        centre = np.array([xs.mean(), ys.mean()])
+        camera_fwd = -np.median(camera[prev_mask], 0)      # where the camera carries the mask's pixels
+        coasting = matrix is None and moving
+        if coasting:
+            # A moving object whose pixels all stopped moving unlike the camera is hidden (or the
+            # flow lost it): carry the mask at its last speed relative to the camera.
+            shift = camera_fwd + self._relative
+            matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+            self.stats["coasting"] += 1
         rigid = cv2.warpAffine(prev_mask.astype(np.float32), matrix, (w, h)) if matrix is not None else dense
-        prior = opt.dense_weight * dense + (1.0 - opt.dense_weight) * rigid
+        # While coasting the dense flow under the mask is the occluder's or the background's.
+        prior = rigid if coasting else opt.dense_weight * dense + (1.0 - opt.dense_weight) * rigid
         warped = prior > 0.5
         if not warped.any():
             self.mask = warped
@@ -267,9 +299,25 @@ class PriorTracker:
             self.stats["fallback"] += 1
         area = int(mask.sum())
         reference = float(np.median(self._areas)) if self._areas else float(area)
-        if area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
+        if area > opt.max_size * self._anchor_area:
+            # Bigger than the object ever was by this much: background taken in. Keep the pixels
+            # the evidence is surest of.
+            mask = post >= np.sort(post[mask])[::-1][int(opt.max_size * self._anchor_area)]
+            area = int(mask.sum())
+            self.stats["capped"] += 1
+        held_before = self.stats["held"]
+        held = rigid > 0.5
+        if opt.hold and area < opt.hold_fraction * reference and held.sum() >= self.min_area:
+            # Mostly hidden (a tree in front): keep the last shape, moved as the object moves,
+            # and learn nothing from this frame; the colours and motion take over when it shows again.
+            mask = held
+            self.stats["held"] += 1
+        elif area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
             mask = np.zeros_like(mask)
         else:
             self._areas.append(area)
+        if matrix is not None and not coasting and self.stats["held"] == held_before:
+            moved = matrix @ np.array([centre[0], centre[1], 1.0]) - centre
+            self._relative = 0.5 * self._relative + 0.5 * (moved - camera_fwd)
         self.mask = mask
         return mask

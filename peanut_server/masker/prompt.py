@@ -116,3 +116,69 @@ def parse_prompt(text: str) -> PromptQuery:
         elif word not in STOPWORDS and not word.isdigit():
             query.nouns.append(word)
     return query
+
+
+# ----- honesty: words a masker cannot check --------------------------------------------------
+
+# What a user can pull to have object names understood (ids from masker/models.py).
+LEARNED_HINT = ("peanut models pull grounding-dino-tiny and hf-sam2.1-hiera-tiny (about 0.85 GB) "
+                "for a masker that reads object names")
+
+
+class PromptNotUnderstood(PromptError):
+    """The prompt has words the running masker cannot check, and the user did not accept an
+    approximation. FAILED_PRECONDITION: the same request succeeds once weights are present."""
+
+    status = "FAILED_PRECONDITION"
+    code = "PROMPT_WORDS_UNCHECKED"
+
+
+def words_without_meaning(text: str, with_box: bool = False) -> list[str]:
+    """The words of `text` the no-weights masker cannot check.
+
+    Object names always; with a box or points the object is already picked, so size
+    and order words ("the biggest", "the second") have nothing to compare against either.
+    """
+    if not (text or "").strip():
+        return []
+    query = parse_prompt(text)
+    words = list(dict.fromkeys(query.nouns))
+    if with_box:
+        words += [w for w in re.findall(r"[a-z0-9]+", text.lower())
+                  if _lookup(w, SIZES) or w in ORDERS]
+    return words
+
+
+def refusal_message(backend: str, words: list[str]) -> str:
+    """One line: which words, and what the user can do instead."""
+    quoted = ", ".join(f'"{w}"' for w in words)
+    return (f"the {backend} masker cannot check {quoted}: point at the object instead "
+            f"(--box F:X,Y,W,H or --point F:X,Y), give masks (--mask), {LEARNED_HINT}, "
+            f"or pass --approximate to accept the best match on the other words")
+
+
+def check_frame_prompts(frame_prompts: list, width: int, height: int, start: int, end: int,
+                        mask_given: bool = False) -> None:
+    """Boxes and points must sit on a frame of the range and inside the picture."""
+    for fp in frame_prompts:
+        if not start <= fp.frame < end:
+            raise PromptError(f"the box/points are on frame {fp.frame}, outside the range {start}..{end - 1}",
+                              code="PROMPT_BAD_FRAME")
+        if fp.box is not None:
+            x0, y0, x1, y1 = fp.box
+            if not (x1 > x0 and y1 > y0):
+                raise PromptError(f"the box on frame {fp.frame} is empty: width and height must be positive",
+                                  code="PROMPT_BAD_BOX")
+            if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+                raise PromptError(
+                    f"the box on frame {fp.frame} ({x0:g},{y0:g} to {x1:g},{y1:g}) reaches outside the "
+                    f"{width}x{height} frame", code="PROMPT_BAD_BOX")
+        for p in fp.points:
+            if not (0 <= p.x < width and 0 <= p.y < height):
+                raise PromptError(f"the point {p.x:g},{p.y:g} on frame {fp.frame} is outside the "
+                                  f"{width}x{height} frame", code="PROMPT_BAD_POINT")
+        if fp.box is None and not fp.points and mask_given:
+            continue    # the frame a given mask is tracked from
+        if fp.box is None and not any(p.positive for p in fp.points):
+            raise PromptError(f"frame {fp.frame} has only excluded points: add a --point or a --box on it",
+                              code="PROMPT_NO_POINTS")

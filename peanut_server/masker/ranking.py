@@ -18,6 +18,7 @@ from .prompt import PromptQuery
 
 MIN_COLOUR_FRACTION = 0.08   # below this share of pixels a candidate is not "red"
 AMBIGUITY_MARGIN = 0.08      # top two totals closer than this cannot be told apart
+COLOUR_SHARE = 0.25          # a named colour must cover this share of what the most coloured candidate has
 
 
 @dataclass
@@ -58,15 +59,30 @@ def rank_candidates(
             f"found no {what} for {_quote(query.text)}; check the frame range, or give a box or points on a frame",
             code="PROMPT_NOTHING_FOUND",
         )
-    terms: dict[str, np.ndarray] = {}
+    # Colour words are hard filters: "the biggest green ball" is the biggest among the green
+    # ones, never a bigger object of another colour. A candidate stays when the colour covers a
+    # fair share of it and at least half the share of the greenest candidate.
+    everyone = candidates
+    keep = np.ones(n, bool)
     for colour in query.colours:
-        frac = np.array([c.colours.get(colour, 0.0) for c in candidates])
+        frac = np.array([c.colours.get(colour, 0.0) for c in everyone])
         if frac.max() < MIN_COLOUR_FRACTION:
-            seen = ", ".join(_colour_names(c) for c in candidates)
+            seen = ", ".join(_colour_names(c) for c in everyone)
             raise PromptError(
                 f"found {n} {what} but none is {colour} (their colours: {seen}) for {_quote(query.text)}",
                 code="PROMPT_NOTHING_FOUND",
             )
+        keep &= frac >= max(MIN_COLOUR_FRACTION, COLOUR_SHARE * float(frac.max()))
+    if not keep.any():
+        seen = ", ".join(_colour_names(c) for c in everyone)
+        raise PromptError(f"found {n} {what} but none is {' and '.join(query.colours)} (their colours: {seen}) "
+                          f"for {_quote(query.text)}", code="PROMPT_NOTHING_FOUND")
+    index = np.flatnonzero(keep)
+    candidates = [everyone[i] for i in index]
+    n = len(candidates)
+    terms: dict[str, np.ndarray] = {}
+    for colour in query.colours:
+        frac = np.array([c.colours.get(colour, 0.0) for c in candidates])
         terms[colour] = np.clip(frac / frac.max(), 0.0, 1.0)
     cx = np.array([c.centroid[0] for c in candidates]) / max(w, 1)
     cy = np.array([c.centroid[1] for c in candidates]) / max(h, 1)
@@ -114,8 +130,9 @@ def rank_candidates(
         total = np.ones(n)
     else:
         total = np.mean(np.stack(list(terms.values())), axis=0)
+    # Positions, sizes and orders are relative among the candidates that passed the filters.
     ranked = sorted(
-        (Ranked(i, float(total[i]), {k: float(v[i]) for k, v in terms.items()}) for i in range(n)),
+        (Ranked(int(index[i]), float(total[i]), {k: float(v[i]) for k, v in terms.items()}) for i in range(n)),
         key=lambda r: -r.score,
     )
     if n > 1 and (not terms or ranked[0].score - ranked[1].score < AMBIGUITY_MARGIN):

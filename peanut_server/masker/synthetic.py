@@ -65,14 +65,20 @@ def _footprint(obj: MovingObject) -> np.ndarray:
     return (xx - c) ** 2 + (yy - c) ** 2 <= obj.radius ** 2
 
 
-def composite_clip(background: np.ndarray, objects: list[MovingObject], n_frames: int,
+def composite_clip(background: np.ndarray | list[np.ndarray], objects: list[MovingObject], n_frames: int,
                    size: tuple[int, int], pan: tuple[float, float] = (0.0, 0.0)
                    ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(frames (T, H, W, 3) uint8, [visible masks (T, H, W) bool per object]).
 
-    Objects are drawn in list order: later ones pass in front of earlier ones.
+    `background` is one image (panned by `pan` px per frame) or a real clip, a sequence of at
+    least n_frames images (resized to `size`; its own camera and movers are the background
+    motion the objects are put over). Objects are drawn in list order: later ones pass in
+    front of earlier ones.
     """
     w, h = size
+    clip = None if isinstance(background, np.ndarray) and background.ndim == 3 else list(background)
+    if clip is not None and len(clip) < n_frames:
+        raise ValueError(f"the background clip has {len(clip)} frames, {n_frames} asked for")
     frames = np.empty((n_frames, h, w, 3), np.uint8)
     masks = [np.zeros((n_frames, h, w), bool) for _ in objects]
     textures = [_texture(o) for o in objects]
@@ -80,8 +86,11 @@ def composite_clip(background: np.ndarray, objects: list[MovingObject], n_frames
     for t in range(n_frames):
         a = t / max(n_frames - 1, 1)
         # Sub-pixel pan through an affine warp of the background.
-        m = np.float32([[1, 0, -pan[0] * t], [0, 1, -pan[1] * t]])
-        frame = cv2.warpAffine(background, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if clip is not None:
+            frame = cv2.resize(clip[t], (w, h), interpolation=cv2.INTER_AREA)
+        else:
+            m = np.float32([[1, 0, -pan[0] * t], [0, 1, -pan[1] * t]])
+            frame = cv2.warpAffine(background, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         frame = frame.astype(np.float32)
         drawn = np.zeros((len(objects), h, w), bool)
         for k, (obj, tex, fp) in enumerate(zip(objects, textures, prints)):

@@ -57,13 +57,14 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
                 f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused))
         raise InvalidRequest(
             f"no clip in {Path(timeline_path).name} carries a prompt (a marker named 'peanut') "
-            "or metadata peanut.prompt / peanut.mask"
+            "or metadata peanut.prompt / peanut.mask / peanut.box"
         )
 
 
 def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: str, client: str = "otio") -> RunClip:
     """A run_clip that sends each timeline clip through `pipeline` as an ordinary removal job."""
     from ..pipeline import spec_from_request
+    from ..pipeline.spec import parse_frame_prompts
 
     def run(job: ClipJob, output_path: str, matte_path: str, reporter: Reporter) -> dict:
         # Each clip gets its own folder under the media folder the request named.
@@ -72,7 +73,9 @@ def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: 
         source = pb.MediaRange(path=job.source_path, start_frame=job.start_frame, end_frame=job.end_frame)
         request = pb.SubmitRequest(
             source=source,
-            mask=pb.MaskSpec(text=job.prompt, mask_path=job.mask_path),
+            mask=pb.MaskSpec(text=job.prompt, mask_path=job.mask_path, approximate=job.approximate,
+                             frame_prompts=parse_frame_prompts(list(job.boxes), [], [],
+                                                               names=(f"peanut.box of clip {job.clip_name!r}", "", ""))),
             mode=pb.MODE_REMOVE,
             options=options or pb.Options(),
             output=pb.OutputSpec(path=output_path, matte_path=matte_path, overwrite=job.overwrite),

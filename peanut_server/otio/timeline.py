@@ -31,7 +31,7 @@ import os
 import re
 import tempfile
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any, Callable
 
@@ -73,6 +73,8 @@ class ClipJob:
     rate: float                     # the media's frame rate as written in the timeline
     prompt: str = ""
     mask_path: str = ""             # absolute, or "" for none
+    boxes: tuple[str, ...] = ()     # metadata peanut.box: "F:X,Y,W,H" (source frame, source pixels)
+    approximate: bool = False       # metadata peanut.approximate: accept words the masker cannot check
     overwrite: bool = False
     # Where the clip's visible frames sit in the top-level timeline (for nested
     # clips: through every parent's position and trim).
@@ -374,7 +376,9 @@ def collect_clip_jobs(
         for clip in track.find_clips():
             prompt = clip_prompt(clip)
             mask = _peanut_metadata(clip.metadata, "mask")
-            if not prompt and not mask:
+            # peanut.box: one "F:X,Y,W,H" or several separated by ";".
+            boxes = tuple(b.strip() for b in _peanut_metadata(clip.metadata, "box").split(";") if b.strip())
+            if not prompt and not mask and not boxes:
                 continue
             chain = _ancestors(clip)
             if any(getattr(c, "kind", otio.schema.TrackKind.Video) != otio.schema.TrackKind.Video for c in chain):
@@ -387,6 +391,11 @@ def collect_clip_jobs(
                     raise InvalidRequest(f"clip {clip.name!r}: {exc}") from None
                 refused.append(refusal)
                 continue
+            if boxes or _peanut_metadata(clip.metadata, "approximate"):
+                job = replace(
+                    job, boxes=boxes,
+                    approximate=_peanut_metadata(clip.metadata, "approximate").lower() in ("1", "true", "yes"),
+                )
             found.append((job.range_in_parent.start_time, track_index, job))
     found.sort(key=lambda item: (item[0].to_seconds(), item[1]))
     return [_with_index(job, i) for i, (_, _, job) in enumerate(found)]

@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import JobInterrupted, MaskError, MediaError, MediaNotFound, PromptError
 from ..masker.base import Masker, MaskReport
 from ..masker.external import ExternalMasker
+from ..masker.prompt import PromptNotUnderstood, check_frame_prompts, refusal_message
 from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
 from ..progress import Reporter
 from .backends import Choice, choose
@@ -62,6 +63,7 @@ class RemovalResult:
     chosen_object: str = ""
     chosen_score: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    ignored_words: list[str] = field(default_factory=list)   # prompt words the masker could not check
     seconds: float = 0.0
     # Wall time per part ("masking", "decode", "erase", "upscale", "composite"), for benchmarks.
     timings: dict[str, float] = field(default_factory=dict)
@@ -128,7 +130,13 @@ class Pipeline:
         start, end = validate_range(info, spec.start, spec.end)
         if spec.prompt.mask_path:
             check_masks(spec.prompt.mask_path, info, start, end)
-        self.masker_choice(spec)
+        choice = self.masker_choice(spec)
+        check_frame_prompts(spec.prompt.frame_prompts, info.width, info.height, start, end,
+                            mask_given=spec.prompt.tracked_mask_frame is not None)
+        unchecked = choice.cls.unchecked_words(spec.prompt)
+        if unchecked and not spec.prompt.approximate:
+            # Refused before any work: a job that silently dropped a noun would exit 0 on the wrong object.
+            raise PromptNotUnderstood(refusal_message(choice.cls.name, unchecked))
         check_output(spec.output_path, spec.source_path, spec.overwrite)
         if not spec.matte_only:
             check_output(spec.matte_path, spec.source_path, spec.overwrite)
@@ -138,10 +146,13 @@ class Pipeline:
         return info, start, end
 
     def masker_choice(self, spec: RemovalSpec) -> Choice:
-        if spec.prompt.mask_path:
-            return Choice(ExternalMasker, "mask file given")
         from ..masker import BACKENDS
 
+        if spec.prompt.tracked_mask_frame is not None:
+            candidates = {name: cls for name, cls in BACKENDS.items() if cls.tracks_given_mask}
+            return choose("masker", spec.options.masker, candidates=candidates)
+        if spec.prompt.mask_path:
+            return Choice(ExternalMasker, "mask file given")
         candidates = {name: cls for name, cls in BACKENDS.items() if cls.accepts(spec.prompt)}
         if not candidates:
             raise PromptError("no masker accepts this prompt; give a text prompt or a mask file")
@@ -175,6 +186,7 @@ class Pipeline:
                 result.backends.append(StageRun("masker", masker_choice.cls.name, masker_choice.note))
                 result.chosen_object, result.chosen_score = report.chosen_object, report.score
                 result.warnings.extend(report.warnings)
+                result.ignored_words = list(report.ignored_words)
                 if not spec.matte_only:
                     output = open_sink(
                         spec.output_path, info, start, count,
@@ -384,13 +396,8 @@ class Pipeline:
         validate_range(info, frame, frame + 1)
         choice = self.masker_choice(spec)
         with open_source(spec.source_path) as source:
-            if choice.cls is ExternalMasker:
-                masker = ExternalMasker()
-                mask = next(iter(masker.masks(source, frame, frame + 1, spec.prompt, spec.options.masker_options, reporter)))
-                return mask, masker.report
             masker = choice.cls()
-            mask, report = masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)
-            return mask, report
+            return masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)
 
 
 def _mask_from_matte(image: np.ndarray, frame: int) -> np.ndarray:

@@ -94,3 +94,40 @@ def tag_redraw_sequencer() -> None:
         for area in window.screen.areas:
             if area.type == "SEQUENCE_EDITOR":
                 area.tag_redraw()
+
+
+def mask_polygons(mask, width: int, height: int, frame: int) -> list[list[tuple[float, float]]]:
+    """The closed splines of a Mask datablock's visible layers, in source pixels (x right, y down).
+
+    Mask coordinates are normalised to the frame (0..1, y up); points are evaluated at `frame`
+    (their animation, if any, is followed by Blender when the frame is set)."""
+    polygons = []
+    for layer in mask.layers:
+        if layer.hide_render:
+            continue
+        for spline in layer.splines:
+            pts = [((p.handle_left[0] * width, (1 - p.handle_left[1]) * height),
+                    (p.co[0] * width, (1 - p.co[1]) * height),
+                    (p.handle_right[0] * width, (1 - p.handle_right[1]) * height)) for p in spline.points]
+            if len(pts) >= 3:
+                polygons.append(core.bezier_polygon(pts))
+    return polygons
+
+
+def source_size(scene, strip) -> tuple[int, int]:
+    """The strip's media size in pixels (what the daemon's source pixels are)."""
+    elements = getattr(strip, "elements", None)
+    if elements:
+        element = elements[0]
+        if getattr(element, "orig_width", 0) and getattr(element, "orig_height", 0):
+            return int(element.orig_width), int(element.orig_height)
+    if strip.type == "MOVIE":
+        # Not loaded yet: open it as a clip to read its size, then drop it again.
+        clip = bpy.data.movieclips.load(bpy.path.abspath(strip.filepath), check_existing=True)
+        try:
+            return int(clip.size[0]), int(clip.size[1])
+        finally:
+            if clip.users == 0:
+                bpy.data.movieclips.remove(clip)
+    render = scene.render
+    return int(render.resolution_x), int(render.resolution_y)

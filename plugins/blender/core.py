@@ -183,3 +183,63 @@ def format_eta(seconds: float) -> str:
         return f"ETA {minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"ETA {hours}h{minutes:02d}m"
+
+
+# -- a Blender Mask datablock as the first-frame mask (pure Python: the add-on imports no numpy) ------
+
+def bezier_polygon(points: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]],
+                   steps: int = 12) -> list[tuple[float, float]]:
+    """A closed spline's outline: points are (handle_left, co, handle_right); cubic segments sampled."""
+    out: list[tuple[float, float]] = []
+    n = len(points)
+    for i in range(n):
+        _, p0, h0 = points[i]
+        h1, p1, _ = points[(i + 1) % n]
+        for k in range(steps):
+            t = k / steps
+            a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3
+            out.append((a * p0[0] + b * h0[0] + c * h1[0] + d * p1[0], a * p0[1] + b * h0[1] + c * h1[1] + d * p1[1]))
+    return out
+
+
+def rasterize(polygons: list[list[tuple[float, float]]], width: int, height: int) -> list[bytearray]:
+    """Rows (top first) of a 0/255 mask: even-odd fill of the polygons, given in pixel coordinates
+    (x right, y down), sampled at pixel centres. Work is per row and per edge, not per pixel."""
+    rows = [bytearray(width) for _ in range(height)]
+    edges = [(poly[i], poly[(i + 1) % len(poly)]) for poly in polygons if len(poly) >= 3 for i in range(len(poly))]
+    for y in range(height):
+        yc = y + 0.5
+        xs = sorted(x0 + (yc - y0) * (x1 - x0) / (y1 - y0)
+                    for (x0, y0), (x1, y1) in edges if (y0 <= yc) != (y1 <= yc))
+        row = rows[y]
+        for a, b in zip(xs[0::2], xs[1::2]):
+            lo, hi = max(0, int(a + 0.5)), min(width, int(b + 0.5))
+            if hi > lo:
+                row[lo:hi] = b"\xff" * (hi - lo)
+    return rows
+
+
+def write_grey_png(path: str, rows: list[bytearray]) -> None:
+    """An 8-bit greyscale PNG, written with the standard library."""
+    import struct
+    import zlib
+
+    height, width = len(rows), len(rows[0]) if rows else 0
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + bytes(r) for r in rows)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def box_in_source(box: tuple[int, int, int, int], width: int, height: int) -> str:
+    """An empty string when the box (x, y, w, h, source pixels) fits the frame, else what is wrong."""
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return "the box needs a width and a height"
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        return f"the box {x},{y},{w},{h} reaches outside the {width}x{height} frame"
+    return ""

@@ -77,6 +77,10 @@ class RemovalRequest:
     mask_path: str = ""
     mode: str = "remove"  # or "matte"
     options: dict = field(default_factory=dict)
+    box: tuple[int, int, int, int] | None = None   # x, y, w, h in source pixels, on source frame box_frame
+    box_frame: int = 0
+    mask_frame: int | None = None                  # mask_path is one image of the object on this frame: track it
+    approximate: bool = False
 
 
 class RemovalJob:
@@ -146,11 +150,18 @@ class RemovalJob:
             client = make_client(r.address, r.state_dir)
             with self._lock:
                 self._client = client
+            frame_prompts = []
+            if r.box is not None:
+                frame_prompts.append(mod.box_prompt(r.box_frame, *r.box))
+            elif r.mask_frame is not None:
+                # The proto's way to say "this one mask image is the object on that frame".
+                frame_prompts.append(mod.pb.FramePrompt(frame=r.mask_frame))
             job = client.submit(
                 r.source_path, r.start, r.end,
                 output_path=r.output_path, matte_path=r.matte_path,
                 prompt=r.prompt, mask_path=r.mask_path, mode=r.mode,
                 options=r.options, client_name="blender",
+                frame_prompts=frame_prompts, approximate=r.approximate,
             )
             with self._lock:
                 self.job_id = job.id

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, IntVectorProperty, StringProperty
 
 from . import blender_api, core, jobs
 from .props import MODE_ITEMS, PRESET_ITEMS, UPSCALER_ITEMS, prefs
@@ -156,6 +156,14 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
 
     prompt: StringProperty(name="Prompt", default="")
     mask_path: StringProperty(name="Mask", default="", subtype="FILE_PATH")
+    box: IntVectorProperty(name="Box", size=4, default=(0, 0, 0, 0),
+                           description="X, Y, width, height of the object on the current frame, source pixels")
+    mask_name: StringProperty(name="Mask shape", description="Name of a Mask datablock: the object on the "
+                              "current frame, tracked through the strip", default="")
+    approximate: BoolProperty(name="Approximate", default=False,
+                              description="Accept the best match on the words the masker understands")
+    include_effects: BoolProperty(name="Shadow too", default=False,
+                                  description="Also remove the object's shadow")
     server: StringProperty(name="Server", description="Address overriding the preference", default="")
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")
@@ -190,19 +198,49 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         prompt = _prop_or_setting(self, settings, "prompt").strip()
         mask_path = _prop_or_setting(self, settings, "mask_path").strip()
         mode = _prop_or_setting(self, settings, "mode")
-        if not prompt and not mask_path:
-            self.report({"ERROR"}, "type what to remove (prompt) or choose a mask")
+        box = tuple(self.box) if self.properties.is_property_set("box") else \
+            tuple(settings.box) if settings.use_box else None
+        shape = bpy.data.masks.get(self.mask_name) if self.mask_name else settings.mask_datablock
+        if self.mask_name and shape is None:
+            self.report({"ERROR"}, f"there is no Mask named {self.mask_name!r}")
+            return False
+        if not prompt and not mask_path and box is None and shape is None:
+            self.report({"ERROR"}, "type what to remove (prompt), draw a box or a mask, or choose a mask file")
             return False
         try:
             rng = blender_api.source_range(context.scene, source)
         except core.StripError as exc:
             self.report({"ERROR"}, str(exc))
             return False
+        # A box or a drawn mask shows the object on the current frame: that source frame.
+        here = rng.start + context.scene.frame_current - rng.timeline_start
+        if (box is not None or shape is not None) and not rng.start <= here < rng.end:
+            self.report({"ERROR"}, "move the playhead onto the strip: the box or mask is read on the current frame")
+            return False
         if mask_path:
             mask_path = os.path.realpath(bpy.path.abspath(mask_path))
         base = os.path.realpath(bpy.path.abspath(self.output_dir)) if self.output_dir else _output_base(context)
         os.makedirs(base, exist_ok=True)
-        output = core.unique_output_dir(base, source.name, prompt or os.path.splitext(os.path.basename(mask_path))[0])
+        label = prompt or (shape.name if shape is not None else "box" if box is not None else
+                           os.path.splitext(os.path.basename(mask_path))[0])
+        output = core.unique_output_dir(base, source.name, label)
+        width, height = (blender_api.source_size(context.scene, source) if box is not None or shape is not None
+                         else (0, 0))
+        if box is not None:
+            problem = core.box_in_source(box, width, height)
+            if problem:
+                self.report({"ERROR"}, problem)
+                return False
+        mask_frame = None
+        if shape is not None and box is None:
+            polygons = blender_api.mask_polygons(shape, width, height, context.scene.frame_current)
+            if not polygons:
+                self.report({"ERROR"}, f"the Mask {shape.name!r} has no closed shape with three points or more")
+                return False
+            # The drawn shape becomes a one-image mask of the object on this frame, which the daemon tracks.
+            mask_path = output + f"_shape_{here:06d}.png"
+            core.write_grey_png(mask_path, core.rasterize(polygons, width, height))
+            mask_frame = here
         options: dict = {"preset": _prop_or_setting(self, settings, "preset").lower()}
         dilation = _prop_or_setting(self, settings, "mask_dilation")
         if dilation >= 0:
@@ -210,16 +248,20 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         upscaler = _prop_or_setting(self, settings, "upscaler")
         if upscaler != "auto":
             options["upscaler"] = upscaler
+        if _prop_or_setting(self, settings, "include_effects"):
+            options["include_effects"] = True
         p = prefs(context)
         request = jobs.RemovalRequest(
             address=_address(context, self.server), state_dir=p.state_dir,
             source_path=rng.path, start=rng.start, end=rng.end,
             output_path=output, matte_path=output + "_matte",
             prompt=prompt, mask_path=mask_path, mode="matte" if mode == "MATTE" else "remove", options=options,
+            box=box, box_frame=here, mask_frame=mask_frame,
+            approximate=bool(_prop_or_setting(self, settings, "approximate")),
         )
         self._source_name = source.name
         self._range = rng
-        self._prompt = prompt
+        self._prompt = label
         self._import_matte = bool(_prop_or_setting(self, settings, "import_matte"))
         log.info("PEANUT: %s frames %d-%d of %s -> %s", source.name, rng.start, rng.end - 1, rng.path, output)
         _active_job = jobs.RemovalJob(request).start()
@@ -247,6 +289,8 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         except core.StripError as exc:
             self.report({"ERROR"}, f"PEANUT: {exc}")
             return {"CANCELLED"}
+        if job.job.result.ignored_words:
+            self.report({"WARNING"}, "PEANUT (approximate) ignored: " + ", ".join(job.job.result.ignored_words))
         backends = ", ".join(f"{b.backend}" for b in job.job.result.backends)
         self.report({"INFO"}, f"PEANUT: added {', '.join(s.name for s in added)} on channel "
                               f"{added[0].channel} ({backends})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, IntVectorProperty, PointerProperty, StringProperty
 
 MODE_ITEMS = [
     ("REMOVE", "Remove", "Cleaned frames (and the matte)"),
@@ -80,6 +80,24 @@ class PeanutSettings(bpy.types.PropertyGroup):
     mask_path: StringProperty(
         name="Mask", description="External mask (image, folder or video) instead of a prompt",
         default="", subtype="FILE_PATH",
+    )
+    use_box: BoolProperty(name="Box", description="Point at the object with a box on the current frame",
+                          default=False)
+    box: IntVectorProperty(name="Box", size=4, min=0, default=(0, 0, 0, 0),
+                           description="X, Y (top-left), width, height of the object on the current frame, in "
+                                       "source pixels")
+    mask_datablock: PointerProperty(
+        name="Mask shape", type=bpy.types.Mask,
+        description="A Mask drawn in the Mask editor: the object on the current frame, tracked through the strip",
+    )
+    approximate: BoolProperty(
+        name="Approximate", default=False,
+        description="Accept the best match on the words the masker understands; the others are named in the "
+                    "report (without it such a prompt is refused)",
+    )
+    include_effects: BoolProperty(
+        name="Shadow too", default=False,
+        description="Also remove the object's shadow: dark regions that move with it and touch it",
     )
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")

@@ -78,6 +78,11 @@ def main(resolve, fusion, bmd):
                 ui.Button({"ID": "Browse", "Text": "Browse", "Weight": 0}),
             ]),
             ui.HGroup([
+                ui.LineEdit({"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}),
+                ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
+                ui.CheckBox({"ID": "IncludeEffects", "Text": "Shadow too", "Weight": 0}),
+            ]),
+            ui.HGroup([
                 ui.Label({"Text": "Quality", "Weight": 0}),
                 ui.ComboBox({"ID": "Preset"}),
             ]),
@@ -106,15 +111,19 @@ def main(resolve, fusion, bmd):
         if state["thread"] is not None:
             return
         try:
-            plan, project, timeline = pr.plan_current_clip(resolve, items["Prompt"].Text, items["Mask"].Text)
+            plan, project, timeline = pr.plan_current_clip(resolve, items["Prompt"].Text, items["Mask"].Text,
+                                                           items["Box"].Text.strip())
         except pr.ResolveScriptError as exc:
             set_status(str(exc))
             return
         state.update(plan=(plan, project, timeline), result=None, error=None)
         state["cancel"].clear()
         options = {"preset": items["Preset"].CurrentText}
+        if items["IncludeEffects"].Checked:
+            options["include_effects"] = True
         request = pr.JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
-                                plan.output_path, plan.matte_path, options)
+                                plan.output_path, plan.matte_path, options, box=items["Box"].Text.strip(),
+                                approximate=bool(items["Approximate"].Checked))
 
         def progress(stage, done, total):
             state["progress"] = f"{stage}: {done}/{total} frames" if total else stage

@@ -55,7 +55,8 @@ class JobRequest:
     """One removal job: source frames start..end-1 (0-based as PEANUT decodes), prompt or mask, outputs."""
 
     def __init__(self, source_path: str, start: int, end: int, prompt: str, mask_path: str,
-                 output_path: str, matte_path: str, options: Optional[dict] = None) -> None:
+                 output_path: str, matte_path: str, options: Optional[dict] = None,
+                 box: str = "", approximate: bool = False) -> None:
         self.source_path = source_path
         self.start = start
         self.end = end                      # exclusive
@@ -64,6 +65,23 @@ class JobRequest:
         self.output_path = output_path
         self.matte_path = matte_path
         self.options = dict(options or {})
+        self.box = box                      # "F:X,Y,W,H": the object's box on source frame F, source pixels
+        self.approximate = approximate      # accept the best match on the words the masker understands
+
+
+def parse_box(text: str) -> Tuple[int, float, float, float, float]:
+    """The dialog's box field, "F:X,Y,W,H" (source frame, source pixels), checked for shape."""
+    frame, sep, rest = (text or "").strip().partition(":")
+    values = rest.split(",")
+    try:
+        if not sep or len(values) != 4:
+            raise ValueError
+        f, (x, y, w, h) = int(frame), [float(v) for v in values]
+    except ValueError:
+        raise ResolveScriptError(f"box {text!r}: write it as F:X,Y,W,H (source frame, source pixels)") from None
+    if f < 0 or w <= 0 or h <= 0:
+        raise ResolveScriptError(f"box {text!r}: the frame must be >= 0, width and height positive")
+    return f, x, y, w, h
 
 
 class JobOutcome:
@@ -89,8 +107,9 @@ class GrpcTransport:
 
     def run(self, request: JobRequest, on_progress=None, should_cancel=None) -> JobOutcome:
         from peanut_server.api import peanut_pb2 as pb
-        from peanut_server.client import ClientError, DaemonUnavailable
+        from peanut_server.client import ClientError, DaemonUnavailable, box_prompt
 
+        frame_prompts = [box_prompt(*parse_box(request.box))] if request.box else []
         try:
             with self._client_class(self.address, state_dir=self.state_dir) as client:
                 job = client.submit(
@@ -98,6 +117,7 @@ class GrpcTransport:
                     prompt=request.prompt, mask_path=request.mask_path,
                     output_path=request.output_path, matte_path=request.matte_path,
                     options=request.options or None, client_name="resolve",
+                    frame_prompts=frame_prompts, approximate=request.approximate,
                 )
                 cancelled = threading.Event()
 
@@ -136,6 +156,11 @@ class CliTransport:
             argv += ["--prompt", request.prompt]
         if request.mask_path:
             argv += ["--mask", request.mask_path]
+        if request.box:
+            frame, x, y, w, h = parse_box(request.box)
+            argv += ["--box", f"{frame}:{x:g},{y:g},{w:g},{h:g}"]
+        if request.approximate:
+            argv.append("--approximate")
         if self.address:
             argv += ["--server", self.address]
         if self.state_dir:
@@ -144,6 +169,10 @@ class CliTransport:
             if key == "reuse_flow":
                 if not value:
                     argv.append("--no-reuse-flow")
+                continue
+            if key == "include_effects":  # a switch on the command line
+                if value:
+                    argv.append("--include-effects")
                 continue
             argv += ["--" + key.replace("_", "-"), str(value)]
         return argv
@@ -357,12 +386,15 @@ def _source_span(item, name: str, duration: int) -> None:
         )
 
 
-def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None) -> Tuple[ClipPlan, Any, Any]:
+def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None,
+                      box: str = "") -> Tuple[ClipPlan, Any, Any]:
     """Read everything needed from Resolve; changes nothing. Returns (plan, project, timeline)."""
     prompt = (prompt or "").strip()
     mask_path = (mask_path or "").strip()
-    if not prompt and not mask_path:
-        raise ResolveScriptError("describe what to remove (or choose a mask file)")
+    if box:
+        parse_box(box)
+    if not prompt and not mask_path and not box:
+        raise ResolveScriptError("describe what to remove (or give a box, or choose a mask file)")
     if mask_path and not os.path.exists(mask_path):
         raise ResolveScriptError(f"mask not found: {mask_path}")
     manager = _need(resolve.GetProjectManager() if resolve is not None else None, "cannot reach DaVinci Resolve's project manager")
@@ -405,7 +437,7 @@ def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional
         raise ResolveScriptError(f"'{name}' shows frames {start}..{start + duration - 1}, outside its media")
 
     track_index = _find_track(timeline, item)
-    folder = _output_folder(source_path, name, prompt or os.path.basename(mask_path))
+    folder = _output_folder(source_path, name, prompt or os.path.basename(mask_path) or "box")
     plan = ClipPlan(
         clip_name=name, track_index=track_index, record_start=record_start, duration=duration,
         source_path=source_path, start=start, end=start + duration, fps=fps or timeline_fps,
@@ -656,14 +688,16 @@ def remove_current_clip(
     options: Optional[dict] = None,
     *,
     on_progress: Optional[ProgressCallback] = None,
-    should_cancel: Optional[Callable[[], bool]] = None
+    should_cancel: Optional[Callable[[], bool]] = None,
+    box: str = "",
+    approximate: bool = False,
 ):
     """Clean the clip under the playhead; returns the placed TimelineItem on the track above.
 
     `server`: None (the daemon in the state directory, or the `peanut` CLI when
     grpcio is missing), an address string, or a transport (an object with run()).
     """
-    plan, project, timeline = plan_current_clip(resolve, prompt, mask_path)
+    plan, project, timeline = plan_current_clip(resolve, prompt, mask_path, box)
     transport = server if hasattr(server, "run") else default_transport(server)
     log.info("cleaning %s frames %d..%d of %s", plan.clip_name, plan.start, plan.end - 1, plan.source_path)
     run_folder = os.path.dirname(plan.output_path)
@@ -671,7 +705,7 @@ def remove_current_clip(
     try:
         outcome = transport.run(
             JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
-                       plan.output_path, plan.matte_path, dict(options or {})),
+                       plan.output_path, plan.matte_path, dict(options or {}), box=box, approximate=approximate),
             on_progress, should_cancel,
         )
     except BaseException:

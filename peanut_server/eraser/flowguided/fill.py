@@ -18,7 +18,12 @@ exact flows. Its steps:
    image inpainter and carried along the flow to the frames in between, so the
    invented content moves with the scene and does not flicker; what still
    remains (a chain cut by occlusion between keyframes) is taken from the next
-   keyframe, and only the last few pixels are filled per frame.
+   keyframe, and only the last few pixels are filled per frame. A costly
+   inpainter (exemplar synthesis, seconds per hole) is kept for the pixels
+   that stay unseen in at least half the window ("lasting": a logo or a rig
+   on a locked-off shot, on screen for the whole shot); the passing gaps of
+   a moving hole are filled by Telea, which is instant, unless
+   invent_everywhere is set.
 5. Smooth the fill in time: a [1, 2, 1] filter along the completed flow
    (smooth_along_flow) halves the small frame-to-frame differences left by
    source switches and flow drift (on running_car: Ewarp -10 %, PSNR +0.1 to
@@ -71,6 +76,7 @@ def fill_window(
     blend: bool = True,
     check=None,
     temporal_smoothing: int = 1,
+    invent_everywhere: bool = False,
 ) -> tuple[np.ndarray, FillStats]:
     """Fill masks (T, H, W) bool in frames (T, H, W, 3) uint8 using completed flows."""
     masks = np.asarray(masks, dtype=bool)
@@ -125,7 +131,10 @@ def fill_window(
 
     unfilled = masks & ~filled
     if unfilled.any():
-        _hallucinate(out, unfilled, forward, backward, step, inpainter, stats, check)
+        lasting = unfilled.mean(axis=0) >= 0.5
+        if invent_everywhere or not inpainter.costly:
+            lasting[:] = True
+        _hallucinate(out, unfilled, forward, backward, step, inpainter, stats, check, lasting)
     for _ in range(temporal_smoothing):
         out = smooth_along_flow(out, masks, forward, backward, check)
     return out, stats
@@ -216,6 +225,18 @@ def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return (values * alpha + up[:height, :width] * (1 - alpha)).astype(np.float32)
 
 
+def _components_mostly_in(hole: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The connected components of `hole` at least half of which lie in `region`."""
+    if region.all():
+        return hole.copy()
+    count, labels = cv2.connectedComponents(hole.astype(np.uint8), connectivity=8)
+    inside = np.bincount(labels[region & hole], minlength=count)
+    total = np.bincount(labels[hole], minlength=count)
+    keep = inside >= 0.5 * np.maximum(total, 1)
+    keep[0] = False
+    return keep[labels]
+
+
 def _hallucinate(
     out: np.ndarray,
     unfilled: np.ndarray,
@@ -225,10 +246,16 @@ def _hallucinate(
     inpainter: Inpainter,
     stats: FillStats,
     check,
+    lasting: np.ndarray,
 ) -> None:
-    """Invent never-seen pixels on keyframes and carry them along the flow (in place)."""
+    """Invent never-seen pixels on keyframes and carry them along the flow (in place).
+
+    `lasting` (H, W) bool: a hole component mostly inside it goes to the
+    inpainter (whole, so its context holds no quick fill); others to Telea.
+    """
     count, height, width = unfilled.shape
     step = max(int(step), 1)
+    quick = OpenCVInpainter()
     # Sources: every pixel that holds final content (known, propagated, or invented).
     valid = ~unfilled
     previous: Pointers | None = None
@@ -250,7 +277,11 @@ def _hallucinate(
         if rest.any() and t % step == 0:
             hole = np.zeros((height, width), bool)
             hole[ys[rest], xs[rest]] = True
-            out[t] = inpainter.fill(out[t], hole)
+            staying = _components_mostly_in(hole, lasting)
+            if (hole & ~staying).any():
+                out[t] = quick.fill(out[t], hole & ~staying)
+            if staying.any():
+                out[t] = inpainter.fill(out[t], staying)
             valid[t] |= hole
             # Later frames anchor on these pixels directly (they are now valid).
             stats.invented += int(rest.sum())

@@ -198,3 +198,12 @@ def test_info_shows_each_backends_device_and_a_job_device_is_checked_at_submit(t
     finally:
         proc.stop()
         proc.kill()
+
+
+def test_cli_sends_the_job_device():
+    from peanut_server import cli
+    from peanut_server.client import _options_message
+
+    args = cli.build_parser().parse_args(["remove", "/tmp/clip", "-o", "/tmp/out", "--mask", "/tmp/m",
+                                          "--device", "cuda:1"])
+    assert _options_message(cli.options_from_args(args)).device == "cuda:1"

@@ -308,3 +308,33 @@ def test_a_loaded_backend_instance_counts_in_its_own_pool():
         budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)])
     budget.cache[("masker", "gpu-masker")] = PooledBackend(150 * MIB, "cpu")
     assert budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)]).model_bytes == 150 * MIB
+
+
+def test_two_jobs_asking_at_once_share_one_load_and_a_failed_load_leaves_nothing():
+    import threading
+    import time
+
+    cache = ModelCache(budget_bytes=10 * MIB)
+    calls = []
+
+    def slow_load():
+        calls.append(1)
+        time.sleep(0.2)
+        return TorchBackend(4)
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get_or_load(("model", "m"), slow_load)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and len(got) == 3 and all(g is got[0] for g in got)
+
+    def broken():
+        raise RuntimeError("corrupt checkpoint")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_load(("model", "bad"), broken)
+    assert ("model", "bad") not in cache
+    assert cache.get_or_load(("model", "bad"), lambda: TorchBackend(4)) is not None  # a later try loads again

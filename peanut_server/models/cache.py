@@ -193,12 +193,15 @@ class ModelCache(MutableMapping):
                     return self[key]
                 for pool, extra in (reserve or {}).items():
                     self._evict(pool, keep=None, extra=extra)
-            value = load()
+            try:
+                value = load()
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
             with self._lock:
                 self._items[key] = value
                 self.loads.append(key)
                 self._touch(key, value)
-                self._loading.pop(key, None)
             log.info("model cache: loaded %s (%s)", key, _fmt_pools(self._sizes.get(key, {})))
             return value
 

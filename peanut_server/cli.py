@@ -72,11 +72,12 @@ def add_option_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--include-effects", action="store_true",
                        help="also remove the object's shadow (dark regions that move with it and touch it)")
     group.add_argument("--seed", type=int)
+    group.add_argument("--device", help="learned backends run on: auto (the daemon's), cpu, cuda, cuda:N, mps")
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
     keys = ["preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather",
-            "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "seed"]
+            "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "seed", "device"]
     options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if getattr(args, "no_reuse_flow", False):
         options["reuse_flow"] = False
@@ -312,7 +313,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for b in info.backends:
         mark = "*" if b.is_default else ("+" if b.available else "-")
         why = "" if b.available else f"  ({b.reason})"
-        print(f"  {mark} {pb.Stage.Name(b.stage)[6:].lower():9s} {b.name}{why}")
+        where = f"  [{b.device}, {b.precision}]" if b.device else ""
+        print(f"  {mark} {pb.Stage.Name(b.stage)[6:].lower():9s} {b.name}{where}{why}")
     present = sum(m.present for m in info.models)
     print(f"models: {present} of {len(info.models)} present (peanut models list)")
     return EXIT_OK

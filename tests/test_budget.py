@@ -154,3 +154,187 @@ def test_daemon_rejects_a_nonsense_budget(tmp_path: Path):
                           "--port", "0", "--memory-budget-mb", "0"], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])
     assert run.returncode == 2 and "--memory-budget-mb must be positive" in run.stderr
+
+
+# -- one model cache: every backend's networks, by bytes per memory pool ----------------------------
+
+
+class PooledBackend(DeclaredBackend):
+    def __init__(self, size: int, pool: str) -> None:
+        super().__init__(size)
+        self.memory_pool = pool
+
+
+def test_get_or_load_loads_once_and_reuses_across_jobs():
+    cache = ModelCache(budget_bytes=10 * MIB)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return TorchBackend(8)
+
+    first = cache.get_or_load(("model", "tiny", "cpu"), load)
+    second = cache.get_or_load(("model", "tiny", "cpu"), load)
+    assert first is second and calls == [1] and cache.loads == [("model", "tiny", "cpu")]
+    assert cache.size_of(("model", "tiny", "cpu")) == estimate_bytes(first) > 0
+
+
+def test_loading_evicts_least_recently_used_to_make_room_for_the_declared_size():
+    net_bytes = estimate_bytes(TorchBackend(16))
+    cache = ModelCache(budget_bytes=int(net_bytes * 2.5))
+    cache.get_or_load(("model", "a"), lambda: TorchBackend(16))
+    cache.get_or_load(("model", "b"), lambda: TorchBackend(16))
+    cache.get_or_load(("model", "a"), lambda: pytest.fail("a is loaded"))  # a is now the most recent
+    # c declares its size up front: room is made before it loads, by unloading b.
+    cache.get_or_load(("model", "c"), lambda: TorchBackend(16), reserve={"cpu": net_bytes})
+    assert cache.evicted == [("model", "b")] and set(cache) == {("model", "a"), ("model", "c")}
+    assert cache.total_bytes("cpu") == 2 * net_bytes
+
+
+def test_pools_are_budgeted_apart():
+    limits = {"cuda:0": 300}
+    cache = ModelCache(budget_bytes=100, limit_of=limits.get)
+    cache[("model", "gpu-a")] = PooledBackend(200, "cuda:0")
+    cache[("model", "ram")] = PooledBackend(80, "cpu")
+    assert set(cache) == {("model", "gpu-a"), ("model", "ram")}  # 200 on the GPU does not count in RAM
+    cache[("model", "gpu-b")] = PooledBackend(200, "cuda:0")     # 400 > 300 on cuda:0: gpu-a goes
+    assert cache.evicted == [("model", "gpu-a")]
+    assert cache.total_bytes("cuda:0") == 200 and cache.total_bytes("cpu") == 80
+
+
+def _need(key, pool, weights, activations):
+    from peanut_server.models.cache import ModelNeed
+
+    return ModelNeed(key=key, pool=pool, weight_bytes=weights, activation_bytes=activations)
+
+
+def test_check_job_refuses_by_bytes_per_pool_and_admits_what_eviction_can_fit():
+    budget = MemoryBudget(200 * MIB, accelerator_bytes={"cuda:0": 1000 * MIB})
+    small = (64, 64)
+    # A model that cannot fit on the GPU even alone: refused, naming the pool and the model.
+    with pytest.raises(ResourceExhausted) as refused:
+        budget.check_job(64, 64, small, 2, [], needs=[_need(("model", "raft-large", "cuda:0"), "cuda:0",
+                                                            100 * MIB, 2000 * MIB)])
+    assert "on cuda:0" in refused.value.message and "raft-large" in refused.value.message
+    assert "budget there is 1000 MiB" in refused.value.message
+    # Other models hold the GPU now, but unloading them makes room: admitted.
+    budget.cache[("model", "other", "cuda:0")] = PooledBackend(900 * MIB, "cuda:0")
+    estimate = budget.check_job(64, 64, small, 2, [], needs=[_need(("model", "x", "cuda:0"), "cuda:0",
+                                                                     300 * MIB, 300 * MIB)])
+    assert estimate.accelerator_bytes == {"cuda:0": 600 * MIB}
+    # RAM: weights and activations of a CPU model count with the frames.
+    with pytest.raises(ResourceExhausted, match="models 250 MiB"):
+        budget.check_job(64, 64, small, 2, [], needs=[_need(("model", "y", "cpu"), "cpu", 50 * MIB, 200 * MIB)])
+
+
+def test_check_job_counts_a_loaded_model_by_its_measured_size():
+    budget = MemoryBudget(100 * MIB)
+    key = ("model", "tiny", "cpu")
+    budget.cache.get_or_load(key, lambda: TorchBackend(8))
+    measured = budget.cache.size_of(key)
+    declared_wrong = _need(key, "cpu", 10**12, 0)  # a declaration far off: the measurement wins once loaded
+    assert budget.need_bytes([declared_wrong]) == {"cpu": measured}
+
+
+def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypatch, state_dir):
+    """BasicVSR++ and RAFT put their networks in the installed cache, measured (the budget saw 0 before)."""
+    from peanut_server.flow import get_estimator
+    from peanut_server.flow.models import RAFT_SMALL
+    from peanut_server.flow.raft import build_raft
+    from peanut_server.models.cache import install_model_cache
+    from peanut_server.upscaler import BACKENDS
+    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
+    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
+    from peanut_server.models.registry import get_spec
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
+    torch.manual_seed(0)
+    (models / RAFT_SMALL.id).mkdir(parents=True)
+    torch.save(build_raft("raft_small").state_dict(), models / RAFT_SMALL.id / RAFT_SMALL.files[0].filename)
+    spec = get_spec(BASICVSRPP_MODEL_IDS[0])
+    (models / spec.id).mkdir(parents=True)
+    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
+    torch.save({"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
+               models / spec.id / spec.files[0].filename)
+
+    budget = MemoryBudget(1024 * MIB)
+    install_model_cache(budget.cache)
+    try:
+        raft = get_estimator("raft_small", device="cpu")
+        upscaler_net = BACKENDS["basicvsrpp"]().model("cpu")
+        assert get_estimator("raft_small", device="cpu") is raft  # the second job reuses it
+        sizes = {key[1]: budget.cache.size_of(key) for key, _ in budget.cache.held()}
+        assert sizes["raft-small"] == estimate_bytes(raft.model) > 0
+        assert sizes[spec.id] == estimate_bytes(upscaler_net) > 0
+        assert budget.cache.total_bytes("cpu") == sizes["raft-small"] + sizes[spec.id]
+    finally:
+        install_model_cache(None)
+
+
+def test_job_needs_come_from_the_chosen_backends(tmp_path, monkeypatch, state_dir):
+    from peanut_server.daemon.budget import job_model_needs
+    from peanut_server.eraser import FlowGuidedEraser
+    from peanut_server.flow.raft import raft_activation_bytes, raft_weight_bytes
+    from peanut_server.pipeline.spec import PipelineOptions
+    from peanut_server.upscaler import BACKENDS
+
+    monkeypatch.setenv("PEANUT_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    opts = PipelineOptions()
+    opts.eraser_options.flow = "raft_large"
+    opts.eraser_options.device = opts.upscaler_options.device = "cpu"
+    needs = job_model_needs([("eraser", FlowGuidedEraser), ("upscaler", BACKENDS["basicvsrpp"])], opts, (768, 432))
+    by_model = {n.key[1]: n for n in needs}
+    assert set(by_model) == {"raft-large", "basicvsrpp-reds4"}  # no LaMa: its weights are absent, auto skips it
+    raft = by_model["raft-large"]
+    assert raft.pool == "cpu" and raft.weight_bytes == raft_weight_bytes("raft_large") > 4_000_000 * 4
+    assert raft.activation_bytes == raft_activation_bytes("raft_large", 432, 768)
+    # The correlation volume grows with the square of the area: 1080p RAFT is refused on a 16 GiB budget.
+    assert raft_activation_bytes("raft_large", 1080, 1920) > 16 * 1024 * MIB
+    assert by_model["basicvsrpp-reds4"].weight_bytes > 7_000_000 * 4 and by_model["basicvsrpp-reds4"].activation_bytes > 0
+
+
+def test_a_loaded_backend_instance_counts_in_its_own_pool():
+    """A masker holding its network on a GPU counts against that GPU at Submit, not against RAM."""
+
+    class Masker:
+        name = "gpu-masker"
+
+    budget = MemoryBudget(200 * MIB, accelerator_bytes={"cuda:0": 100 * MIB})
+    budget.cache[("masker", "gpu-masker")] = PooledBackend(150 * MIB, "cuda:0")
+    with pytest.raises(ResourceExhausted, match="on cuda:0"):
+        budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)])
+    budget.cache[("masker", "gpu-masker")] = PooledBackend(150 * MIB, "cpu")
+    assert budget.check_job(64, 64, (64, 64), 2, [("masker", Masker)]).model_bytes == 150 * MIB
+
+
+def test_two_jobs_asking_at_once_share_one_load_and_a_failed_load_leaves_nothing():
+    import threading
+    import time
+
+    cache = ModelCache(budget_bytes=10 * MIB)
+    calls = []
+
+    def slow_load():
+        calls.append(1)
+        time.sleep(0.2)
+        return TorchBackend(4)
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get_or_load(("model", "m"), slow_load)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1] and len(got) == 3 and all(g is got[0] for g in got)
+
+    def broken():
+        raise RuntimeError("corrupt checkpoint")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_load(("model", "bad"), broken)
+    assert ("model", "bad") not in cache
+    assert cache.get_or_load(("model", "bad"), lambda: TorchBackend(4)) is not None  # a later try loads again

@@ -13,6 +13,7 @@ from peanut_server.eraser.flowguided import FlowGuidedEraser, fill_window
 from peanut_server.eraser.flowguided import propagation
 from peanut_server.eraser.lama import Inpainter
 from peanut_server.errors import JobCancelled
+from peanut_server.models.cache import install_model_cache
 from peanut_server.progress import Reporter
 
 SHIFT = 3  # pixels per frame the camera pans (content moves right)
@@ -191,7 +192,7 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
     (models / LAMA.id).mkdir(parents=True)
     torch.save(official, models / LAMA.id / LAMA.files[0].filename)
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
-    monkeypatch.setattr(lama, "_cached", {})
+    install_model_cache(None)  # a fresh model cache: no LaMa from another test
     assert lama.lama_available() == (True, "")
     inpainter = lama.get_inpainter("auto")
     assert isinstance(inpainter, lama.LamaInpainter)
@@ -201,6 +202,15 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
     out = inpainter.fill(image, hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], image[~hole])
+    # One model cache: LaMa is loaded once, reused by the next job, and its bytes are counted there.
+    from peanut_server.models.cache import estimate_bytes, model_cache
+
+    assert lama.get_inpainter("auto", "cpu") is inpainter
+    assert inpainter.placement.device == "cpu" and inpainter.placement.dtype == "float32"
+    (key, pools), = model_cache().held()
+    assert key[1] == LAMA.id and pools == {"cpu": estimate_bytes(inpainter.descriptor.model)} and pools["cpu"] > 0
+    # Its memory estimate for a job grows with the keyframe's area.
+    assert lama.lama_need((864, 480)).activation_bytes == 4 * lama.lama_need((432, 240)).activation_bytes
 
 
 def test_lama_missing_falls_back_to_synthesis(tmp_path, monkeypatch, state_dir) -> None:
@@ -211,7 +221,7 @@ def test_lama_missing_falls_back_to_synthesis(tmp_path, monkeypatch, state_dir) 
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(lama, "_cached", {})
+    install_model_cache(None)  # a fresh model cache: no LaMa from another test
     assert isinstance(lama.get_inpainter("auto"), SynthesisInpainter)
     assert isinstance(lama.get_inpainter("opencv"), lama.OpenCVInpainter)
     with pytest.raises(ModelError):

@@ -10,6 +10,14 @@ from peanut_server.errors import ModelError
 from peanut_server.flow import get_estimator
 from peanut_server.flow.models import RAFT_SMALL
 from peanut_server.flow.raft import RaftFlow, build_raft, load_raft
+from peanut_server.models.cache import install_model_cache
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache():
+    install_model_cache(None)  # each test loads its own weights, never another test's
+    yield
+    install_model_cache(None)
 
 
 def _frames(count: int = 3, height: int = 36, width: int = 52) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from peanut_server.errors import JobCancelled, ModelError
+from peanut_server.models.cache import install_model_cache
 from peanut_server.eraser.base import FlowFields
 from peanut_server.progress import Reporter
 from peanut_server.upscaler import BACKENDS, UpscalerOptions
@@ -286,7 +287,7 @@ def tiny_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Pat
     path = models / spec.id / spec.files[0].filename
     path.parent.mkdir(parents=True)
     torch.save(released_file(tiny_model(7).state_dict()), path)
-    BACKENDS["basicvsrpp"]._cache.clear()
+    install_model_cache(None)  # a fresh model cache: no network from another test
     return path
 
 

@@ -77,20 +77,24 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class BackendInfo(_message.Message):
-    __slots__ = ("stage", "name", "available", "reason", "learned", "is_default")
+    __slots__ = ("stage", "name", "available", "reason", "learned", "is_default", "device", "precision")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     LEARNED_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     stage: Stage
     name: str
     available: bool
     reason: str
     learned: bool
     is_default: bool
-    def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., learned: _Optional[bool] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    device: str
+    precision: str
+    def __init__(self, stage: _Optional[_Union[Stage, str]] = ..., name: _Optional[str] = ..., available: _Optional[bool] = ..., reason: _Optional[str] = ..., learned: _Optional[bool] = ..., is_default: _Optional[bool] = ..., device: _Optional[str] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("id", "stage", "present", "path", "reason", "license")
@@ -185,7 +189,7 @@ class MaskSpec(_message.Message):
     def __init__(self, text: _Optional[str] = ..., mask_path: _Optional[str] = ..., frame_prompts: _Optional[_Iterable[_Union[FramePrompt, _Mapping]]] = ..., approximate: _Optional[bool] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather", "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "reuse_flow", "seed", "include_effects")
+    __slots__ = ("preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather", "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "reuse_flow", "seed", "include_effects", "device")
     PRESET_FIELD_NUMBER: _ClassVar[int]
     MASKER_FIELD_NUMBER: _ClassVar[int]
     ERASER_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +206,7 @@ class Options(_message.Message):
     REUSE_FLOW_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_EFFECTS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
     preset: Preset
     masker: str
     eraser: str
@@ -218,7 +223,8 @@ class Options(_message.Message):
     reuse_flow: bool
     seed: int
     include_effects: bool
-    def __init__(self, preset: _Optional[_Union[Preset, str]] = ..., masker: _Optional[str] = ..., eraser: _Optional[str] = ..., upscaler: _Optional[str] = ..., flow: _Optional[str] = ..., working_height: _Optional[int] = ..., mask_dilation: _Optional[int] = ..., feather: _Optional[int] = ..., neighbor_stride: _Optional[int] = ..., step: _Optional[int] = ..., subvideo_length: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., clip_window: _Optional[int] = ..., reuse_flow: _Optional[bool] = ..., seed: _Optional[int] = ..., include_effects: _Optional[bool] = ...) -> None: ...
+    device: str
+    def __init__(self, preset: _Optional[_Union[Preset, str]] = ..., masker: _Optional[str] = ..., eraser: _Optional[str] = ..., upscaler: _Optional[str] = ..., flow: _Optional[str] = ..., working_height: _Optional[int] = ..., mask_dilation: _Optional[int] = ..., feather: _Optional[int] = ..., neighbor_stride: _Optional[int] = ..., step: _Optional[int] = ..., subvideo_length: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., clip_window: _Optional[int] = ..., reuse_flow: _Optional[bool] = ..., seed: _Optional[int] = ..., include_effects: _Optional[bool] = ..., device: _Optional[str] = ...) -> None: ...
 
 class OutputSpec(_message.Message):
     __slots__ = ("path", "matte_path", "overwrite", "patch_layer")

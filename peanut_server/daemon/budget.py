@@ -2,7 +2,8 @@
 
 Backends (maskers, erasers, upscalers) stay loaded between jobs because loading
 takes seconds; but a daemon left running for days must not grow without bound.
-`ModelCache` is the mapping the Pipeline keeps its backend instances in: when
+`ModelCache` (models/cache.py) holds the Pipeline's backend instances and every
+loaded network (RAFT, LaMa, BasicVSR++, ...): when
 the sum of their estimated sizes exceeds the budget, the least recently used
 instances are dropped (their memory is freed once no running job holds them).
 
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import threading
-from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..errors import ResourceExhausted
+from ..models.cache import ModelCache, ModelNeed, estimate_bytes, estimate_pools
+
+__all__ = [
+    "MIB", "JobEstimate", "MemoryBudget", "ModelCache", "ModelNeed", "default_budget_bytes",
+    "estimate_bytes", "estimate_job_bytes", "estimate_pools", "physical_memory_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,127 +59,22 @@ def default_budget_bytes() -> int:
     return int(physical_memory_bytes() * DEFAULT_BUDGET_FRACTION)
 
 
-def _torch_module_bytes(module: Any, seen: set[int]) -> int:
-    total = 0
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        key = tensor.data_ptr()
-        if key in seen:
-            continue  # tied weights are counted once
-        seen.add(key)
-        total += tensor.numel() * tensor.element_size()
-    return total
-
-
-def estimate_bytes(instance: Any) -> int:
-    """A backend instance's resident size: its own `memory_bytes()`, else its torch modules.
-
-    Backends with no learned model (Telea, Lanczos) come out near 0, which is right:
-    they hold no weights.
-    """
-    method = getattr(instance, "memory_bytes", None)
-    if callable(method):
-        return max(0, int(method()))
-    torch = sys.modules.get("torch")  # never import torch just to measure nothing
-    if torch is None:
-        return 0
-    seen: set[int] = set()
-    if isinstance(instance, torch.nn.Module):
-        return _torch_module_bytes(instance, seen)
-    total = 0
-    # One level of attributes: backends hold their networks as fields.
-    for value in vars(instance).values() if hasattr(instance, "__dict__") else ():
-        if isinstance(value, torch.nn.Module):
-            total += _torch_module_bytes(value, seen)
-    return total
-
-
-class ModelCache(MutableMapping):
-    """Backend instances by key, least recently used dropped past `budget_bytes`.
-
-    Sizes are measured when an instance is stored and again on every access (a
-    backend may load its network lazily, on its first job).
-    """
-
-    def __init__(self, budget_bytes: int) -> None:
-        self.budget_bytes = budget_bytes
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._sizes: dict[Any, int] = {}
-        self._lock = threading.RLock()
-        self.evicted: list[Any] = []   # keys dropped, oldest first (for logs and tests)
-
-    def __getitem__(self, key: Any) -> Any:
-        with self._lock:
-            value = self._items[key]
-            self._items.move_to_end(key)
-            self._sizes[key] = estimate_bytes(value)
-            self._evict(keep=key)
-            return value
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            self._sizes[key] = estimate_bytes(value)
-            self._evict(keep=key)
-
-    def __delitem__(self, key: Any) -> None:
-        with self._lock:
-            del self._items[key]
-            self._sizes.pop(key, None)
-
-    def __iter__(self) -> Iterator[Any]:
-        with self._lock:
-            return iter(list(self._items))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def size_of(self, key: Any) -> int:
-        return self._sizes.get(key, 0)
-
-    def total_bytes(self) -> int:
-        with self._lock:
-            return sum(self._sizes.values())
-
-    def _evict(self, keep: Any) -> None:
-        # The instance just used stays even if it alone is over the budget:
-        # the job that asked for it is running (the up-front check let it in).
-        while self.total_bytes() > self.budget_bytes:
-            victim = next((k for k in self._items if k != keep), None)
-            if victim is None:
-                return
-            size = self._sizes.get(victim, 0)
-            del self[victim]
-            self.evicted.append(victim)
-            log.info("model cache: unloaded %s (%.1f MiB) to stay within %.0f MiB",
-                     victim, size / MIB, self.budget_bytes / MIB)
-        if self.evicted:
-            _release_accelerator_memory()
-
-
-def _release_accelerator_memory() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 @dataclass
 class JobEstimate:
     working_bytes: int
     source_bytes: int
-    model_bytes: int
+    model_bytes: int                       # weights and activations in RAM
+    accelerator_bytes: dict[str, int] = field(default_factory=dict)  # per GPU: weights and activations there
 
     @property
     def total(self) -> int:
+        """What the job needs in RAM."""
         return self.working_bytes + self.source_bytes + self.model_bytes
 
 
 def estimate_job_bytes(width: int, height: int, working: tuple[int, int], window: int, model_bytes: int,
                        channels: int = 3) -> JobEstimate:
-    """Bytes a job holds at once: one window at working and at source resolution, plus its models."""
+    """Bytes a job holds at once in RAM: one window at working and at source resolution, plus its models."""
     working_bytes = working[0] * working[1] * channels * window * WORKING_FACTOR
     source_bytes = min(width * height * channels * window, SOURCE_WINDOW_CAP)
     # Beyond the cap the compositor streams, but still holds a frame or two.
@@ -184,27 +82,76 @@ def estimate_job_bytes(width: int, height: int, working: tuple[int, int], window
     return JobEstimate(working_bytes, source_bytes, model_bytes)
 
 
+def accelerator_memory_bytes(pool: str) -> int | None:
+    """Total memory of a CUDA device ("cuda:N"), or None when torch cannot tell."""
+    try:
+        import torch
+
+        return int(torch.cuda.get_device_properties(int(pool.split(":")[1])).total_memory)
+    except Exception:  # noqa: BLE001 - no CUDA, or a broken driver: not limited here
+        return None
+
+
 class MemoryBudget:
-    """The daemon's memory budget: the model cache's limit and the fit check for new jobs."""
+    """The daemon's memory budget: the model cache's limits and the fit check for new jobs.
 
-    def __init__(self, budget_bytes: int) -> None:
+    `budget_bytes` limits RAM; each GPU is limited to DEFAULT_BUDGET_FRACTION of
+    its own memory (or `accelerator_bytes[pool]` when given).
+    """
+
+    def __init__(self, budget_bytes: int, accelerator_bytes: dict[str, int] | None = None) -> None:
         self.budget_bytes = budget_bytes
-        self.cache = ModelCache(budget_bytes)
+        self._accelerator_bytes = dict(accelerator_bytes or {})
+        self.cache = ModelCache(budget_bytes, limit_of=self.limit)
 
-    def model_bytes(self, backends: list[tuple[str, type]]) -> int:
-        """Sizes of the (stage, class) backends a job will use: measured if loaded, else declared."""
-        total = 0
+    def limit(self, pool: str) -> int | None:
+        if pool == "cpu":
+            return self.budget_bytes
+        if pool not in self._accelerator_bytes:
+            total = accelerator_memory_bytes(pool)
+            if total is None:
+                return None
+            self._accelerator_bytes[pool] = int(total * DEFAULT_BUDGET_FRACTION)
+        return self._accelerator_bytes[pool]
+
+    def backend_bytes(self, backends: list[tuple[str, type]]) -> dict[str, int]:
+        """Bytes per pool of the (stage, class) backend instances themselves: measured if loaded, else declared (RAM)."""
+        pools: dict[str, int] = {}
         for stage, cls in backends:
             key = (stage, getattr(cls, "name", cls.__name__))
-            if key in self.cache:
-                total += self.cache.size_of(key)
-            else:
-                total += int(getattr(cls, "estimated_memory_bytes", 0))
-        return total
+            held = self.cache.pools_of(key) if key in self.cache else {
+                "cpu": int(getattr(cls, "estimated_memory_bytes", 0))}
+            for pool, size in held.items():
+                pools[pool] = pools.get(pool, 0) + size
+        return pools
+
+    def model_bytes(self, backends: list[tuple[str, type]]) -> int:
+        """RAM held by the backend instances (see backend_bytes)."""
+        return self.backend_bytes(backends).get("cpu", 0)
+
+    def need_bytes(self, needs: Sequence[ModelNeed]) -> dict[str, int]:
+        """Bytes per pool for a job's models: loaded ones by their measured size, others as declared; plus activations."""
+        pools: dict[str, int] = {}
+        for need in needs:
+            held = self.cache.pools_of(need.key) if need.key in self.cache else {need.pool: need.weight_bytes}
+            for pool, size in held.items():
+                pools[pool] = pools.get(pool, 0) + size
+            pools[need.pool] = pools.get(need.pool, 0) + need.activation_bytes
+        return pools
 
     def check_job(self, width: int, height: int, working: tuple[int, int], window: int,
-                  backends: list[tuple[str, type]]) -> JobEstimate:
-        estimate = estimate_job_bytes(width, height, working, window, self.model_bytes(backends))
+                  backends: list[tuple[str, type]], needs: Sequence[ModelNeed] = ()) -> JobEstimate:
+        """Refuse (ResourceExhausted) a job that cannot fit even with every other model unloaded.
+
+        A job that fits only once least recently used models are unloaded is
+        let in: the cache unloads them when the job's models load.
+        """
+        pools = self.need_bytes(needs)
+        for pool, size in self.backend_bytes(backends).items():
+            pools[pool] = pools.get(pool, 0) + size
+        ram_models = pools.pop("cpu", 0)
+        estimate = estimate_job_bytes(width, height, working, window, ram_models)
+        estimate.accelerator_bytes = pools
         if estimate.total > self.budget_bytes:
             raise ResourceExhausted(
                 f"this job needs about {estimate.total / MIB:.0f} MiB "
@@ -215,4 +162,33 @@ class MemoryBudget:
                 f"subvideo_length, or start peanut-server with a larger --memory-budget-mb",
                 code="OUT_OF_MEMORY_BUDGET",
             )
+        for pool, size in pools.items():
+            limit = self.limit(pool)
+            if limit is not None and size > limit:
+                parts = [f"{need.key[1]} {(need.weight_bytes + need.activation_bytes) / MIB:.0f} MiB"
+                         for need in needs if need.pool == pool]
+                parts += [f"{stage} {getattr(cls, 'name', cls.__name__)} as loaded" for stage, cls in backends
+                          if self.cache.pools_of((stage, getattr(cls, "name", cls.__name__))).get(pool)]
+                raise ResourceExhausted(
+                    f"this job needs about {size / MIB:.0f} MiB on {pool} ({', '.join(parts)}; weights and activations) "
+                    f"but the budget there is {limit / MIB:.0f} MiB; use a lower working_height, "
+                    f"or run it on another device (--device)",
+                    code="OUT_OF_MEMORY_BUDGET",
+                )
         return estimate
+
+
+def job_model_needs(backends: list[tuple[str, type]], options, working: tuple[int, int]) -> list[ModelNeed]:
+    """The learned models a job's chosen (stage, class) backends will load, from their `model_needs`.
+
+    `options` is the job's PipelineOptions; each stage gets its own options
+    (eraser_options, upscaler_options, masker_options). A backend without
+    `model_needs` holds no cached model, or reports its size through the
+    Pipeline's instance cache (`model_bytes`).
+    """
+    needs: list[ModelNeed] = []
+    for stage, cls in backends:
+        method = getattr(cls, "model_needs", None)
+        if callable(method):
+            needs.extend(method(getattr(options, f"{stage}_options"), working))
+    return needs

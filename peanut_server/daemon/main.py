@@ -53,6 +53,9 @@ from ..statedir import (
     resolve_state_dir,
     write_server_file,
 )
+from ..errors import PeanutError
+from ..models.cache import ModelCache, install_model_cache
+from ..models.device import set_daemon_defaults
 from .budget import MIB, MemoryBudget, default_budget_bytes
 from .jobs import JobStore, damaged_reason
 from .service import MAX_WATCHERS, PeanutService, Worker
@@ -173,6 +176,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-budget-mb", type=int, default=None,
                         help="memory for loaded models and a job's frames; least recently used models are "
                              "unloaded past it and jobs that cannot fit are refused (default: 75%% of RAM)")
+    parser.add_argument("--device", default="auto",
+                        help="where learned backends run unless a job asks otherwise: auto (CUDA, then Apple MPS, "
+                             "then CPU), cpu, cuda, cuda:N, mps (default auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="auto: fp16/bf16 autocast only for backends known to be safe with it, fp32 otherwise; "
+                             "fp32: never autocast (default auto)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"peanut-server {__version__}")
     return parser.parse_args(argv)
@@ -273,6 +282,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.queue_size < 1:
         print(f"peanut-server: --queue-size must be at least 1 (got {args.queue_size})", file=sys.stderr)
         return 2
+    try:
+        set_daemon_defaults(args.device, args.precision)
+    except PeanutError as exc:  # an unknown name, or a device this machine does not have
+        print(f"peanut-server: --device/--precision: {exc.message}", file=sys.stderr)
+        return 2
 
     state_dir = ensure_state_dir(resolve_state_dir(args.state_dir))
     state_lock = lock_state_dir(state_dir)  # before anything touches the queue
@@ -293,7 +307,11 @@ def serve(args: argparse.Namespace) -> int:
         # Refusing every job for want of a number would be worse than no net at all.
         budget = None
         log.warning("the size of this machine's RAM is unknown: no memory budget; pass --memory-budget-mb to set one")
-    worker = Worker(store, Pipeline(instances=budget.cache if budget else None), capacity=args.queue_size)
+    # One model cache for the daemon: the Pipeline's backend instances and every
+    # network the backends load (models/cache.py) are counted and unloaded together.
+    cache = budget.cache if budget else ModelCache(budget_bytes=None)
+    install_model_cache(cache)
+    worker = Worker(store, Pipeline(instances=cache), capacity=args.queue_size)
     service = PeanutService(worker, str(state_dir), budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=UNARY_THREADS + MAX_WATCHERS, thread_name_prefix="peanut-rpc"),

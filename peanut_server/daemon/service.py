@@ -28,7 +28,7 @@ from ..pipeline import backends as backend_table
 from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
 from ..pipeline.spec import absolute_path
-from .budget import MemoryBudget
+from .budget import MemoryBudget, job_model_needs
 from .inputs import first_difference, fingerprint_job, fingerprint_timeline
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
@@ -47,14 +47,24 @@ MAX_WATCHERS_PER_CLIENT = 32
 
 
 def detect_device() -> str:
+    """The device policy's default device, named for people ("cuda:0 (NVIDIA H100)", "mps", "cpu")."""
     try:
         import torch
 
-        if torch.cuda.is_available():
-            return f"cuda:0 ({torch.cuda.get_device_name(0)})"
+        from ..models.device import resolve_device
+
+        device = resolve_device(None)
+        if device.startswith("cuda"):
+            return f"{device} ({torch.cuda.get_device_name(int(device.split(':')[1]))})"
+        return device
     except Exception:  # a broken CUDA install must not stop the daemon
-        log.warning("torch could not query CUDA", exc_info=True)
+        log.warning("torch could not query the devices", exc_info=True)
     return "cpu"
+
+
+# Which entry of the device policy (models/device.py) a stage backend's learned
+# parts use, when the class does not say itself (a `device_policy` class attribute).
+_POLICY_NAME = {"flowguided": "raft", "basicvsrpp": "basicvsrpp"}
 
 
 def _abort_for(exc: Exception, context, method_name: str) -> None:
@@ -498,9 +508,17 @@ class PeanutService(pb_grpc.PeanutServicer):
 
         info = pb.Info(version=__version__, api_version=API_VERSION, device=self.device, state_dir=self.state_dir,
                        pid=os.getpid(), queue_capacity=self.worker.capacity)
+        from ..models.device import describe as placement_of
+
         for row in backend_table.describe():
+            device = precision = ""
+            if row["learned"] or row["name"] in _POLICY_NAME:
+                cls = backend_table.stage_backends(row["stage"]).get(row["name"])
+                policy_name = getattr(cls, "device_policy", None) or _POLICY_NAME.get(row["name"], row["name"])
+                device, precision = placement_of(policy_name)
             info.backends.add(stage=STAGE_ENUM[row["stage"]], name=row["name"], available=row["available"],
-                              reason=row["reason"], learned=row["learned"], is_default=row["is_default"])
+                              reason=row["reason"], learned=row["learned"], is_default=row["is_default"],
+                              device=device, precision=precision)
         for spec in all_specs():
             paths = [locate_file(spec, f) for f in spec.files]
             missing = [f.filename for f, p in zip(spec.files, paths) if p is None]
@@ -525,17 +543,24 @@ class PeanutService(pb_grpc.PeanutServicer):
 
     def _check_memory(self, spec, info) -> None:
         """Refuse up front a job whose window of frames plus models cannot fit the memory budget."""
+        if spec.options.device:
+            from ..models.device import resolve_device
+
+            resolve_device(spec.options.device)  # a device this machine lacks is refused here, named
         if self.budget is None:
             return
         opts = spec.options
         working = working_size(info.width, info.height, opts.working_height)
-        backends = []
+        # The masker counts too: a loaded one by its measured size (per memory pool),
+        # and by its `model_needs` once it declares them.
+        backends = [("masker", self.worker.pipeline.masker_choice(spec).cls)]
         if not spec.matte_only:
             backends.append(("eraser", backend_table.choose("eraser", opts.eraser).cls))
             if working != (info.width, info.height):
                 backends.append(("upscaler", backend_table.choose("upscaler", opts.upscaler).cls))
         window = 1 if spec.matte_only else max(2, opts.subvideo_length)
-        self.budget.check_job(info.width, info.height, working, window, backends)
+        self.budget.check_job(info.width, info.height, working, window, backends,
+                              needs=job_model_needs(backends, opts, working))
 
     @rpc
     def ProcessTimeline(self, request, context):

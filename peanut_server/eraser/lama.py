@@ -3,7 +3,9 @@
 LaMa (big-lama, loaded through spandrel) when its weights are on disk,
 OpenCV's Telea inpainting otherwise. The flow-guided eraser calls this on
 keyframes only and propagates the result, so invented content does not
-flicker.
+flicker. LaMa runs where the device policy puts it (models/device.py; fp32:
+its Fourier convolutions are not known safe in half precision) and lives in
+the daemon's model cache (models/cache.py) between jobs.
 """
 
 from __future__ import annotations
@@ -11,16 +13,25 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import cv2
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, PeanutError
+
+if TYPE_CHECKING:
+    from ..models.cache import ModelNeed
+    from ..models.device import Placement
 
 log = logging.getLogger(__name__)
 
 OPENCV_RADIUS = 5
+# Working memory of one LaMa call per input pixel: the full-resolution stem
+# (64 channels, a few maps alive at once) dominates; the 1/8 resolution FFC
+# blocks with their complex spectra add about as much again. An estimate
+# from the architecture, in bytes per pixel, not a measurement.
+LAMA_ACTIVATION_BYTES_PER_PIXEL = 64 * 4 * 8
 
 
 class Inpainter(ABC):
@@ -51,19 +62,23 @@ class LamaInpainter(Inpainter):
 
     name = "lama"
 
-    def __init__(self, descriptor, device: str = "cpu") -> None:
+    def __init__(self, descriptor, device: str = "cpu", placement: "Placement | None" = None) -> None:
+        from ..models.device import Placement
+
         self.descriptor = descriptor
-        self.device = device
+        self.placement = placement or Placement(device, "float32", "given")
+        self.device = self.placement.device
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str = "cpu") -> "LamaInpainter":
+    def from_file(cls, path: str | Path, device: str = "cpu", placement: "Placement | None" = None) -> "LamaInpainter":
         from spandrel import ModelLoader
 
+        device = placement.device if placement is not None else device
         try:
             descriptor = ModelLoader(device=device).load_from_file(str(path))
         except Exception as exc:  # spandrel raises several types for a bad file
             raise ModelError(f"cannot load LaMa from {path}: {type(exc).__name__}: {exc}") from exc
-        return cls._checked(descriptor, device)
+        return cls._checked(descriptor, device, placement)
 
     @classmethod
     def from_state_dict(cls, state_dict: dict, device: str = "cpu") -> "LamaInpainter":
@@ -76,11 +91,11 @@ class LamaInpainter(Inpainter):
         return cls._checked(descriptor, device)
 
     @classmethod
-    def _checked(cls, descriptor, device: str) -> "LamaInpainter":
+    def _checked(cls, descriptor, device: str, placement: "Placement | None" = None) -> "LamaInpainter":
         if descriptor.architecture.id != "LaMa":
             raise ModelError(f"expected a LaMa checkpoint, got {descriptor.architecture.id}")
         descriptor.eval()
-        return cls(descriptor, device)
+        return cls(descriptor, device, placement)
 
     def fill(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         import torch
@@ -89,38 +104,88 @@ class LamaInpainter(Inpainter):
             return image.copy()
         tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0).to(self.device)
         mask = torch.from_numpy(hole.astype(np.float32))[None, None].to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.placement.autocast_context():
             result = self.descriptor(tensor, mask)
-        result = (result[0].permute(1, 2, 0).clamp(0, 1) * 255.0).round().byte().cpu().numpy()
+        result = (result[0].float().permute(1, 2, 0).clamp(0, 1) * 255.0).round().byte().cpu().numpy()
         out = image.copy()
         out[hole] = result[hole]
         return out
 
 
-def lama_available() -> tuple[bool, str]:
+def lama_class_missing() -> str:
+    """Why spandrel cannot load LaMa here ("" when it can): the capability, not the version."""
+    try:
+        from spandrel import MAIN_REGISTRY
+    except ImportError:
+        return "the spandrel package is not installed (pip install peanut-video[lama])"
+    if not any(support.architecture.id == "LaMa" for support in MAIN_REGISTRY.architectures()):
+        return "this spandrel has no LaMa architecture"
+    return ""
+
+
+def lama_available(device: str | None = None) -> tuple[bool, str]:
+    """(available, why not): spandrel's LaMa architecture, the weights on disk, and the device."""
+    from ..models.device import resolve_device
     from ..models.registry import missing_reason
 
     from .models import LAMA_ID
 
-    try:
-        import spandrel  # noqa: F401
-    except ImportError:
-        return False, "the spandrel package is not installed (pip install peanut-video[lama])"
-    reason = missing_reason(LAMA_ID)
+    reason = lama_class_missing() or missing_reason(LAMA_ID)
+    if not reason:
+        try:
+            resolve_device(device)
+        except PeanutError as exc:  # the device asked for is not on this machine
+            reason = exc.message
     return (not reason), reason
 
 
-_cached: dict[str, Inpainter] = {}
+def lama_weight_bytes() -> int:
+    """Declared size of big-lama's weights before loading: its file's size (an fp32 state dict)."""
+    from .models import LAMA
+
+    return sum(f.size for f in LAMA.files)
+
+
+def lama_activation_bytes(height: int, width: int) -> int:
+    """Working memory of one LaMa call on a height x width keyframe (padded to a multiple of 8)."""
+    return (height + (-height) % 8) * (width + (-width) % 8) * LAMA_ACTIVATION_BYTES_PER_PIXEL
+
+
+def lama_need(working: tuple[int, int], device: str | None = None) -> "ModelNeed":
+    """What LaMa will hold for a job at working size (width, height) on the job's device."""
+    from ..models.cache import ModelNeed, model_key
+    from ..models.device import device_pool, select
+    from ..models.registry import locate
+
+    from .models import LAMA_ID
+
+    placement = select("lama", device)
+    found = locate(LAMA_ID)
+    return ModelNeed(
+        key=model_key(LAMA_ID, placement.device, next(iter(found.values())) if found else None),
+        pool=device_pool(placement.device),
+        weight_bytes=lama_weight_bytes(),
+        activation_bytes=lama_activation_bytes(working[1], working[0]),
+    )
+
+
 _logged: set[str] = set()  # reasons already logged once per process
 
 
-def get_inpainter(name: str = "auto", device: str = "cpu") -> Inpainter:
+def lama_chosen(name: str = "auto", device: str | None = None) -> bool:
+    """Whether get_inpainter(name) would run LaMa (for the memory check before a job)."""
+    name = (name or "auto").lower()
+    return name == "lama" or (name == "auto" and lama_available(device)[0])
+
+
+def get_inpainter(name: str = "auto", device: str | None = None) -> Inpainter:
     """"lama", "synthesis", "opencv", or "auto".
 
     "auto" is LaMa when its weights are present, else the no-weights
     exemplar/frequency synthesis (synthesis.py), else OpenCV's Telea (when
-    OpenCV lacks its contrib modules). The LaMa model is loaded once per
-    process and kept (models stay loaded between jobs).
+    OpenCV lacks its contrib modules). `device` is the job's request ("" or
+    None: the daemon's). The LaMa model comes from the daemon's model cache:
+    loaded once, kept between jobs until the budget needs its memory.
     """
     from .synthesis import SynthesisInpainter, xphoto_available
 
@@ -134,7 +199,7 @@ def get_inpainter(name: str = "auto", device: str = "cpu") -> Inpainter:
         return SynthesisInpainter()
     if name not in ("auto", "lama"):
         raise ValueError(f"unknown inpainter {name!r}: use auto, lama, synthesis or opencv")
-    ok, reason = lama_available()
+    ok, reason = lama_available(device)
     if not ok:
         if name == "lama":
             raise ModelError(f"LaMa cannot run: {reason}")
@@ -147,12 +212,15 @@ def get_inpainter(name: str = "auto", device: str = "cpu") -> Inpainter:
             _logged.add("xphoto")
             log.warning("never-seen pixels use Telea: %s", xphoto_available()[1])
         return OpenCVInpainter()
-    key = f"lama:{device}"
-    if key not in _cached:
-        from ..models.registry import locate
+    from ..models.cache import model_cache
+    from ..models.device import select
+    from ..models.registry import locate
 
-        from .models import LAMA_ID
+    from .models import LAMA_ID
 
-        path = next(iter(locate(LAMA_ID).values()))
-        _cached[key] = LamaInpainter.from_file(path, device)
-    return _cached[key]
+    need = lama_need((0, 0), device)
+    placement = select("lama", device)
+    path = next(iter(locate(LAMA_ID).values()))
+    return model_cache().get_or_load(
+        need.key, lambda: LamaInpainter.from_file(path, placement=placement), reserve={need.pool: need.weight_bytes}
+    )

@@ -10,13 +10,20 @@ Lookup order for each file of a model:
 `pull` downloads through huggingface_hub (or the file's URL) into the models
 directory and refuses a file whose sha256 differs from the table's; it fails
 with a clear message under HF_HUB_OFFLINE=1 or without network.
+
+Without network (`import_model`): files fetched by hand on another machine
+(`download_urls` says from where) are checked and placed where lookup finds
+them: the Hugging Face cache layout for models hosted on the hub (so
+transformers finds them offline too), the models directory for the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -132,13 +139,17 @@ def _torch_hub_file(filename: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def locate_file(spec: ModelSpec, file: ModelFile) -> Path | None:
+def _models_dir_candidates(spec: ModelSpec, file: ModelFile) -> list[Path]:
     candidates = []
     env = os.environ.get("PEANUT_MODELS_DIR")
     if env:
         candidates.append(Path(env).expanduser() / spec.id / file.filename)
     candidates.append(resolve_state_dir() / "models" / spec.id / file.filename)
-    for path in candidates:
+    return candidates
+
+
+def locate_file(spec: ModelSpec, file: ModelFile) -> Path | None:
+    for path in _models_dir_candidates(spec, file):
         if path.is_file():
             return path
     return _hf_cache_file(spec, file.filename) or _torch_hub_file(Path(file.filename).name)
@@ -240,3 +251,160 @@ def pull(model_id: str) -> dict[str, Path]:
             os.replace(tmp_path, dest)
         paths[file.filename] = dest
     return paths
+
+
+# -- by hand: the files to fetch elsewhere, and bringing them in ---------------------------------------
+
+HUB_URL = "https://huggingface.co/{repo}/resolve/{revision}/{filename}"
+
+
+def download_urls(spec: ModelSpec, file: ModelFile) -> list[str]:
+    """Where `file` can be fetched by hand: its direct URL, and its hub URL when it lives in a hub repo."""
+    urls = [file.url] if file.url else []
+    if spec.repo_id:
+        urls.append(HUB_URL.format(repo=spec.repo_id, revision=spec.revision, filename=file.filename))
+    return urls
+
+
+def _hub_snapshot_dir(spec: ModelSpec) -> tuple[Path, Path, str]:
+    """(repo folder, snapshot folder, commit) in the Hugging Face cache for an import of `spec`.
+
+    An existing ref (a partial earlier download) is kept, so every file of the
+    model ends up in one snapshot folder (the maskers load from one folder).
+    Without one, the ref points at a commit name made from the repo and
+    revision: the files carry no hub commit, and a later online download
+    simply moves the ref to the hub's own commit.
+    """
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo = hf_cache_dir() / repo_folder_name(repo_id=spec.repo_id, repo_type="model")
+    ref = repo / "refs" / spec.revision
+    if ref.is_file():
+        commit = ref.read_text().strip()
+    elif re.fullmatch(r"[0-9a-f]{40}", spec.revision):
+        commit = spec.revision
+    else:
+        commit = hashlib.sha1(f"peanut-import:{spec.repo_id}@{spec.revision}".encode()).hexdigest()
+    return repo, repo / "snapshots" / commit, commit
+
+
+def import_destination(spec: ModelSpec, file: ModelFile) -> Path:
+    """Where `peanut models import` puts `file`: the hub cache layout for hub models, else the models directory.
+
+    A copy already in a models directory is looked up before the hub cache, so
+    an import goes there instead (subject to --overwrite) rather than being
+    shadowed by it.
+    """
+    for path in _models_dir_candidates(spec, file):
+        if path.is_file():
+            return path
+    if spec.repo_id:
+        return _hub_snapshot_dir(spec)[1] / file.filename
+    return models_dir() / spec.id / file.filename
+
+
+def _import_sources(spec: ModelSpec, source: Path) -> dict[str, Path]:
+    """{filename: file to import} for every file of `spec`, from one file or one folder; ModelError otherwise."""
+    expected = ", ".join(f.filename for f in spec.files)
+    if source.is_file():
+        if len(spec.files) == 1:
+            return {spec.files[0].filename: source}
+        raise ModelError(
+            f"{spec.id} has {len(spec.files)} files ({expected}): give the folder that holds them, not one file",
+            code="MODEL_IMPORT_INVALID",
+        )
+    if not source.is_dir():
+        raise ModelError(f"{source} is not a file or a folder", code="MODEL_IMPORT_INVALID")
+    found, missing = {}, []
+    for file in spec.files:
+        for candidate in (source / file.filename, source / Path(file.filename).name):
+            if candidate.is_file():
+                found[file.filename] = candidate
+                break
+        else:
+            missing.append(file.filename)
+    if missing:
+        raise ModelError(
+            f"{source} lacks {', '.join(missing)} of {spec.id} (expected: {expected}); nothing was imported",
+            code="MODEL_IMPORT_INVALID",
+        )
+    return found
+
+
+def _copy_atomically(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".peanut-import", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _place_in_hub_cache(spec: ModelSpec, source: Path, file: ModelFile, digest: str) -> Path:
+    """blobs/<sha256> + snapshots/<commit>/<file> -> ../../blobs/<sha256> + refs/<revision>, as huggingface_hub lays them out."""
+    repo, snapshot, commit = _hub_snapshot_dir(spec)
+    blob = repo / "blobs" / digest
+    if not blob.is_file():
+        _copy_atomically(source, blob)
+    link = snapshot / file.filename
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()  # only reached with --overwrite, or for a dangling link
+    try:
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    except OSError:  # no symlinks (Windows without developer mode): huggingface_hub copies too
+        _copy_atomically(blob, link)
+    ref = repo / "refs" / spec.revision
+    if not ref.is_file():
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
+    return link
+
+
+def import_model(model_id: str, source: str | os.PathLike, overwrite: bool = False) -> dict[str, tuple[Path, str]]:
+    """Bring a model's files, downloaded on another machine, to where `locate` finds them.
+
+    `source` is the file (models of one file) or a folder holding the files.
+    Every file is checked before anything is placed: a sha256 the registry
+    pins must match (else ModelError with both digests), and a different file
+    already at the destination is kept unless `overwrite`. Returns
+    {filename: (placed path, "imported" | "already there")}.
+    """
+    spec = get_spec(model_id)
+    source = Path(source).expanduser()
+    sources = _import_sources(spec, source)
+    plan = []
+    for file in spec.files:
+        src = sources[file.filename]
+        digest = sha256_of(src)
+        if file.sha256 and digest != file.sha256:
+            raise ModelError(
+                f"{model_id}: {src} has sha256 {digest}, but the registry pins {file.filename} to "
+                f"{file.sha256}; nothing was imported",
+                code="MODEL_CHECKSUM",
+            )
+        dest = import_destination(spec, file)
+        if dest.is_file() and sha256_of(dest) == digest:
+            plan.append((file, src, dest, digest, "already there"))
+            continue
+        if dest.exists() and not overwrite:  # a dangling link holds nothing: replaced
+            raise ModelError(
+                f"{model_id}: {dest} already exists and differs from {src}; nothing was imported "
+                f"(pass --overwrite to replace it)",
+                code="MODEL_EXISTS",
+            )
+        plan.append((file, src, dest, digest, "imported"))
+    placed = {}
+    for file, src, dest, digest, verdict in plan:
+        if verdict == "imported":
+            in_hub_cache = bool(spec.repo_id) and dest == _hub_snapshot_dir(spec)[1] / file.filename
+            if in_hub_cache:
+                dest = _place_in_hub_cache(spec, src, file, digest)
+            else:
+                _copy_atomically(src, dest)
+        placed[file.filename] = (dest, verdict)
+    return placed

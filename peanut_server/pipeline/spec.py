@@ -43,6 +43,7 @@ class PipelineOptions:
     subvideo_length: int = 80        # frames per eraser window
     window_overlap: int = 10         # frames shared by consecutive windows
     include_effects: bool = False    # grow the masks to the object's shadow (eraser/effects.py)
+    device: str = ""                 # learned backends: "" = the daemon's device policy; cpu, cuda[:N], mps
     eraser_options: EraserOptions = field(default_factory=EraserOptions)
     masker_options: MaskerOptions = field(default_factory=MaskerOptions)
     upscaler_options: UpscalerOptions = field(default_factory=UpscalerOptions)
@@ -95,6 +96,13 @@ def options_from_message(message: pb.Options) -> PipelineOptions:
         ),
     )
     opts.include_effects = message.include_effects
+    if message.device:
+        from ..models.device import check_device_name
+
+        # One device for every learned stage of the job; the masker reads opts.device.
+        opts.device = check_device_name(message.device)
+        opts.eraser_options.device = opts.device
+        opts.upscaler_options.device = opts.device
     if message.HasField("working_height"):
         opts.working_height = _positive("working_height", message.working_height, 0, MAX_WORKING_HEIGHT)
         if 0 < opts.working_height < 64:

@@ -88,13 +88,31 @@ class FlowGuidedEraser(Eraser):
         self._flow_cache: dict[str, FlowEstimator] = {}
         self._quick_flow = DISFlow(DISOptions(preset="ultrafast"))
 
-    def _estimator(self, name: str) -> FlowEstimator:
+    def _estimator(self, name: str, device: str = "") -> FlowEstimator:
         if self._flow_estimator is not None:
             return self._flow_estimator
         name = (name or "auto").lower()
+        if name.startswith("raft"):
+            # Learned flow lives in the daemon's model cache, not here: holding
+            # it would keep its memory after the cache unloads it.
+            return get_estimator(name, device=device or None)
         if name not in self._flow_cache:
             self._flow_cache[name] = get_estimator(name)
         return self._flow_cache[name]
+
+    @classmethod
+    def model_needs(cls, options: EraserOptions, working: tuple[int, int]) -> list:
+        """The learned models a job with `options` will load (RAFT, LaMa), for the memory check at Submit."""
+        from ...flow.raft import raft_need
+        from ..lama import lama_chosen, lama_need
+
+        needs = []
+        flow = (options.flow or "auto").lower()
+        if flow.startswith("raft"):
+            needs.append(raft_need(flow, working, options.device or None))
+        if lama_chosen(options.inpainter, options.device or None):
+            needs.append(lama_need(working, options.device or None))
+        return needs
 
     def _guide_round(self, guide: np.ndarray, masks: np.ndarray, options: EraserOptions, reporter: Reporter) -> np.ndarray:
         height, width = masks.shape[1:]
@@ -128,8 +146,8 @@ class FlowGuidedEraser(Eraser):
         masks = masks.astype(bool)
         reporter.check()
         started = time.perf_counter()
-        estimator = self._estimator(options.flow)
-        inpainter = self._inpainter or get_inpainter(options.inpainter)
+        estimator = self._estimator(options.flow, options.device)
+        inpainter = self._inpainter or get_inpainter(options.inpainter, options.device or None)
         # Round 1 estimates flow on frames whose holes hold a smooth fill: the
         # object (or a static logo) would otherwise drag the background flow
         # around the hole towards its own motion. Later rounds estimate flow on

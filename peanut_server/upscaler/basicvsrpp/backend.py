@@ -7,25 +7,28 @@ anti-aliases; pre-shrinking the input instead would throw information away
 before the network sees it. Above 4 (432 -> 2160 is x5) the x4 result is
 enlarged with INTER_CUBIC, the small remaining factor adding no new detail.
 
-Torch is imported on first use, so listing backends stays cheap.
+Torch is imported on first use, so listing backends stays cheap. The device
+and precision come from the daemon's device policy (models/device.py: fp16
+autocast on CUDA), the network from the daemon's model cache (models/cache.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import cv2
 import numpy as np
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, PeanutError
 from ...progress import Reporter
 from ..base import FlowFields, Upscaler, UpscalerOptions
 from ..lanczos import check_frames
 
 if TYPE_CHECKING:
+    from ...models.cache import ModelNeed
     from .network import BasicVSRPlusPlus
 
 log = logging.getLogger(__name__)
@@ -53,26 +56,52 @@ def fit_to_size(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def deform_conv_missing() -> str:
+    """Why torchvision cannot run the deformable alignment here ("" when it can)."""
+    try:
+        from torchvision.ops import deform_conv2d  # noqa: F401
+    except ImportError as exc:
+        return f"torchvision.ops.deform_conv2d is not available ({exc})"
+    return ""
+
+
+@functools.lru_cache(maxsize=None)
+def weight_bytes(mid_channels: int = 64, num_blocks: int = 7) -> int:
+    """Parameters + buffers of the network in fp32, counted on torch's meta device (nothing allocated)."""
+    import torch
+
+    from .network import BasicVSRPlusPlus, BasicVSRPPConfig
+
+    with torch.device("meta"):
+        net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=mid_channels, num_blocks=num_blocks))
+    return sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
+
+
 class BasicVSRPPUpscaler(Upscaler):
     name: ClassVar[str] = "basicvsrpp"
     learned: ClassVar[bool] = True
-
-    # Loaded networks stay in memory between jobs: {(path, device): model}.
-    _cache: ClassVar[dict[tuple[str, str], BasicVSRPlusPlus]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, model_id: str | None = None) -> None:
         self.model_id = model_id  # None: the first one found, in preference order
         self.ran_model_id = ""    # which checkpoint the last call used, for job results
 
     @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        if find_weights() is None:
+    def availability(cls, device: str | None = None) -> tuple[bool, str]:
+        """(available, why not): torchvision's deformable convolution, the weights, the device."""
+        reason = deform_conv_missing()
+        if not reason and find_weights() is None:
             from ...models.registry import missing_reason
             from ..models import BASICVSRPP_MODEL_IDS
 
-            return False, missing_reason(BASICVSRPP_MODEL_IDS[0])
-        return True, ""
+            reason = missing_reason(BASICVSRPP_MODEL_IDS[0])
+        if not reason:
+            from ...models.device import resolve_device
+
+            try:
+                resolve_device(device)
+            except PeanutError as exc:  # the device asked for is not on this machine
+                reason = exc.message
+        return (not reason), reason
 
     def _weights(self) -> tuple[str, Path]:
         if self.model_id is not None:
@@ -87,18 +116,40 @@ class BasicVSRPPUpscaler(Upscaler):
             raise BackendUnavailable(f"basicvsrpp: {self.availability()[1]}")
         return hit
 
+    @classmethod
+    def model_needs(cls, options: UpscalerOptions, working: tuple[int, int]) -> list["ModelNeed"]:
+        """What the network will hold for a job whose crops are at most `working` (width, height)."""
+        import torch
+
+        from ...models.cache import ModelNeed, model_key
+        from ...models.device import device_pool, select
+        from ..models import BASICVSRPP_MODEL_IDS
+        from .runner import activation_bytes, choose_settings
+
+        placement = select("basicvsrpp", None if options.device in ("", "auto") else options.device)
+        hit = find_weights()
+        model_id, path = hit if hit is not None else (BASICVSRPP_MODEL_IDS[0], None)
+        w, h = working
+        settings = choose_settings(h, w, 64, torch.device(placement.device), options.tile, options.chunk,
+                                   dtype=placement.dtype)
+        return [ModelNeed(key=model_key(model_id, placement.device, path), pool=device_pool(placement.device),
+                          weight_bytes=weight_bytes(), activation_bytes=activation_bytes(h, w, settings, 64))]
+
     def model(self, device: str = "auto") -> BasicVSRPlusPlus:
+        """The network on the job's device, from the daemon's model cache (loaded on first use)."""
+        from ...models.cache import model_cache, model_key
+        from ...models.device import device_pool, select
         from .loader import load_checkpoint
-        from .runner import resolve_device
 
         model_id, path = self._weights()
-        dev = resolve_device(device)
-        key = (str(path), str(dev))
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = load_checkpoint(path).to(dev)
-            self.ran_model_id = model_id
-            return self._cache[key]
+        placement = select("basicvsrpp", None if device in ("", "auto") else device)
+        key = model_key(model_id, placement.device, path)
+        net = model_cache().get_or_load(
+            key, lambda: load_checkpoint(path).to(placement.device),
+            reserve={device_pool(placement.device): weight_bytes()},
+        )
+        self.ran_model_id = model_id
+        return net
 
     def upscale(
         self,

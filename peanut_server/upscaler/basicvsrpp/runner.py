@@ -44,22 +44,29 @@ class RunSettings:
     tile_pad: int        # context pixels around each tile, discarded
     chunk: int           # frames kept per chunk
     chunk_overlap: int   # context frames each side of a chunk, discarded
-    half: bool           # fp16 autocast (CUDA only)
+    half: bool           # autocast in `dtype` (the device policy allows it on CUDA only)
+    dtype: str = "float16"
 
 
 def resolve_device(name: str) -> torch.device:
-    if name in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidRequest(f"device {name!r} requested but CUDA is not available")
-    return device
+    """The job's device through the daemon's device policy ("" / "auto": CUDA, then MPS, then CPU)."""
+    from ...models.device import resolve_device as policy_device
+
+    return torch.device(policy_device(None if name in ("", "auto") else name))
 
 
 def choose_settings(
-    h: int, w: int, mid_channels: int, device: torch.device, tile: int = 0, chunk: int = 0
+    h: int, w: int, mid_channels: int, device: torch.device, tile: int = 0, chunk: int = 0,
+    dtype: str | None = None,
 ) -> RunSettings:
-    """Fill in tile and chunk sizes (0 = auto) for a crop of h x w at low resolution."""
+    """Fill in tile and chunk sizes (0 = auto) for a crop of h x w at low resolution.
+
+    `dtype` is the device policy's precision for BasicVSR++ (None: ask it).
+    """
+    if dtype is None:
+        from ...models.device import select
+
+        dtype = select("basicvsrpp", str(device)).dtype
     on_gpu = device.type == "cuda"
     if tile <= 0:
         # Tiles big enough that the discarded padding costs < 30 % extra work.
@@ -72,7 +79,27 @@ def choose_settings(
         bytes_per_frame = 5 * mid_channels * tile_h * tile_w * 4
         budget = _FEATURE_BUDGET_BYTES["cuda" if on_gpu else "cpu"]
         chunk = max(4, min(60, budget // bytes_per_frame - 2 * overlap))
-    return RunSettings(device, tile, tile_pad, chunk, overlap, half=on_gpu)
+    return RunSettings(device, tile, tile_pad, chunk, overlap, half=dtype != "float32",
+                       dtype=dtype if dtype != "float32" else "float16")
+
+
+def activation_bytes(h: int, w: int, settings: RunSettings, mid_channels: int, scale: int = 4) -> int:
+    """Peak working memory of one chunk x tile: an estimate from the architecture, not a measurement.
+
+    Features (spatial + 4 branches) of every frame of the chunk and its
+    context, the two flow fields, the outputs at 4x, and one frame's
+    reconstruction at 2x and 4x (64 channels).
+    """
+    tile_h = min(h, settings.tile + 2 * settings.tile_pad) if settings.tile else h
+    tile_w = min(w, settings.tile + 2 * settings.tile_pad) if settings.tile else w
+    frames = min(settings.chunk, 10_000) + 2 * settings.chunk_overlap
+    area = tile_h * tile_w
+    feature_bytes = 2 if settings.half else 4
+    features = frames * 5 * mid_channels * area * feature_bytes
+    flows = 2 * frames * 2 * area * 4
+    outputs = frames * 3 * scale * scale * area * 4
+    reconstruction = 64 * (4 + scale * scale) * area * 4
+    return features + flows + outputs + reconstruction
 
 
 def network_flows(flows: FlowFields, t: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +199,7 @@ def _run(
     torch_flows = None
     if flows is not None:
         torch_flows = tuple(torch.from_numpy(f).to(settings.device).unsqueeze(0) for f in flows)
-    with torch.autocast(settings.device.type, dtype=torch.float16, enabled=settings.half):
+    with torch.autocast(settings.device.type, dtype=getattr(torch, settings.dtype), enabled=settings.half):
         sr = model(lqs, torch_flows)
     sr = sr[0, :n].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
     return sr.permute(0, 2, 3, 1).cpu().numpy()

@@ -92,7 +92,8 @@ def run_demo(args: argparse.Namespace) -> int:
         source=pb.MediaRange(path=str(video), start_frame=0),
         mask=pb.MaskSpec(text=PROMPT),
         mode=pb.MODE_REMOVE,
-        output=pb.OutputSpec(path=str(output), overwrite=True),
+        # The matte is scored against the true masks below: ask for the object's own mask.
+        output=pb.OutputSpec(path=str(output), overwrite=True, matte_mode=pb.MATTE_MODE_OBJECT),
         client="demo",
     )
     progress = ProgressPrinter()

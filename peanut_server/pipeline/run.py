@@ -35,7 +35,8 @@ from ..masker.external import ExternalMasker
 from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
 from ..progress import Reporter
 from .backends import Choice, choose
-from .composite import Crop, composite, crop_for, dilate, downscale_mask, feather_alpha, region_box, working_size
+from .composite import (Crop, alpha_matte, composite, crop_for, dilate, downscale_mask, feather_alpha, hole_region,
+                        region_box, working_size)
 from .spec import RemovalSpec
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,13 @@ class Pipeline:
                     result.backends.extend(
                         self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter, result.timings)
                     )
+                    if spec.matte_mode == "alpha":
+                        # The matte becomes the exact alpha each frame was composited with.
+                        clock = time.monotonic()
+                        opts = spec.options
+                        alpha_matte(matte, working_size(info.width, info.height, opts.working_height),
+                                    opts.mask_dilation, opts.feather)
+                        result.timings["matte"] = time.monotonic() - clock
             reporter.stage("writing", 1)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
@@ -305,12 +313,7 @@ class Pipeline:
             clock = time.monotonic()
             hr_iter = iter(source_frames) if keep else source.frames(start + pos, start + b)
             for j, frame in enumerate(hr_iter, start=known):
-                mask_hr = masks_hr[j - known]
-                if scaled:
-                    grown = cv2.resize(masks_lr[j].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-                    region = grown | mask_hr
-                else:
-                    region = masks_lr[j] | mask_hr
+                region = hole_region(masks_hr[j - known], masks_lr[j])
                 box = region_box(region, opts.feather + 1)
                 out = frame  # decoded for this loop only: composited in place
                 alpha_box = None
@@ -321,7 +324,12 @@ class Pipeline:
                     alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
                     patch = self._cleaned_patch(frame, filled[j], box, crop,
                                                 None if upscaled is None else upscaled[j], scaled)
-                    out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
+                    if spec.patch_layer:
+                        # Straight alpha: the layer's colour is the cleaned pixels, so that
+                        # source x (1 - alpha) + layer x alpha is the composited output.
+                        out[y0:y1, x0:x1] = np.where(alpha_box[..., None] > 0, patch, frame[y0:y1, x0:x1])
+                    else:
+                        out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
                 if spec.patch_layer:
                     alpha = np.zeros((height, width), np.uint8)
                     if alpha_box is not None:

@@ -118,6 +118,13 @@ def test_matte_is_the_alpha_that_composited_the_output(tennis, tmp_path: Path) -
     # Where the matte is 0 the output is the source, bit for bit.
     for src, out, matte in zip(sources, outputs, mattes):
         assert np.array_equal(out[matte == 0], src[matte == 0])
+    # The erase pass writes the alpha it used; recomputed from the mask alone (what finishes a
+    # matte after a stop) it is the same, to the last bit.
+    from peanut_server.pipeline.composite import composite_alpha
+
+    for t, matte in enumerate(raw):
+        given = cv2.imread(str(masks / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        assert np.array_equal(matte, np.rint(composite_alpha(given, (216, 120), 4, FEATHER) * 65535).astype(np.uint16))
 
 
 def test_matte_through_video_outputs(tennis, tmp_path: Path) -> None:

@@ -192,6 +192,15 @@ class FrameSink:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         return image
 
+    def staged_bit_depth(self, k: int) -> int:
+        """Bits per sample of staged frame k, from its PNG header (nothing decoded)."""
+        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
+        with open(file, "rb") as f:
+            header = f.read(25)  # signature (8), IHDR length + type (8), width, height (8), bit depth
+        if len(header) < 25 or header[12:16] != b"IHDR":
+            raise OutputError(f"{file}: staged frame is not a PNG")
+        return header[24]
+
     def _stage(self, k: int, frame: np.ndarray) -> None:
         size = (self.info.height, self.info.width)
         if frame.ndim == 2 and frame.shape == size and frame.dtype in (np.bool_, np.uint8, np.uint16):

@@ -92,17 +92,28 @@ def composite_alpha(mask: np.ndarray, lr_size: tuple[int, int], mask_dilation: i
     return alpha
 
 
+def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None,
+            alpha_box: np.ndarray | None) -> np.ndarray:
+    """A full-frame 16-bit matte from the alpha of a box (0 outside it), converted on the box only."""
+    matte = np.zeros(shape, np.uint16)
+    if box is not None and alpha_box is not None:
+        y0, y1, x0, x1 = box
+        matte[y0:y1, x0:x1] = np.rint(alpha_box * 65535.0).astype(np.uint16)
+    return matte
+
+
 def alpha_matte(matte: "FrameSink", lr_size: tuple[int, int], mask_dilation: int, feather: int) -> None:
     """Turn a matte's staged object masks into the alphas their frames were composited with.
 
-    In place (each frame replaced atomically) and idempotent: a frame already
-    holding a 16-bit alpha is left alone, so a run interrupted half-way resumes.
-    Runs after the erase pass, which reads the object masks from the same files.
+    The erase pass replaces each frame's mask by its alpha as it writes the
+    frame; this catches any frame it did not (a stop between the two writes),
+    so it must give the same alpha. In place (each frame replaced atomically)
+    and idempotent: frames already holding a 16-bit alpha are left alone.
     """
     def convert(k: int) -> None:
-        stored = matte.read(k)
-        if stored.ndim == 2 and stored.dtype == np.uint16:
+        if matte.staged_bit_depth(k) == 16:
             return
+        stored = matte.read(k)
         mask = (stored if stored.ndim == 2 else stored[..., 0]) > 127
         matte.replace(k, composite_alpha(mask, lr_size, mask_dilation, feather))
 

@@ -36,7 +36,7 @@ from ..media import MediaInfo, check_masks, check_output, frame_filename, open_s
 from ..progress import Reporter
 from .backends import Choice, choose
 from .composite import (Crop, alpha_matte, composite, crop_for, dilate, downscale_mask, feather_alpha, hole_region,
-                        region_box, working_size)
+                        matte16, region_box, working_size)
 from .spec import RemovalSpec
 
 log = logging.getLogger(__name__)
@@ -184,10 +184,12 @@ class Pipeline:
                     sinks.append(output)
                     matte_dir = matte.staging
                     result.backends.extend(
-                        self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter, result.timings)
+                        self._erase_pass(source, info, start, count, spec, matte_dir, output, reporter, result.timings,
+                                         alpha_out=matte if spec.matte_mode == "alpha" else None)
                     )
                     if spec.matte_mode == "alpha":
-                        # The matte becomes the exact alpha each frame was composited with.
+                        # The matte is the exact alpha each frame was composited with: the erase
+                        # pass wrote it; this converts any frame a stop left as a mask.
                         clock = time.monotonic()
                         opts = spec.options
                         alpha_matte(matte, working_size(info.width, info.height, opts.working_height),
@@ -234,7 +236,7 @@ class Pipeline:
         return masker.report
 
     def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte_dir, output, reporter,
-                    timings: dict[str, float]) -> list[StageRun]:
+                    timings: dict[str, float], alpha_out=None) -> list[StageRun]:
         opts = spec.options
         width, height = info.width, info.height
         lr_size = working_size(width, height, opts.working_height)
@@ -336,6 +338,10 @@ class Pipeline:
                         alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
                     out = np.dstack([out, alpha])
                 output.write(out)
+                if alpha_out is not None:
+                    # After the frame: a stop in between leaves this matte frame a mask, which
+                    # alpha_matte() converts; the other order would lose the mask before its frame.
+                    alpha_out.replace(pos + j - known, matte16((height, width), box, alpha_box))
                 reporter.advance()
             timings["composite"] += time.monotonic() - clock
             tail = [filled[i] for i in range(max(0, len(filled) - overlap), len(filled))] if overlap and b < count else []

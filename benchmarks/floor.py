@@ -192,7 +192,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     left.set_xticks(x, labels)
     left.set_ylabel("% of the pipeline's wall time")
     left.set_title("where a frame's time goes", fontsize=9)
-    left.legend(fontsize=7, loc="lower right")
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4)
     pipe = [r["pipeline_s_per_frame"] for r in rows]
     floor = [r["floor_s_per_frame"] for r in rows]
     right.plot(x, pipe, "o-", label="pipeline (masks given)")

@@ -198,7 +198,7 @@ class FrameSink:
         with open(file, "rb") as f:
             header = f.read(25)  # signature (8), IHDR length + type (8), width, height (8), bit depth
         if len(header) < 25 or header[12:16] != b"IHDR":
-            raise OutputError(f"{file}: staged frame is not a PNG")
+            raise OutputError(f"{file}: staged frame cannot be read back (not a PNG)")
         return header[24]
 
     def _stage(self, k: int, frame: np.ndarray) -> None:
@@ -356,10 +356,8 @@ class FrameSink:
 
     def _staged_is_matte16(self) -> bool:
         """Whether this output is a 16-bit grey matte (its first staged frame says)."""
-        if self.count == 0:
-            return False
-        first = self._read_staged(0)
-        return first.ndim == 2 and first.dtype == np.uint16
+        # Only mattes are staged at 16 bits (colour frames are 8-bit RGB/RGBA).
+        return self.count > 0 and self.staged_bit_depth(0) == 16
 
     def _encoder_input(self, k: int) -> np.ndarray:
         """Staged frame k in the layout the encoder is fed: BGR, BGRA, or 16-bit grey."""

@@ -167,6 +167,9 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
 
 # -- remove / mask ----------------------------------------------------------------
 
+MATTE_MODES = {"alpha": pb.MATTE_MODE_ALPHA, "object": pb.MATTE_MODE_OBJECT}
+
+
 def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
     """--box F:X,Y,W,H, --point F:X,Y and --exclude-point F:X,Y as proto frame prompts, one per frame."""
     from .errors import InvalidRequest
@@ -198,7 +201,8 @@ def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.Submi
         mode=pb.MODE_MATTE_ONLY if matte_only else pb.MODE_REMOVE,
         options=_options_message(options_from_args(args)),
         output=pb.OutputSpec(path=absolute(args.output), matte_path=absolute(getattr(args, "matte", None)),
-                             overwrite=args.overwrite, patch_layer=getattr(args, "patch_layer", False)),
+                             overwrite=args.overwrite, patch_layer=getattr(args, "patch_layer", False),
+                             matte_mode=pb.MATTE_MODE_UNSPECIFIED if matte_only else MATTE_MODES[args.matte_mode]),
         client="cli",
     )
 
@@ -285,7 +289,10 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
                              "through the range (without: the image is a still matte on every frame)")
     if not matte_only:
         parser.add_argument("--matte", help="where the matte goes (default OUTPUT_matte)")
-        parser.add_argument("--patch-layer", action="store_true", help="RGBA frames, alpha = feathered mask")
+        parser.add_argument("--matte-mode", choices=sorted(MATTE_MODES), default="alpha",
+                            help="alpha (default): the exact alpha the cleaned pixels were composited with, "
+                                 "16-bit, soft edge kept; object: the object's own hard mask")
+        parser.add_argument("--patch-layer", action="store_true", help="RGBA frames: colour = cleaned pixels, alpha = the matte's alpha")
     parser.add_argument("--start", type=int, default=0, help="first source frame (0-based, default 0)")
     parser.add_argument("--end", type=int, help="frame after the last one (exclusive; default: clip end)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output")

@@ -94,7 +94,8 @@ def run_demo(args: argparse.Namespace) -> int:
         # on "red" (the job result names the ignored word); a learned masker reads it.
         mask=pb.MaskSpec(text=PROMPT, approximate=True),
         mode=pb.MODE_REMOVE,
-        output=pb.OutputSpec(path=str(output), overwrite=True),
+        # The matte is scored against the true masks below: ask for the object's own mask.
+        output=pb.OutputSpec(path=str(output), overwrite=True, matte_mode=pb.MATTE_MODE_OBJECT),
         client="demo",
     )
     progress = ProgressPrinter()

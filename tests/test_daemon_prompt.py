@@ -45,7 +45,8 @@ def test_remove_by_prompt_through_the_cli(daemon, two_discs, tmp_path):
     out = tmp_path / "cleaned"
     env = dict(os.environ, PEANUT_STATE_DIR=str(daemon.state_dir))
     done = subprocess.run([sys.executable, "-m", "peanut_server.cli", "remove", str(folder), "-o", str(out),
-                           "--prompt", "the red ball", "--approximate", "--json", "-q"], cwd=REPO, env=env,
+                           "--prompt", "the red ball", "--approximate", "--json", "-q",
+                           "--matte-mode", "object"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)

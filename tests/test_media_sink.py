@@ -274,3 +274,49 @@ def test_matte_sequence_from_masks(tmp_path: Path) -> None:
         video = sink.commit()
     with open_source(video) as src:
         assert all(np.array_equal(f[..., 0] > 127, m) for f, m in zip(src.frames(0, 3), masks))
+
+
+def _soft_mattes(n: int, w: int = 33, h: int = 21) -> list[np.ndarray]:
+    """Feathered discs in [0, 1]: a soft edge that any 8-bit rounding or range conversion would show."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return [np.clip(1.0 - (np.hypot(xx - 12 - 2 * i, yy - 10) - 4) / 6, 0, 1).astype(np.float32) for i in range(n)]
+
+
+def test_soft_matte_is_stored_at_16_bits(tmp_path: Path) -> None:
+    import cv2
+
+    info = _source_info(tmp_path)
+    mattes = _soft_mattes(3)
+    with open_sink(str(tmp_path / "matte"), info, 4, 3) as sink:
+        for m in mattes:
+            sink.write(m)
+        # A staged frame can be replaced in place (the pipeline turns masks into alphas).
+        sink.replace(1, np.zeros_like(mattes[1]))
+        assert sink.read(1).dtype == np.uint16 and not sink.read(1).any()
+        sink.replace(1, mattes[1])
+        with pytest.raises(IndexError):
+            sink.replace(3, mattes[0])
+        out = sink.commit()
+    for i, m in enumerate(mattes):
+        grey = cv2.imread(os.path.join(out, frame_filename(4 + i)), cv2.IMREAD_UNCHANGED)
+        assert grey.ndim == 2 and grey.dtype == np.uint16
+        assert np.array_equal(grey, np.rint(m * 65535).astype(np.uint16))
+
+
+@pytest.mark.parametrize("ext,tolerance", [(".mkv", 0.0), (".mov", 1.1 / 255), (".mp4", None)])
+def test_soft_matte_through_video(tmp_path: Path, ext: str, tolerance: float | None) -> None:
+    info = _source_info(tmp_path)
+    mattes = _soft_mattes(3)
+    with open_sink(str(tmp_path / f"matte{ext}"), info, 0, 3) as sink:
+        for m in mattes:
+            sink.write(m)
+        video = sink.commit()
+    with av.open(video) as container:
+        decoded = [f.to_ndarray(format="gray16le").astype(np.int64) for f in container.decode(video=0)]
+    assert len(decoded) == 3
+    for got, m in zip(decoded, mattes):
+        error = np.abs(got - np.rint(m * 65535).astype(np.int64)) / 65535
+        if tolerance is None:  # H.264 preview: lossy, but still the same matte to the eye
+            assert error.mean() < 4 / 255
+        else:
+            assert error.max() <= tolerance

@@ -78,3 +78,20 @@ def test_feather_in_a_box_equals_feather_on_the_frame():
     outside[y0:y1, x0:x1] = False
     assert not full[outside].any()
     assert region_box(np.zeros((5, 5), bool), 3) is None
+
+
+def test_composite_alpha_covers_the_hole_at_source_resolution():
+    from peanut_server.pipeline.composite import composite_alpha, hole_region
+
+    mask = np.zeros((240, 432), bool)
+    mask[100:130, 200:240] = True
+    alpha = composite_alpha(mask, (216, 120), mask_dilation=4, feather=3)
+    hole = dilate(downscale_mask(mask, (216, 120)), 4)
+    region = hole_region(mask, hole)
+    # 1 on the whole hole (4 working pixels = 8 source pixels past the mask), soft beyond, 0 further out.
+    assert (alpha[region] == 1).all() and region.sum() > mask.sum()
+    assert alpha[mask].min() == 1 and alpha[100, 192] == 1 and 0 < alpha[100, 191] < 1
+    ring = (alpha > 0) & (alpha < 1)
+    assert ring.any() and not ring[region].any()
+    assert np.array_equal(alpha, feather_alpha(region, 3))
+    assert not composite_alpha(np.zeros((24, 43), bool), (22, 12), 4, 3).any()

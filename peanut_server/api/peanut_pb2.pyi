@@ -28,6 +28,12 @@ class Preset(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRESET_BALANCED: _ClassVar[Preset]
     PRESET_QUALITY: _ClassVar[Preset]
 
+class MatteMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MATTE_MODE_UNSPECIFIED: _ClassVar[MatteMode]
+    MATTE_MODE_ALPHA: _ClassVar[MatteMode]
+    MATTE_MODE_OBJECT: _ClassVar[MatteMode]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -58,6 +64,9 @@ PRESET_UNSPECIFIED: Preset
 PRESET_DRAFT: Preset
 PRESET_BALANCED: Preset
 PRESET_QUALITY: Preset
+MATTE_MODE_UNSPECIFIED: MatteMode
+MATTE_MODE_ALPHA: MatteMode
+MATTE_MODE_OBJECT: MatteMode
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -227,16 +236,18 @@ class Options(_message.Message):
     def __init__(self, preset: _Optional[_Union[Preset, str]] = ..., masker: _Optional[str] = ..., eraser: _Optional[str] = ..., upscaler: _Optional[str] = ..., flow: _Optional[str] = ..., working_height: _Optional[int] = ..., mask_dilation: _Optional[int] = ..., feather: _Optional[int] = ..., neighbor_stride: _Optional[int] = ..., step: _Optional[int] = ..., subvideo_length: _Optional[int] = ..., mask_threshold: _Optional[float] = ..., clip_window: _Optional[int] = ..., reuse_flow: _Optional[bool] = ..., seed: _Optional[int] = ..., include_effects: _Optional[bool] = ..., device: _Optional[str] = ...) -> None: ...
 
 class OutputSpec(_message.Message):
-    __slots__ = ("path", "matte_path", "overwrite", "patch_layer")
+    __slots__ = ("path", "matte_path", "overwrite", "patch_layer", "matte_mode")
     PATH_FIELD_NUMBER: _ClassVar[int]
     MATTE_PATH_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
     PATCH_LAYER_FIELD_NUMBER: _ClassVar[int]
+    MATTE_MODE_FIELD_NUMBER: _ClassVar[int]
     path: str
     matte_path: str
     overwrite: bool
     patch_layer: bool
-    def __init__(self, path: _Optional[str] = ..., matte_path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., patch_layer: _Optional[bool] = ...) -> None: ...
+    matte_mode: MatteMode
+    def __init__(self, path: _Optional[str] = ..., matte_path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., patch_layer: _Optional[bool] = ..., matte_mode: _Optional[_Union[MatteMode, str]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("source", "mask", "mode", "options", "output", "client")

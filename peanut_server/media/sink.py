@@ -10,7 +10,8 @@ last complete frame.
 
 Output kind by extension: none (or an existing folder) = PNG folder; .mov =
 ProRes 4444; .mkv = FFV1 (lossless, RGB stored as bgr0/bgra, so bit-exact); .mp4 =
-H.264 yuv420p preview.
+H.264 yuv420p preview. A 16-bit grey matte goes to a 16-bit grey PNG, FFV1
+gray16le (exact), ProRes 4444 10-bit grey, or the lossy H.264 preview.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ VIDEO_FORMATS: dict[str, VideoFormat] = {
     ".mp4": VideoFormat("libx264", "yuv420p", None,
                         {"crf": "18", "preset": "veryfast", "movflags": "+faststart"}, "aac"),
 }
+
+
+# Encoder pixel formats for a 16-bit grey matte, by output kind (see _encode).
+MATTE16_PIX_FMT = {".mkv": "gray16le", ".mov": "yuv444p10le", ".mp4": "yuv420p"}
 
 
 def frame_filename(source_index: int, prefix: str = "frame_") -> str:
@@ -162,28 +167,61 @@ class FrameSink:
     def write(self, frame: np.ndarray) -> None:
         """Stage the next frame: RGB uint8 (H, W, 3), or RGBA (H, W, 4) for alpha outputs.
 
-        A 2-D bool or uint8 array is a matte: stored as a grey PNG (True -> 255).
+        A 2-D array is a matte, stored as a grey PNG: bool or uint8 as 8 bits
+        (True -> 255); uint16, or float in [0, 1], as 16 bits (1.0 -> 65535).
         """
         if self._done:
             raise RuntimeError("sink already committed or aborted")
         if self.written >= self.count:
             raise RuntimeError(f"sink expects {self.count} frames; got one more")
+        self._stage(self.written, frame)
+        self.written += 1
+
+    def replace(self, k: int, frame: np.ndarray) -> None:
+        """Replace the already staged frame k (0-based in this output) with `frame`, atomically."""
+        if self._done:
+            raise RuntimeError("sink already committed or aborted")
+        if not 0 <= k < self.written:
+            raise IndexError(f"frame {k} is not staged ({self.written} are)")
+        self._stage(k, frame)
+
+    def read(self, k: int) -> np.ndarray:
+        """Staged frame k as stored: RGB/RGBA uint8, or a grey matte (uint8 or uint16)."""
+        if not 0 <= k < self.written:
+            raise OutputError(f"frame {self.start + k} has not been written to {self.staging} yet")
+        image = self._read_staged(k)
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        return image
+
+    def staged_bit_depth(self, k: int) -> int:
+        """Bits per sample of staged frame k, from its PNG header (nothing decoded)."""
+        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
+        with open(file, "rb") as f:
+            header = f.read(25)  # signature (8), IHDR length + type (8), width, height (8), bit depth
+        if len(header) < 25 or header[12:16] != b"IHDR":
+            raise OutputError(f"{file}: staged frame cannot be read back (not a PNG)")
+        return header[24]
+
+    def _stage(self, k: int, frame: np.ndarray) -> None:
         size = (self.info.height, self.info.width)
-        if frame.ndim == 2 and frame.shape == size and frame.dtype in (np.bool_, np.uint8):
+        if frame.ndim == 2 and frame.shape == size and frame.dtype in (np.bool_, np.uint8, np.uint16):
             image = frame.astype(np.uint8) * 255 if frame.dtype == np.bool_ else frame
+        elif frame.ndim == 2 and frame.shape == size and frame.dtype.kind == "f":
+            # 16 bits: a soft matte rebuilt from the file composites within a fraction of a level.
+            image = np.rint(np.clip(frame, 0.0, 1.0) * 65535.0).astype(np.uint16)
         else:
             expected = (*size, 4 if self.alpha else 3)
             if frame.dtype != np.uint8 or frame.shape != expected:
                 raise ValueError(f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected}"
                                  f" (or a {size} matte)")
             image = cv2.cvtColor(frame, cv2.COLOR_RGBA2BGRA if self.alpha else cv2.COLOR_RGB2BGR)
-        name = frame_filename(self.start + self.written, self.prefix)
+        name = frame_filename(self.start + k, self.prefix)
         tmp = os.path.join(self.staging, f".{name}.tmp.png")
         if not cv2.imwrite(tmp, image, PNG_PARAMS):
             raise OutputError(f"{tmp}: could not write frame (disk full or not writable?)")
         # Rename into place: a crash never leaves a half-written frame under its real name.
         os.replace(tmp, os.path.join(self.staging, name))
-        self.written += 1
 
     # ------------------------------------------------------------------ commit / abort
 
@@ -258,6 +296,12 @@ class FrameSink:
             tb = 1 / fps
         ticks = int(1 / fps / tb)
         pix_fmt = fmt.alpha_pix_fmt if self.alpha else fmt.pix_fmt
+        # A 16-bit grey matte keeps its precision where the codec can: FFV1 stores it
+        # exactly (gray16le); ProRes 4444 as a 10-bit grey picture (within a level of
+        # 8-bit video); the H.264 preview as 8-bit 4:2:0, lossy.
+        matte16 = self._staged_is_matte16()
+        if matte16:
+            pix_fmt = MATTE16_PIX_FMT.get(self.kind, fmt.pix_fmt)
         if fmt.codec == "libx264" and (self.info.width % 2 or self.info.height % 2):
             pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the size, lose player support
             log.warning("%s: odd frame size, encoding H.264 as yuv444p", self.path)
@@ -281,12 +325,13 @@ class FrameSink:
             # Staged PNGs are read one ahead on a helper thread (OpenCV releases the GIL),
             # so reading overlaps encoding on a second core.
             with ThreadPoolExecutor(max_workers=1) as reader:
-                pending = reader.submit(self._read_staged, 0)
+                pending = reader.submit(self._encoder_input, 0)
                 for k in range(self.count):
                     image = pending.result()
                     if k + 1 < self.count:
-                        pending = reader.submit(self._read_staged, k + 1)
-                    frame = av.VideoFrame.from_ndarray(image, format="bgra" if self.alpha else "bgr24")
+                        pending = reader.submit(self._encoder_input, k + 1)
+                    frame = av.VideoFrame.from_ndarray(
+                        image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24")
                     frame.pts = k * ticks
                     frame.time_base = tb
                     for packet in stream.encode(frame):
@@ -303,25 +348,25 @@ class FrameSink:
                 out.mux(next_audio)
                 next_audio = next(audio_packets, None)
 
-    def read_staged(self, k: int) -> np.ndarray:
-        """Frame k of the range as written so far: RGB, RGBA, or a 2-D matte (8 or 16 bit)."""
-        if not 0 <= k < self.written:
-            raise OutputError(f"frame {self.start + k} has not been written to {self.staging} yet")
+    def _read_staged(self, k: int) -> np.ndarray:
+        """Staged frame k as stored (BGR, BGRA, or a grey matte), the order PyAV takes directly."""
         file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
         image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
         if image is None:
             raise OutputError(f"{file}: staged frame cannot be read back")
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         return image
 
-    def _read_staged(self, k: int) -> np.ndarray:
-        """Staged frame k as BGR (or BGRA for alpha outputs), the order PyAV takes directly."""
-        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
-        image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise OutputError(f"{file}: staged frame cannot be read back")
-        if image.ndim == 2:  # a matte
+    def _staged_is_matte16(self) -> bool:
+        """Whether this output is a 16-bit grey matte (its first staged frame says)."""
+        # Only mattes are staged at 16 bits (colour frames are 8-bit RGB/RGBA).
+        return self.count > 0 and self.staged_bit_depth(0) == 16
+
+    def _encoder_input(self, k: int) -> np.ndarray:
+        """Staged frame k in the layout the encoder is fed: BGR, BGRA, or 16-bit grey."""
+        image = self._read_staged(k)
+        if image.ndim == 2 and image.dtype == np.uint16:
+            return image
+        if image.ndim == 2:  # an 8-bit matte
             return cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA if self.alpha else cv2.COLOR_GRAY2BGR)
         if self.alpha and image.shape[2] == 3:
             return cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)

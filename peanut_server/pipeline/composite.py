@@ -6,11 +6,17 @@ exactly 0 there and those pixels are copied, never blended.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..media.sink import FrameSink
 
 
 def working_size(width: int, height: int, working_height: int) -> tuple[int, int]:
@@ -56,6 +62,65 @@ def region_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
     height, width = mask.shape
     return (max(0, int(rows[0]) - pad), min(height, int(rows[-1]) + 1 + pad),
             max(0, int(cols[0]) - pad), min(width, int(cols[-1]) + 1 + pad))
+
+
+def hole_region(mask: np.ndarray, hole_lr: np.ndarray) -> np.ndarray:
+    """Source-resolution pixels the compositor replaces: the object's mask plus the eraser's hole.
+
+    `hole_lr` is the (dilated) hole at working resolution; brought back to the
+    source size it reaches past the object's mask, and the fill covers it all.
+    """
+    if hole_lr.shape == mask.shape:
+        return hole_lr | mask
+    height, width = mask.shape
+    grown = cv2.resize(hole_lr.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return grown | mask
+
+
+def composite_alpha(mask: np.ndarray, lr_size: tuple[int, int], mask_dilation: int, feather: int) -> np.ndarray:
+    """The full-frame alpha the pipeline composites a frame with, from the object's mask alone.
+
+    Same steps as the erase pass: hole at working resolution (downscaled, dilated),
+    back at source resolution, then feathered. The matte is this alpha.
+    """
+    region = hole_region(mask, dilate(downscale_mask(mask, lr_size), mask_dilation))
+    alpha = np.zeros(mask.shape, np.float32)
+    box = region_box(region, feather + 1)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        alpha[y0:y1, x0:x1] = feather_alpha(region[y0:y1, x0:x1], feather)
+    return alpha
+
+
+def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None,
+            alpha_box: np.ndarray | None) -> np.ndarray:
+    """A full-frame 16-bit matte from the alpha of a box (0 outside it), converted on the box only."""
+    matte = np.zeros(shape, np.uint16)
+    if box is not None and alpha_box is not None:
+        y0, y1, x0, x1 = box
+        matte[y0:y1, x0:x1] = np.rint(alpha_box * 65535.0).astype(np.uint16)
+    return matte
+
+
+def alpha_matte(matte: "FrameSink", lr_size: tuple[int, int], mask_dilation: int, feather: int) -> None:
+    """Turn a matte's staged object masks into the alphas their frames were composited with.
+
+    The erase pass replaces each frame's mask by its alpha as it writes the
+    frame; this catches any frame it did not (a stop between the two writes),
+    so it must give the same alpha. In place (each frame replaced atomically)
+    and idempotent: frames already holding a 16-bit alpha are left alone.
+    """
+    def convert(k: int) -> None:
+        if matte.staged_bit_depth(k) == 16:
+            return
+        stored = matte.read(k)
+        mask = (stored if stored.ndim == 2 else stored[..., 0]) > 127
+        matte.replace(k, composite_alpha(mask, lr_size, mask_dilation, feather))
+
+    # Reading, the distance transform and PNG writing release the GIL: frames overlap.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(convert, range(matte.written)):
+            pass
 
 
 def composite(source: np.ndarray, filled: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -36,7 +36,8 @@ from ..masker.prompt import PromptNotUnderstood, check_frame_prompts, refusal_me
 from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
 from ..progress import Reporter
 from .backends import Choice, choose
-from .composite import Crop, composite, crop_for, dilate, downscale_mask, feather_alpha, region_box, working_size
+from .composite import (Crop, alpha_matte, composite, crop_for, dilate, downscale_mask, feather_alpha, hole_region,
+                        matte16, region_box, working_size)
 from ..eraser.effects import grow_to_effects
 from .spec import RemovalSpec
 
@@ -195,8 +196,17 @@ class Pipeline:
                     )
                     sinks.append(output)
                     result.backends.extend(
-                        self._erase_pass(source, info, start, count, spec, matte, output, reporter, result.timings)
+                        self._erase_pass(source, info, start, count, spec, matte, output, reporter, result.timings,
+                                         alpha_out=matte if spec.matte_mode == "alpha" else None)
                     )
+                    if spec.matte_mode == "alpha":
+                        # The matte is the exact alpha each frame was composited with: the erase
+                        # pass wrote it; this converts any frame a stop left as a mask.
+                        clock = time.monotonic()
+                        opts = spec.options
+                        alpha_matte(matte, working_size(info.width, info.height, opts.working_height),
+                                    opts.mask_dilation, opts.feather)
+                        result.timings["matte"] = time.monotonic() - clock
             reporter.stage("writing", 1)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
@@ -238,14 +248,18 @@ class Pipeline:
         return masker.report
 
     def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte, output, reporter,
-                    timings: dict[str, float]) -> list[StageRun]:
-        """Erase, upscale and composite the clip window by window (see _ErasePlan)."""
+                    timings: dict[str, float], alpha_out=None) -> list[StageRun]:
+        """Erase, upscale and composite the clip window by window (see _ErasePlan).
+
+        alpha_out: the matte sink, when the matte is the composite's alpha: each
+        frame's object mask there is replaced by its alpha as the frame is written.
+        """
         plan, runs = self._erase_plan(info, start, count, spec)
         pos = output.written
         # Frames finished by the previous window (or, resumed, the last frames
         # already written) seed the next one with an empty mask, so content
         # carries across window borders without a seam in time.
-        tail = [plan.to_lr(output.read_staged(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
+        tail = [plan.to_lr(output.read(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
         reporter.stage("erasing", count, done=pos)
         for part in ("decode", "erase", "upscale", "composite"):
             timings.setdefault(part, 0.0)
@@ -260,7 +274,8 @@ class Pipeline:
             crop, upscaled = self._upscale_window(plan, window, result, reporter)
             timings["upscale"] += time.monotonic() - clock
             clock = time.monotonic()
-            self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer, output, reporter)
+            self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer, output,
+                                   reporter, alpha_out)
             timings["composite"] += time.monotonic() - clock
             more = window.end < count and plan.overlap
             tail = [result.frames[i] for i in range(max(0, len(result.frames) - plan.overlap), len(result.frames))] if more else []
@@ -306,7 +321,7 @@ class Pipeline:
         source_frames = list(source.frames(plan.start + pos, plan.start + end)) if keep else None
         new = source_frames if keep else source.frames(plan.start + pos, plan.start + end)
         lr_frames = np.stack(tail + [plan.to_lr(f) for f in new])
-        masks_hr = [_mask_from_matte(matte.read_staged(i), plan.start + i) for i in range(pos, end)]
+        masks_hr = [_mask_from_matte(matte.read(i), plan.start + i) for i in range(pos, end)]
         objects = np.stack([np.zeros(plan.lr_size[::-1], bool)] * known + [downscale_mask(m, plan.lr_size) for m in masks_hr])
         if opts.include_effects:
             # Before dilation: the shadow must touch the object itself.
@@ -339,7 +354,7 @@ class Pipeline:
 
     def _composite_window(self, source, plan: "_ErasePlan", window: "_Window", filled: np.ndarray,
                           crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool, output,
-                          reporter: Reporter) -> None:
+                          reporter: Reporter, alpha_out=None) -> None:
         """Each new frame of the window: the cleaned pixels inside the feathered mask, the source elsewhere."""
         opts = plan.options
         width, height = plan.size
@@ -348,11 +363,7 @@ class Pipeline:
             source.frames(plan.start + window.pos, plan.start + window.end)
         for j, frame in enumerate(frames, start=window.known):
             mask_hr = window.masks_hr[j - window.known]
-            if scaled:
-                grown = cv2.resize(window.lr_masks[j].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-                region = grown | mask_hr
-            else:
-                region = window.lr_masks[j] | mask_hr
+            region = hole_region(mask_hr, window.lr_masks[j])
             box = region_box(region, opts.feather + 1)
             out = frame  # decoded for this loop only: composited in place
             alpha_box = None
@@ -362,13 +373,22 @@ class Pipeline:
                 # at 4K/8K a full-frame float alpha and a copied frame per frame add up.
                 alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
                 patch = self._cleaned_patch(frame, filled[j], box, crop, None if upscaled is None else upscaled[j], scaled)
-                out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
+                if patch_layer:
+                    # Straight alpha: the layer's colour is the cleaned pixels, so that
+                    # source x (1 - alpha) + layer x alpha is the composited output.
+                    out[y0:y1, x0:x1] = np.where(alpha_box[..., None] > 0, patch, frame[y0:y1, x0:x1])
+                else:
+                    out[y0:y1, x0:x1] = composite(frame[y0:y1, x0:x1], patch, alpha_box)
             if patch_layer:
                 alpha = np.zeros((height, width), np.uint8)
                 if alpha_box is not None:
                     alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
                 out = np.dstack([out, alpha])
             output.write(out)
+            if alpha_out is not None:
+                # After the frame: a stop in between leaves this matte frame a mask, which
+                # alpha_matte() converts; the other order would lose the mask before its frame.
+                alpha_out.replace(window.pos + j - window.known, matte16((height, width), box, alpha_box))
             reporter.advance()
 
     @staticmethod

@@ -60,6 +60,8 @@ class RemovalSpec:
     matte_only: bool = False
     overwrite: bool = False
     patch_layer: bool = False
+    # "alpha": the matte is the exact alpha of the composite; "object": the object's hard mask.
+    matte_mode: str = "alpha"
     options: PipelineOptions = field(default_factory=PipelineOptions)
 
 
@@ -223,6 +225,11 @@ def spec_from_request(request: pb.SubmitRequest) -> RemovalSpec:
     # the request's matte_path, so a queued mask job reads back with the two equal).
     if matte_path == output_path and not matte_only:
         raise InvalidRequest("matte path and output path are the same")
+    matte_mode = request.output.matte_mode
+    if matte_mode not in pb.MatteMode.values():
+        raise InvalidRequest(f"unknown matte mode {matte_mode}")
+    if matte_only and matte_mode == pb.MATTE_MODE_ALPHA:
+        raise InvalidRequest("a matte-only job writes the object's mask; there is no composite alpha to write")
     return RemovalSpec(
         source_path=source_path,
         start=start,
@@ -234,5 +241,6 @@ def spec_from_request(request: pb.SubmitRequest) -> RemovalSpec:
         matte_only=matte_only,
         overwrite=request.output.overwrite,
         patch_layer=request.output.patch_layer,
+        matte_mode="object" if matte_only or matte_mode == pb.MATTE_MODE_OBJECT else "alpha",
         options=options_from_message(request.options),
     )

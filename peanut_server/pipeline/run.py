@@ -197,12 +197,12 @@ class Pipeline:
                     result.backends.extend(
                         self._erase_pass(source, info, start, count, spec, matte, output, reporter, result.timings)
                     )
-            reporter.stage("writing", 1)
+            reporter.stage("writing", count, outer=True)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
             for sink in reversed(sinks):
                 sink.commit()
-            reporter.advance()
+            reporter.advance(count, outer=True)
         except JobInterrupted:
             raise  # staging stays for Resume
         except BaseException:
@@ -218,7 +218,7 @@ class Pipeline:
         if matte.written >= count:
             masker.report.chosen_object = "(masks from the interrupted run)"
             return masker.report
-        reporter.stage("masking", count, done=matte.written)
+        reporter.stage("masking", count, done=matte.written, outer=True)
         height, width = source.info.height, source.info.width
         produced = 0
         any_mask = False
@@ -230,7 +230,7 @@ class Pipeline:
             if index < matte.written:
                 continue  # resumed: this frame's mask is already on disk
             matte.write(_mask_to_png(mask))
-            reporter.advance()
+            reporter.advance(outer=True)
         if produced != count:
             raise MaskError(f"masker {masker.name} gave {produced} masks for {count} frames")
         if not any_mask and matte.written == count and not spec.prompt.mask_path:
@@ -246,7 +246,7 @@ class Pipeline:
         # already written) seed the next one with an empty mask, so content
         # carries across window borders without a seam in time.
         tail = [plan.to_lr(output.read_staged(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
-        reporter.stage("erasing", count, done=pos)
+        reporter.stage("erasing", count, done=pos, outer=True)
         for part in ("decode", "erase", "upscale", "composite"):
             timings.setdefault(part, 0.0)
         while pos < count:
@@ -369,7 +369,7 @@ class Pipeline:
                     alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
                 out = np.dstack([out, alpha])
             output.write(out)
-            reporter.advance()
+            reporter.advance(outer=True)
 
     @staticmethod
     def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:

@@ -59,3 +59,33 @@ def test_ignored_advances_still_honour_a_cancel():
     reporter.cancel_event.set()
     with pytest.raises(JobCancelled):
         reporter.advance()
+
+
+def test_a_removal_shows_masking_erasing_writing_each_ending_at_the_frame_count(tmp_path, shared_data):
+    """The whole pipeline: the motion masker and the Lanczos upscaler report counts of their own."""
+    import cv2
+
+    from peanut_server.api import peanut_pb2 as pb
+    from peanut_server.pipeline import Pipeline, spec_from_request
+    from tests.clips import read_davis
+
+    frames, masks = read_davis(shared_data / "davis" / "tennis", 6)
+    ys, xs = masks[1].nonzero()
+    box = pb.Box(x0=float(xs.min()), y0=float(ys.min()), x1=float(xs.max() + 1), y1=float(ys.max() + 1))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    request = pb.SubmitRequest(
+        source=pb.MediaRange(path=str(folder), start_frame=1, end_frame=5),
+        mask=pb.MaskSpec(frame_prompts=[pb.FramePrompt(frame=1, box=box)]),  # the player, tracked
+        mode=pb.MODE_REMOVE,
+        options=pb.Options(masker="motion", eraser="telea", upscaler="lanczos", working_height=240),
+        output=pb.OutputSpec(path=str(tmp_path / "out")),
+    )
+    reporter, seen = recorded()
+    Pipeline().run(spec_from_request(request), reporter, job_id="progress")
+    stages = [stage for i, (stage, _, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != stage]
+    assert stages == ["masking", "erasing", "writing"], stages
+    assert all(done <= total == 4 for _, done, total in seen), seen
+    assert {stage: done for stage, done, _ in seen} == {"masking": 4, "erasing": 4, "writing": 4}

@@ -17,6 +17,7 @@ unless --server is given; --local runs the same pipeline in this process.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import os
@@ -63,15 +64,17 @@ def add_option_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--working-height", type=int, help="lines the eraser works at (0 = source height)")
     group.add_argument("--mask-dilation", type=int, help="grow the mask by this many pixels (working resolution)")
     group.add_argument("--feather", type=int, help="soft edge of the composite, source pixels")
-    group.add_argument("--neighbor-stride", type=int)
+    group.add_argument("--neighbor-stride", type=int,
+                       help="eraser: temporal scale, in frames, of the fusion of candidate fills (default by preset)")
     group.add_argument("--step", type=int, help="keyframe / reference frame stride")
     group.add_argument("--subvideo-length", type=int, help="frames per processing window")
-    group.add_argument("--mask-threshold", type=float)
+    group.add_argument("--mask-threshold", type=float,
+                       help="masker: a pixel is the object above this soft-mask value, 0..1 (default 0.5)")
     group.add_argument("--clip-window", type=int, help="frames between confusion checks")
     group.add_argument("--no-reuse-flow", action="store_true", help="upscaler computes its own flow")
     group.add_argument("--include-effects", action="store_true",
                        help="also remove the object's shadow (dark regions that move with it and touch it)")
-    group.add_argument("--seed", type=int)
+    group.add_argument("--seed", type=int, help="random seed of the masker, for repeatable masks (default 0)")
     group.add_argument("--device", help="learned backends run on: auto (the daemon's), cpu, cuda, cuda:N, mps")
 
 
@@ -97,7 +100,8 @@ def absolute(path: str | None) -> str:
 # -- progress ------------------------------------------------------------------
 
 class ProgressPrinter:
-    """A tqdm bar per stage on stderr (frames, ETA); quiet when stderr is not a terminal and --quiet."""
+    """A tqdm bar per stage on stderr (frames, ETA): none under --quiet or when stderr is not a
+    terminal (a log file gets no bar redrawn); warnings are printed either way, unless --quiet."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -113,9 +117,10 @@ class ProgressPrinter:
         if stage != self._stage:
             self.close()
             self._stage = stage
+            # disable=None: tqdm draws only when stderr is a terminal.
             self._bar = tqdm(total=total or None, desc=stage, unit="frame", file=sys.stderr, leave=True,
-                             dynamic_ncols=True)
-        if self._bar is not None:
+                             dynamic_ncols=True, disable=None)
+        if self._bar is not None and not self._bar.disable:
             self._bar.total = total or None
             self._bar.n = done
             self._bar.refresh()
@@ -126,15 +131,27 @@ class ProgressPrinter:
         if self.quiet or message in self._warned:
             return
         self._warned.add(message)
-        if self._bar is not None:
+        if self._bar is not None and not self._bar.disable:
             self._bar.write(f"warning: {message}", file=sys.stderr)
         else:
             print(f"warning: {message}", file=sys.stderr)
+
+    def named_all(self, words: list[str]) -> bool:
+        """Whether the warnings printed so far named each of `words` (as "word")."""
+        return all(any(f'"{word}"' in message for message in self._warned) for word in words)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def cli_message(code: str, message: str) -> str:
+    """The daemon's message, worded for the command line: the daemon does not know which
+    client asked, so the client names its own option."""
+    if code == "OUTPUT_EXISTS":
+        return message.split(";")[0] + "; pass --overwrite to replace it"
+    return message
 
 
 def job_to_dict(job: pb.Job) -> dict:
@@ -143,7 +160,7 @@ def job_to_dict(job: pb.Job) -> dict:
     return MessageToDict(job, preserving_proto_field_name=True)
 
 
-def finish_job(job: pb.Job, as_json: bool) -> int:
+def finish_job(job: pb.Job, as_json: bool, progress: ProgressPrinter | None = None) -> int:
     if as_json:
         print(json.dumps(job_to_dict(job)))
     if job.state == pb.JOB_STATE_SUCCEEDED:
@@ -157,10 +174,11 @@ def finish_job(job: pb.Job, as_json: bool) -> int:
                 print(f"backends: {ran}")
             if result.chosen_object:
                 print(f"object: {result.chosen_object} (score {result.chosen_score:.2f})")
-            if result.ignored_words:
+            # The masker's warning already named them, unless -q kept it quiet: say it once.
+            if result.ignored_words and not (progress and progress.named_all(result.ignored_words)):
                 print("ignored words (approximate): " + ", ".join(result.ignored_words))
         return EXIT_OK
-    reason = job.error or state_name(job.state)
+    reason = cli_message(job.error_code, job.error) if job.error else state_name(job.state)
     print(f"peanut: job {job.id} {state_name(job.state)}: {reason}", file=sys.stderr)
     return EXIT_JOB_FAILED
 
@@ -209,9 +227,9 @@ def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.Submi
 
 def run_local(request: pb.SubmitRequest, progress: ProgressPrinter) -> pb.Job:
     """Run a SubmitRequest in this process; returns a Job like the daemon's."""
-    from .daemon.service import result_message
     from .errors import PeanutError
     from .pipeline import Pipeline, spec_from_request
+    from .pipeline.messages import result_message
     from .progress import Reporter
 
     spec = spec_from_request(request)
@@ -223,7 +241,7 @@ def run_local(request: pb.SubmitRequest, progress: ProgressPrinter) -> pb.Job:
         job.state, job.error, job.error_code = pb.JOB_STATE_FAILED, exc.message, exc.code
         if exc.status in ("INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE", "ALREADY_EXISTS", "FAILED_PRECONDITION") \
                 and job.error_code not in ("CANCELLED",):
-            raise CliError(exc.message) from None
+            raise CliError(cli_message(exc.code, exc.message)) from None
         return job
     finally:
         progress.close()
@@ -256,7 +274,7 @@ def cmd_remove(args: argparse.Namespace, matte_only: bool = False) -> int:
     request = build_submit_request(args, matte_only)
     progress = ProgressPrinter(quiet=args.quiet)
     if args.local:
-        return finish_job(run_local(request, progress), args.json)
+        return finish_job(run_local(request, progress), args.json, progress)
     with make_client(args) as client:
         job = client.submit_request(request)
         if not args.json:
@@ -264,7 +282,7 @@ def cmd_remove(args: argparse.Namespace, matte_only: bool = False) -> int:
         if args.no_wait:
             print(job.id)
             return EXIT_OK
-        return finish_job(follow(client, job, progress), args.json)
+        return finish_job(follow(client, job, progress), args.json, progress)
 
 
 def add_remove_parser(sub, name: str, matte_only: bool) -> None:
@@ -298,7 +316,7 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output")
     parser.add_argument("--json", action="store_true", help="print the final job as JSON on stdout")
     parser.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
     add_connection_args(parser, local=True)
     add_option_args(parser)
     parser.set_defaults(func=lambda a: cmd_remove(a, matte_only))
@@ -316,7 +334,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"peanut-server {info.version} ({info.api_version}) on {info.device}, pid {info.pid}")
     print(f"state: {info.state_dir}   queue: {info.queue_length}/{info.queue_capacity}")
-    print("backends:")
+    print("backends (* default, + available, - not available here: the reason follows):")
     for b in info.backends:
         mark = "*" if b.is_default else ("+" if b.available else "-")
         why = "" if b.available else f"  ({b.reason})"
@@ -335,8 +353,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return EXIT_OK
     for job in jobs:
         source = job.request.source.path or "-"
-        progress = f"{job.frames_done}/{job.frames_total}" if job.frames_total else ""
-        print(f"{job.id}  {state_name(job.state):11s} {job.stage:9s} {progress:>11s}  {source}"
+        stage, progress = job.stage, (f"{job.frames_done}/{job.frames_total}" if job.frames_total else "")
+        if job.state == pb.JOB_STATE_SUCCEEDED:
+            stage, progress = "", f"{job.result.frame_count} frames"
+        print(f"{job.id}  {state_name(job.state):11s} {stage:9s} {progress:>11s}  {source}"
               + (f"  ({job.error})" if job.error else ""))
     return EXIT_OK
 
@@ -345,7 +365,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     progress = ProgressPrinter(quiet=args.quiet)
     with make_client(args) as client:
         job = client.get_job(args.job)
-        return finish_job(follow(client, job, progress), args.json)
+        return finish_job(follow(client, job, progress), args.json, progress)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -362,7 +382,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if args.no_wait:
             print(job.id)
             return EXIT_OK
-        return finish_job(follow(client, job, progress), args.json)
+        return finish_job(follow(client, job, progress), args.json, progress)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -371,8 +391,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+EXAMPLES = """examples:
+  peanut demo                                   a sample clip, cleaned end to end (no daemon needed)
+  peanut-server &                               start the daemon (models stay loaded between jobs)
+  peanut info                                   what the daemon runs: device, backends, models
+  peanut remove clip.mp4 -o clean/ --prompt "the red car"
+  peanut remove clip.mp4 -o clean.mov --box 0:120,80,60,40 --start 10 --end 58
+  peanut mask clip.mp4 -o masks/ --prompt "the dog on the left"
+  peanut jobs; peanut watch JOB; peanut cancel JOB
+
+`peanut COMMAND --help` lists a command's options."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="peanut", description="PEANUT: remove objects from video by describing them.")
+    parser = argparse.ArgumentParser(prog="peanut", description="PEANUT: remove objects from video by describing them.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"peanut {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -380,36 +413,41 @@ def build_parser() -> argparse.ArgumentParser:
     add_remove_parser(sub, "mask", matte_only=True)
 
     p = sub.add_parser("info", help="what the daemon runs: version, device, backends, models")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the daemon's Info message as JSON on stdout")
     add_connection_args(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("jobs", help="list jobs, newest first")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=20, help="at most this many jobs (default 20)")
+    p.add_argument("--json", action="store_true", help="print the jobs as a JSON list on stdout")
     add_connection_args(p)
     p.set_defaults(func=cmd_jobs)
 
     for name, func, text in (("watch", cmd_watch, "follow a job until it ends"),
                              ("resume", cmd_resume, "continue an interrupted job")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("job")
-        p.add_argument("--json", action="store_true")
-        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("job", help="the job id (peanut jobs lists them)")
+        p.add_argument("--json", action="store_true", help="print the final job as JSON on stdout")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
         if name == "resume":
-            p.add_argument("--no-wait", action="store_true")
+            p.add_argument("--no-wait", action="store_true", help="print the job id and return")
         add_connection_args(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("cancel", help="cancel a queued or running job")
-    p.add_argument("job")
+    p.add_argument("job", help="the job id (peanut jobs lists them)")
     add_connection_args(p)
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("demo", help="make a sample clip and remove its object (no daemon needed)")
+    p = sub.add_parser("demo", help="make a sample clip and remove its object (no daemon needed)",
+                       description="Make a sample clip (sample.mp4, and true_masks/: the ball's true mask per "
+                                   "frame, to score the masker against) and remove its red ball: cleaned/, "
+                                   "cleaned_matte/ and before_after.png.")
     p.add_argument("-o", "--output-dir", default="peanut-demo", help="where the sample and results go (default ./peanut-demo)")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier demo in that folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
     p.add_argument("--server", metavar="ADDR", help="run through this daemon instead of in-process")
-    p.add_argument("--state-dir")
+    p.add_argument("--state-dir", help="with --server: the daemon's state directory (for its token)")
     p.set_defaults(func=cmd_demo)
 
     for module_name in COMMAND_MODULES:
@@ -426,16 +464,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser that `argv` names: `peanut models pull --x` -> the `pull` parser."""
+    for word in argv:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if actions and word in actions[0].choices:
+            parser = actions[0].choices[word]
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, but an unknown option is reported by the subcommand it was given to (its usage,
+    not the top-level one) with the nearest option it has: `--promt` -> "did you mean --prompt?"."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        command = _command_parser(parser, argv)
+        options = [o for action in command._actions for o in action.option_strings]
+        for word in unknown:
+            close = difflib.get_close_matches(word.split("=")[0], options, n=1) if word.startswith("-") else []
+            if close:
+                command.error(f"unrecognized argument: {word} (did you mean {close[0]}?)")
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, sys.argv[1:] if argv is None else list(argv))
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader that went away is noticed here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`peanut jobs | head`): not an error of ours. Point stdout at
+        # devnull so that Python's flush at exit does not raise again (Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_JOB_FAILED
     except DaemonUnavailable as exc:
         print(f"peanut: {exc.message}", file=sys.stderr)
         return EXIT_NO_DAEMON
     except ClientError as exc:
-        print(f"peanut: {exc.message}", file=sys.stderr)
+        print(f"peanut: {cli_message(exc.reason, exc.message)}", file=sys.stderr)
         return EXIT_REFUSED if exc.code != "INTERNAL" else EXIT_JOB_FAILED
     except CliError as exc:
         print(f"peanut: {exc}", file=sys.stderr)

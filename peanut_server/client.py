@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2  # googleapis-common-protos: the status details
 
 from .api import peanut_pb2 as pb
 from .api import peanut_pb2_grpc as pb_grpc
@@ -27,16 +28,31 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class ClientError(Exception):
-    """An RPC failed. `code` is the gRPC status name, `message` one line for people."""
+    """An RPC failed. `code` is the gRPC status name, `message` one line for people, `reason`
+    the daemon's stable error code (e.g. OUTPUT_EXISTS) from the status details, or ""."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code})")
+    def __init__(self, code: str, message: str, reason: str = "") -> None:
+        super().__init__(f"{message} ({reason or code})")
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 class DaemonUnavailable(ClientError):
     """No daemon answers at the address."""
+
+
+def error_reason(exc: grpc.RpcError) -> str:
+    """The ErrorInfo reason in a failed call's status details (grpc-status-details-bin), or ""."""
+    trailers = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailers or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info.reason
+    return ""
 
 
 def state_name(state: int) -> str:
@@ -80,6 +96,8 @@ class PeanutClient:
         published = read_server_file(state) or {}
         addresses = published.get("addresses") or []
         self.address = address or (addresses[0] if addresses else None) or f"127.0.0.1:{DEFAULT_PORT}"
+        # Where the address came from, for the message when nobody answers there.
+        self._address_from = "given" if address else ("published" if addresses else "default")
         self.token = token if token is not None else read_token(state)
         self.timeout = timeout
         options = [
@@ -128,20 +146,29 @@ class PeanutClient:
     def _translate(self, exc: grpc.RpcError) -> ClientError:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = (exc.details() if hasattr(exc, "details") else "") or str(code)
-        if code == grpc.StatusCode.UNAVAILABLE and "[SHUTTING_DOWN]" in details:
-            return ClientError(code.name, details)
+        reason = error_reason(exc)
+        if code == grpc.StatusCode.UNAVAILABLE and reason == "SHUTTING_DOWN":
+            return ClientError(code.name, details, reason)
         if code == grpc.StatusCode.UNAVAILABLE:
-            return DaemonUnavailable(
-                "UNAVAILABLE",
-                f"no PEANUT daemon answers at {self.address}; start one with `peanut-server`",
-            )
+            return DaemonUnavailable("UNAVAILABLE", self._unavailable_message())
         if code == grpc.StatusCode.UNAUTHENTICATED:
             if self.token:
                 details += f" (the token given or read from {self.state_dir / 'token'} is not the daemon's)"
             else:
                 details += (f" (no token: {self.state_dir / 'token'} is missing or empty; is this the daemon's "
                             "state directory? pass --state-dir)")
-        return ClientError(code.name, details)
+        return ClientError(code.name, details, reason)
+
+    def _unavailable_message(self) -> str:
+        message = f"no PEANUT daemon answers at {self.address}"
+        if self._address_from == "given":
+            return message + "; start one with `peanut-server`"
+        where = ("the address published in" if self._address_from == "published"
+                 else "the default address: no daemon has published one in")
+        # A daemon started with --state-dir publishes its address there, not in the default.
+        return (f"{message} ({where} the state directory {self.state_dir}); start one with `peanut-server`, "
+                "or, for a daemon started with --state-dir DIR, pass the same --state-dir DIR "
+                "(or set PEANUT_STATE_DIR=DIR)")
 
     def close(self) -> None:
         self._channel.close()

@@ -24,6 +24,8 @@ WIDTH, HEIGHT, FRAMES, FPS = 854, 480, 48, 25
 PAN_PER_FRAME = 3
 BALL_RADIUS = 34
 PROMPT = "the red ball"
+# Everything the demo writes into its folder; an earlier demo's are kept unless --overwrite.
+OUTPUTS = ("sample.mp4", "true_masks", "cleaned", "cleaned_matte", "before_after.png")
 
 
 def _texture(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -82,9 +84,14 @@ def run_demo(args: argparse.Namespace) -> int:
     from .cli import EXIT_OK, ProgressPrinter, finish_job, follow, run_local
     from .api import peanut_pb2 as pb
     from .client import PeanutClient
+    from .errors import OutputExists
     from .media import frame_filename, open_source
 
     folder = Path(args.output_dir).resolve()
+    earlier = [name for name in OUTPUTS if (folder / name).exists()]
+    if earlier and not args.overwrite:
+        raise OutputExists(f"{folder} holds an earlier demo's {', '.join(earlier)}; pass --overwrite to replace "
+                       "them, or -o another folder")
     print(f"making a sample clip in {folder}", file=sys.stderr)
     video, masks_dir, backgrounds = make_sample(folder)
     output = folder / "cleaned"
@@ -95,16 +102,16 @@ def run_demo(args: argparse.Namespace) -> int:
         mask=pb.MaskSpec(text=PROMPT, approximate=True),
         mode=pb.MODE_REMOVE,
         # The matte is scored against the true masks below: ask for the object's own mask.
-        output=pb.OutputSpec(path=str(output), overwrite=True, matte_mode=pb.MATTE_MODE_OBJECT),
+        output=pb.OutputSpec(path=str(output), overwrite=args.overwrite, matte_mode=pb.MATTE_MODE_OBJECT),
         client="demo",
     )
-    progress = ProgressPrinter()
+    progress = ProgressPrinter(quiet=args.quiet)
     if args.server:
         with PeanutClient(args.server, state_dir=args.state_dir) as client:
             job = follow(client, client.submit_request(request), progress)
     else:
         job = run_local(request, progress)
-    code = finish_job(job, as_json=False)
+    code = finish_job(job, as_json=False, progress=progress)
     if code != EXIT_OK:
         return code
 

@@ -3,6 +3,12 @@
 Stages never know about jobs or gRPC: they get a Reporter, call `advance`
 as frames finish and `check` between units of work so that a cancel takes
 effect within one frame (or one window for whole-window backends).
+
+The pipeline declares its stages as outer ones (`outer=True`: masking,
+erasing, writing, each counted in frames of the range). While an outer stage
+runs, the stages and advances that the backends report by themselves (a
+masker's own "mask" count, an upscaler's frames) are not counted again: the
+bar a user sees counts each frame once and ends at the total.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Reporter:
     _stage_started: float = 0.0
     _stage_done_at_start: int = 0
     _last_emit: float = 0.0
+    _outer: bool = False   # the current stage is the pipeline's: backends' counts are not added
 
     def check(self) -> None:
         """Raise JobCancelled when the job was asked to stop, JobInterrupted on shutdown."""
@@ -46,13 +53,19 @@ class Reporter:
         if self.cancel_event.is_set():
             raise JobCancelled("cancelled by the user")
 
-    def stage(self, name: str, total: int, done: int = 0) -> None:
+    def stage(self, name: str, total: int, done: int = 0, *, outer: bool = False) -> None:
+        if not outer and self._outer and self._state.done < self._state.total:
+            return  # a backend's own stage inside the pipeline's: the pipeline counts the frames
+        self._outer = outer
         self._state = ProgressState(stage=name, done=done, total=total)
         self._stage_started = time.monotonic()
         self._stage_done_at_start = done
         self._emit(force=True)
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, *, outer: bool = False) -> None:
+        if self._outer and not outer:
+            self.check()  # a backend's count inside the pipeline's stage: only the cancel matters
+            return
         self._state.done += n
         elapsed = time.monotonic() - self._stage_started
         made = self._state.done - self._stage_done_at_start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -276,3 +277,137 @@ def test_text_plus_a_box_the_box_picks_and_the_text_checks(tennis, tmp_path):
     right = peanut("mask", str(folder), "-o", str(tmp_path / "b"), "--box", f"0:{x},{y},{w},{h}",
                    "--prompt", "the one on the left", "--local", state_dir=tmp_path / "s")
     assert right.returncode == 0, right.stderr
+
+
+# -- what a new user trips over (issue 15) ------------------------------------------------------
+
+def test_jobs_lists_a_finished_job_by_its_frames_not_the_last_stages_count(daemon, clip, tmp_path):
+    # Point 1: `peanut jobs` showed `writing 1/1` for every finished job.
+    done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), "--mask", str(clip.masks),
+                  "--eraser", "telea", "--json", state_dir=daemon.state_dir)
+    assert done.returncode == 0, done.stderr
+    job_id = json.loads(done.stdout)["id"]
+    line = next(row for row in peanut("jobs", state_dir=daemon.state_dir).stdout.splitlines() if job_id in row)
+    assert "10 frames" in line and "1/1" not in line, line
+
+
+def test_the_info_marks_are_explained(daemon):
+    # Point 3: `*`, `+` and `-` were never explained.
+    info = peanut("info", state_dir=daemon.state_dir)
+    assert info.returncode == 0, info.stderr
+    assert "* default" in info.stdout and "+ available" in info.stdout and "- not available" in info.stdout
+
+
+def test_no_daemon_in_the_default_state_dir_names_the_state_dir_options(tmp_path):
+    # Point 4: a daemon started with --state-dir D is not found by a plain `peanut info`.
+    done = peanut("info", state_dir=tmp_path / "empty-state")
+    assert done.returncode == 3
+    assert str(tmp_path / "empty-state") in done.stderr
+    assert "--state-dir" in done.stderr and "PEANUT_STATE_DIR" in done.stderr
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_an_existing_output_names_the_cli_option(daemon, clip, tmp_path, local):
+    # Point 5: the CLI says --overwrite, not the request field "overwrite".
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    done = peanut("remove", str(clip.frames), "-o", str(out), "--mask", str(clip.masks), "--eraser", "telea",
+                  *(["--local"] if local else []), state_dir=daemon.state_dir)
+    assert done.returncode == 2, done.stderr
+    assert "--overwrite" in done.stderr and "[" not in done.stderr, done.stderr
+    assert (out / "mine.txt").read_text() == "the user's"
+
+
+def test_demo_does_not_replace_earlier_outputs_without_overwrite(tmp_path):
+    # Point 6: the README promises that nothing the user owns is overwritten.
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "sample.mp4").write_bytes(b"an earlier sample")
+    done = peanut("demo", "-o", str(folder), state_dir=tmp_path / "s", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--overwrite" in done.stderr and "sample.mp4" in done.stderr
+    assert (folder / "sample.mp4").read_bytes() == b"an earlier sample"
+    assert sorted(os.listdir(folder)) == ["sample.mp4"]
+
+
+def test_demo_outputs_are_ignored_by_git_and_documented():
+    # Point 6: `peanut-demo/` is not in .gitignore; true_masks/ is not documented.
+    assert "/peanut-demo/" in (REPO / ".gitignore").read_text().split()
+    readme = (REPO / "README.md").read_text()
+    assert "true_masks/" in readme
+
+
+def test_a_typo_in_an_option_gets_the_subcommands_usage_and_a_suggestion(tmp_path):
+    # Point 7: `--promt` printed the top-level usage, without "did you mean".
+    done = peanut("remove", "clip.mp4", "-o", "out", "--promt", "the ball", state_dir=tmp_path / "s")
+    assert done.returncode == 2
+    assert "usage: peanut remove" in done.stderr and "did you mean --prompt" in done.stderr, done.stderr
+
+
+def test_output_into_a_closed_pipe_is_not_an_internal_error(daemon, clip, tmp_path):
+    # Point 8: `peanut jobs | head` ended in "internal error: BrokenPipeError".
+    for n in range(2):
+        assert peanut("remove", str(clip.frames), "-o", str(tmp_path / f"o{n}"), "--mask", str(clip.masks),
+                      "--eraser", "telea", "--no-wait", state_dir=daemon.state_dir).returncode == 0
+    env = dict(os.environ, PEANUT_STATE_DIR=str(daemon.state_dir))
+    # `--help` of a big parser and a jobs list both outlive a reader that takes no line at all.
+    proc = subprocess.Popen([sys.executable, "-m", "peanut_server.cli", "jobs", "--json"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()   # the reader is gone before the first line
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "internal error" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(clip, tmp_path):
+    # Point 9: the bar drew into logs; captured stderr is not a terminal.
+    done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), "--mask", str(clip.masks), "--local",
+                  "--eraser", "telea", state_dir=tmp_path / "s")
+    assert done.returncode == 0, done.stderr
+    assert "frame/s" not in done.stderr and "|" not in done.stderr, done.stderr
+
+
+def test_local_does_not_import_the_daemon(clip, tmp_path):
+    # Point 9: --local ran the pipeline but imported the daemon module too.
+    code = ("import sys; from peanut_server import cli; "
+            f"rc = cli.main(['remove', {str(clip.frames)!r}, '-o', {str(tmp_path / 'o')!r}, '--mask', "
+            f"{str(clip.masks)!r}, '--local', '--eraser', 'telea', '-q']); "
+            "print(sorted(m for m in sys.modules if m.startswith('peanut_server.daemon'))); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PEANUT_STATE_DIR=str(tmp_path / "s")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_every_option_has_help_and_the_top_level_help_has_examples():
+    # Point 10: info --json, --neighbor-stride, --mask-threshold, --seed had no help; no examples.
+    from peanut_server.cli import build_parser
+
+    parser = build_parser()
+    assert "examples:" in parser.format_help() and "peanut remove" in parser.format_help()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name in ("remove", "mask", "info", "jobs", "watch", "resume", "cancel", "demo"):
+        for action in commands[name]._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"peanut {name} {action.option_strings[0]} has no help"
+
+
+def test_the_approximation_warning_is_printed_once_and_not_under_quiet_through_the_daemon(daemon, tennis, tmp_path):
+    # Point 2: the no-weights masker's warning came twice on every run and showed under -q.
+    args = ["mask", str(tennis[0]), "--prompt", "the elephant", "--approximate", "--masker", "motion"]
+    done = peanut(*args, "-o", str(tmp_path / "o"), state_dir=daemon.state_dir)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("elephant") == 1, (done.stdout, done.stderr)
+    quiet = peanut(*args, "-o", str(tmp_path / "q"), "-q", state_dir=daemon.state_dir)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "elephant" not in quiet.stderr, quiet.stderr
+
+
+def test_lama_missing_is_logged_once_per_daemon(daemon, clip, tmp_path):
+    # Point 11: without LaMa the daemon said so again on every job.
+    for n in range(2):
+        done = peanut("remove", str(clip.frames), "-o", str(tmp_path / f"o{n}"), "--mask", str(clip.masks),
+                      "--eraser", "flowguided", state_dir=daemon.state_dir)
+        assert done.returncode == 0, done.stderr
+    assert daemon.log().count("LaMa not used") <= 1, daemon.log()

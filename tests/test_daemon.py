@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from peanut_server.api import peanut_pb2 as pb
+from peanut_server.api import peanut_pb2_grpc as pb_grpc
 from peanut_server.client import ClientError, PeanutClient
 from peanut_server.media import frame_filename
 from tests.clips import decode_index, make_index_clip, make_object_clip
@@ -255,3 +256,31 @@ def test_kill_9_then_resume_keeps_finished_frames(tmp_path, shared_data):
         assert len(os.listdir(out)) == 60
     finally:
         proc.kill()
+
+
+def test_the_error_code_travels_in_the_status_details_and_the_text_stays_human(daemon, tmp_path):
+    # Issue 15, point 16: the code was appended to the message text as "[MEDIA_NOT_FOUND]".
+    from grpc_status import rpc_status
+    from google.rpc import error_details_pb2
+
+    missing = str(tmp_path / "nope.mp4")
+    with daemon.client() as client:
+        with pytest.raises(ClientError) as err:
+            client.submit(missing, output_path=str(tmp_path / "o"), mask_path=missing)
+    assert err.value.reason == "MEDIA_NOT_FOUND" and err.value.code == "NOT_FOUND"
+    assert "nope.mp4" in err.value.message and "[" not in err.value.message, err.value.message
+    # Any gRPC client reads it the standard way, without the PEANUT client.
+    channel = grpc.insecure_channel(daemon.address)
+    stub = pb_grpc.PeanutStub(channel)
+    with pytest.raises(grpc.RpcError) as raw:
+        stub.Submit(pb.SubmitRequest(source=pb.MediaRange(path=missing), mask=pb.MaskSpec(mask_path=missing),
+                                     output=pb.OutputSpec(path=str(tmp_path / "o"))),
+                    metadata=[("authorization", f"Bearer {daemon.token}")], timeout=30)
+    status = rpc_status.from_call(raw.value)
+    infos = []
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            infos.append((info.reason, info.domain))
+    channel.close()
+    assert infos == [("MEDIA_NOT_FOUND", "peanut.v1")]

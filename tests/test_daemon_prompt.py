@@ -19,7 +19,7 @@ from peanut_server.client import ClientError
 from peanut_server.masker.synthetic import MovingObject, composite_clip
 from peanut_server.media import frame_filename
 from peanut_server.metrics.masks import evaluate
-from tests.otio_support import make_square_video, read_png
+from tests.otio_support import make_square_video, read_png, square_frame
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 192)
@@ -133,6 +133,13 @@ def test_process_timeline_through_the_daemon(daemon, tmp_path):
     cleaned = [t for t in result.tracks if t.name == "PEANUT cleaned"][0]
     placed = list(cleaned.find_clips())
     assert len(placed) == 1 and placed[0].range_in_parent() == clip.range_in_parent()
-    first = read_png(placed[0].media_reference.target_url_for_image_number(0))
-    assert first.shape == (48, 64, 3)
+    # Frame identity and untouched pixels: cleaned frame i is source frame 7 + i, equal to it
+    # (lossless in, PNG out) everywhere away from the mask, its dilation and feather.
+    outside = cv2.dilate(mask, np.ones((33, 33), np.uint8)) == 0
+    reference = placed[0].media_reference
+    assert reference.number_of_images_in_sequence() == 12
+    for i in range(12):
+        cleaned_frame = read_png(reference.target_url_for_image_number(i))
+        assert cleaned_frame.shape == (48, 64, 3)
+        assert np.array_equal(cleaned_frame[outside], square_frame(7 + i)[outside]), i
     assert final.result.output_files

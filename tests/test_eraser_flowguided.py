@@ -230,3 +230,25 @@ def test_lama_missing_falls_back_to_synthesis(tmp_path, monkeypatch, state_dir) 
         lama.get_inpainter("lamma")
     with pytest.raises(ModelError):
         lama.LamaInpainter.from_state_dict({"not": np.zeros(1)})
+
+
+def test_bilinear_sampling_shares_one_footprint():
+    # Issue 15, point 15: sample, sample_known and visible_at used three copies of the footprint.
+    from peanut_server.eraser.flowguided.propagation import sample, sample_known, visible_at
+
+    rng = np.random.default_rng(3)
+    frames = rng.random((2, 7, 9, 3)).astype(np.float32)
+    px = rng.uniform(-1.5, 9.5, 200).astype(np.float32)
+    py = rng.uniform(-1.5, 7.5, 200).astype(np.float32)
+    # The reference: OpenCV's bilinear remap with the border replicated.
+    expected = cv2.remap(frames[1], px[None], py[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+    assert np.allclose(sample(frames[1], px, py), expected, atol=1e-2)
+    known = np.ones((2, 7, 9), bool)
+    src = np.ones(200, np.int64)
+    colours, ok = sample_known(frames, known, src, px, py)
+    assert ok.all() and np.allclose(colours, sample(frames[1], px, py), atol=1e-5)
+    known[1, :, :5] = False   # the left part of frame 1 is a hole
+    colours, ok = sample_known(frames, known, src, px, py)
+    inside = px < 3.0          # every corner in the hole
+    assert not ok[inside].any() and not visible_at(known, src, px, py)[inside].any()
+    assert (visible_at(known, src, px, py) == ok).all()

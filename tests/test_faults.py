@@ -16,7 +16,6 @@ import os
 import resource
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 
 from peanut_server.api import peanut_pb2 as pb
-from tests.daemon import DaemonProcess
+from tests.daemon import running_daemon
 
 
 def noise_clip(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> tuple[Path, Path]:
@@ -58,16 +57,11 @@ def small_disk(tmp_path: Path):
             subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
-def start_daemon(tmp_path: Path, name: str = "state") -> DaemonProcess:
-    return DaemonProcess(state_dir=tmp_path / name, log_path=tmp_path / f"{name}.log").start()
-
-
 def test_full_disk_fails_the_job_cleanly_and_the_daemon_goes_on(tmp_path, small_disk):
     kind, disk = small_disk
     # 12 noise frames of 480x360: ~6 MiB of PNGs, three times the 2 MiB disk.
     clip, mask = noise_clip(tmp_path / "clip", 12, (480, 360))
-    proc = start_daemon(tmp_path)
-    try:
+    with running_daemon(tmp_path) as proc:
         if kind == "fsize":
             # No mount here: cap every file the daemon writes at 256 KiB; a noise frame is ~500 KiB.
             resource.prlimit(proc.process.pid, resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
@@ -94,9 +88,6 @@ def test_full_disk_fails_the_job_cleanly_and_the_daemon_goes_on(tmp_path, small_
             assert partials(roomy) == []
             assert client.get_job(job.id).error_code == "DISK_FULL"
         assert proc.process.poll() is None
-    finally:
-        proc.stop()
-        proc.kill()
 
 
 def test_full_disk_while_encoding_a_video_output(tmp_path, small_disk):
@@ -104,8 +95,7 @@ def test_full_disk_while_encoding_a_video_output(tmp_path, small_disk):
     if kind != "tmpfs":
         pytest.skip("needs a mounted small filesystem (RLIMIT_FSIZE is covered by the PNG test)")
     clip, mask = noise_clip(tmp_path / "clip", 8, (480, 360), seed=3)
-    proc = start_daemon(tmp_path)
-    try:
+    with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
             # Staging PNGs go beside the output on the small disk too: whichever write fails first, the job fails.
             job = client.submit(str(clip), output_path=str(disk / "cleaned.mkv"), mask_path=str(mask),
@@ -114,9 +104,6 @@ def test_full_disk_while_encoding_a_video_output(tmp_path, small_disk):
             assert final.state == pb.JOB_STATE_FAILED and final.error_code == "DISK_FULL", final.error
             assert os.listdir(disk) == []
             assert client.info().pid == proc.process.pid
-    finally:
-        proc.stop()
-        proc.kill()
 
 
 def test_unexpected_exception_fails_only_that_job(tmp_path):
@@ -130,8 +117,7 @@ def test_unexpected_exception_fails_only_that_job(tmp_path):
     clip, mask = noise_clip(tmp_path / "clip", 6, (96, 64), seed=2)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = start_daemon(tmp_path)
-    try:
+    with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
             first = client.submit(str(blocker), output_path=str(out_dir / "blocker"), mask_path=str(blocker_mask),
                                   options={"eraser": "telea", "working_height": 0})
@@ -152,9 +138,6 @@ def test_unexpected_exception_fails_only_that_job(tmp_path):
             done = client.wait(again.id, timeout=180)
             assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
         assert proc.process.poll() is None
-    finally:
-        proc.stop()
-        proc.kill()
 
 
 def test_input_vanishing_mid_queue_fails_with_a_named_reason(tmp_path):
@@ -162,8 +145,7 @@ def test_input_vanishing_mid_queue_fails_with_a_named_reason(tmp_path):
     clip, mask = noise_clip(tmp_path / "clip", 6, (96, 64), seed=2)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = start_daemon(tmp_path)
-    try:
+    with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
             first = client.submit(str(blocker), output_path=str(out_dir / "blocker"), mask_path=str(blocker_mask),
                                   options={"eraser": "telea", "working_height": 0})
@@ -176,9 +158,6 @@ def test_input_vanishing_mid_queue_fails_with_a_named_reason(tmp_path):
             assert final.error_code == "MEDIA_NOT_FOUND" and str(clip) in final.error, (final.error_code, final.error)
             assert partials(out_dir) == []
             assert client.info().pid == proc.process.pid
-    finally:
-        proc.stop()
-        proc.kill()
 
 
 def test_many_failures_in_a_row_leave_the_daemon_responsive(tmp_path):
@@ -186,8 +165,7 @@ def test_many_failures_in_a_row_leave_the_daemon_responsive(tmp_path):
     clip, mask = noise_clip(tmp_path / "clip", 3, (64, 48), seed=4)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = start_daemon(tmp_path)
-    try:
+    with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
             ids = []
             for i in range(20):
@@ -203,10 +181,6 @@ def test_many_failures_in_a_row_leave_the_daemon_responsive(tmp_path):
             assert {s.error_code for s in failed} <= {"OUTPUT_INVALID", "IO_ERROR"}, {s.error_code for s in failed}
             assert all(s.error for s in failed)
             assert sum("does not exist" in s.error for s in failed) >= 10
-            started = time.perf_counter()
-            client.info()
-            assert time.perf_counter() - started < 1.0
+            # Still answering: within a short deadline of its own (the client's 60 s would hide a stall).
+            assert client.info(timeout=10).pid == proc.process.pid
         assert proc.process.poll() is None
-    finally:
-        proc.stop()
-        proc.kill()

@@ -9,7 +9,6 @@ GetInfo afterwards).
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 
 from peanut_server.api import peanut_pb2 as pb
 from peanut_server.api import peanut_pb2_grpc as pb_grpc
+from peanut_server.client import error_reason
 from tests.daemon import running_daemon
 
 CALL_DEADLINE = 30.0
@@ -33,7 +33,6 @@ NAMED = {
     grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.PERMISSION_DENIED,
 }
-CODE_TAG = re.compile(r"\[[A-Z_]+\]$")
 
 
 class Files:
@@ -132,7 +131,7 @@ def assert_named_or_ok(hostile_daemon, stub, response, error, what: str) -> None
     if error is not None:
         code, details = error.code(), error.details() or ""
         assert code in NAMED, f"{what}: {code} {details}\n{hostile_daemon.log()}"
-        assert details and CODE_TAG.search(details), f"{what}: message without a named problem: {details!r}"
+        assert details and error_reason(error), f"{what}: no named problem in the status details: {details!r}"
     elif isinstance(response, pb.Job):
         # The fuzzer found a valid request: fine, but do not let it pile up work.
         call(hostile_daemon, stub.Cancel, pb.CancelRequest(job_id=response.id))

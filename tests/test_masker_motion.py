@@ -195,3 +195,22 @@ def test_point_prompt_selects_the_object_under_it(background) -> None:
 def test_one_frame_range_explains_that_motion_needs_two(background) -> None:
     with pytest.raises(PromptError, match="at least two frames"):
         run(background, two_discs(), "red", n=6, start=2, end=3)
+
+
+def test_the_maskers_share_one_frame_preparation():
+    # Issue 15, point 15: three maskers prepared working frames with three copies of the code.
+    from peanut_server.masker import GroundedTrackerMasker, MotionMasker, Sam3Masker
+    from peanut_server.masker.base import working_frames
+    from peanut_server.masker.synthetic import ArraySource
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 300, 2000, 3), np.uint8)
+    source = ArraySource(frames)
+    for cls in (MotionMasker, GroundedTrackerMasker):
+        masker = cls.__new__(cls)  # only the frame preparation is exercised: no models
+        shared = list(working_frames(source, 1, 3, cls.work_max_side))
+        mine = list(masker._work(source, 1, 3))
+        assert [f.index for f in mine] == [1, 2] == [i for i, _ in shared]
+        assert all(np.array_equal(f.rgb, rgb) for f, (_, rgb) in zip(mine, shared))
+        assert mine[0].rgb.shape == (round(300 * cls.work_max_side / 2000), cls.work_max_side, 3)
+    sam3 = Sam3Masker.__new__(Sam3Masker)
+    assert [i for i, _ in sam3._frames(source, 0, 2)] == [0, 1]

@@ -51,3 +51,24 @@ def test_an_empty_frame_prompt_with_a_mask_file_is_the_frame_to_track_from():
     assert MaskPrompt(mask_path="/m.png", frame_prompts=[FramePrompt(frame=3)]).tracked_mask_frame == 3
     assert MaskPrompt(mask_path="/m.png").tracked_mask_frame is None
     assert MaskPrompt(mask_path="/m.png", frame_prompts=[FramePrompt(3, box=(0, 0, 4, 4))]).tracked_mask_frame is None
+
+
+def test_a_refusal_says_where_each_object_is_and_its_colours():
+    # Issue 15, point 3: "(their colours: orange/brown, blue)" did not say which object is which.
+    import numpy as np
+
+    from peanut_server.masker.motion import Candidate
+    from peanut_server.masker.prompt import parse_prompt
+    from peanut_server.masker.ranking import rank_candidates
+
+    def candidate(x: float, colours: dict[str, float]) -> Candidate:
+        return Candidate(mask=np.zeros((90, 160), bool), bbox=(0, 0, 1, 1), area=100, centroid=(x, 45.0),
+                         colours=colours)
+
+    objects = [candidate(20, {"orange": 0.6, "brown": 0.3}), candidate(140, {"blue": 0.9})]
+    with pytest.raises(PromptError) as refused:
+        rank_candidates(parse_prompt("the green car"), objects, (160, 90))
+    assert "left, orange/brown" in refused.value.message and "right, blue" in refused.value.message
+    with pytest.raises(PromptError) as ambiguous:
+        rank_candidates(parse_prompt("the car"), objects, (160, 90))
+    assert "left, orange/brown" in ambiguous.value.message and "right, blue" in ambiguous.value.message

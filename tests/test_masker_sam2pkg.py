@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sam2")
+import torch  # required dependencies: a broken install fails here, it is not skipped
+import sam2  # noqa: F401
 
 from peanut_server.errors import ModelError  # noqa: E402
 from peanut_server.masker import GroundedSam2PackageMasker, MaskerOptions, MaskPrompt, FramePrompt  # noqa: E402

@@ -7,7 +7,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -119,13 +118,12 @@ def test_unix_socket_and_token_are_owner_only(tmp_path):
     (["--host", "0.0.0.0", "--allow-remote"], "--allow-remote needs --tls-cert and --tls-key"),
 ])
 def test_non_loopback_binding_is_refused(tmp_path, args, words):
-    started = time.monotonic()
+    # A daemon that served instead of refusing would outlive the timeout: TimeoutExpired fails the test.
     run = subprocess.run([sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(tmp_path / "s"),
                           "--port", "0", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 2, run
     assert words in run.stderr and run.stderr.count("\n") == 1, run.stderr  # one line, no traceback
     assert not (tmp_path / "s" / "server.json").exists()
-    assert time.monotonic() - started < 60
 
 
 # ----------------------------------------------------------------------------- what it unpickles

@@ -18,15 +18,19 @@ from contextlib import contextmanager
 
 import cv2
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from .. import API_VERSION, __version__
 from ..api import peanut_pb2 as pb
 from ..api import peanut_pb2_grpc as pb_grpc
 from ..errors import InvalidRequest, JobCancelled, JobInterrupted, PeanutError, ResourceExhausted
-from ..pipeline import Pipeline, RemovalResult, spec_from_request
+from ..pipeline import Pipeline, spec_from_request
 from ..pipeline import backends as backend_table
 from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
+from ..pipeline.messages import STAGE_ENUM, result_message
 from ..pipeline.spec import absolute_path
 from .budget import MemoryBudget, job_model_needs
 from .inputs import first_difference, fingerprint_job, fingerprint_timeline
@@ -34,7 +38,6 @@ from .jobs import FINAL_STATES, JobChannel, JobStore
 
 log = logging.getLogger(__name__)
 
-STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
 INFO_CACHE_SECONDS = 5.0
 # Finished jobs whose event logs stay in memory; older ones are read back from SQLite.
 MAX_LIVE_CHANNELS = 256
@@ -66,21 +69,33 @@ def detect_device() -> str:
 # parts use, when the class does not say itself (a `device_policy` class attribute).
 _POLICY_NAME = {"flowguided": "raft", "basicvsrpp": "basicvsrpp"}
 
+ERROR_DOMAIN = "peanut.v1"
+
+
+def abort_with_code(context, status: grpc.StatusCode, message: str, code: str) -> None:
+    """Abort with `message` for people; the stable PEANUT error code travels in the status
+    details (google.rpc.ErrorInfo, reason=code), where a client reads it without parsing text."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.ErrorInfo(reason=code, domain=ERROR_DOMAIN))
+    context.abort_with_status(rpc_status.to_status(
+        status_pb2.Status(code=status.value[0], message=message, details=[detail])))
+
 
 def _abort_for(exc: Exception, context, method_name: str) -> None:
     """Abort the call with a named status for `exc` (re-raises gRPC's own aborts)."""
     if isinstance(exc, PeanutError):
-        context.abort(getattr(grpc.StatusCode, exc.status), f"{_clip(exc.message)} [{exc.code}]")
+        abort_with_code(context, getattr(grpc.StatusCode, exc.status), _clip(exc.message), exc.code)
     if isinstance(exc, OSError):
         # A path from the request the OS refuses (too long, a symlink loop,
         # not a folder): the caller's problem to fix, named, not a daemon bug.
         status, code = _os_error_status(exc)
         where = f" ({_clip(str(exc.filename), 200)})" if exc.filename else ""
-        context.abort(status, f"cannot use path{where}: {exc.strerror or exc} [{code}]")
+        abort_with_code(context, status, f"cannot use path{where}: {exc.strerror or exc}", code)
     if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
         raise exc
     log.error("internal error in %s:\n%s", method_name, traceback.format_exc())
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {_clip(str(exc))}")
+    abort_with_code(context, grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {_clip(str(exc))}",
+                    "INTERNAL")
 
 
 def rpc(method):
@@ -123,19 +138,6 @@ def _os_error_status(exc: OSError) -> tuple[grpc.StatusCode, str]:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return grpc.StatusCode.PERMISSION_DENIED, "PATH_NOT_PERMITTED"
     return grpc.StatusCode.INVALID_ARGUMENT, "PATH_INVALID"
-
-
-def result_message(result: RemovalResult) -> pb.JobResult:
-    return pb.JobResult(
-        output_path=result.output_path,
-        matte_path=result.matte_path,
-        frame_count=result.frame_count,
-        backends=[pb.StageBackend(stage=STAGE_ENUM[r.stage], backend=r.backend, note=r.note) for r in result.backends],
-        chosen_object=result.chosen_object,
-        chosen_score=result.chosen_score,
-        ignored_words=result.ignored_words,
-        seconds=result.seconds,
-    )
 
 
 class Worker:

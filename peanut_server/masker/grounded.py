@@ -17,14 +17,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, Protocol
 
-import cv2
 import numpy as np
 
 from ..errors import BackendUnavailable, PromptError
 from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor
-from .base import Masker, MaskerOptions, MaskPrompt, MaskReport
+from .base import Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames, working_scale
 from .learned import ClipScorer, HFGrounder, HFVideoTracker, model_available, packages_missing
 from .motion import Candidate
 from .postprocess import MaskFinisher
@@ -140,14 +139,11 @@ class GroundedTrackerMasker(Masker):
     # ----- frames ---------------------------------------------------------------------------
 
     def _scale(self, source: VideoSource) -> float:
-        return min(1.0, self.work_max_side / max(source.info.width, source.info.height))
+        return working_scale(source, self.work_max_side)
 
     def _work(self, source: VideoSource, start: int, end: int) -> Iterator[_Frame]:
-        scale = self._scale(source)
-        for k, rgb in enumerate(source.frames(start, end)):
-            if scale < 1.0:
-                rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            yield _Frame(start + k, np.ascontiguousarray(rgb))
+        for index, rgb in working_frames(source, start, end, self.work_max_side):
+            yield _Frame(index, rgb)
 
     # ----- grounding ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from ..errors import PromptError
 from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor, colour_fractions, colour_pixels
-from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
+from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames, working_scale
 from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
 from .postprocess import MaskFinisher, fill_small_holes, soft_mask, to_source
@@ -121,15 +121,11 @@ class MotionMasker(Masker):
     # ----- frames -------------------------------------------------------------------------
 
     def _scale(self, source: VideoSource) -> float:
-        return min(1.0, self.work_max_side / max(source.info.width, source.info.height))
+        return working_scale(source, self.work_max_side)
 
     def _work(self, source: VideoSource, start: int, end: int) -> Iterator[_Frame]:
-        scale = self._scale(source)
-        for k, rgb in enumerate(source.frames(start, end)):
-            if scale < 1.0:
-                rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            rgb = np.ascontiguousarray(rgb)
-            yield _Frame(start + k, rgb, to_gray(rgb))
+        for index, rgb in working_frames(source, start, end, self.work_max_side):
+            yield _Frame(index, rgb, to_gray(rgb))
 
     def _residuals(self, frame: _Frame, neighbours: list[_Frame]) -> list[np.ndarray]:
         return [residual_motion(self.flow(frame.gray, n.gray)) for n in neighbours]

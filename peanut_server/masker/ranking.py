@@ -45,6 +45,20 @@ def _colour_names(c: Candidate) -> str:
     return "/".join(named[:2]) or "no clear colour"
 
 
+def _where(c: Candidate, frame_size: tuple[int, int]) -> str:
+    """Where a candidate stands on the frame, in the words a prompt can use ("left", "top right")."""
+    w, h = frame_size
+    x, y = c.centroid[0] / max(w, 1), c.centroid[1] / max(h, 1)
+    row = "top" if y < 1 / 3 else ("bottom" if y > 2 / 3 else "")
+    column = "left" if x < 1 / 3 else ("right" if x > 2 / 3 else "")
+    return " ".join(p for p in (row, column) if p) or "centre"
+
+
+def _described(candidates: list[Candidate], frame_size: tuple[int, int]) -> str:
+    """Each candidate as "left, orange/brown": the user sees which object has which colour."""
+    return "; ".join(f"{_where(c, frame_size)}, {_colour_names(c)}" for c in candidates)
+
+
 def rank_candidates(
     query: PromptQuery,
     candidates: list[Candidate],
@@ -67,15 +81,15 @@ def rank_candidates(
     for colour in query.colours:
         frac = np.array([c.colours.get(colour, 0.0) for c in everyone])
         if frac.max() < MIN_COLOUR_FRACTION:
-            seen = ", ".join(_colour_names(c) for c in everyone)
+            seen = _described(everyone, frame_size)
             raise PromptError(
-                f"found {n} {what} but none is {colour} (their colours: {seen}) for {_quote(query.text)}",
+                f"found {n} {what} but none is {colour} (where they are and their colours: {seen}) for {_quote(query.text)}",
                 code="PROMPT_NOTHING_FOUND",
             )
         keep &= frac >= max(MIN_COLOUR_FRACTION, COLOUR_SHARE * float(frac.max()))
     if not keep.any():
-        seen = ", ".join(_colour_names(c) for c in everyone)
-        raise PromptError(f"found {n} {what} but none is {' and '.join(query.colours)} (their colours: {seen}) "
+        seen = _described(everyone, frame_size)
+        raise PromptError(f"found {n} {what} but none is {' and '.join(query.colours)} (where they are and their colours: {seen}) "
                           f"for {_quote(query.text)}", code="PROMPT_NOTHING_FOUND")
     index = np.flatnonzero(keep)
     candidates = [everyone[i] for i in index]
@@ -139,7 +153,7 @@ def rank_candidates(
         hint = "a colour or position such as \"left\"" if not terms else "another colour, position or size word"
         raise PromptError(
             f"found {n} {what} that match {_quote(query.text)}; add {hint} to say which one "
-            f"(their colours: {', '.join(_colour_names(c) for c in candidates)})",
+            f"(where they are and their colours: {_described(candidates, frame_size)})",
             code="PROMPT_AMBIGUOUS",
         )
     return ranked

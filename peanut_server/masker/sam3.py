@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from ..errors import BackendUnavailable, PromptError
 from ..media import VideoSource
 from ..progress import Reporter
 from .appearance import AppearanceMemory, colour_descriptor
-from .base import Masker, MaskerOptions, MaskPrompt, MaskReport
+from .base import Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames
 from .learned import _load, model_available, model_dir, prune_session
 from .motion import candidate_from_mask
 from .postprocess import MaskFinisher
@@ -59,11 +58,7 @@ class Sam3Masker(Masker):
             self._model = _load(transformers.Sam3VideoModel, path, self.model_id).to(self.device).eval()
 
     def _frames(self, source: VideoSource, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
-        scale = min(1.0, self.work_max_side / max(source.info.width, source.info.height))
-        for k, rgb in enumerate(source.frames(start, end)):
-            if scale < 1.0:
-                rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            yield start + k, np.ascontiguousarray(rgb)
+        return working_frames(source, start, end, self.work_max_side)
 
     def _stream(self, source: VideoSource, start: int, end: int, text: str
                 ) -> Iterator[tuple[int, np.ndarray, dict[int, tuple[float, np.ndarray]]]]:

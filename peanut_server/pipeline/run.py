@@ -207,12 +207,12 @@ class Pipeline:
                         alpha_matte(matte, working_size(info.width, info.height, opts.working_height),
                                     opts.mask_dilation, opts.feather)
                         result.timings["matte"] = time.monotonic() - clock
-            reporter.stage("writing", 1)
+            reporter.stage("writing", count, outer=True)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
             for sink in reversed(sinks):
                 sink.commit()
-            reporter.advance()
+            reporter.advance(count, outer=True)
         except JobInterrupted:
             raise  # staging stays for Resume
         except BaseException:
@@ -228,7 +228,7 @@ class Pipeline:
         if matte.written >= count:
             masker.report.chosen_object = "(masks from the interrupted run)"
             return masker.report
-        reporter.stage("masking", count, done=matte.written)
+        reporter.stage("masking", count, done=matte.written, outer=True)
         height, width = source.info.height, source.info.width
         produced = 0
         any_mask = False
@@ -240,7 +240,7 @@ class Pipeline:
             if index < matte.written:
                 continue  # resumed: this frame's mask is already on disk
             matte.write(_mask_to_png(mask))
-            reporter.advance()
+            reporter.advance(outer=True)
         if produced != count:
             raise MaskError(f"masker {masker.name} gave {produced} masks for {count} frames")
         if not any_mask and matte.written == count and not spec.prompt.mask_path:
@@ -260,7 +260,7 @@ class Pipeline:
         # already written) seed the next one with an empty mask, so content
         # carries across window borders without a seam in time.
         tail = [plan.to_lr(output.read(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
-        reporter.stage("erasing", count, done=pos)
+        reporter.stage("erasing", count, done=pos, outer=True)
         for part in ("decode", "erase", "upscale", "composite"):
             timings.setdefault(part, 0.0)
         while pos < count:
@@ -389,7 +389,7 @@ class Pipeline:
                 # After the frame: a stop in between leaves this matte frame a mask, which
                 # alpha_matte() converts; the other order would lose the mask before its frame.
                 alpha_out.replace(window.pos + j - window.known, matte16((height, width), box, alpha_box))
-            reporter.advance()
+            reporter.advance(outer=True)
 
     @staticmethod
     def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:

@@ -33,6 +33,8 @@ DIST = HERE / "dist"
 GRPCIO = "grpcio==1.85.3"
 PROTOBUF = "protobuf==7.36.2"
 TYPING_EXTENSIONS = "typing_extensions==4.16.0"  # grpcio requires typing-extensions~=4.12
+# google.rpc Status and ErrorInfo: the client reads the daemon's error code from the status details.
+GOOGLEAPIS = "googleapis_common_protos==1.76.0"
 PYTHON_VERSION = "3.11"  # Blender 4.2 LTS .. 5.0 ship CPython 3.11
 # Blender platform name -> pip --platform tag (pip also accepts older manylinux and universal2 wheels).
 PLATFORMS = {
@@ -45,7 +47,7 @@ ADDON_FILES = ("__init__.py", "blender_api.py", "core.py", "jobs.py", "operators
 # What the thin client needs of peanut_server; api/generate.py is a developer tool (grpc_tools).
 VENDORED = ("__init__.py", "client.py", "statedir.py", "api/__init__.py", "api/peanut_pb2.py",
             "api/peanut_pb2_grpc.py")
-# Top-level modules the vendored copy may import: stdlib, grpc and protobuf only.
+# Top-level modules the vendored copy may import: stdlib, grpc, protobuf and google.rpc only.
 FORBIDDEN_MODULES = {"torch", "numpy", "cv2", "av", "peanut_server", "torchvision", "transformers"}
 VENDOR_INIT = '"""Copies of peanut_server modules the extension needs (made by build.py; do not edit)."""\n'
 
@@ -65,11 +67,12 @@ def _pip_download(target: Path, requirement: str, platform_args: list[str]) -> N
 
 
 def download_wheels(platform: str, cache: Path, offline: bool = False) -> list[Path]:
-    """grpcio (native, per platform) + protobuf and typing_extensions (pure wheels) from the cache or pip."""
+    """grpcio (native, per platform) + protobuf, typing_extensions and googleapis-common-protos (pure
+    wheels) from the cache or pip."""
     native, pure = cache / platform, cache / "any"
     native.mkdir(parents=True, exist_ok=True)
     pure.mkdir(parents=True, exist_ok=True)
-    want = {GRPCIO: native, PROTOBUF: pure, TYPING_EXTENSIONS: pure}
+    want = {GRPCIO: native, PROTOBUF: pure, TYPING_EXTENSIONS: pure, GOOGLEAPIS: pure}
     found = []
     for requirement, target in want.items():
         stem = requirement.replace("==", "-")

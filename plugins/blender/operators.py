@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import tempfile
 import time
 
 import bpy
@@ -51,6 +50,27 @@ def cancel_active() -> bool:
     return True
 
 
+def user_dir(name: str) -> str:
+    """A folder of the extension's own user directory (bpy.utils.extension_path_user), made if
+    missing: previews, logs and the outputs of an unsaved file stay with the extension, out of
+    the shared temporary folder, and are removed with it."""
+    return bpy.utils.extension_path_user(__package__, path=name, create=True)
+
+
+def _start_polling(op, context) -> set[str]:
+    """Run `op` as a modal operator that a timer wakes every POLL_SECONDS: the work runs on a
+    thread and the UI stays live. op.modal() ends it with _stop_polling()."""
+    wm = context.window_manager
+    op._timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
+    wm.modal_handler_add(op)
+    return {"RUNNING_MODAL"}
+
+
+def _stop_polling(op, context) -> None:
+    context.window_manager.event_timer_remove(op._timer)
+    op._timer = None
+
+
 def _address(context, override: str) -> str:
     return override.strip() or prefs(context).server_address
 
@@ -61,7 +81,7 @@ def _output_base(context) -> str:
         return os.path.realpath(bpy.path.abspath(configured))
     if bpy.data.filepath:
         return os.path.join(os.path.dirname(os.path.realpath(bpy.data.filepath)), "peanut")
-    return os.path.join(tempfile.gettempdir(), "peanut")
+    return user_dir("output")
 
 
 def _prop_or_setting(op, settings, name: str):
@@ -152,7 +172,9 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
 
     bl_idname = "peanut.remove_object"
     bl_label = "Remove Object"
-    bl_options = {"REGISTER", "UNDO"}
+    # UNDO: the placed strips are one undo step. No REGISTER: "Adjust Last Operation" would
+    # run execute() again, which waits for a whole new job on the UI thread.
+    bl_options = {"UNDO"}
 
     prompt: StringProperty(name="Prompt", default="")
     mask_path: StringProperty(name="Mask", default="", subtype="FILE_PATH")
@@ -310,23 +332,21 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         return self._finish(context)
 
     def invoke(self, context, event):
-        if not self._prepare(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return _start_polling(self, context) if self._prepare(context) else {"CANCELLED"}
 
     def modal(self, context, event):
         job = _active_job
+        if job is None:  # the add-on was reloaded under a running operator: nothing to follow
+            _stop_polling(self, context)
+            return {"CANCELLED"}
         if event.type == "ESC" and event.value == "PRESS":
-            job.cancel()
-        if event.type != "TIMER" or job is None:
+            cancel_active()
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
         blender_api.tag_redraw_sequencer()
         if not job.finished.is_set():
             return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
+        _stop_polling(self, context)
         return self._finish(context)
 
 
@@ -348,7 +368,7 @@ class PEANUT_OT_cancel(bpy.types.Operator):
 
 
 def _load_preview(png: bytes) -> bpy.types.Image:
-    path = os.path.join(tempfile.gettempdir(), f"peanut_preview_{os.getpid()}.png")
+    path = os.path.join(user_dir("preview"), f"peanut_preview_{os.getpid()}.png")
     with open(path, "wb") as f:
         f.write(png)
     image = bpy.data.images.get(PREVIEW_IMAGE)
@@ -433,17 +453,12 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
         return self._finish()
 
     def invoke(self, context, event):
-        if not self._start(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return _start_polling(self, context) if self._start(context) else {"CANCELLED"}
 
     def modal(self, context, event):
         if event.type != "TIMER" or not self._task.done.is_set():
             return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
+        _stop_polling(self, context)
         return self._finish()
 
 
@@ -498,7 +513,7 @@ class PEANUT_OT_start_server(bpy.types.Operator):
     def execute(self, context):
         p = prefs(context)
         command = shlex.split(p.server_command, posix=os.name == "posix")
-        log_path = os.path.join(tempfile.gettempdir(), "peanut", "peanut-server.log")
+        log_path = os.path.join(user_dir("logs"), "peanut-server.log")
         try:
             jobs.start_daemon(command, log_path)
         except OSError as exc:

@@ -43,18 +43,24 @@ class Pointers:
         return cls(ys, xs, np.full(n, -1, np.int32), np.zeros(n, np.float32), np.zeros(n, np.float32))
 
 
-def sample(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
-    """Bilinear samples of `image` (H, W, C) at float positions, clamped at the border."""
-    height, width = image.shape[:2]
+def bilinear_corners(px: np.ndarray, py: np.ndarray, width: int, height: int
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The four pixels (y, x) around each float position, clamped at the border, with their
+    bilinear weights: the one footprint that sampling, known-only sampling and visibility share."""
     x0 = np.clip(np.floor(px), 0, width - 1).astype(np.int32)
     y0 = np.clip(np.floor(py), 0, height - 1).astype(np.int32)
     x1 = np.minimum(x0 + 1, width - 1)
     y1 = np.minimum(y0 + 1, height - 1)
-    fx = np.clip(px - x0, 0.0, 1.0)[:, None]
-    fy = np.clip(py - y0, 0.0, 1.0)[:, None]
-    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
-    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+    fx = np.clip(px - x0, 0.0, 1.0)
+    fy = np.clip(py - y0, 0.0, 1.0)
+    return [(y0, x0, (1 - fx) * (1 - fy)), (y0, x1, fx * (1 - fy)), (y1, x0, (1 - fx) * fy), (y1, x1, fx * fy)]
+
+
+def sample(image: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Bilinear samples of `image` (H, W, C) at float positions, clamped at the border."""
+    height, width = image.shape[:2]
+    total = sum(image[yy, xx] * w[:, None] for yy, xx, w in bilinear_corners(px, py, width, height))
+    return np.asarray(total, np.float32)
 
 
 def sample_known(
@@ -67,15 +73,9 @@ def sample_known(
     dropped and the others renormalised.
     """
     height, width = frames.shape[1:3]
-    x0 = np.clip(np.floor(px), 0, width - 1).astype(np.int32)
-    y0 = np.clip(np.floor(py), 0, height - 1).astype(np.int32)
-    x1 = np.minimum(x0 + 1, width - 1)
-    y1 = np.minimum(y0 + 1, height - 1)
-    fx = np.clip(px - x0, 0.0, 1.0)
-    fy = np.clip(py - y0, 0.0, 1.0)
     total = np.zeros((len(src), frames.shape[3]), np.float32)
     weight = np.zeros(len(src), np.float32)
-    for yy, xx, w in ((y0, x0, (1 - fx) * (1 - fy)), (y0, x1, fx * (1 - fy)), (y1, x0, (1 - fx) * fy), (y1, x1, fx * fy)):
+    for yy, xx, w in bilinear_corners(px, py, width, height):
         w = w * known[src, yy, xx]
         total += frames[src, yy, xx] * w[:, None]
         weight += w
@@ -87,18 +87,7 @@ def sample_known(
 def visible_at(known: np.ndarray, src: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """Whether any pixel of the bilinear footprint at (px, py) in known[src] is known."""
     height, width = known.shape[1:3]
-    x0 = np.clip(np.floor(px), 0, width - 1).astype(np.int32)
-    y0 = np.clip(np.floor(py), 0, height - 1).astype(np.int32)
-    x1 = np.minimum(x0 + 1, width - 1)
-    y1 = np.minimum(y0 + 1, height - 1)
-    fx = np.clip(px - x0, 0.0, 1.0)
-    fy = np.clip(py - y0, 0.0, 1.0)
-    share = (
-        known[src, y0, x0] * (1 - fx) * (1 - fy)
-        + known[src, y0, x1] * fx * (1 - fy)
-        + known[src, y1, x0] * (1 - fx) * fy
-        + known[src, y1, x1] * fx * fy
-    )
+    share = sum(known[src, yy, xx] * w for yy, xx, w in bilinear_corners(px, py, width, height))
     return share > 1e-3
 
 

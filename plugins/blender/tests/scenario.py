@@ -110,7 +110,13 @@ def main() -> None:
     if image is not None:
         px = list(image.pixels)
         result["preview"]["size"] = list(image.size)
-        result["preview"]["white_fraction"] = sum(1 for v in px[0::4] if v > 0.5) / (len(px) // 4)
+        # The mask itself, red channel thresholded, rows bottom-up as Blender stores them.
+        result["preview"]["mask_rows_bottom_up"] = [
+            "".join("1" if px[4 * (y * image.size[0] + x)] > 0.5 else "0" for x in range(image.size[0]))
+            for y in range(image.size[1])]
+        result["preview"]["filepath"] = bpy.path.abspath(image.filepath)
+    result["user_dir"] = bpy.utils.extension_path_user(package)
+    result["remove_bl_options"] = sorted(operators.PEANUT_OT_remove_object.bl_options)
 
     # -- remove: one undo step, placement, render before/after -----------------------------------
     # A marker made just before the undo push tells which step one undo lands on.

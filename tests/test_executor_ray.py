@@ -7,6 +7,7 @@ test starts its own with `peanut-server --executor ray --ray-address local`.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -184,3 +185,97 @@ def test_an_address_that_is_not_local_auto_or_ray_client_is_refused_at_start():
     assert start_executor(parse_args([])) is None  # --executor local: jobs run in the daemon
     with pytest.raises(StartupError, match="use local, auto or ray://HOST:PORT"):
         start_executor(parse_args(["--executor", "ray", "--ray-address", "10.1.2.3:6379"]))
+
+
+class CountingPipeline(Pipeline):
+    """Counts the clips (pipeline runs) in progress at once."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def run(self, *args, **kwargs):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def four_clip_timeline(tmp_path: Path, clip) -> Path:
+    """Four prompted clips (mask folder in metadata) cut from the 40-frame clip, one after another."""
+    import opentimelineio as otio
+
+    rate = 25.0
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for k, (first, count) in enumerate([(0, 9), (6, 10), (18, 8), (28, 12)]):
+        ref = otio.schema.ExternalReference(
+            target_url=str(clip.frames),
+            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                    otio.opentime.RationalTime(FRAMES, rate)))
+        shot = otio.schema.Clip(name=f"shot{k}", media_reference=ref, source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(first, rate), otio.opentime.RationalTime(count, rate)))
+        shot.metadata["peanut"] = {"mask": str(clip.masks)}
+        track.append(shot)
+    timeline = otio.schema.Timeline(name="four shots", tracks=[track])
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(timeline, str(path))
+    return path
+
+
+def test_otio_timeline_fans_its_clips_out_with_the_local_results(tmp_path, clip, executor):
+    from peanut_server.otio.jobs import run_timeline_job
+
+    source = four_clip_timeline(tmp_path, clip)
+    outputs = {}
+    for name, pipeline in (("local", CountingPipeline()), ("ray", CountingPipeline(executor=executor))):
+        request = pb.ProcessTimelineRequest(timeline_path=str(source), output_path=str(tmp_path / f"{name}.otio"),
+                                            media_dir=str(tmp_path / f"{name}_media"),
+                                            options=pb.Options(eraser="telea", working_height=0))
+        result = run_timeline_job(request, pipeline, Reporter(), job_id=f"t-{name}")
+        assert result.frame_count == 9 + 10 + 8 + 12
+        outputs[name] = {str(p.relative_to(tmp_path / f"{name}_media")): p.read_bytes()
+                         for p in sorted((tmp_path / f"{name}_media").rglob("*.png"))}
+        outputs[name + " most"] = pipeline.most
+    assert outputs["local most"] == 1
+    assert outputs["ray most"] == 2  # the executor's 2 task slots
+    # Every clip fits in one window: the same files, bit for bit (39 cleaned frames and 39 mattes).
+    assert len(outputs["ray"]) == 2 * 39
+    assert outputs["ray"] == outputs["local"]
+
+
+class CancellingPipeline(Pipeline):
+    """Cancels the timeline job as its second clip starts."""
+
+    def __init__(self, job: Reporter, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.started = 0
+
+    def run(self, *args, **kwargs):
+        self.started += 1
+        if self.started == 2:
+            self.job.cancel_event.set()
+        return super().run(*args, **kwargs)
+
+
+def test_cancelling_a_fanned_out_timeline_stops_every_clip(tmp_path, clip, executor):
+    from peanut_server.otio.jobs import run_timeline_job
+
+    source = four_clip_timeline(tmp_path, clip)
+    request = pb.ProcessTimelineRequest(timeline_path=str(source), output_path=str(tmp_path / "out.otio"),
+                                        media_dir=str(tmp_path / "media"),
+                                        options=pb.Options(eraser="telea", working_height=0))
+    reporter = Reporter()
+    pipeline = CancellingPipeline(reporter, executor=executor)
+    with pytest.raises(JobCancelled):
+        run_timeline_job(request, pipeline, reporter, job_id="t-cancel")
+    assert not (tmp_path / "out.otio").exists()
+    assert pipeline.started == 2, "no clip starts after the cancel"
+    assert not [p for p in tmp_path.rglob("*peanut-partial*")], "cancelled clips leave no staging"
+    assert [t for t in threading.enumerate() if t.name.startswith("peanut-clip")] == []

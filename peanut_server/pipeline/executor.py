@@ -24,6 +24,9 @@ model weights (HF cache or models folder on each node) for the backends a job
 asks for. Outputs and staging stay on the daemon's disk: frames come back
 through Ray's object store.
 
+A timeline job runs as many of its clips at once as the cluster has task
+slots (otio/timeline.py run_timeline, parallel=clips_at_once()).
+
 Cancellation: the daemon checks the job's Reporter while it waits and cancels
 every task of the job still in flight (ray.cancel, force), then raises as the
 local executor does.
@@ -239,6 +242,10 @@ class RayExecutor:
             return self.options.max_in_flight
         cpus = self._ray.cluster_resources().get("CPU", 1.0)
         return max(1, int(cpus // max(self.options.cpus_per_task, 1e-3)))
+
+    def clips_at_once(self) -> int:
+        """Clips of one timeline job run at once: as many as the cluster has task slots."""
+        return self._max_in_flight()
 
     def _wait(self, ref: Any, reporter: Reporter) -> None:
         while not self._ray.wait([ref], timeout=POLL_SECONDS)[0]:

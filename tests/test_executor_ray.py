@@ -113,12 +113,14 @@ def test_long_clip_in_windows_equals_the_local_executor_outside_the_mask(tmp_pat
     assert_same_outside_mask(clip, tmp_path / "local", tmp_path / "ray", pixels=9)
 
 
-def test_cancel_mid_way_cancels_the_tasks_and_leaves_nothing(tmp_path, clip, executor):
+@pytest.mark.parametrize("stage", ["masking", "erasing"])
+def test_cancel_mid_way_cancels_the_tasks_and_leaves_nothing(tmp_path, clip, executor, stage):
     out = tmp_path / "out"
     with pytest.raises(JobCancelled):
         Pipeline(executor=executor).run(
             spec_from_request(request(clip, out, subvideo_length=6, eraser="telea", working_height=0)),
-            StopAt(at=5), job_id="c1")
+            StopAt(at=5, stage_name=stage), job_id="c1")
+    assert not Path(f"{out}_matte").exists()
     assert not out.exists() and not Path(staging_path(str(out), "c1")).exists()
     # The cancelled tasks give their CPUs back.
     deadline = time.monotonic() + 60

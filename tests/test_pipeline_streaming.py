@@ -93,13 +93,14 @@ def test_streaming_output_is_identical_to_sequential(tmp_path, clip, case, monke
 
 @dataclass
 class StopAt(Reporter):
-    """Cancels (or interrupts) the job once `at` frames of the erase pass are on disk."""
+    """Cancels (or interrupts) the job once `at` frames of `stage` (the erase pass) are on disk."""
 
     at: int = 0
     interrupt: bool = False
+    stage_name: str = "erasing"
 
     def advance(self, n: int = 1) -> None:
-        if self.state.stage == "erasing" and self.state.done + n >= self.at:
+        if self.state.stage == self.stage_name and self.state.done + n >= self.at:
             (self.interrupt_event if self.interrupt else self.cancel_event).set()
         super().advance(n)
 

@@ -247,6 +247,16 @@ class RayExecutor:
         """Clips of one timeline job run at once: as many as the cluster has task slots."""
         return self._max_in_flight()
 
+    def _cancel(self, refs: list[Any]) -> None:
+        """Stop the job's tasks (force: a task in a long native call would otherwise keep its CPU).
+
+        Best effort: the error that led here is the one the job reports."""
+        for ref in refs:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001
+                log.warning("could not cancel Ray task %s", ref, exc_info=True)
+
     def _wait(self, ref: Any, reporter: Reporter) -> None:
         while not self._ray.wait([ref], timeout=POLL_SECONDS)[0]:
             reporter.check()
@@ -292,7 +302,7 @@ class RayExecutor:
         try:
             pipeline._write_masks(masks(), choice.cls.name, info, start, count, spec, matte, reporter)
         except BaseException:
-            self._ray.cancel(stream, force=True)
+            self._cancel([stream])
             raise
         return result.get("report") or MaskReport(backend=choice.cls.name)
 
@@ -336,8 +346,7 @@ class RayExecutor:
                 timings["write"] += time.monotonic() - clock
                 del done
         except BaseException:
-            for _, ref in in_flight:
-                self._ray.cancel(ref, force=True)
+            self._cancel([ref for _, ref in in_flight])
             raise
         if not runs:  # resumed with every frame already written
             runs = pipeline._erase_plan(info, start, count, spec)[1]

@@ -119,11 +119,13 @@ def staging_path(destination: str, job_id: str) -> str:
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask), not the machine's: a container or taskset may allow fewer."""
+    """CPUs this process may use, not the machine's: its affinity mask (taskset, cpusets) and, through
+    OpenCV's count, a container's CPU quota."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        allowed = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # no sched_getaffinity on macOS and Windows
-        return max(1, os.cpu_count() or 1)
+        allowed = os.cpu_count() or 1
+    return max(1, min(allowed, cv2.getNumberOfCPUs()))
 
 
 def set_thread_counts(threads: int | None = None) -> int:

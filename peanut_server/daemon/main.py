@@ -1,6 +1,7 @@
 """`peanut-server`: start the daemon.
 
     peanut-server [--state-dir DIR] [--host 127.0.0.1] [--port 50517] [--unix PATH]
+                  [--executor local|ray --ray-address local|auto|ray://HOST:PORT]
 
 Listens on loopback only unless --allow-remote is given, and then only with
 TLS (--tls-cert/--tls-key): the token alone must not cross a network in clear.
@@ -11,6 +12,10 @@ for local clients to trust.
 
 One daemon per state directory: an OS lock on <state dir>/daemon.lock is taken
 before anything touches the queue; a second daemon exits 2 naming the first.
+
+--executor ray sends each job's masking and erasing to a Ray cluster as tasks
+(pipeline/executor.py); the queue, events, cancellation, resume and outputs
+stay here.
 
 SIGTERM/SIGINT: stop taking requests, interrupt the running job (it can be
 resumed), leave queued jobs QUEUED (they run after the next start), join the
@@ -182,6 +187,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                         help="auto: fp16/bf16 autocast only for backends known to be safe with it, fp32 otherwise; "
                              "fp32: never autocast (default auto)")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="where jobs run: in this process (default) or as tasks on a Ray cluster")
+    parser.add_argument("--ray-address", default="local",
+                        help="with --executor ray: 'local' starts a Ray runtime on this machine, 'auto' joins the "
+                             "cluster this node belongs to, ray://HOST:PORT joins a cluster through Ray Client")
+    parser.add_argument("--ray-cpus", type=int, default=None,
+                        help="with --ray-address local: CPUs the local runtime may use (default: all)")
+    parser.add_argument("--ray-cpus-per-task", type=float, default=1.0, help="CPUs each Ray task asks for (default 1)")
+    parser.add_argument("--ray-gpus-per-task", type=float, default=0.0,
+                        help="GPUs each Ray task asks for (default 0; set it for learned backends on GPU nodes)")
+    parser.add_argument("--ray-max-tasks", type=int, default=0,
+                        help="erase tasks of one job in flight at once (default: the cluster's CPUs / CPUs per task)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"peanut-server {__version__}")
     return parser.parse_args(argv)
@@ -250,6 +267,25 @@ def check_unix_path(path: str) -> None:
                        "another path")
 
 
+def start_executor(args: argparse.Namespace):
+    """None for --executor local; for ray, a started RayExecutor (StartupError if Ray cannot be reached)."""
+    if args.executor == "local":
+        return None
+    from ..pipeline.executor import ExecutorError, RayExecutor, RayOptions
+
+    address = args.ray_address
+    if address not in ("local", "auto") and not address.startswith("ray://"):
+        raise StartupError(f"--ray-address {address!r}: use local, auto or ray://HOST:PORT")
+    options = RayOptions(address=address, local_cpus=args.ray_cpus, cpus_per_task=args.ray_cpus_per_task,
+                         gpus_per_task=args.ray_gpus_per_task, max_in_flight=args.ray_max_tasks)
+    executor = RayExecutor(options)
+    try:
+        executor.start()
+    except ExecutorError as exc:
+        raise StartupError(exc.message) from None
+    return executor
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -311,7 +347,9 @@ def serve(args: argparse.Namespace) -> int:
     # network the backends load (models/cache.py) are counted and unloaded together.
     cache = budget.cache if budget else ModelCache(budget_bytes=None)
     install_model_cache(cache)
-    worker = Worker(store, Pipeline(instances=cache), capacity=args.queue_size)
+    executor = start_executor(args)
+    worker = Worker(store, Pipeline(instances=cache, executor=executor), capacity=args.queue_size,
+                    warm=executor is None)
     service = PeanutService(worker, str(state_dir), budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=UNARY_THREADS + MAX_WATCHERS, thread_name_prefix="peanut-rpc"),
@@ -390,6 +428,8 @@ def serve(args: argparse.Namespace) -> int:
     # Watch streams end once the worker has stopped; unary calls in flight get a moment to finish.
     server.stop(grace=max(0.5, min(2.0, deadline - time.monotonic()))).wait()
     store.close()
+    if executor is not None:
+        executor.shutdown()
     if unix_path and os.path.exists(unix_path):
         os.unlink(unix_path)
     remove_server_file(state_dir, os.getpid())

@@ -118,6 +118,8 @@ def run_timeline_job(request: pb.ProcessTimelineRequest, pipeline: "Pipeline", r
         request.overwrite,
         pipeline_run_clip(pipeline, request.options, job_id, client=request.client or "otio"),
         reporter,
+        # With a cluster behind the pipeline, the clips fan out; on this machine they take turns.
+        parallel=pipeline.executor.clips_at_once() if getattr(pipeline, "executor", None) is not None else 1,
     )
     log.info("timeline job %s: %d clips (%d not cleaned), %d frames -> %s", job_id, len(result.clips),
              len(result.refused), result.frame_count, result.output_path)

@@ -30,7 +30,10 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import urllib.parse
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 from typing import Any, Callable
@@ -38,7 +41,7 @@ from typing import Any, Callable
 import opentimelineio as otio
 from opentimelineio import url_utils
 
-from ..errors import InvalidRequest, MediaNotFound, OutputError, OutputExists
+from ..errors import InvalidRequest, JobCancelled, MediaNotFound, OutputError, OutputExists
 from ..progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -556,6 +559,60 @@ def check_destination(output_path: str | Path, media: str | Path) -> None:
     _no_link(media, "the media folder")
 
 
+def _run_clips_in_turn(jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip,
+                       reporter: Reporter) -> Iterator[dict[str, Any]]:
+    for job, (out, matte) in zip(jobs, places):
+        reporter.check()
+        log.info("clip %d/%d %r: source frames %d..%d", job.index + 1, len(jobs), job.clip_name, job.start_frame, job.end_frame - 1)
+        reporter.stage(f"clip {job.index + 1}/{len(jobs)}: {job.clip_name}", total=job.frame_count)
+        yield run_clip(job, out, matte, reporter)
+
+
+def _run_clips_at_once(jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip,
+                       reporter: Reporter, parallel: int) -> list[dict[str, Any]]:
+    """Up to `parallel` clips at once, each with a Reporter of its own.
+
+    The clips' reporters share the job's interrupt and get a cancel of their own,
+    set when the job is cancelled or a clip fails, so one failure stops the rest.
+    Progress counts finished clips' frames.
+    """
+    stop = threading.Event()
+    reporters = [Reporter(cancel_event=stop, interrupt_event=reporter.interrupt_event,
+                          warn_callback=reporter.warn_callback) for _ in jobs]
+    reporter.stage(f"{len(jobs)} clips, {min(parallel, len(jobs))} at a time", total=sum(j.frame_count for j in jobs))
+    with ThreadPoolExecutor(max_workers=min(parallel, len(jobs)), thread_name_prefix="peanut-clip") as pool:
+        futures = [pool.submit(run_clip, job, out, matte, clip_reporter)
+                   for job, (out, matte), clip_reporter in zip(jobs, places, reporters)]
+        pending = set(futures)
+
+        def stop_all() -> None:
+            for future in futures:
+                future.cancel()  # those not started never start (first: a stopped clip frees a thread)
+            stop.set()  # the clips running stop at their next check
+
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+                if reporter.cancel_event.is_set():
+                    stop_all()
+                for future in finished:
+                    if future.cancelled() or future.exception() is not None:
+                        stop_all()
+                    else:
+                        reporter.advance(jobs[futures.index(future)].frame_count)
+        finally:
+            if pending:  # left early (the job cancelled or interrupted): the clips still running stop
+                stop_all()
+    if reporter.cancel_event.is_set():
+        reporter.check()
+    errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    # A clip's own failure first; the JobCancelled of those it stopped only when nothing else failed.
+    errors.sort(key=lambda e: isinstance(e, JobCancelled))
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]
+
+
 def run_timeline(
     timeline_path: str | Path,
     output_path: str | Path,
@@ -563,11 +620,14 @@ def run_timeline(
     overwrite: bool,
     run_clip: RunClip,
     reporter: Reporter | None = None,
+    parallel: int = 1,
 ) -> TimelineResult:
     """Clean every prompted clip of a timeline and write it with the result tracks added.
 
     `run_clip(job, output_path, matte_path, reporter)` runs the pipeline on one
     clip and returns {"output_path", "matte_path", "frame_count", "backends"}.
+    `parallel` > 1 runs that many clips at once (the Ray executor: the clips'
+    tasks then share the cluster); results are placed in timeline order either way.
     Prompted clips that cannot be cleaned are reported through
     `reporter.warn` (NOT_CLEANED_PREFIX) and listed in the result and in the
     output timeline; when no clip can be cleaned, InvalidRequest names them all.
@@ -610,15 +670,18 @@ def run_timeline(
     mattes: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]] = []
     results: list[dict[str, Any]] = []
     output_files: list[str] = []
+    places = []
     for job in jobs:
-        reporter.check()
         folder = media / f"{job.index + 1:03d}_{_slug(job.clip_name)}"
         out, matte = str(folder / "cleaned"), str(folder / "matte")
         for path, what in ((folder, "the clip folder"), (out, "the cleaned folder"), (matte, "the matte folder")):
             _no_link(path, what)
-        log.info("clip %d/%d %r: source frames %d..%d", job.index + 1, len(jobs), job.clip_name, job.start_frame, job.end_frame - 1)
-        reporter.stage(f"clip {job.index + 1}/{len(jobs)}: {job.clip_name}", total=job.frame_count)
-        result = run_clip(job, out, matte, reporter)
+        places.append((out, matte))
+    if parallel > 1 and len(jobs) > 1:
+        ran = _run_clips_at_once(jobs, places, run_clip, reporter, parallel)
+    else:
+        ran = _run_clips_in_turn(jobs, places, run_clip, reporter)
+    for job, result in zip(jobs, ran):
         if int(result.get("frame_count", job.frame_count)) != job.frame_count:
             raise OutputError(
                 f"clip {job.clip_name!r}: expected {job.frame_count} frames, the pipeline wrote {result.get('frame_count')}"

@@ -21,10 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import stat
+import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -41,11 +45,21 @@ from .composite import (Crop, alpha_matte, composite, crop_for, dilate, downscal
 from ..eraser.effects import grow_to_effects
 from .spec import RemovalSpec
 
+if TYPE_CHECKING:
+    from .executor import RayExecutor
+
 log = logging.getLogger(__name__)
 
 # Full-resolution frames of one window kept in memory up to this size; beyond
 # it (4K and long windows) the compositor decodes them a second time instead.
 KEEP_SOURCE_BYTES = 512 * 1024 * 1024
+# Streaming erase pass (Pipeline._erase_streaming): windows between decode and the end
+# of their compositing (one read ahead, one erasing, one being composited), composited
+# frames waiting for the writer, and how often a stage waiting on a queue looks
+# whether the job was cancelled or another stage failed (seconds).
+WINDOWS_IN_FLIGHT = 3
+FRAMES_QUEUED = 8
+POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -107,6 +121,38 @@ def staging_path(destination: str, job_id: str) -> str:
     return os.path.join(parent, f".{name}.peanut-partial-{job_id}")
 
 
+def available_cpus() -> int:
+    """CPUs this process may use, not the machine's: its affinity mask (taskset, cpusets) and, through
+    OpenCV's count, a container's CPU quota."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no sched_getaffinity on macOS and Windows
+        allowed = os.cpu_count() or 1
+    return max(1, min(allowed, cv2.getNumberOfCPUs()))
+
+
+def set_thread_counts(threads: int | None = None) -> int:
+    """Size OpenCV's and torch's thread pools: `threads`, or the CPUs this process may use.
+
+    Both libraries size their pools from the machine's core count, which in a
+    container or under taskset can be far more than the CPUs allowed, and then
+    every parallel call oversubscribes them. The streaming erase pass runs its
+    stages in their own threads, but only the eraser (and a learned upscaler)
+    makes parallel calls of any length; the other stages are single-threaded
+    (PyAV decode, numpy compositing, zlib in the PNG writer), so the pools get
+    all the CPUs, not CPUs minus stages. torch is sized only when something
+    already imported it: never import torch just to set a number.
+    """
+    import sys
+
+    n = max(1, threads or available_cpus())
+    cv2.setNumThreads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 def _mask_to_png(mask: np.ndarray) -> np.ndarray:
     grey = mask.astype(np.uint8) * 255
     return np.repeat(grey[:, :, None], 3, axis=2)
@@ -115,10 +161,18 @@ def _mask_to_png(mask: np.ndarray) -> np.ndarray:
 class Pipeline:
     """Composes a masker, an eraser and an upscaler; keeps their instances (and models) loaded."""
 
-    def __init__(self, instances: MutableMapping[tuple[str, str], object] | None = None) -> None:
+    def __init__(self, instances: MutableMapping[tuple[str, str], object] | None = None,
+                 streaming: bool = True, executor: "RayExecutor | None" = None, threads: int | None = None) -> None:
         # The daemon passes a ModelCache (daemon/budget.py) that unloads least
         # recently used backends past its memory budget; --local keeps a dict.
         self._instances: MutableMapping[tuple[str, str], object] = {} if instances is None else instances
+        # Overlap decode, erase, upscale + composite and writing in threads (see _erase_pass);
+        # False runs them one after another, with the same output.
+        self.streaming = streaming
+        # None: the passes run in this process; a RayExecutor sends them to a cluster (executor.py).
+        self.executor = executor
+        # Threads OpenCV and torch may use inside one call (see set_thread_counts); None: this process's CPUs.
+        self.threads = threads
 
     # -- checks before a job is queued -------------------------------------
 
@@ -169,6 +223,7 @@ class Pipeline:
 
     def run(self, spec: RemovalSpec, reporter: Reporter, job_id: str = "local") -> RemovalResult:
         started = time.monotonic()
+        set_thread_counts(self.threads)
         info, start, end = self.validate(spec)
         count = end - start
         result = RemovalResult(output_path=spec.output_path, matte_path=spec.matte_path, frame_count=count)
@@ -182,7 +237,10 @@ class Pipeline:
                 )
                 sinks.append(matte)
                 clock = time.monotonic()
-                report = self._mask_pass(source, start, end, spec, masker_choice, matte, reporter)
+                if self.executor is not None:
+                    report = self.executor.mask_pass(self, spec, info, start, end, masker_choice, matte, reporter)
+                else:
+                    report = self._mask_pass(source, start, end, spec, masker_choice, matte, reporter)
                 result.timings["masking"] = time.monotonic() - clock
                 result.backends.append(StageRun("masker", masker_choice.cls.name, masker_choice.note))
                 result.chosen_object, result.chosen_score = report.chosen_object, report.score
@@ -195,10 +253,16 @@ class Pipeline:
                         staging_dir=staging_path(spec.output_path, job_id), audio_from=info,
                     )
                     sinks.append(output)
-                    result.backends.extend(
-                        self._erase_pass(source, info, start, count, spec, matte, output, reporter, result.timings,
-                                         alpha_out=matte if spec.matte_mode == "alpha" else None)
-                    )
+                    # A Ray executor's erase pass leaves the matte as masks; the alpha pass below
+                    # converts them (the same alpha the compositor used).
+                    alpha_out = matte if spec.matte_mode == "alpha" else None
+                    if self.executor is not None:
+                        runs = self.executor.erase_pass(self, spec, info, start, count, matte, output, reporter,
+                                                        result.timings)
+                    else:
+                        runs = self._erase_pass(source, info, start, count, spec, matte, output, reporter,
+                                                result.timings, alpha_out=alpha_out)
+                    result.backends.extend(runs)
                     if spec.matte_mode == "alpha":
                         # The matte is the exact alpha each frame was composited with: the erase
                         # pass wrote it; this converts any frame a stop left as a mask.
@@ -229,12 +293,21 @@ class Pipeline:
             masker.report.chosen_object = "(masks from the interrupted run)"
             return masker.report
         reporter.stage("masking", count, done=matte.written, outer=True)
-        height, width = source.info.height, source.info.width
+        masks = masker.masks(source, start, end, spec.prompt, spec.options.masker_options, reporter)
+        self._write_masks(masks, masker.name, source.info, start, count, spec, matte, reporter)
+        return masker.report
+
+    @staticmethod
+    def _write_masks(masks: Iterable[np.ndarray], name: str, info: MediaInfo, start: int, count: int, spec,
+                     matte, reporter: Reporter) -> None:
+        """Stage the masker's masks as the matte, after those a resumed job already has; check what came."""
+        end = start + count
+        height, width = info.height, info.width
         produced = 0
         any_mask = False
-        for index, mask in enumerate(masker.masks(source, start, end, spec.prompt, spec.options.masker_options, reporter)):
+        for index, mask in enumerate(masks):
             if mask.shape != (height, width):
-                raise MaskError(f"masker {masker.name} returned a {mask.shape[1]}x{mask.shape[0]} mask for a {width}x{height} clip")
+                raise MaskError(f"masker {name} returned a {mask.shape[1]}x{mask.shape[0]} mask for a {width}x{height} clip")
             produced += 1
             any_mask = any_mask or bool(mask.any())
             if index < matte.written:
@@ -242,14 +315,22 @@ class Pipeline:
             matte.write(_mask_to_png(mask))
             reporter.advance(outer=True)
         if produced != count:
-            raise MaskError(f"masker {masker.name} gave {produced} masks for {count} frames")
+            raise MaskError(f"masker {name} gave {produced} masks for {count} frames")
         if not any_mask and matte.written == count and not spec.prompt.mask_path:
             raise PromptError(f"nothing matching {spec.prompt.text!r} was found in frames {start}..{end - 1}")
-        return masker.report
 
     def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte, output, reporter,
                     timings: dict[str, float], alpha_out=None) -> list[StageRun]:
         """Erase, upscale and composite the clip window by window (see _ErasePlan).
+
+        Each window goes through four steps: decode (its source frames and masks),
+        erase (at working resolution, after the previous window: its last frames
+        seed this one), finish (upscale and composite) and write (into the output
+        sink, one frame at a time). Streaming, each step runs in its own thread
+        and hands windows on through bounded queues (_erase_streaming), so while
+        the eraser works on one window the next is decoded and the previous one is
+        composited and written; sequentially they run one after another. Both give
+        the same frames.
 
         alpha_out: the matte sink, when the matte is the composite's alpha: each
         frame's object mask there is replaced by its alpha as the frame is written.
@@ -260,30 +341,127 @@ class Pipeline:
         # already written) seed the next one with an empty mask, so content
         # carries across window borders without a seam in time.
         tail = [plan.to_lr(output.read(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
+        windows = list(_window_bounds(plan, pos, len(tail)))
         reporter.stage("erasing", count, done=pos, outer=True)
-        for part in ("decode", "erase", "upscale", "composite"):
+        for part in ("decode", "erase", "upscale", "composite", "write"):
             timings.setdefault(part, 0.0)
-        while pos < count:
-            clock = time.monotonic()
-            window = self._load_window(source, matte, plan, pos, tail, reporter)
-            timings["decode"] += time.monotonic() - clock
-            clock = time.monotonic()
-            result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, reporter)
-            timings["erase"] += time.monotonic() - clock
-            clock = time.monotonic()
-            crop, upscaled = self._upscale_window(plan, window, result, reporter)
-            timings["upscale"] += time.monotonic() - clock
-            clock = time.monotonic()
-            self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer, output,
-                                   reporter, alpha_out)
-            timings["composite"] += time.monotonic() - clock
-            more = window.end < count and plan.overlap
-            tail = [result.frames[i] for i in range(max(0, len(result.frames) - plan.overlap), len(result.frames))] if more else []
-            pos = window.end
+        if self.streaming:
+            self._erase_streaming(source, spec, plan, windows, tail, matte, output, reporter, timings, alpha_out)
+        else:
+            self._erase_sequential(source, spec, plan, windows, tail, matte, output, reporter, timings, alpha_out)
         checkpoint = getattr(plan.upscaler, "ran_model_id", "")
         if checkpoint:  # name the weights that ran, e.g. "auto; weights basicvsrpp-reds4"
             runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
         return runs
+
+    def _erase_sequential(self, source, spec, plan: "_ErasePlan", windows: list["_Bounds"], tail: list[np.ndarray],
+                          matte, output, reporter: Reporter, timings: dict[str, float], alpha_out=None) -> None:
+        """The steps of every window one after another, in the calling thread."""
+        stage_reporter = _StageReporter(reporter, threading.Event())
+        keep = plan.window_bytes <= KEEP_SOURCE_BYTES
+        for bounds in windows:
+            clock = time.monotonic()
+            decoded = self._decode_window(source, matte, plan, bounds, keep)
+            timings["decode"] += time.monotonic() - clock
+            clock = time.monotonic()  # "erase" includes growing the masks (effects, dilation)
+            window = self._assemble_window(plan, decoded, tail, stage_reporter)
+            result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, stage_reporter)
+            timings["erase"] += time.monotonic() - clock
+            tail = _next_tail(plan, window, result)
+            clock = time.monotonic()
+            crop, upscaled = self._upscale_window(plan, window, result, stage_reporter)
+            timings["upscale"] += time.monotonic() - clock
+            frames = self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer,
+                                            alpha=alpha_out is not None)
+            for out, alpha in _timed(frames, timings, "composite"):
+                clock = time.monotonic()
+                _write_frame(output, out, alpha_out, alpha)
+                timings["write"] += time.monotonic() - clock
+                reporter.advance(outer=True)
+
+    def _erase_streaming(self, source, spec, plan: "_ErasePlan", windows: list["_Bounds"], tail: list[np.ndarray],
+                         matte, output, reporter: Reporter, timings: dict[str, float], alpha_out=None) -> None:
+        """The four steps in four threads, joined by bounded queues; the slowest sets the pace.
+
+        At most WINDOWS_IN_FLIGHT windows are between decode and the end of their
+        compositing (one read ahead, one erasing, one being composited) and at most
+        FRAMES_QUEUED composited frames wait for the writer: memory is bounded by
+        the window, not by the clip. Only the writer advances the job's progress,
+        so frames_done is the count of frames on disk, the count a resume starts
+        from. A stage that fails, or sees the job cancelled or interrupted, stops
+        the others at their next queue operation or reporter.check().
+        """
+        handoff = _Handoff(reporter)
+        decoded: queue.Queue[_Decoded] = queue.Queue(maxsize=1)
+        erased: queue.Queue[tuple[_Window, object]] = queue.Queue(maxsize=1)
+        composited: queue.Queue[tuple[np.ndarray, np.ndarray | None]] = queue.Queue(maxsize=FRAMES_QUEUED)
+        slots = threading.Semaphore(WINDOWS_IN_FLIGHT)
+        # Held windows of full-resolution frames, together, stay under the same cap as
+        # the sequential path's one window; past it the compositor decodes them again.
+        keep = WINDOWS_IN_FLIGHT * plan.window_bytes <= KEEP_SOURCE_BYTES
+        sources = []  # the compositor's own decoder, opened only when frames are not kept
+
+        def decode() -> None:
+            for bounds in windows:
+                handoff.acquire(slots)
+                clock = time.monotonic()
+                item = self._decode_window(source, matte, plan, bounds, keep, handoff.reporter.check)
+                timings["decode"] += time.monotonic() - clock
+                handoff.put(decoded, item)
+                del item  # the queue and the eraser hold it now; the slot counts it
+
+        def erase() -> None:
+            seed = tail
+            for _ in windows:
+                item = handoff.get(decoded)
+                clock = time.monotonic()
+                window = self._assemble_window(plan, item, seed, handoff.reporter)
+                result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options,
+                                           handoff.reporter)
+                timings["erase"] += time.monotonic() - clock
+                seed = _next_tail(plan, window, result)
+                handoff.put(erased, (window, result))
+                del item, window, result  # not held while waiting for the next window
+
+        def finish() -> None:
+            for _ in windows:
+                window, result = handoff.get(erased)
+                clock = time.monotonic()
+                crop, upscaled = self._upscale_window(plan, window, result, handoff.reporter)
+                timings["upscale"] += time.monotonic() - clock
+                if window.source_frames is None and not sources:
+                    sources.append(open_source(spec.source_path))
+                frames = self._composite_window(sources[0] if sources else source, plan, window, result.frames,
+                                                crop, upscaled, spec.patch_layer, alpha=alpha_out is not None)
+                for item in _timed(frames, timings, "composite"):
+                    handoff.put(composited, item)
+                del window, result, frames  # before the slot is given back
+                slots.release()
+
+        def write() -> None:
+            for _ in range(sum(b.end - b.pos for b in windows)):
+                out, alpha = handoff.get(composited)
+                clock = time.monotonic()
+                _write_frame(output, out, alpha_out, alpha)
+                timings["write"] += time.monotonic() - clock
+                reporter.advance(outer=True)
+
+        try:
+            with ThreadPoolExecutor(max_workers=4, thread_name_prefix="peanut-stage") as pool:
+                stages = [pool.submit(fn) for fn in (decode, erase, finish, write)]
+                try:
+                    first, _ = wait(stages, return_when=FIRST_EXCEPTION)
+                finally:
+                    handoff.stop.set()  # every stage is done, or one failed: the others leave
+        finally:
+            for opened in sources:
+                opened.close()
+        errors = [f.exception() for f in [*first, *stages] if f.exception() is not None]
+        real = [e for e in errors if not isinstance(e, _Stopped)]
+        if real:
+            raise real[0]
+        if errors:  # pragma: no cover - a stage stopped with no stage failing
+            raise errors[0]
 
     def _erase_plan(self, info: MediaInfo, start: int, count: int, spec) -> tuple["_ErasePlan", list[StageRun]]:
         opts = spec.options
@@ -310,25 +488,44 @@ class Pipeline:
         )
         return plan, runs
 
-    def _load_window(self, source, matte, plan: "_ErasePlan", pos: int, tail: list[np.ndarray],
-                     reporter: Reporter) -> "_Window":
-        """Source frames pos.. (after the tail) and their masks, at working resolution."""
-        opts = plan.options
-        known = len(tail)
-        end = min(plan.count, pos - known + plan.window)
-        width, height = plan.size
-        keep = width * height * 3 * (end - pos) <= KEEP_SOURCE_BYTES
-        source_frames = list(source.frames(plan.start + pos, plan.start + end)) if keep else None
-        new = source_frames if keep else source.frames(plan.start + pos, plan.start + end)
-        lr_frames = np.stack(tail + [plan.to_lr(f) for f in new])
+    @staticmethod
+    def _decode_window(source, matte, plan: "_ErasePlan", bounds: "_Bounds", keep: bool,
+                       check: Callable[[], None] | None = None) -> "_Decoded":
+        """Source frames bounds.pos..end-1 and their masks: what a window needs that the previous one does not give.
+
+        `keep`: hold the full-resolution frames for the compositor (else it decodes them again).
+        """
+        pos, end = bounds.pos, bounds.end
+        frames = source.frames(plan.start + pos, plan.start + end)
+        source_frames: list[np.ndarray] | None = [] if keep else None
+        lr_new = []
+        for frame in frames:
+            if check is not None:
+                check()
+            if source_frames is not None:
+                source_frames.append(frame)
+            lr_new.append(plan.to_lr(frame))
         masks_hr = [_mask_from_matte(matte.read(i), plan.start + i) for i in range(pos, end)]
-        objects = np.stack([np.zeros(plan.lr_size[::-1], bool)] * known + [downscale_mask(m, plan.lr_size) for m in masks_hr])
+        objects = [downscale_mask(m, plan.lr_size) for m in masks_hr]
+        return _Decoded(bounds=bounds, source_frames=source_frames, lr_new=lr_new, masks_hr=masks_hr, objects=objects)
+
+    @staticmethod
+    def _assemble_window(plan: "_ErasePlan", decoded: "_Decoded", tail: list[np.ndarray],
+                         reporter: Reporter) -> "_Window":
+        """The eraser's input: the tail (finished frames, empty masks), then the decoded frames with their holes."""
+        opts = plan.options
+        known = decoded.bounds.known
+        if len(tail) != known:
+            raise RuntimeError(f"window at frame {decoded.bounds.pos} expects {known} finished frames, got {len(tail)}")
+        lr_frames = np.stack(tail + decoded.lr_new)
+        objects = np.stack([np.zeros(plan.lr_size[::-1], bool)] * known + decoded.objects)
         if opts.include_effects:
             # Before dilation: the shadow must touch the object itself.
             objects = grow_to_effects(lr_frames, objects, check=reporter.check)
         lr_masks = np.stack([m if t < known else dilate(m, opts.mask_dilation) for t, m in enumerate(objects)])
-        return _Window(pos=pos, end=end, known=known, source_frames=source_frames,
-                       lr_frames=lr_frames, lr_masks=lr_masks, masks_hr=masks_hr)
+        return _Window(pos=decoded.bounds.pos, end=decoded.bounds.end, known=known,
+                       source_frames=decoded.source_frames, lr_frames=lr_frames, lr_masks=lr_masks,
+                       masks_hr=decoded.masks_hr)
 
     @staticmethod
     def _upscale_window(plan: "_ErasePlan", window: "_Window", result,
@@ -353,9 +550,10 @@ class Pipeline:
         return crop, upscaled
 
     def _composite_window(self, source, plan: "_ErasePlan", window: "_Window", filled: np.ndarray,
-                          crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool, output,
-                          reporter: Reporter, alpha_out=None) -> None:
-        """Each new frame of the window: the cleaned pixels inside the feathered mask, the source elsewhere."""
+                          crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool,
+                          alpha: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Each new frame of the window, in order: the cleaned pixels inside the feathered mask, the source
+        elsewhere; with `alpha`, paired with the 16-bit alpha it was composited with (for the matte)."""
         opts = plan.options
         width, height = plan.size
         scaled = plan.upscaler is not None
@@ -384,12 +582,7 @@ class Pipeline:
                 if alpha_box is not None:
                     alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
                 out = np.dstack([out, alpha])
-            output.write(out)
-            if alpha_out is not None:
-                # After the frame: a stop in between leaves this matte frame a mask, which
-                # alpha_matte() converts; the other order would lose the mask before its frame.
-                alpha_out.replace(window.pos + j - window.known, matte16((height, width), box, alpha_box))
-            reporter.advance(outer=True)
+            yield out, (matte16((height, width), box, alpha_box) if alpha else None)
 
     @staticmethod
     def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:
@@ -446,6 +639,133 @@ class _ErasePlan:
 
     def to_lr(self, frame: np.ndarray) -> np.ndarray:
         return frame if self.lr_size == self.size else cv2.resize(frame, self.lr_size, interpolation=cv2.INTER_AREA)
+
+    @property
+    def window_bytes(self) -> int:
+        """Full-resolution RGB frames of the longest window."""
+        return self.size[0] * self.size[1] * 3 * min(self.window, self.count)
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Where one window lies: `known` finished frames before pos, then source frames pos..end-1."""
+
+    pos: int
+    end: int
+    known: int
+
+
+def _window_bounds(plan: _ErasePlan, pos: int, known: int) -> Iterator[_Bounds]:
+    """The windows from frame `pos` on, `known` finished frames before the first.
+
+    Each window holds at most plan.window frames, finished ones included; the
+    next one starts where it ends, after its last plan.overlap frames.
+    """
+    while pos < plan.count:
+        end = min(plan.count, pos - known + plan.window)
+        yield _Bounds(pos, end, known)
+        known = min(plan.overlap, known + end - pos) if end < plan.count and plan.overlap else 0
+        pos = end
+
+
+def _next_tail(plan: _ErasePlan, window: "_Window", result) -> list[np.ndarray]:
+    """The erased frames the next window starts from (none after the last window)."""
+    n = len(result.frames)
+    more = window.end < plan.count and plan.overlap
+    return [result.frames[i] for i in range(max(0, n - plan.overlap), n)] if more else []
+
+
+def _write_frame(output, frame: np.ndarray, alpha_out, alpha: np.ndarray | None) -> None:
+    """One finished frame into the output and, when the matte is the alpha, its alpha into the matte.
+
+    After the frame: a stop in between leaves this matte frame a mask, which
+    alpha_matte() converts; the other order would lose the mask before its frame.
+    """
+    index = output.written
+    output.write(frame)
+    if alpha_out is not None:
+        alpha_out.replace(index, alpha)
+
+
+def _timed(items: Iterable, timings: dict[str, float], part: str) -> Iterator:
+    """`items`, adding the time spent producing each (not the time the consumer holds it) to timings[part]."""
+    iterator = iter(items)
+    while True:
+        clock = time.monotonic()
+        item = next(iterator, None)
+        timings[part] += time.monotonic() - clock
+        if item is None:
+            return
+        yield item
+
+
+@dataclass
+class _Decoded:
+    """A window's own frames, read before its turn at the eraser (nothing here depends on the previous window)."""
+
+    bounds: _Bounds
+    source_frames: list[np.ndarray] | None   # full resolution, when kept for the compositor
+    lr_new: list[np.ndarray]                 # the same frames at working resolution
+    masks_hr: list[np.ndarray]               # the object masks at source resolution
+    objects: list[np.ndarray]                # the object masks at working resolution, not dilated
+
+
+class _Stopped(Exception):
+    """Raised in a stage thread when another stage failed: the first failure is the one reported."""
+
+
+class _StageReporter:
+    """The job's Reporter as the eraser, the upscaler and the stage threads see it.
+
+    check(): the job's cancel and interrupt, and the stop of the other stages.
+    advance(): only a check. Progress counts frames written to the output, once,
+    by the writer (the upscalers also advance per frame they finish; counted as
+    well, a window would count twice).
+    """
+
+    def __init__(self, reporter: Reporter, stop: threading.Event) -> None:
+        self._reporter = reporter
+        self._stop = stop
+
+    def check(self) -> None:
+        self._reporter.check()
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def advance(self, n: int = 1) -> None:
+        self.check()
+
+    def warn(self, message: str) -> None:
+        self._reporter.warn(message)
+
+
+class _Handoff:
+    """Bounded queues between stage threads that never wait past a cancel or another stage's failure."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.stop = threading.Event()
+        self.reporter = _StageReporter(reporter, self.stop)
+
+    def put(self, into: queue.Queue, item: object) -> None:
+        while True:
+            self.reporter.check()
+            try:
+                into.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                pass
+
+    def get(self, source: queue.Queue) -> object:
+        while True:
+            self.reporter.check()
+            try:
+                return source.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                pass
+
+    def acquire(self, slots: threading.Semaphore) -> None:
+        while not slots.acquire(timeout=POLL_SECONDS):
+            self.reporter.check()
 
 
 @dataclass

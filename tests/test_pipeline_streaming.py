@@ -101,10 +101,11 @@ class StopAt(Reporter):
     interrupt: bool = False
     stage_name: str = "erasing"
 
-    def advance(self, n: int = 1) -> None:
-        if self.state.stage == self.stage_name and self.state.done + n >= self.at:
+    def advance(self, n: int = 1, *, outer: bool = False) -> None:
+        # Only the pipeline's own counts (outer) are frames on disk; a backend's inner count is not.
+        if outer and self.state.stage == self.stage_name and self.state.done + n >= self.at:
             (self.interrupt_event if self.interrupt else self.cancel_event).set()
-        super().advance(n)
+        super().advance(n, outer=outer)
 
 
 def test_cancel_stops_every_stage_and_leaves_nothing(tmp_path, clip):

@@ -372,7 +372,7 @@ class Pipeline:
             crop, upscaled = self._upscale_window(plan, window, result, stage_reporter)
             timings["upscale"] += time.monotonic() - clock
             frames = self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer,
-                                            alpha=alpha_out is not None)
+                                            with_matte=alpha_out is not None)
             for out, alpha in _timed(frames, timings, "composite"):
                 clock = time.monotonic()
                 _write_frame(output, out, alpha_out, alpha)
@@ -432,7 +432,7 @@ class Pipeline:
                 if window.source_frames is None and not sources:
                     sources.append(open_source(spec.source_path))
                 frames = self._composite_window(sources[0] if sources else source, plan, window, result.frames,
-                                                crop, upscaled, spec.patch_layer, alpha=alpha_out is not None)
+                                                crop, upscaled, spec.patch_layer, with_matte=alpha_out is not None)
                 for item in _timed(frames, timings, "composite"):
                     handoff.put(composited, item)
                 del window, result, frames  # before the slot is given back
@@ -551,9 +551,9 @@ class Pipeline:
 
     def _composite_window(self, source, plan: "_ErasePlan", window: "_Window", filled: np.ndarray,
                           crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool,
-                          alpha: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+                          with_matte: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Each new frame of the window, in order: the cleaned pixels inside the feathered mask, the source
-        elsewhere; with `alpha`, paired with the 16-bit alpha it was composited with (for the matte)."""
+        elsewhere; with `with_matte`, paired with the 16-bit alpha it was composited with (for the matte)."""
         opts = plan.options
         width, height = plan.size
         scaled = plan.upscaler is not None
@@ -582,7 +582,7 @@ class Pipeline:
                 if alpha_box is not None:
                     alpha[y0:y1, x0:x1] = np.rint(alpha_box * 255).astype(np.uint8)
                 out = np.dstack([out, alpha])
-            yield out, (matte16((height, width), box, alpha_box) if alpha else None)
+            yield out, (matte16((height, width), box, alpha_box) if with_matte else None)
 
     @staticmethod
     def _cleaned_patch(frame, filled_lr, box, crop: Crop | None, upscaled, scaled: bool) -> np.ndarray:

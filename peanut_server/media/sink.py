@@ -330,8 +330,11 @@ class FrameSink:
                     image = pending.result()
                     if k + 1 < self.count:
                         pending = reader.submit(self._encoder_input, k + 1)
-                    frame = av.VideoFrame.from_ndarray(
-                        image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24")
+                    if matte16 and pix_fmt == "yuv444p10le":
+                        frame = _gray16_as_yuv444p10(image)
+                    else:
+                        frame = av.VideoFrame.from_ndarray(
+                            image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24")
                     frame.pts = k * ticks
                     frame.time_base = tb
                     for packet in stream.encode(frame):
@@ -380,6 +383,25 @@ class FrameSink:
             a = inp.streams.audio[0]
             rate, layout = a.codec_context.sample_rate, a.codec_context.layout.name
         return out.add_stream(fmt.audio_codec, rate=rate, layout=layout)
+
+
+def _gray16_as_yuv444p10(gray: np.ndarray) -> av.VideoFrame:
+    """A 16-bit grey matte as a limited-range 10-bit 4:4:4 picture with neutral chroma.
+
+    Built here rather than left to swscale's gray16 -> yuv444p10 conversion, which
+    was seen to write garbage into the first column of odd-width frames (one pixel
+    of a 33-pixel-wide matte came back as 32768 instead of 0, depending on memory
+    layout). Decoders expand limited range back: within 0.15 levels of 8-bit.
+    """
+    height, width = gray.shape
+    frame = av.VideoFrame(width, height, "yuv444p10le")
+    luma = (64 + np.rint(gray.astype(np.float64) * (876.0 / 65535.0))).astype("<u2")
+    neutral = np.full_like(luma, 512)
+    for plane, values in zip(frame.planes, (luma, neutral, neutral)):
+        rows = np.zeros((height, plane.line_size // 2), "<u2")
+        rows[:, :width] = values
+        plane.update(rows.tobytes())
+    return frame
 
 
 def _muxer(kind: str) -> str:

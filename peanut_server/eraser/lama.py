@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from ..errors import ModelError, PeanutError
+from ..errors import ModelError
 
 if TYPE_CHECKING:
     from ..models.cache import ModelNeed
@@ -125,17 +125,12 @@ def lama_class_missing() -> str:
 
 def lama_available(device: str | None = None) -> tuple[bool, str]:
     """(available, why not): spandrel's LaMa architecture, the weights on disk, and the device."""
-    from ..models.device import resolve_device
+    from ..models.device import device_missing
     from ..models.registry import missing_reason
 
     from .models import LAMA_ID
 
-    reason = lama_class_missing() or missing_reason(LAMA_ID)
-    if not reason:
-        try:
-            resolve_device(device)
-        except PeanutError as exc:  # the device asked for is not on this machine
-            reason = exc.message
+    reason = lama_class_missing() or missing_reason(LAMA_ID) or device_missing(device)
     return (not reason), reason
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..errors import ModelError, PeanutError
+from ..errors import ModelError
 from ..progress import Reporter
 from .base import FlowEstimator
 
@@ -53,18 +53,13 @@ def raft_variant_missing(variant: str) -> str:
 
 def raft_available(variant: str, device: str | None = None) -> tuple[bool, str]:
     """(available, why not): torchvision's RAFT class, the weights on disk, and the device."""
-    from ..models.device import resolve_device
+    from ..models.device import device_missing
     from ..models.registry import missing_reason
     from .models import RAFT_IDS
 
     if variant not in RAFT_IDS:
         return False, f"unknown RAFT variant {variant!r}"
-    reason = raft_variant_missing(variant) or missing_reason(RAFT_IDS[variant])
-    if not reason:
-        try:
-            resolve_device(device)
-        except PeanutError as exc:  # the device asked for is not on this machine
-            reason = exc.message
+    reason = raft_variant_missing(variant) or missing_reason(RAFT_IDS[variant]) or device_missing(device)
     return (not reason), reason
 
 

@@ -137,6 +137,17 @@ def _mps_available() -> bool:
         return False
 
 
+def device_missing(requested: str | None = None) -> str:
+    """"" when `requested` resolves to a device this machine has; else why not (for availability())."""
+    from ..errors import PeanutError
+
+    try:
+        resolve_device(requested)
+    except PeanutError as exc:
+        return exc.message
+    return ""
+
+
 def resolve_device(requested: str | None = None) -> str:
     """A concrete torch device name ("cuda:0", "mps", "cpu") for `requested`.
 

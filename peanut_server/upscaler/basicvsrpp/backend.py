@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from ...errors import BackendUnavailable, PeanutError
+from ...errors import BackendUnavailable
 from ...progress import Reporter
 from ..base import FlowFields, Upscaler, UpscalerOptions
 from ..lanczos import check_frames
@@ -95,12 +95,9 @@ class BasicVSRPPUpscaler(Upscaler):
 
             reason = missing_reason(BASICVSRPP_MODEL_IDS[0])
         if not reason:
-            from ...models.device import resolve_device
+            from ...models.device import device_missing
 
-            try:
-                resolve_device(device)
-            except PeanutError as exc:  # the device asked for is not on this machine
-                reason = exc.message
+            reason = device_missing(device)
         return (not reason), reason
 
     def _weights(self) -> tuple[str, Path]:

@@ -32,8 +32,8 @@ from _eraser_common import DATA, erase_windows, read_clip, read_mask  # noqa: E4
 
 from peanut_server.eraser.base import EraserOptions  # noqa: E402
 from peanut_server.eraser.flowguided import FlowGuidedEraser  # noqa: E402
-from peanut_server.progress import Reporter  # noqa: E402
 from peanut_server.pipeline.composite import composite, feather_alpha, working_size  # noqa: E402
+from peanut_server.progress import Reporter  # noqa: E402
 
 CLIP = DATA / "completion" / "running_car.mp4"
 MASK = DATA / "completion" / "mask_square.png"
@@ -50,8 +50,10 @@ def bench_working(frames: np.ndarray, mask: np.ndarray) -> None:
     eraser = FlowGuidedEraser()
     eraser.erase(frames[:6], masks[:6], EraserOptions(), Reporter())  # warm-up (imports, first allocations)
     _, wall, cpu = timed(lambda: list(erase_windows(frames, masks, eraser, EraserOptions())))
-    print(f"432x240, {len(frames)} frames, DIS: {len(frames) / wall:.1f} frames/s wall "
-          f"({wall / len(frames) * 1000:.0f} ms/frame, CPU {cpu / len(frames) * 1000:.0f} ms/frame)")
+    print(
+        f"432x240, {len(frames)} frames, DIS: {len(frames) / wall:.1f} frames/s wall "
+        f"({wall / len(frames) * 1000:.0f} ms/frame, CPU {cpu / len(frames) * 1000:.0f} ms/frame)"
+    )
 
 
 def bench_source(frames_540: np.ndarray, mask_240: np.ndarray, source_h: int, working_h: int) -> None:
@@ -68,13 +70,17 @@ def bench_source(frames_540: np.ndarray, mask_240: np.ndarray, source_h: int, wo
         masks = np.repeat(mask_small[None], len(small), axis=0)
         filled = list(erase_windows(small, masks, eraser, EraserOptions()))
         alpha = feather_alpha(mask_src, 3)
-        return [composite(s, cv2.resize(f, (src_w, source_h), interpolation=cv2.INTER_LANCZOS4), alpha)
-                for s, f in zip(sources, filled)]
+        return [
+            composite(s, cv2.resize(f, (src_w, source_h), interpolation=cv2.INTER_LANCZOS4), alpha)
+            for s, f in zip(sources, filled)
+        ]
 
     _, wall, cpu = timed(run)
     n = len(sources)
-    print(f"{src_w}x{source_h} source at {work[0]}x{work[1]}: {n / wall:.1f} frames/s wall "
-          f"({wall / n * 1000:.0f} ms/frame, CPU {cpu / n * 1000:.0f} ms/frame)")
+    print(
+        f"{src_w}x{source_h} source at {work[0]}x{work[1]}: {n / wall:.1f} frames/s wall "
+        f"({wall / n * 1000:.0f} ms/frame, CPU {cpu / n * 1000:.0f} ms/frame)"
+    )
 
 
 def bench_memory(frames: np.ndarray, mask: np.ndarray, count: int) -> float:
@@ -88,8 +94,10 @@ def bench_memory(frames: np.ndarray, mask: np.ndarray, count: int) -> float:
         done += 1  # output frames are dropped, as a sink writes and forgets them
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{count} frames streamed ({done} out) in {time.perf_counter() - started:.0f}s: "
-          f"peak traced memory {peak / 2**20:.0f} MiB, max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"{count} frames streamed ({done} out) in {time.perf_counter() - started:.0f}s: "
+        f"peak traced memory {peak / 2**20:.0f} MiB, max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
     return peak
 
 

@@ -60,8 +60,10 @@ def bench_moving(frames_per_clip: int) -> None:
             total_wall += time.perf_counter() - wall
             total_cpu += time.process_time() - cpu
             total_frames += len(frames)
-        print(f"  inpainter={inpainter:7s} {total_frames / total_wall:5.2f} frames/s "
-              f"(wall {total_wall:.1f} s, CPU {total_cpu:.1f} s)")
+        print(
+            f"  inpainter={inpainter:7s} {total_frames / total_wall:5.2f} frames/s "
+            f"(wall {total_wall:.1f} s, CPU {total_cpu:.1f} s)"
+        )
 
 
 def bench_keyframe() -> None:
@@ -70,7 +72,7 @@ def bench_keyframe() -> None:
     print("one keyframe, 432x240")
     for name, (x, y, w, h) in (("logo 64x40", (300, 150, 64, 40)), ("person 80x150", (170, 60, 80, 150))):
         hole = np.zeros(frame.shape[:2], bool)
-        hole[y:y + h, x:x + w] = True
+        hole[y : y + h, x : x + w] = True
         start = time.perf_counter()
         synthesis.fill(frame, hole)
         synth = time.perf_counter() - start

@@ -88,6 +88,7 @@ def make_clip(folder: Path, name: str, size: tuple[int, int], frames: int) -> tu
 
 # -- the two runs, each in its own process -----------------------------------------
 
+
 def _usage(started: float, cpu0: float) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - started
@@ -118,7 +119,8 @@ def run_pipeline(clip: str, masks: str, output: str, preset: str) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, started = usage.ru_utime + usage.ru_stime, time.monotonic()
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=clip), mask=pb.MaskSpec(mask_path=masks),
+        source=pb.MediaRange(path=clip),
+        mask=pb.MaskSpec(mask_path=masks),
         options=pb.Options(preset=getattr(pb, f"PRESET_{preset.upper()}")),
         output=pb.OutputSpec(path=output, overwrite=True),
     )
@@ -132,8 +134,9 @@ def run_pipeline(clip: str, masks: str, output: str, preset: str) -> dict:
 
 
 def child(kind: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.floor", "--child", kind, *args],
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.floor", "--child", kind, *args], capture_output=True, text=True, cwd=REPO
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,16 +144,21 @@ def child(kind: str, *args: str) -> dict:
 
 # -- the table -------------------------------------------------------------------
 
+
 def summarise(name: str, size: tuple[int, int], floor: dict, pipe: dict, cores: int) -> dict:
     n = pipe["frames"]
     per_frame = {k: pipe["timings_s"].get(k, 0.0) / n for k in STAGES}
     return {
-        "source": name, "width": size[0], "height": size[1], "frames": n,
+        "source": name,
+        "width": size[0],
+        "height": size[1],
+        "frames": n,
         "floor_s_per_frame": floor["wall_s"] / floor["frames"],
         "pipeline_s_per_frame": pipe["wall_s"] / n,
         "ratio_to_floor": pipe["wall_s"] / n / (floor["wall_s"] / floor["frames"]),
         "stages_s_per_frame": per_frame,
-        "floor_peak_rss_mb": floor["peak_rss_mb"], "pipeline_peak_rss_mb": pipe["peak_rss_mb"],
+        "floor_peak_rss_mb": floor["peak_rss_mb"],
+        "pipeline_peak_rss_mb": pipe["peak_rss_mb"],
         "floor_cpu_util": floor["cpu_s"] / floor["wall_s"] / cores,
         "pipeline_cpu_util": pipe["cpu_s"] / pipe["wall_s"] / cores,
         # CPU seconds per frame move much less with the machine's load than wall time does.
@@ -161,17 +169,21 @@ def summarise(name: str, size: tuple[int, int], floor: dict, pipe: dict, cores: 
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'source':>7s} {'frames':>6s} {'floor':>7s} {'pipe':>7s} {'ratio':>6s} "
-            + " ".join(f"{k[:7]:>7s}" for k in STAGES)
-            + f" {'RSS fl':>7s} {'RSS pipe':>8s} {'CPU fl':>6s} {'CPU pipe':>8s} {'CPUs/f fl':>9s} {'CPUs/f pipe':>11s}")
+    head = (
+        f"{'source':>7s} {'frames':>6s} {'floor':>7s} {'pipe':>7s} {'ratio':>6s} "
+        + " ".join(f"{k[:7]:>7s}" for k in STAGES)
+        + f" {'RSS fl':>7s} {'RSS pipe':>8s} {'CPU fl':>6s} {'CPU pipe':>8s} {'CPUs/f fl':>9s} {'CPUs/f pipe':>11s}"
+    )
     print("s/frame (wall); CPU = process CPU time / wall / cores; CPUs/f = CPU seconds per frame; RSS in MB")
     print(head)
     for r in rows:
         stages = " ".join(f"{r['stages_s_per_frame'][k]:7.3f}" for k in STAGES)
-        print(f"{r['source']:>7s} {r['frames']:6d} {r['floor_s_per_frame']:7.3f} {r['pipeline_s_per_frame']:7.3f} "
-              f"{r['ratio_to_floor']:5.1f}x {stages} {r['floor_peak_rss_mb']:7.0f} {r['pipeline_peak_rss_mb']:8.0f} "
-              f"{100 * r['floor_cpu_util']:5.0f}% {100 * r['pipeline_cpu_util']:7.0f}% "
-              f"{r['floor_cpu_s_per_frame']:9.3f} {r['pipeline_cpu_s_per_frame']:11.3f}")
+        print(
+            f"{r['source']:>7s} {r['frames']:6d} {r['floor_s_per_frame']:7.3f} {r['pipeline_s_per_frame']:7.3f} "
+            f"{r['ratio_to_floor']:5.1f}x {stages} {r['floor_peak_rss_mb']:7.0f} {r['pipeline_peak_rss_mb']:8.0f} "
+            f"{100 * r['floor_cpu_util']:5.0f}% {100 * r['pipeline_cpu_util']:7.0f}% "
+            f"{r['floor_cpu_s_per_frame']:9.3f} {r['pipeline_cpu_s_per_frame']:11.3f}"
+        )
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -198,8 +210,14 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     right.plot(x, pipe, "o-", label="pipeline (masks given)")
     right.plot(x, floor, "s--", color="black", label="floor (decode + write)")
     for i, r in enumerate(rows):
-        right.annotate(f"{r['ratio_to_floor']:.1f}x", (x[i], pipe[i]), textcoords="offset points", xytext=(0, 6),
-                       ha="center", fontsize=8)
+        right.annotate(
+            f"{r['ratio_to_floor']:.1f}x",
+            (x[i], pipe[i]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
     right.set_xticks(x, labels)
     right.set_yscale("log")
     right.set_ylabel("seconds per frame (wall, log)")
@@ -213,16 +231,22 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def _commit() -> str:
     out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return out.stdout.strip() + ("+changes" if dirty else "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
-    parser.add_argument("--frames", type=int, help="frames per clip at every size (default: per size, "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_FRAMES.items()) + ")")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        help="frames per clip at every size (default: per size, "
+        + ", ".join(f"{k} {v}" for k, v in DEFAULT_FRAMES.items())
+        + ")",
+    )
     parser.add_argument("--preset", default="balanced", choices=PRESETS)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -243,8 +267,11 @@ def main() -> None:
             floor = child("floor", str(clip), str(Path(tmp) / f"floor_{name}"))
             pipe = child("pipeline", str(clip), str(masks), str(Path(tmp) / f"cleaned_{name}"), args.preset)
             rows.append(summarise(name, SIZES[name], floor, pipe, cores))
-            print(f"{name}: floor {rows[-1]['floor_s_per_frame']:.3f} s/frame, pipeline "
-                  f"{rows[-1]['pipeline_s_per_frame']:.3f} s/frame", file=sys.stderr)
+            print(
+                f"{name}: floor {rows[-1]['floor_s_per_frame']:.3f} s/frame, pipeline "
+                f"{rows[-1]['pipeline_s_per_frame']:.3f} s/frame",
+                file=sys.stderr,
+            )
     load_after = os.getloadavg()
     print_table(rows)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
@@ -252,17 +279,25 @@ def main() -> None:
     report = {
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "total_s": round(time.time() - started, 1),
-        "machine": {"cores": cores, "platform": platform.platform(),
-                    # Other work shares this machine: the load says how much.
-                    "loadavg_before": load_before, "loadavg_after": load_after},
-        "commit": _commit(), "preset": args.preset, "source_clip": "running_car.mp4 scaled, H.264 crf 18",
+        "machine": {
+            "cores": cores,
+            "platform": platform.platform(),
+            # Other work shares this machine: the load says how much.
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        "commit": _commit(),
+        "preset": args.preset,
+        "source_clip": "running_car.mp4 scaled, H.264 crf 18",
         "masks": "moving ellipse, 6 % -> 12 % of the frame",
         "rows": rows,
     }
     json_path = RESULTS / f"floor-{stamp}.json"
     json_path.write_text(json.dumps(report, indent=2))
-    title = (f"PEANUT vs floor, preset {args.preset}, {cores} cores, load {load_before[0]:.1f}->{load_after[0]:.1f}"
-             f" ({report['when_utc']})")
+    title = (
+        f"PEANUT vs floor, preset {args.preset}, {cores} cores, load {load_before[0]:.1f}->{load_after[0]:.1f}"
+        f" ({report['when_utc']})"
+    )
     png_path = RESULTS / f"floor-{stamp}.png"
     plot(rows, png_path, title)
     print(f"wrote {json_path} and {png_path} ({report['total_s']:.0f} s in all)")

@@ -39,14 +39,22 @@ RED, ORANGE_RED, BLUE = (215, 40, 40), (225, 95, 35), (40, 70, 200)
 
 
 def synthetic_cases() -> dict[str, tuple[list[MovingObject], str, int, int]]:
-    pair = lambda a, b, r1=20.0, r2=20.0: [MovingObject(a, (80, 80), (200, 120), radius=r1, seed=1),  # noqa: E731
-                                           MovingObject(b, (300, 150), (190, 50), radius=r2, seed=2)]
+    def pair(a, b, r1=20.0, r2=20.0):
+        return [
+            MovingObject(a, (80, 80), (200, 120), radius=r1, seed=1),
+            MovingObject(b, (300, 150), (190, 50), radius=r2, seed=2),
+        ]
+
     return {
         "colour": (pair(RED, BLUE), "the blue ball", 1, 24),
         "left/right": (pair(RED, ORANGE_RED), "the red one on the right", 1, 24),
         "biggest": (pair(RED, RED, 13, 24), "the biggest red ball", 1, 24),
-        "crossing (CME)": ([MovingObject(RED, (60, 110), (340, 110), seed=1),
-                            MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2)], "the left red ball", 0, 32),
+        "crossing (CME)": (
+            [MovingObject(RED, (60, 110), (340, 110), seed=1), MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2)],
+            "the left red ball",
+            0,
+            32,
+        ),
     }
 
 
@@ -73,8 +81,14 @@ def run_davis(data: Path, clip: str, options: MaskerOptions, tracker: str) -> tu
     return evaluate(masks, gts[:n]).JF, (time.perf_counter() - t) / n
 
 
-def strip(frames: list[np.ndarray], masks: list[np.ndarray], truth: list[np.ndarray], path: Path,
-          step: int = 6, columns: int = 5) -> None:
+def strip(
+    frames: list[np.ndarray],
+    masks: list[np.ndarray],
+    truth: list[np.ndarray],
+    path: Path,
+    step: int = 6,
+    columns: int = 5,
+) -> None:
     """Every step-th frame: the mask in red over the frame, the true outline in green, the frame index."""
     tiles = []
     for i in range(0, len(frames), step):
@@ -86,7 +100,7 @@ def strip(frames: list[np.ndarray], masks: list[np.ndarray], truth: list[np.ndar
         tiles.append(tile)
     while len(tiles) % columns:
         tiles.append(np.zeros_like(tiles[0]))
-    rows = [np.concatenate(tiles[k:k + columns], 1) for k in range(0, len(tiles), columns)]
+    rows = [np.concatenate(tiles[k : k + columns], 1) for k in range(0, len(tiles), columns)]
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
 
@@ -106,22 +120,42 @@ def davis_table(data: Path, strips: Path | None) -> list[dict]:
         ys, xs = np.nonzero(truth[0])
         box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
         runs = {
-            "repeat frame 0": lambda: [truth[0]] * len(frames),
-            "from mask": lambda: list(MotionMasker().propagate(ArraySource(frames), 0, len(frames), truth[0],
-                                                               MaskerOptions(), Reporter())),
-            "from box": lambda: list(MotionMasker().masks(
-                ArraySource(frames), 0, len(frames), MaskPrompt(frame_prompts=[FramePrompt(0, box=box)]),
-                MaskerOptions(), Reporter())),
+            "repeat frame 0": lambda truth=truth, frames=frames: [truth[0]] * len(frames),
+            "from mask": lambda truth=truth, frames=frames: list(
+                MotionMasker().propagate(ArraySource(frames), 0, len(frames), truth[0], MaskerOptions(), Reporter())
+            ),
+            "from box": lambda frames=frames, box=box: list(
+                MotionMasker().masks(
+                    ArraySource(frames),
+                    0,
+                    len(frames),
+                    MaskPrompt(frame_prompts=[FramePrompt(0, box=box)]),
+                    MaskerOptions(),
+                    Reporter(),
+                )
+            ),
         }
         for name, run in runs.items():
             t = time.perf_counter()
             masks = run()
             spf = (time.perf_counter() - t) / len(frames)
             scores = evaluate(masks, truth)
-            rows.append({"clip": clip, "case": name, "JF": scores.JF, "J": scores.J, "F": scores.F,
-                         "s/frame": spf, "frames": len(frames), "per_frame_J": scores.per_frame_J})
-            print(f"{clip:10s} {name:15s} J&F {scores.JF:.3f}  J {scores.J:.3f}  F {scores.F:.3f}  "
-                  f"{spf:.3f} s/frame", flush=True)
+            rows.append(
+                {
+                    "clip": clip,
+                    "case": name,
+                    "JF": scores.JF,
+                    "J": scores.J,
+                    "F": scores.F,
+                    "s/frame": spf,
+                    "frames": len(frames),
+                    "per_frame_J": scores.per_frame_J,
+                }
+            )
+            print(
+                f"{clip:10s} {name:15s} J&F {scores.JF:.3f}  J {scores.J:.3f}  F {scores.F:.3f}  {spf:.3f} s/frame",
+                flush=True,
+            )
             print("    J per frame: " + " ".join(f"{j:.2f}" for j in scores.per_frame_J), flush=True)
             if strips is not None and name != "repeat frame 0":
                 strip(frames, masks, truth, strips / f"masker_{clip}_{name.replace(' ', '_')}.png")
@@ -138,19 +172,52 @@ def lookalike_table(data: Path) -> list[dict]:
     green, red, blue, yellow = (40, 170, 60), (215, 40, 40), (40, 70, 200), (230, 210, 40)
     m = MovingObject
     tuned = {
-        "tennis biggest green": ("tennis", 0, [m(green, (60, 60), (380, 90), radius=22, seed=1),
-                                               m(green, (380, 200), (80, 170), radius=11, seed=2),
-                                               m(red, (300, 40), (120, 60), radius=16, seed=3)], "the biggest green ball", 0),
-        "tennis smallest red": ("tennis", 0, [m(red, (40, 200), (390, 180), radius=20, seed=1),
-                                              m(red, (390, 50), (60, 80), radius=11, seed=2)], "the smallest red ball", 1),
-        "tennis blue left": ("tennis", 0, [m(blue, (40, 60), (150, 200), radius=15, seed=1),
-                                           m(blue, (390, 60), (280, 200), radius=15, seed=2)], "the blue ball on the left", 0),
-        "bmx blue right": ("bmx-trees", 0, [m(blue, (60, 200), (160, 60), radius=16, seed=1),
-                                            m(blue, (300, 200), (390, 60), radius=16, seed=2)], "the blue ball on the right", 1),
-        "bmx biggest yellow": ("bmx-trees", 0, [m(yellow, (60, 200), (380, 180), radius=20, seed=1),
-                                                m(yellow, (390, 190), (60, 200), radius=11, seed=2)], "the biggest yellow ball", 0),
-        "bmx green left": ("bmx-trees", 0, [m(green, (80, 60), (140, 180), radius=16, seed=1),
-                                            m(green, (330, 180), (380, 60), radius=16, seed=2)], "the green ball on the left", 0),
+        "tennis biggest green": (
+            "tennis",
+            0,
+            [
+                m(green, (60, 60), (380, 90), radius=22, seed=1),
+                m(green, (380, 200), (80, 170), radius=11, seed=2),
+                m(red, (300, 40), (120, 60), radius=16, seed=3),
+            ],
+            "the biggest green ball",
+            0,
+        ),
+        "tennis smallest red": (
+            "tennis",
+            0,
+            [m(red, (40, 200), (390, 180), radius=20, seed=1), m(red, (390, 50), (60, 80), radius=11, seed=2)],
+            "the smallest red ball",
+            1,
+        ),
+        "tennis blue left": (
+            "tennis",
+            0,
+            [m(blue, (40, 60), (150, 200), radius=15, seed=1), m(blue, (390, 60), (280, 200), radius=15, seed=2)],
+            "the blue ball on the left",
+            0,
+        ),
+        "bmx blue right": (
+            "bmx-trees",
+            0,
+            [m(blue, (60, 200), (160, 60), radius=16, seed=1), m(blue, (300, 200), (390, 60), radius=16, seed=2)],
+            "the blue ball on the right",
+            1,
+        ),
+        "bmx biggest yellow": (
+            "bmx-trees",
+            0,
+            [m(yellow, (60, 200), (380, 180), radius=20, seed=1), m(yellow, (390, 190), (60, 200), radius=11, seed=2)],
+            "the biggest yellow ball",
+            0,
+        ),
+        "bmx green left": (
+            "bmx-trees",
+            0,
+            [m(green, (80, 60), (140, 180), radius=16, seed=1), m(green, (330, 180), (380, 60), radius=16, seed=2)],
+            "the green ball on the left",
+            0,
+        ),
     }
     cases = {f"tuned: {k}": v for k, v in tuned.items()}
     cases.update({f"test: {k}": v[:5] for k, v in CASES.items()})
@@ -160,8 +227,11 @@ def lookalike_table(data: Path) -> list[dict]:
         frames, truth = composite_clip(background[first:], objects, N, (432, 240))
         t = time.perf_counter()
         try:
-            masks = list(MotionMasker().masks(ArraySource(frames), 0, N, MaskPrompt(text=text, approximate=True),
-                                              MaskerOptions(), Reporter()))
+            masks = list(
+                MotionMasker().masks(
+                    ArraySource(frames), 0, N, MaskPrompt(text=text, approximate=True), MaskerOptions(), Reporter()
+                )
+            )
             jf = evaluate(masks, truth[target]).JF
         except Exception as exc:  # a refusal (ambiguous, nothing found) is a result here
             jf, name = 0.0, f"{name} ({type(exc).__name__}: {exc})"
@@ -206,8 +276,9 @@ def main() -> int:
                     row[f"s/frame {clip} ({tracker})"] = spf
             row["s/frame synthetic"] = float(np.mean(row["s/frame synthetic"]))
             rows.append(row)
-            print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                  flush=True)
+            print(
+                " | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -48,8 +48,9 @@ def make_clip(path: Path, n: int, size: tuple[int, int]) -> str:
     w, h = size
     content = _content(n, size)
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={
-            "crf": "20", "preset": "veryfast", "x264-params": "keyint=24:bframes=3"})
+        stream = out.add_stream(
+            "libx264", rate=25, options={"crf": "20", "preset": "veryfast", "x264-params": "keyint=24:bframes=3"}
+        )
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(n):
             frame = content[i % len(content)]
@@ -80,32 +81,35 @@ def main() -> None:
         clip = Path(tmp) / "clip.mp4"
         t = time.perf_counter()
         what = make_clip(clip, n, (w, h))
-        print(f"generated {n} frames {w}x{h} H.264 ({what}) in {time.perf_counter() - t:.1f} s",
-              flush=True)
+        print(f"generated {n} frames {w}x{h} H.264 ({what}) in {time.perf_counter() - t:.1f} s", flush=True)
         rows.append(timed("probe (demux index + first/last frame)", 1, lambda: probe(str(clip))))
         info = probe(str(clip))
         with open_source(str(clip)) as src:
             rows.append(timed("decode full clip", n, lambda: sum(1 for _ in src.frames(0, n))))
         a, b = n // 2 + 5, n // 2 + 5 + n // 4
         with open_source(str(clip)) as src:
-            rows.append(timed(f"decode range {a}..{b} (mid-GOP seek)", b - a,
-                              lambda: sum(1 for _ in src.frames(a, b))))
+            rows.append(timed(f"decode range {a}..{b} (mid-GOP seek)", b - a, lambda: sum(1 for _ in src.frames(a, b))))
         with open_source(str(clip)) as src:
             frames = list(src.frames(0, min(n, 48)))
         m = len(frames)
         for name in ("out_png", "out.mkv", "out.mov", "out.mp4"):
+
             def encode(name: str = name) -> None:
                 with open_sink(os.path.join(tmp, name), info, 0, m) as sink:
                     for f in frames:
                         sink.write(f)
                     sink.commit()
-            label = {"out_png": "encode PNG sequence", "out.mkv": "encode FFV1 .mkv",
-                     "out.mov": "encode ProRes 4444 .mov", "out.mp4": "encode H.264 .mp4"}[name]
+
+            label = {
+                "out_png": "encode PNG sequence",
+                "out.mkv": "encode FFV1 .mkv",
+                "out.mov": "encode ProRes 4444 .mov",
+                "out.mp4": "encode H.264 .mp4",
+            }[name]
             rows.append(timed(label, m, encode))
     print(f"\n{'step':44s} {'frames':>6s} {'wall s':>7s} {'frames/s':>9s} {'cpu s':>7s} {'frames/cpu-s':>12s}")
     for label, count, seconds, cpu in rows:
-        print(f"{label:44s} {count:6d} {seconds:7.2f} {count / seconds:9.1f} {cpu:7.2f} "
-              f"{count / max(cpu, 1e-9):12.1f}")
+        print(f"{label:44s} {count:6d} {seconds:7.2f} {count / seconds:9.1f} {cpu:7.2f} {count / max(cpu, 1e-9):12.1f}")
     print(f"\ncores: {os.cpu_count()}  OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
 
 

@@ -43,8 +43,16 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> tuple[Path, P
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
             mask = np.zeros((height, width), np.uint8)
-            cv2.ellipse(mask, (int(width * (0.3 + 0.4 * t / frames)), int(height * 0.6)),
-                        (width // 14, height // 9), 0, 0, 360, 255, -1)
+            cv2.ellipse(
+                mask,
+                (int(width * (0.3 + 0.4 * t / frames)), int(height * 0.6)),
+                (width // 14, height // 9),
+                0,
+                0,
+                360,
+                255,
+                -1,
+            )
             cv2.imwrite(str(masks / f"m{t:04d}.png"), mask)
         for packet in stream.encode():
             out.mux(packet)
@@ -58,13 +66,15 @@ def run_one(clip: str, masks: str, output: str, working_height: int, upscaler: s
     from peanut_server.progress import Reporter
 
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=clip), mask=pb.MaskSpec(mask_path=masks),
+        source=pb.MediaRange(path=clip),
+        mask=pb.MaskSpec(mask_path=masks),
         options=pb.Options(working_height=working_height, upscaler=upscaler),
         output=pb.OutputSpec(path=output, overwrite=True),
     )
     result = Pipeline().run(spec_from_request(request), Reporter())
     return {
-        "frames": result.frame_count, "seconds": round(result.seconds, 2),
+        "frames": result.frame_count,
+        "seconds": round(result.seconds, 2),
         "s_per_frame": round(result.seconds / result.frame_count, 3),
         "timings": {k: round(v, 2) for k, v in result.timings.items()},
         "backends": {r.stage: r.backend for r in result.backends},
@@ -90,21 +100,37 @@ def main() -> None:
             clip, masks = make_clip(Path(tmp), SIZES[name], args.frames)
             for height in args.heights:
                 out = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.pipeline_speed", "--child", str(clip), str(masks),
-                     str(Path(tmp) / f"out_{name}_{height}"), str(height), args.upscaler],
-                    capture_output=True, text=True, check=True)
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.pipeline_speed",
+                        "--child",
+                        str(clip),
+                        str(masks),
+                        str(Path(tmp) / f"out_{name}_{height}"),
+                        str(height),
+                        args.upscaler,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 row.update(source=name, working_height=height)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    print(f"{'source':7s} {'work':>5s} {'frames':>6s} {'s/frame':>8s} {'decode':>7s} {'erase':>7s} "
-          f"{'upscale':>8s} {'compos.':>8s} {'peak MB':>8s}  backends")
+    print(
+        f"{'source':7s} {'work':>5s} {'frames':>6s} {'s/frame':>8s} {'decode':>7s} {'erase':>7s} "
+        f"{'upscale':>8s} {'compos.':>8s} {'peak MB':>8s}  backends"
+    )
     for r in rows:
         t, total = r["timings"], max(r["seconds"], 1e-9)
         share = {k: f"{100 * t.get(k, 0) / total:.0f}%" for k in ("decode", "erase", "upscale", "composite")}
-        print(f"{r['source']:7s} {r['working_height']:5d} {r['frames']:6d} {r['s_per_frame']:8.3f} "
-              f"{share['decode']:>7s} {share['erase']:>7s} {share['upscale']:>8s} {share['composite']:>8s} "
-              f"{r['peak_rss_mb']:8d}  {r['backends']}")
+        print(
+            f"{r['source']:7s} {r['working_height']:5d} {r['frames']:6d} {r['s_per_frame']:8.3f} "
+            f"{share['decode']:>7s} {share['erase']:>7s} {share['upscale']:>8s} {share['composite']:>8s} "
+            f"{r['peak_rss_mb']:8d}  {r['backends']}"
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ def run(clip: Path, masks: Path, output: Path, window: int, executor) -> float:
     from peanut_server.progress import Reporter
 
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=str(clip)), mask=pb.MaskSpec(mask_path=str(masks)),
-        options=pb.Options(subvideo_length=window), output=pb.OutputSpec(path=str(output)),
+        source=pb.MediaRange(path=str(clip)),
+        mask=pb.MaskSpec(mask_path=str(masks)),
+        options=pb.Options(subvideo_length=window),
+        output=pb.OutputSpec(path=str(output)),
     )
     started = time.monotonic()
     result = Pipeline(executor=executor).run(spec_from_request(request), Reporter())
@@ -48,8 +50,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         clip, masks = make_clip(Path(tmp), size, args.frames)
-        rows.append({"executor": "local", "s_per_frame": round(run(clip, masks, Path(tmp) / "local", args.window,
-                                                                        None), 4)})
+        rows.append(
+            {"executor": "local", "s_per_frame": round(run(clip, masks, Path(tmp) / "local", args.window, None), 4)}
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
         for workers in args.workers:
             executor = RayExecutor(RayOptions(address="local", local_cpus=workers))

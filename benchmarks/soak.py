@@ -60,17 +60,24 @@ class SoakStats:
         running = np.array(self.info_latencies_running or [0.0]) * 1000
         watching = np.array(self.info_latencies_all_watching or [0.0]) * 1000
         return {
-            "requests": self.requests, "faults_injected": self.faults_injected,
-            "refused_as_expected": self.refused_as_expected, "jobs_accepted": len(self.accepted),
-            "jobs_cancelled": self.cancelled, "jobs_lost": lost, "daemon_crashes": crashed,
-            "event_order_violations": self.order_violations, "unexpected_errors": self.unexpected_errors[:10],
+            "requests": self.requests,
+            "faults_injected": self.faults_injected,
+            "refused_as_expected": self.refused_as_expected,
+            "jobs_accepted": len(self.accepted),
+            "jobs_cancelled": self.cancelled,
+            "jobs_lost": lost,
+            "daemon_crashes": crashed,
+            "event_order_violations": self.order_violations,
+            "unexpected_errors": self.unexpected_errors[:10],
             "getinfo_p50_ms": round(float(np.percentile(lat, 50)), 2),
             "getinfo_p99_ms": round(float(np.percentile(lat, 99)), 2),
-            "heavy_jobs": self.heavy_jobs, "heavy_jobs_succeeded": self.heavy_succeeded,
+            "heavy_jobs": self.heavy_jobs,
+            "heavy_jobs_succeeded": self.heavy_succeeded,
             "getinfo_samples_while_heavy_job_ran": len(self.info_latencies_running),
             "getinfo_while_heavy_job_p50_ms": round(float(np.percentile(running, 50)), 2),
             "getinfo_while_heavy_job_p99_ms": round(float(np.percentile(running, 99)), 2),
-            "watchers": self.watchers_wanted, "watch_streams_opened": self.watch_streams,
+            "watchers": self.watchers_wanted,
+            "watch_streams_opened": self.watch_streams,
             "getinfo_samples_with_all_watchers_open": len(self.info_latencies_all_watching),
             "getinfo_with_all_watchers_open_p50_ms": round(float(np.percentile(watching, 50)), 2),
             "getinfo_with_all_watchers_open_p99_ms": round(float(np.percentile(watching, 99)), 2),
@@ -85,7 +92,7 @@ def make_inputs(folder: Path, frames: int = 6, size: tuple[int, int] = (64, 48))
     for i in range(frames):
         cv2.imwrite(str(clip / f"f_{i:04d}.png"), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
         mask = np.zeros((size[1], size[0]), np.uint8)
-        mask[10:20, 10 + i:20 + i] = 255
+        mask[10:20, 10 + i : 20 + i] = 255
         cv2.imwrite(str(masks / f"m_{i:04d}.png"), mask)
     return clip, masks
 
@@ -93,8 +100,12 @@ def make_inputs(folder: Path, frames: int = 6, size: tuple[int, int] = (64, 48))
 def hostile_request(rng: random.Random, clip: Path, masks: Path, out_root: Path) -> dict:
     """A request the daemon must refuse with a status (never crash, never hang)."""
     choice = rng.randrange(7)
-    base = dict(source_path=str(clip), output_path=str(out_root / f"bad{rng.randrange(10**9)}"), mask_path=str(masks),
-                options={"eraser": "telea"})
+    base = dict(
+        source_path=str(clip),
+        output_path=str(out_root / f"bad{rng.randrange(10**9)}"),
+        mask_path=str(masks),
+        options={"eraser": "telea"},
+    )
     if choice == 0:
         base["source_path"] = "/proc/self/mem"
     elif choice == 1:
@@ -112,8 +123,16 @@ def hostile_request(rng: random.Random, clip: Path, masks: Path, out_root: Path)
     return base
 
 
-def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root: Path, stop: threading.Event,
-                stats: SoakStats, seed: int) -> None:
+def client_loop(
+    address: str,
+    state_dir: Path,
+    clip: Path,
+    masks: Path,
+    out_root: Path,
+    stop: threading.Event,
+    stats: SoakStats,
+    seed: int,
+) -> None:
     rng = random.Random(seed)
     with PeanutClient(address, state_dir=state_dir, timeout=30) as client:
         while not stop.is_set():
@@ -147,8 +166,9 @@ def client_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root
                     continue
                 out = out_root / f"job{seed}_{rng.randrange(10**9)}"
                 try:
-                    job = client.submit(str(clip), output_path=str(out), mask_path=str(masks),
-                                        options={"eraser": "telea"})
+                    job = client.submit(
+                        str(clip), output_path=str(out), mask_path=str(masks), options={"eraser": "telea"}
+                    )
                 except ClientError as exc:
                     if exc.code != "RESOURCE_EXHAUSTED":
                         with stats.lock:
@@ -214,14 +234,19 @@ def watcher_loop(address: str, state_dir: Path, stop: threading.Event, stats: So
                 time.sleep(0.05)
 
 
-def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root: Path, stop: threading.Event,
-               stats: SoakStats) -> None:
+def heavy_loop(
+    address: str, state_dir: Path, clip: Path, masks: Path, out_root: Path, stop: threading.Event, stats: SoakStats
+) -> None:
     """Keep one realistic job going: the default (auto) eraser on bigger frames, so GetInfo competes with it."""
     with PeanutClient(address, state_dir=state_dir, timeout=30) as client:
         while not stop.is_set():
             try:
-                job = client.submit(str(clip), output_path=str(out_root / f"heavy_{time.monotonic_ns()}"),
-                                    mask_path=str(masks), options={"working_height": 0})
+                job = client.submit(
+                    str(clip),
+                    output_path=str(out_root / f"heavy_{time.monotonic_ns()}"),
+                    mask_path=str(masks),
+                    options={"working_height": 0},
+                )
             except ClientError:
                 time.sleep(0.2)  # queue full: the light clients have it
                 continue
@@ -239,21 +264,35 @@ def heavy_loop(address: str, state_dir: Path, clip: Path, masks: Path, out_root:
                     break
 
 
-def run_soak(address: str, state_dir: Path, seconds: float, clients: int, work_dir: Path,
-             is_alive=lambda: True, heavy: bool = True, watchers: int = 0) -> dict:
+def run_soak(
+    address: str,
+    state_dir: Path,
+    seconds: float,
+    clients: int,
+    work_dir: Path,
+    is_alive=lambda: True,
+    heavy: bool = True,
+    watchers: int = 0,
+) -> dict:
     clip, masks = make_inputs(work_dir / "inputs")
     heavy_clip, heavy_masks = make_inputs(work_dir / "heavy", frames=24, size=(320, 240))
     out_root = work_dir / "outputs"
     out_root.mkdir(parents=True, exist_ok=True)
     stats, stop = SoakStats(), threading.Event()
     stats.watchers_wanted = watchers
-    threads = [threading.Thread(target=client_loop, args=(address, state_dir, clip, masks, out_root, stop, stats, i))
-               for i in range(clients)]
-    threads += [threading.Thread(target=watcher_loop, args=(address, state_dir, stop, stats, i))
-                for i in range(watchers)]
+    threads = [
+        threading.Thread(target=client_loop, args=(address, state_dir, clip, masks, out_root, stop, stats, i))
+        for i in range(clients)
+    ]
+    threads += [
+        threading.Thread(target=watcher_loop, args=(address, state_dir, stop, stats, i)) for i in range(watchers)
+    ]
     if heavy:
-        threads.append(threading.Thread(target=heavy_loop,
-                                        args=(address, state_dir, heavy_clip, heavy_masks, out_root, stop, stats)))
+        threads.append(
+            threading.Thread(
+                target=heavy_loop, args=(address, state_dir, heavy_clip, heavy_masks, out_root, stop, stats)
+            )
+        )
     for t in threads:
         t.start()
     time.sleep(seconds)
@@ -287,8 +326,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc = DaemonProcess(state_dir=Path(tmp) / "state", log_path=Path(tmp) / "daemon.log").start()
         try:
-            result = run_soak(proc.address, proc.state_dir, args.seconds, args.clients, Path(tmp),
-                              is_alive=lambda: proc.process.poll() is None, watchers=args.watchers)
+            result = run_soak(
+                proc.address,
+                proc.state_dir,
+                args.seconds,
+                args.clients,
+                Path(tmp),
+                is_alive=lambda: proc.process.poll() is None,
+                watchers=args.watchers,
+            )
         finally:
             proc.stop()
     print(json.dumps(result, indent=2))

@@ -40,7 +40,8 @@ def run_one(clip: str, masks: str, output: str, mode: str, threads: int) -> dict
     from peanut_server.progress import Reporter
 
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=clip), mask=pb.MaskSpec(mask_path=masks),
+        source=pb.MediaRange(path=clip),
+        mask=pb.MaskSpec(mask_path=masks),
         options=pb.Options(working_height=432),
         output=pb.OutputSpec(path=output, overwrite=True),
     )
@@ -57,7 +58,9 @@ def run_one(clip: str, masks: str, output: str, mode: str, threads: int) -> dict
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     n = result.frame_count
     return {
-        "frames": n, "s_per_frame": round(wall / n, 4), "cpu_s_per_frame": round(cpu / n, 4),
+        "frames": n,
+        "s_per_frame": round(wall / n, 4),
+        "cpu_s_per_frame": round(cpu / n, 4),
         "cores_busy": round(cpu / wall, 2),
         "parts_s_per_frame": {k: round(v / n, 4) for k, v in result.timings.items()},
         "backends": {r.stage: r.backend for r in result.backends},
@@ -69,8 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--sizes", nargs="+", default=["240p", "1080p"], choices=list(SIZES))
-    parser.add_argument("--modes", nargs="+", default=["sequential", "streaming"],
-                        choices=["before", "sequential", "streaming"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["sequential", "streaming"], choices=["before", "sequential", "streaming"]
+    )
     parser.add_argument("--before-tree", help="checkout whose code the 'before' mode runs")
     parser.add_argument("--threads", type=int, default=0, help="OpenCV/torch threads (0: the pipeline's default)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode (interleaved)")
@@ -91,23 +95,40 @@ def main() -> None:
                 for mode in args.modes:
                     tree = Path(args.before_tree).resolve() if mode == "before" else Path(__file__).parents[1]
                     out = subprocess.run(
-                        [sys.executable, "-m", "benchmarks.streaming_speed", "--child", str(clip), str(masks),
-                         str(Path(tmp) / f"out_{name}_{mode}_{k}"), mode, str(args.threads)],
-                        capture_output=True, text=True, check=True, cwd=tree,
-                        env={**os.environ, "PYTHONPATH": str(tree)})
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.streaming_speed",
+                            "--child",
+                            str(clip),
+                            str(masks),
+                            str(Path(tmp) / f"out_{name}_{mode}_{k}"),
+                            mode,
+                            str(args.threads),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=tree,
+                        env={**os.environ, "PYTHONPATH": str(tree)},
+                    )
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                     row.update(source=name, mode=mode)
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
-    print(f"{'source':7s} {'mode':10s} {'s/frame':>8s} {'cpu s/f':>8s} {'cores':>6s} {'decode':>7s} {'erase':>7s} "
-          f"{'upscale':>8s} {'compos.':>8s} {'write':>7s} {'peak MB':>8s}")
+    print(
+        f"{'source':7s} {'mode':10s} {'s/frame':>8s} {'cpu s/f':>8s} {'cores':>6s} {'decode':>7s} {'erase':>7s} "
+        f"{'upscale':>8s} {'compos.':>8s} {'write':>7s} {'peak MB':>8s}"
+    )
     for r in rows:
         p = r["parts_s_per_frame"]
-        print(f"{r['source']:7s} {r['mode']:10s} {r['s_per_frame']:8.3f} {r['cpu_s_per_frame']:8.3f} "
-              f"{r['cores_busy']:6.2f} {p.get('decode', 0):7.3f} {p.get('erase', 0):7.3f} {p.get('upscale', 0):8.3f} "
-              f"{p.get('composite', 0):8.3f} {p.get('write', 0):7.3f} {r['peak_rss_mb']:8d}")
+        print(
+            f"{r['source']:7s} {r['mode']:10s} {r['s_per_frame']:8.3f} {r['cpu_s_per_frame']:8.3f} "
+            f"{r['cores_busy']:6.2f} {p.get('decode', 0):7.3f} {p.get('erase', 0):7.3f} {p.get('upscale', 0):8.3f} "
+            f"{p.get('composite', 0):8.3f} {p.get('write', 0):7.3f} {r['peak_rss_mb']:8d}"
+        )
 
 
 if __name__ == "__main__":

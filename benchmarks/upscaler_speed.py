@@ -162,9 +162,15 @@ def child_psnr(frames: int, margin: int) -> dict:
     bvsr = np.stack([fit_to_size(f, size) for f in x4])
     bicubic = np.stack([cv2.resize(f, size[::-1], interpolation=cv2.INTER_CUBIC) for f in lr])
     return {
-        "clip": "running_car.mp4", "source": [sh, sw], "working": [wh, ww], "frames": frames,
-        "lr_crop": list(lr.shape[1:3]), "hr_crop": list(size), "mask_px_per_frame": int(mask_src.sum()),
-        "psnr_lanczos": psnr_in_mask(lanczos), "psnr_bicubic": psnr_in_mask(bicubic),
+        "clip": "running_car.mp4",
+        "source": [sh, sw],
+        "working": [wh, ww],
+        "frames": frames,
+        "lr_crop": list(lr.shape[1:3]),
+        "hr_crop": list(size),
+        "mask_px_per_frame": int(mask_src.sum()),
+        "psnr_lanczos": psnr_in_mask(lanczos),
+        "psnr_bicubic": psnr_in_mask(bicubic),
         "psnr_basicvsrpp_random": psnr_in_mask(bvsr),
     }
 
@@ -201,8 +207,20 @@ def main() -> None:
     results = []
     for backend, frames in (("lanczos", 100), ("basicvsrpp", a.bvsr_frames)):
         for work_h in (432, 540):
-            r = spawn(["--child", "speed", "--backend", backend, "--work-h", str(work_h),
-                       "--frames", str(frames), "--crop-frac", str(a.crop_frac)])
+            r = spawn(
+                [
+                    "--child",
+                    "speed",
+                    "--backend",
+                    backend,
+                    "--work-h",
+                    str(work_h),
+                    "--frames",
+                    str(frames),
+                    "--crop-frac",
+                    str(a.crop_frac),
+                ]
+            )
             results.append(r)
             print(json.dumps(r), flush=True)
     print("\n| backend | work h | LR crop | target | out crop | s/frame | 100 frames (s) | peak RSS MB |")
@@ -211,9 +229,11 @@ def main() -> None:
         for out_h in (1080, 2160):
             total = r.get(f"s_100_frames_{out_h}", r[f"s_per_frame_{out_h}"] * 100)
             est = " (extrapolated)" if r["backend"] == "basicvsrpp" else ""
-            print(f"| {r['backend']} | {r['work_h']} | {r['crop'][1]}x{r['crop'][0]} | {out_h}p "
-                  f"| {r[f'out_{out_h}'][1]}x{r[f'out_{out_h}'][0]} | {r[f's_per_frame_{out_h}']:.3f} "
-                  f"| {total:.1f}{est} | {r['peak_rss_mb']:.0f} |")
+            print(
+                f"| {r['backend']} | {r['work_h']} | {r['crop'][1]}x{r['crop'][0]} | {out_h}p "
+                f"| {r[f'out_{out_h}'][1]}x{r[f'out_{out_h}'][0]} | {r[f's_per_frame_{out_h}']:.3f} "
+                f"| {total:.1f}{est} | {r['peak_rss_mb']:.0f} |"
+            )
     q = spawn(["--child", "psnr", "--frames", str(a.psnr_frames), "--margin", str(a.margin)])
     print("\n" + json.dumps(q))
     if a.json:

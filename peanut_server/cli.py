@@ -45,11 +45,16 @@ class CliError(Exception):
 
 # -- shared options ------------------------------------------------------------
 
+
 def add_connection_args(parser: argparse.ArgumentParser, local: bool = False) -> None:
     parser.add_argument("--server", metavar="ADDR", help="daemon address (default: the one in the state directory)")
     parser.add_argument("--state-dir", help="state directory (default: $PEANUT_STATE_DIR or the per-user default)")
-    parser.add_argument("--tls-ca", metavar="PEM", help="CA certificate to trust for a TLS daemon "
-                        "(default: the one in the state directory, when the daemon serves TLS)")
+    parser.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        help="CA certificate to trust for a TLS daemon "
+        "(default: the one in the state directory, when the daemon serves TLS)",
+    )
     if local:
         parser.add_argument("--local", action="store_true", help="run the pipeline in this process, without a daemon")
 
@@ -64,23 +69,47 @@ def add_option_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--working-height", type=int, help="lines the eraser works at (0 = source height)")
     group.add_argument("--mask-dilation", type=int, help="grow the mask by this many pixels (working resolution)")
     group.add_argument("--feather", type=int, help="soft edge of the composite, source pixels")
-    group.add_argument("--neighbor-stride", type=int,
-                       help="eraser: temporal scale, in frames, of the fusion of candidate fills (default by preset)")
+    group.add_argument(
+        "--neighbor-stride",
+        type=int,
+        help="eraser: temporal scale, in frames, of the fusion of candidate fills (default by preset)",
+    )
     group.add_argument("--step", type=int, help="keyframe / reference frame stride")
     group.add_argument("--subvideo-length", type=int, help="frames per processing window")
-    group.add_argument("--mask-threshold", type=float,
-                       help="masker: a pixel is the object above this soft-mask value, 0..1 (default 0.5)")
+    group.add_argument(
+        "--mask-threshold",
+        type=float,
+        help="masker: a pixel is the object above this soft-mask value, 0..1 (default 0.5)",
+    )
     group.add_argument("--clip-window", type=int, help="frames between confusion checks")
     group.add_argument("--no-reuse-flow", action="store_true", help="upscaler computes its own flow")
-    group.add_argument("--include-effects", action="store_true",
-                       help="also remove the object's shadow (dark regions that move with it and touch it)")
+    group.add_argument(
+        "--include-effects",
+        action="store_true",
+        help="also remove the object's shadow (dark regions that move with it and touch it)",
+    )
     group.add_argument("--seed", type=int, help="random seed of the masker, for repeatable masks (default 0)")
     group.add_argument("--device", help="learned backends run on: auto (the daemon's), cpu, cuda, cuda:N, mps")
 
 
 def options_from_args(args: argparse.Namespace) -> dict:
-    keys = ["preset", "masker", "eraser", "upscaler", "flow", "working_height", "mask_dilation", "feather",
-            "neighbor_stride", "step", "subvideo_length", "mask_threshold", "clip_window", "seed", "device"]
+    keys = [
+        "preset",
+        "masker",
+        "eraser",
+        "upscaler",
+        "flow",
+        "working_height",
+        "mask_dilation",
+        "feather",
+        "neighbor_stride",
+        "step",
+        "subvideo_length",
+        "mask_threshold",
+        "clip_window",
+        "seed",
+        "device",
+    ]
     options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if getattr(args, "no_reuse_flow", False):
         options["reuse_flow"] = False
@@ -98,6 +127,7 @@ def absolute(path: str | None) -> str:
 
 
 # -- progress ------------------------------------------------------------------
+
 
 class ProgressPrinter:
     """A tqdm bar per stage on stderr (frames, ETA): none under --quiet or when stderr is not a
@@ -118,8 +148,15 @@ class ProgressPrinter:
             self.close()
             self._stage = stage
             # disable=None: tqdm draws only when stderr is a terminal.
-            self._bar = tqdm(total=total or None, desc=stage, unit="frame", file=sys.stderr, leave=True,
-                             dynamic_ncols=True, disable=None)
+            self._bar = tqdm(
+                total=total or None,
+                desc=stage,
+                unit="frame",
+                file=sys.stderr,
+                leave=True,
+                dynamic_ncols=True,
+                disable=None,
+            )
         if self._bar is not None and not self._bar.disable:
             self._bar.total = total or None
             self._bar.n = done
@@ -194,15 +231,18 @@ def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
     from .pipeline.spec import parse_frame_prompts
 
     try:
-        prompts = parse_frame_prompts(getattr(args, "box", None) or [], getattr(args, "point", None) or [],
-                                      getattr(args, "exclude_point", None) or [])
+        prompts = parse_frame_prompts(
+            getattr(args, "box", None) or [],
+            getattr(args, "point", None) or [],
+            getattr(args, "exclude_point", None) or [],
+        )
     except InvalidRequest as exc:
         raise CliError(exc.message) from None
     frame = getattr(args, "mask_frame", None)
     if frame is not None:
         if not getattr(args, "mask", None) or prompts:
             raise CliError("--mask-frame goes with --mask (one image) and no --box/--point")
-        prompts = [pb.FramePrompt(frame=frame)]   # the proto's way to say "track this mask from frame F"
+        prompts = [pb.FramePrompt(frame=frame)]  # the proto's way to say "track this mask from frame F"
     return prompts
 
 
@@ -214,13 +254,21 @@ def build_submit_request(args: argparse.Namespace, matte_only: bool) -> pb.Submi
         source.end_frame = args.end
     return pb.SubmitRequest(
         source=source,
-        mask=pb.MaskSpec(text=args.prompt or "", mask_path=absolute(getattr(args, "mask", None)),
-                         frame_prompts=frame_prompts_from_args(args), approximate=args.approximate),
+        mask=pb.MaskSpec(
+            text=args.prompt or "",
+            mask_path=absolute(getattr(args, "mask", None)),
+            frame_prompts=frame_prompts_from_args(args),
+            approximate=args.approximate,
+        ),
         mode=pb.MODE_MATTE_ONLY if matte_only else pb.MODE_REMOVE,
         options=_options_message(options_from_args(args)),
-        output=pb.OutputSpec(path=absolute(args.output), matte_path=absolute(getattr(args, "matte", None)),
-                             overwrite=args.overwrite, patch_layer=getattr(args, "patch_layer", False),
-                             matte_mode=pb.MATTE_MODE_UNSPECIFIED if matte_only else MATTE_MODES[args.matte_mode]),
+        output=pb.OutputSpec(
+            path=absolute(args.output),
+            matte_path=absolute(getattr(args, "matte", None)),
+            overwrite=args.overwrite,
+            patch_layer=getattr(args, "patch_layer", False),
+            matte_mode=pb.MATTE_MODE_UNSPECIFIED if matte_only else MATTE_MODES[args.matte_mode],
+        ),
         client="cli",
     )
 
@@ -239,8 +287,13 @@ def run_local(request: pb.SubmitRequest, progress: ProgressPrinter) -> pb.Job:
         result = Pipeline().run(spec, reporter, job_id=job.id)
     except PeanutError as exc:
         job.state, job.error, job.error_code = pb.JOB_STATE_FAILED, exc.message, exc.code
-        if exc.status in ("INVALID_ARGUMENT", "NOT_FOUND", "OUT_OF_RANGE", "ALREADY_EXISTS", "FAILED_PRECONDITION") \
-                and job.error_code not in ("CANCELLED",):
+        if exc.status in (
+            "INVALID_ARGUMENT",
+            "NOT_FOUND",
+            "OUT_OF_RANGE",
+            "ALREADY_EXISTS",
+            "FAILED_PRECONDITION",
+        ) and job.error_code not in ("CANCELLED",):
             raise CliError(cli_message(exc.code, exc.message)) from None
         return job
     finally:
@@ -289,28 +342,54 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
     help_text = "write the masks of what the prompt names" if matte_only else "remove an object from a clip"
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("source", help="video file or frame folder")
-    parser.add_argument("-o", "--output", required=True,
-                        help="output: a folder (PNG sequence) or a .mov/.mkv/.mp4 file" if not matte_only else "mask folder")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output: a folder (PNG sequence) or a .mov/.mkv/.mp4 file" if not matte_only else "mask folder",
+    )
     parser.add_argument("--prompt", help='what to remove, e.g. "the man in the red jacket"')
-    parser.add_argument("--box", action="append", metavar="F:X,Y,W,H",
-                        help="the object's box on source frame F, in source pixels (repeatable, one per frame)")
-    parser.add_argument("--point", action="append", metavar="F:X,Y",
-                        help="a point on the object on source frame F (repeatable)")
-    parser.add_argument("--exclude-point", action="append", metavar="F:X,Y",
-                        help="a point that is not the object on source frame F (repeatable)")
-    parser.add_argument("--approximate", action="store_true",
-                        help="accept the best match on the words the masker understands; the words it "
-                             "cannot check are named in the result (without it such a prompt is refused)")
+    parser.add_argument(
+        "--box",
+        action="append",
+        metavar="F:X,Y,W,H",
+        help="the object's box on source frame F, in source pixels (repeatable, one per frame)",
+    )
+    parser.add_argument(
+        "--point", action="append", metavar="F:X,Y", help="a point on the object on source frame F (repeatable)"
+    )
+    parser.add_argument(
+        "--exclude-point",
+        action="append",
+        metavar="F:X,Y",
+        help="a point that is not the object on source frame F (repeatable)",
+    )
+    parser.add_argument(
+        "--approximate",
+        action="store_true",
+        help="accept the best match on the words the masker understands; the words it "
+        "cannot check are named in the result (without it such a prompt is refused)",
+    )
     parser.add_argument("--mask", help="masks instead of a prompt: one image, a folder, or a mask video")
-    parser.add_argument("--mask-frame", type=int, metavar="F",
-                        help="with --mask of one image: it shows the object on source frame F; track it "
-                             "through the range (without: the image is a still matte on every frame)")
+    parser.add_argument(
+        "--mask-frame",
+        type=int,
+        metavar="F",
+        help="with --mask of one image: it shows the object on source frame F; track it "
+        "through the range (without: the image is a still matte on every frame)",
+    )
     if not matte_only:
         parser.add_argument("--matte", help="where the matte goes (default OUTPUT_matte)")
-        parser.add_argument("--matte-mode", choices=sorted(MATTE_MODES), default="alpha",
-                            help="alpha (default): the exact alpha the cleaned pixels were composited with, "
-                                 "16-bit, soft edge kept; object: the object's own hard mask")
-        parser.add_argument("--patch-layer", action="store_true", help="RGBA frames: colour = cleaned pixels, alpha = the matte's alpha")
+        parser.add_argument(
+            "--matte-mode",
+            choices=sorted(MATTE_MODES),
+            default="alpha",
+            help="alpha (default): the exact alpha the cleaned pixels were composited with, "
+            "16-bit, soft edge kept; object: the object's own hard mask",
+        )
+        parser.add_argument(
+            "--patch-layer", action="store_true", help="RGBA frames: colour = cleaned pixels, alpha = the matte's alpha"
+        )
     parser.add_argument("--start", type=int, default=0, help="first source frame (0-based, default 0)")
     parser.add_argument("--end", type=int, help="frame after the last one (exclusive; default: clip end)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output")
@@ -323,6 +402,7 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
 
 
 # -- jobs ------------------------------------------------------------------------
+
 
 def cmd_info(args: argparse.Namespace) -> int:
     with make_client(args) as client:
@@ -356,8 +436,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         stage, progress = job.stage, (f"{job.frames_done}/{job.frames_total}" if job.frames_total else "")
         if job.state == pb.JOB_STATE_SUCCEEDED:
             stage, progress = "", f"{job.result.frame_count} frames"
-        print(f"{job.id}  {state_name(job.state):11s} {stage:9s} {progress:>11s}  {source}"
-              + (f"  ({job.error})" if job.error else ""))
+        print(
+            f"{job.id}  {state_name(job.state):11s} {stage:9s} {progress:>11s}  {source}"
+            + (f"  ({job.error})" if job.error else "")
+        )
     return EXIT_OK
 
 
@@ -404,8 +486,12 @@ EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="peanut", description="PEANUT: remove objects from video by describing them.",
-                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="peanut",
+        description="PEANUT: remove objects from video by describing them.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"peanut {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -423,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(p)
     p.set_defaults(func=cmd_jobs)
 
-    for name, func, text in (("watch", cmd_watch, "follow a job until it ends"),
-                             ("resume", cmd_resume, "continue an interrupted job")):
+    for name, func, text in (
+        ("watch", cmd_watch, "follow a job until it ends"),
+        ("resume", cmd_resume, "continue an interrupted job"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("job", help="the job id (peanut jobs lists them)")
         p.add_argument("--json", action="store_true", help="print the final job as JSON on stdout")
@@ -439,11 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(p)
     p.set_defaults(func=cmd_cancel)
 
-    p = sub.add_parser("demo", help="make a sample clip and remove its object (no daemon needed)",
-                       description="Make a sample clip (sample.mp4, and true_masks/: the ball's true mask per "
-                                   "frame, to score the masker against) and remove its red ball: cleaned/, "
-                                   "cleaned_matte/ and before_after.png.")
-    p.add_argument("-o", "--output-dir", default="peanut-demo", help="where the sample and results go (default ./peanut-demo)")
+    p = sub.add_parser(
+        "demo",
+        help="make a sample clip and remove its object (no daemon needed)",
+        description="Make a sample clip (sample.mp4, and true_masks/: the ball's true mask per "
+        "frame, to score the masker against) and remove its red ball: cleaned/, "
+        "cleaned_matte/ and before_after.png.",
+    )
+    p.add_argument(
+        "-o", "--output-dir", default="peanut-demo", help="where the sample and results go (default ./peanut-demo)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier demo in that folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
     p.add_argument("--server", metavar="ADDR", help="run through this daemon instead of in-process")
@@ -518,7 +611,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, PeanutError):
             print(f"peanut: {exc.message}", file=sys.stderr)
             return EXIT_REFUSED
-        print(f"peanut: internal error: {type(exc).__name__}: {exc} (PEANUT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"peanut: internal error: {type(exc).__name__}: {exc} (PEANUT_DEBUG=1 shows the traceback)", file=sys.stderr
+        )
         if os.environ.get("PEANUT_DEBUG"):
             raise
         return EXIT_JOB_FAILED

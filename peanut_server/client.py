@@ -7,8 +7,8 @@ so a plugin can vendor it next to grpcio and protobuf without numpy or torch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2  # googleapis-common-protos: the status details
@@ -111,8 +111,9 @@ class PeanutClient:
         if ca is None:
             self._channel = grpc.insecure_channel(self.address, options=options)
         else:
-            self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(root_certificates=ca),
-                                                options=options)
+            self._channel = grpc.secure_channel(
+                self.address, grpc.ssl_channel_credentials(root_certificates=ca), options=options
+            )
         self._stub = pb_grpc.PeanutStub(self._channel)
 
     def _tls_ca(self, state: Path, published: dict, tls_ca: str | Path | None) -> bytes | None:
@@ -128,8 +129,11 @@ class PeanutClient:
             try:
                 return (state / TLS_CA_FILE).read_bytes()
             except OSError:
-                raise ClientError("UNAVAILABLE", f"the daemon at {self.address} serves TLS but {state / TLS_CA_FILE} "
-                                  "is missing; pass the CA certificate (--tls-ca)") from None
+                raise ClientError(
+                    "UNAVAILABLE",
+                    f"the daemon at {self.address} serves TLS but {state / TLS_CA_FILE} "
+                    "is missing; pass the CA certificate (--tls-ca)",
+                ) from None
         return None
 
     # -- plumbing ---------------------------------------------------------
@@ -155,25 +159,32 @@ class PeanutClient:
             if self.token:
                 details += f" (the token given or read from {self.state_dir / 'token'} is not the daemon's)"
             else:
-                details += (f" (no token: {self.state_dir / 'token'} is missing or empty; is this the daemon's "
-                            "state directory? pass --state-dir)")
+                details += (
+                    f" (no token: {self.state_dir / 'token'} is missing or empty; is this the daemon's "
+                    "state directory? pass --state-dir)"
+                )
         return ClientError(code.name, details, reason)
 
     def _unavailable_message(self) -> str:
         message = f"no PEANUT daemon answers at {self.address}"
         if self._address_from == "given":
             return message + "; start one with `peanut-server`"
-        where = ("the address published in" if self._address_from == "published"
-                 else "the default address: no daemon has published one in")
+        where = (
+            "the address published in"
+            if self._address_from == "published"
+            else "the default address: no daemon has published one in"
+        )
         # A daemon started with --state-dir publishes its address there, not in the default.
-        return (f"{message} ({where} the state directory {self.state_dir}); start one with `peanut-server`, "
-                "or, for a daemon started with --state-dir DIR, pass the same --state-dir DIR "
-                "(or set PEANUT_STATE_DIR=DIR)")
+        return (
+            f"{message} ({where} the state directory {self.state_dir}); start one with `peanut-server`, "
+            "or, for a daemon started with --state-dir DIR, pass the same --state-dir DIR "
+            "(or set PEANUT_STATE_DIR=DIR)"
+        )
 
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "PeanutClient":
+    def __enter__(self) -> PeanutClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -210,8 +221,12 @@ class PeanutClient:
             raise ClientError("INVALID_ARGUMENT", f"mode must be 'remove' or 'matte', not {mode!r}")
         request = pb.SubmitRequest(
             source=source,
-            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else "",
-                             frame_prompts=frame_prompts or [], approximate=approximate),
+            mask=pb.MaskSpec(
+                text=prompt,
+                mask_path=str(mask_path) if mask_path else "",
+                frame_prompts=frame_prompts or [],
+                approximate=approximate,
+            ),
             mode=modes[mode],
             options=_options_message(options),
             output=pb.OutputSpec(
@@ -265,11 +280,13 @@ class PeanutClient:
     def list_jobs(self, limit: int = 100) -> list[pb.Job]:
         return list(self._call(self._stub.ListJobs, pb.ListJobsRequest(limit=limit)).jobs)
 
-    def list_jobs_page(self, limit: int = 100, page_token: str = "", states: tuple[int, ...] = ()
-                       ) -> tuple[list[pb.Job], str]:
+    def list_jobs_page(
+        self, limit: int = 100, page_token: str = "", states: tuple[int, ...] = ()
+    ) -> tuple[list[pb.Job], str]:
         """One page of jobs, newest first, and the token of the next page ("" after the last)."""
-        response = self._call(self._stub.ListJobs,
-                              pb.ListJobsRequest(limit=limit, page_token=page_token, states=list(states)))
+        response = self._call(
+            self._stub.ListJobs, pb.ListJobsRequest(limit=limit, page_token=page_token, states=list(states))
+        )
         return list(response.jobs), response.next_page_token
 
     def preview_mask(
@@ -287,8 +304,12 @@ class PeanutClient:
         request = pb.PreviewMaskRequest(
             path=str(path),
             frame=frame,
-            mask=pb.MaskSpec(text=prompt, mask_path=str(mask_path) if mask_path else "",
-                             frame_prompts=frame_prompts or [], approximate=approximate),
+            mask=pb.MaskSpec(
+                text=prompt,
+                mask_path=str(mask_path) if mask_path else "",
+                frame_prompts=frame_prompts or [],
+                approximate=approximate,
+            ),
             options=_options_message(options),
         )
         return self._call(self._stub.PreviewMask, request, timeout)

@@ -59,7 +59,7 @@ def make_sample(folder: Path, seed: int = 7) -> tuple[Path, Path, list[np.ndarra
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"crf": "12", "preset": "veryfast"}
         for t in range(FRAMES):
-            background = world[:, t * PAN_PER_FRAME: t * PAN_PER_FRAME + WIDTH].copy()
+            background = world[:, t * PAN_PER_FRAME : t * PAN_PER_FRAME + WIDTH].copy()
             backgrounds.append(background)
             frame = background.copy()
             cx = int(120 + t * (WIDTH - 240) / (FRAMES - 1))
@@ -81,8 +81,8 @@ def _strip(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .cli import EXIT_OK, ProgressPrinter, finish_job, follow, run_local
     from .api import peanut_pb2 as pb
+    from .cli import EXIT_OK, ProgressPrinter, finish_job, follow, run_local
     from .client import PeanutClient
     from .errors import OutputExists
     from .media import frame_filename, open_source
@@ -90,8 +90,10 @@ def run_demo(args: argparse.Namespace) -> int:
     folder = Path(args.output_dir).resolve()
     earlier = [name for name in OUTPUTS if (folder / name).exists()]
     if earlier and not args.overwrite:
-        raise OutputExists(f"{folder} holds an earlier demo's {', '.join(earlier)}; pass --overwrite to replace "
-                       "them, or -o another folder")
+        raise OutputExists(
+            f"{folder} holds an earlier demo's {', '.join(earlier)}; pass --overwrite to replace "
+            "them, or -o another folder"
+        )
     print(f"making a sample clip in {folder}", file=sys.stderr)
     video, masks_dir, backgrounds = make_sample(folder)
     output = folder / "cleaned"
@@ -127,10 +129,10 @@ def run_demo(args: argparse.Namespace) -> int:
             cleaned = cv2.cvtColor(cv2.imread(str(output / frame_filename(t))), cv2.COLOR_BGR2RGB)
             inside = truth[t]
             diff = cleaned[inside].astype(np.float64) - backgrounds[t][inside].astype(np.float64)
-            errors.append(np.mean(diff ** 2))
+            errors.append(np.mean(diff**2))
             if t == FRAMES // 2:
                 shown = _strip(frame, cleaned)
-    psnr = 10 * np.log10(255.0 ** 2 / max(np.mean(errors), 1e-9))
+    psnr = 10 * np.log10(255.0**2 / max(np.mean(errors), 1e-9))
     strip_path = folder / "before_after.png"
     cv2.imwrite(str(strip_path), cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
     print(f"mask from the prompt {PROMPT!r} vs. the true mask: J&F {scores.JF:.3f}")

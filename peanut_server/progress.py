@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .errors import JobCancelled, JobInterrupted
 
@@ -44,7 +44,7 @@ class Reporter:
     _stage_started: float = 0.0
     _stage_done_at_start: int = 0
     _last_emit: float = 0.0
-    _outer: bool = False   # the current stage is the pipeline's: backends' counts are not added
+    _outer: bool = False  # the current stage is the pipeline's: backends' counts are not added
 
     def check(self) -> None:
         """Raise JobCancelled when the job was asked to stop, JobInterrupted on shutdown."""

@@ -35,7 +35,7 @@ def index_frame(index: int, size: tuple[int, int] = (64, 48)) -> np.ndarray:
     for bit in range(BITS):
         if index >> bit & 1:
             r, c = divmod(bit, GRID)
-            frame[r * h // GRID:(r + 1) * h // GRID, c * w // GRID:(c + 1) * w // GRID] = 255
+            frame[r * h // GRID : (r + 1) * h // GRID, c * w // GRID : (c + 1) * w // GRID] = 255
     # A faint colour tint per cell keeps chroma planes busy (so 4:2:0 paths are exercised)
     # without moving any cell across the 127 threshold.
     frame[..., 0] = np.where(frame[..., 0] > 127, 235, 20)
@@ -53,7 +53,7 @@ def decode_index(frame: np.ndarray) -> int:
         x0, x1 = c * w // GRID, (c + 1) * w // GRID
         # Only the centre half of each cell: edges blur under lossy coding.
         dy, dx = (y1 - y0) // 4, (x1 - x0) // 4
-        if grey[y0 + dy:y1 - dy, x0 + dx:x1 - dx].mean() > 127:
+        if grey[y0 + dy : y1 - dy, x0 + dx : x1 - dx].mean() > 127:
             value |= 1 << bit
     return value
 
@@ -89,15 +89,20 @@ def make_index_clip(
     tb = time_base
     options: dict[str, str] = {}
     if codec == "libx264":
-        options = {"crf": "12", "preset": "ultrafast" if bframes == 0 else "veryfast",
-                   "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
-                                  f":open-gop={int(open_gop)}"}
+        options = {
+            "crf": "12",
+            "preset": "ultrafast" if bframes == 0 else "veryfast",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:open-gop={int(open_gop)}",
+        }
         if bframes:
             options["x264-params"] += ":b-pyramid=normal"
     elif codec == "libx265":
-        options = {"crf": "12", "preset": "ultrafast",
-                   "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
-                                  f":open-gop={int(open_gop)}:log-level=error"}
+        options = {
+            "crf": "12",
+            "preset": "ultrafast",
+            "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+            f":open-gop={int(open_gop)}:log-level=error",
+        }
     elif codec == "prores_ks":
         options = {"profile": "hq"}
     default_fmt = {"prores_ks": "yuv422p10le", "ffv1": "bgr0", "mpeg4": "yuv420p"}.get(codec, "yuv420p")
@@ -129,15 +134,16 @@ def make_index_clip(
     return path
 
 
-def _write_index_audio(out: av.container.OutputContainer, stream: av.AudioStream,
-                       n_frames: int, fps: Fraction, rate: int, start: Fraction) -> None:
+def _write_index_audio(
+    out: av.container.OutputContainer, stream: av.AudioStream, n_frames: int, fps: Fraction, rate: int, start: Fraction
+) -> None:
     samples_per_frame = Fraction(rate) / fps
     total = int(n_frames * samples_per_frame)
     k = (np.arange(total) / samples_per_frame).astype(np.int64)
     data = (100 * (k % 200)).astype(np.int16)
     first = int(round(start * rate))
     for i in range(0, total, 1024):
-        chunk = data[i:i + 1024]
+        chunk = data[i : i + 1024]
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = rate
         frame.pts = first + i
@@ -148,8 +154,9 @@ def _write_index_audio(out: av.container.OutputContainer, stream: av.AudioStream
         out.mux(packet)
 
 
-def make_index_folder(directory: str | Path, n_frames: int, size: tuple[int, int] = (64, 48),
-                      ext: str = "png", prefix: str = "frame_") -> Path:
+def make_index_folder(
+    directory: str | Path, n_frames: int, size: tuple[int, int] = (64, 48), ext: str = "png", prefix: str = "frame_"
+) -> Path:
     """Frames frame_0.<ext> .. frame_<n-1>.<ext> (no zero padding), frame i encoding i."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -162,15 +169,16 @@ def make_index_folder(directory: str | Path, n_frames: int, size: tuple[int, int
 
 @dataclass(frozen=True)
 class ObjectClip:
-    frames: Path       # PNG folder: background with the moving disc
-    masks: Path        # PNG folder: 255 where the disc is, 0 elsewhere
-    clean: Path        # PNG folder: the background alone (ground truth for erasers)
+    frames: Path  # PNG folder: background with the moving disc
+    masks: Path  # PNG folder: 255 where the disc is, 0 elsewhere
+    clean: Path  # PNG folder: the background alone (ground truth for erasers)
     n_frames: int
     size: tuple[int, int]
 
 
-def make_object_clip(directory: str | Path, background: str | Path, n_frames: int = 12,
-                     size: tuple[int, int] = (96, 64), radius: int = 9) -> ObjectClip:
+def make_object_clip(
+    directory: str | Path, background: str | Path, n_frames: int = 12, size: tuple[int, int] = (96, 64), radius: int = 9
+) -> ObjectClip:
     """A textured disc moving left to right over a still real image, with exact masks.
 
     `background` is any image OpenCV reads (e.g. shared_data / "davis/tennis/00000.png");
@@ -190,7 +198,7 @@ def make_object_clip(directory: str | Path, background: str | Path, n_frames: in
     for i in range(n_frames):
         cx = radius + 1 + i * (w - 2 * radius - 2) / max(n_frames - 1, 1)
         cy = h / 2 + (i - n_frames / 2) * 0.5
-        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
         frame = bg.copy()
         # Stripes inside the disc so flow / inpainting tests see texture, not a flat blob.
         stripes = ((xx + yy + 2 * i) // 3 % 2).astype(bool)
@@ -219,7 +227,7 @@ def remux_cut(src: str | Path, dst: str | Path, first: int) -> Path:
         shift = shown[first]
         keys = [k for k, p in enumerate(packets) if p.is_keyframe and p.pts <= shift]
         copy = out.add_stream_from_template(stream)
-        for packet in packets[keys[-1]:]:
+        for packet in packets[keys[-1] :]:
             packet.pts -= shift
             packet.dts -= shift
             packet.stream = copy

@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -36,7 +36,7 @@ class DaemonProcess:
     address: str = ""
     token: str = ""
 
-    def start(self, timeout: float = 60.0) -> "DaemonProcess":
+    def start(self, timeout: float = 60.0) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         server_file = self.state_dir / "server.json"
         if server_file.exists():
@@ -44,9 +44,20 @@ class DaemonProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", PEANUT_STATE_DIR=str(self.state_dir))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(self.state_dir), "--port", "0",
-             *self.extra_args],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "peanut_server.daemon.main",
+                "--state-dir",
+                str(self.state_dir),
+                "--port",
+                "0",
+                *self.extra_args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -79,10 +90,10 @@ class DaemonProcess:
         self.process.send_signal(sig)
         try:
             return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as timed_out:
             self.process.kill()
             self.process.wait()
-            raise RuntimeError(f"daemon ignored signal {sig} for {timeout}s:\n{self.log()}")
+            raise RuntimeError(f"daemon ignored signal {sig} for {timeout}s:\n{self.log()}") from timed_out
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -93,8 +104,9 @@ class DaemonProcess:
 @contextmanager
 def running_daemon(root: Path, extra_args: list[str] | None = None) -> Iterator[DaemonProcess]:
     """A daemon with its state under `root`, stopped (then killed if need be) afterwards."""
-    proc = DaemonProcess(state_dir=root / "daemon-state", log_path=root / "daemon.log",
-                         extra_args=list(extra_args or [])).start()
+    proc = DaemonProcess(
+        state_dir=root / "daemon-state", log_path=root / "daemon.log", extra_args=list(extra_args or [])
+    ).start()
     try:
         yield proc
     finally:

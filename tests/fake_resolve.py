@@ -54,9 +54,15 @@ def _new_id(kind: str) -> str:
 
 
 class FakeResolve:
-    def __init__(self, *, end_frame_inclusive: bool = True, sequence_start: str = "clip",
-                 source_numbering: str = "media", dead_items: bool = False,
-                 show_individual_frames: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        end_frame_inclusive: bool = True,
+        sequence_start: str = "clip",
+        source_numbering: str = "media",
+        dead_items: bool = False,
+        show_individual_frames: bool = False,
+    ) -> None:
         if sequence_start not in ("clip", "zero") or source_numbering not in ("media", "zero"):
             raise ValueError((sequence_start, source_numbering))
         self.source_numbering = source_numbering
@@ -95,7 +101,7 @@ class FakeProjectManager:
     def GetCurrentProject(self):
         return None if self._resolve._failing("ProjectManager.GetCurrentProject") else self.current
 
-    def create_project(self, name: str) -> "FakeProject":  # test setup, not API
+    def create_project(self, name: str) -> FakeProject:  # test setup, not API
         self.current = FakeProject(self._resolve, name)
         return self.current
 
@@ -133,8 +139,9 @@ class FakeProject:
     def GetTimelineByIndex(self, index: int):
         return self.timelines[index - 1] if 1 <= index <= len(self.timelines) else None
 
-    def create_timeline(self, name: str, fps: float, start_frame: int, video_tracks: int = 1,
-                        drop_frame: bool = False) -> "FakeTimeline":  # test setup
+    def create_timeline(
+        self, name: str, fps: float, start_frame: int, video_tracks: int = 1, drop_frame: bool = False
+    ) -> FakeTimeline:  # test setup
         timeline = FakeTimeline(self._resolve, name, fps, start_frame, video_tracks, drop_frame)
         self.timelines.append(timeline)
         self.current_timeline = timeline
@@ -231,7 +238,9 @@ class FakeMediaPool:
                     continue
                 width = int(match.group(1))
                 shown = _SEQUENCE.sub(f"[{first:0{width}d}-{last:0{width}d}]", pattern)
-                item = FakeMediaPoolItem(shown, fps=25.0, start=first, frames=last - first + 1, files=files, sequence=True)
+                item = FakeMediaPoolItem(
+                    shown, fps=25.0, start=first, frames=last - first + 1, files=files, sequence=True
+                )
             else:
                 if not os.path.isfile(entry):
                     return []
@@ -261,16 +270,21 @@ class FakeMediaPool:
             mpi = info["mediaPoolItem"]
             inclusive = self._resolve.end_frame_inclusive
             numbered = mpi.sequence and self._resolve.sequence_start == "clip"
-            origin = mpi.start if numbered else 0   # the number that means "the clip's first frame"
+            origin = mpi.start if numbered else 0  # the number that means "the clip's first frame"
             first = int(info.get("startFrame", origin))
             last = int(info.get("endFrame", origin + mpi.frames - (1 if inclusive else 0)))
             length = last - first + (1 if inclusive else 0)
-            offset = first - origin                 # < 0: blank frames before the media
+            offset = first - origin  # < 0: blank frames before the media
             length = min(length, mpi.frames - offset)
             track = int(info.get("trackIndex", 1))
             record = int(info.get("recordFrame", timeline.end_frame()))
-            if (info.get("mediaType", 1) != 1 or not 1 <= track <= len(timeline.video) or length <= 0
-                    or offset >= mpi.frames or track in timeline.locked):
+            if (
+                info.get("mediaType", 1) != 1
+                or not 1 <= track <= len(timeline.video)
+                or length <= 0
+                or offset >= mpi.frames
+                or track in timeline.locked
+            ):
                 return self._refuse()
             item = FakeTimelineItem(timeline, mpi.GetName(), mpi, record, length, offset)
             if any(other.overlaps(item) for other in timeline.video[track - 1]):
@@ -284,7 +298,7 @@ class FakeMediaPool:
 class FakeMediaPoolItem:
     file_path: str
     fps: float
-    start: int                 # first frame number ("Start"): 0 for movies, the first index for sequences
+    start: int  # first frame number ("Start"): 0 for movies, the first index for sequences
     frames: int
     files: list[str] = field(default_factory=list)
     start_tc: str = "00:00:00:00"
@@ -318,17 +332,19 @@ def _rate_text(fps: float) -> str:
 
 
 class FakeTimelineItem:
-    def __init__(self, timeline, name: str, mpi, start: int, duration: int, left_offset: int, speed: float = 1.0) -> None:
+    def __init__(
+        self, timeline, name: str, mpi, start: int, duration: int, left_offset: int, speed: float = 1.0
+    ) -> None:
         self._timeline = timeline
         self._name = name
         self._mpi = mpi
         self._start = start
         self._duration = duration
-        self._left = left_offset        # media frames before the first one shown (< 0: blank head)
-        self._speed = speed             # source frames per timeline frame (retime)
+        self._left = left_offset  # media frames before the first one shown (< 0: blank head)
+        self._speed = speed  # source frames per timeline frame (retime)
         self._id = _new_id("item")
 
-    def overlaps(self, other: "FakeTimelineItem") -> bool:
+    def overlaps(self, other: FakeTimelineItem) -> bool:
         return self._start < other._start + other._duration and other._start < self._start + self._duration
 
     def shown_files(self) -> list:  # test helper: the file each timeline frame shows, None for a blank frame
@@ -389,8 +405,9 @@ class FakeDeadItem:
 
 
 class FakeTimeline:
-    def __init__(self, resolve: FakeResolve, name: str, fps: float, start_frame: int, video_tracks: int,
-                 drop_frame: bool = False) -> None:
+    def __init__(
+        self, resolve: FakeResolve, name: str, fps: float, start_frame: int, video_tracks: int, drop_frame: bool = False
+    ) -> None:
         self._resolve = resolve
         self._name = name
         self._id = _new_id("timeline")
@@ -406,7 +423,9 @@ class FakeTimeline:
         ends = [item.GetEnd() for track in self.video for item in track]
         return max(ends, default=self.start_frame)
 
-    def place(self, mpi, track: int, record: int, left_offset: int, duration: int, speed: float = 1.0) -> FakeTimelineItem:  # test setup
+    def place(
+        self, mpi, track: int, record: int, left_offset: int, duration: int, speed: float = 1.0
+    ) -> FakeTimelineItem:  # test setup
         item = FakeTimelineItem(self, mpi.GetName(), mpi, record, duration, left_offset, speed)
         self.video[track - 1].append(item)
         return item
@@ -500,8 +519,8 @@ class FakeTimeline:
 
 
 class FakeFusion:
-    def __init__(self, ui_manager: "FakeUIManager | None" = None) -> None:
-        self.UIManager = ui_manager          # None: the free edition since 19.1, for menu scripts
+    def __init__(self, ui_manager: FakeUIManager | None = None) -> None:
+        self.UIManager = ui_manager  # None: the free edition since 19.1, for menu scripts
         self.requested_file = ""
 
     def RequestFile(self, *args):
@@ -520,8 +539,8 @@ class FakeControl:
         self.children = list(children or [])
         self.entries: list[str] = []
         self.CurrentIndex = -1
-        self.Checked = bool(props.get("Checked", False))   # CheckBox
-        self.running = False                 # timers
+        self.Checked = bool(props.get("Checked", False))  # CheckBox
+        self.running = False  # timers
 
     # ComboBox
     def AddItem(self, text: str) -> None:
@@ -636,7 +655,7 @@ class FakeDispatcher:
     "dispatcher_id" (disp.On.<TimerID>.Timeout) or None (never).
     """
 
-    def __init__(self, ui: FakeUIManager, bmd: "FakeBmd") -> None:
+    def __init__(self, ui: FakeUIManager, bmd: FakeBmd) -> None:
         self.ui = ui
         self.bmd = bmd
         self.On = _Handlers()
@@ -659,7 +678,9 @@ class FakeDispatcher:
             elif route == "dispatcher_id":
                 handler = self.On.get(timer.ID, "Timeout")
             else:
-                handler = next((w.On.get(timer.ID, "Timeout") for w in self.windows if w.On.get(timer.ID, "Timeout")), None)
+                handler = next(
+                    (w.On.get(timer.ID, "Timeout") for w in self.windows if w.On.get(timer.ID, "Timeout")), None
+                )
             if handler is not None:
                 self.ticks += 1
                 handler({"who": timer.ID, "what": "Timeout"})

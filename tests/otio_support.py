@@ -98,7 +98,12 @@ def simple_run_clip(job: ClipJob, output_path: str, matte_path: str, reporter: R
         cv2.imwrite(os.path.join(output_path, name), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
         cv2.imwrite(os.path.join(matte_path, name), grown)
         reporter.advance()
-    return {"output_path": output_path, "matte_path": matte_path, "frame_count": len(frames), "backends": ["test=opencv"]}
+    return {
+        "output_path": output_path,
+        "matte_path": matte_path,
+        "frame_count": len(frames),
+        "backends": ["test=opencv"],
+    }
 
 
 def read_png(path: str | Path) -> np.ndarray:

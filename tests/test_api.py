@@ -15,8 +15,17 @@ def test_stubs_match_the_proto(tmp_path: Path):
 
 def test_service_has_the_contracted_rpcs():
     methods = set(peanut_pb2.DESCRIPTOR.services_by_name["Peanut"].methods_by_name)
-    assert {"GetInfo", "Submit", "Watch", "Cancel", "GetJob", "ListJobs", "PreviewMask", "Resume",
-            "ProcessTimeline"} <= methods
+    assert {
+        "GetInfo",
+        "Submit",
+        "Watch",
+        "Cancel",
+        "GetJob",
+        "ListJobs",
+        "PreviewMask",
+        "Resume",
+        "ProcessTimeline",
+    } <= methods
     assert peanut_pb2.DESCRIPTOR.package == "peanut.v1"
 
 
@@ -24,7 +33,9 @@ def test_client_imports_no_numpy_or_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import peanut_server.client; "
-            "bad = [m for m in ('numpy', 'torch', 'cv2') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys; import peanut_server.client; "
+        "bad = [m for m in ('numpy', 'torch', 'cv2') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

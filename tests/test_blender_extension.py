@@ -61,8 +61,9 @@ def bpy_python() -> str:
     if path:
         return path
     venv = REPO / ".venv-bpy"
-    subprocess.run(["bash", str(REPO / "scripts" / "setup_bpy_venv.sh")], env=dict(os.environ, DIR=str(venv)),
-                   check=True)
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup_bpy_venv.sh")], env=dict(os.environ, DIR=str(venv)), check=True
+    )
     return str(venv / "bin" / "python")
 
 
@@ -74,9 +75,18 @@ def built_zip(tmp_path_factory) -> Path:
 
 # -- pure logic ------------------------------------------------------------------------------------
 
-def timing(**kw) -> "core.StripTiming":
-    base = dict(frame_start=10.0, frame_final_start=13, frame_final_end=33, frame_offset_start=3.0,
-                frame_offset_end=5.0, animation_offset_start=2, media_fps=25.0, scene_fps=25.0)
+
+def timing(**kw) -> core.StripTiming:
+    base = dict(
+        frame_start=10.0,
+        frame_final_start=13,
+        frame_final_end=33,
+        frame_offset_start=3.0,
+        frame_offset_end=5.0,
+        animation_offset_start=2,
+        media_fps=25.0,
+        scene_fps=25.0,
+    )
     base.update(kw)
     return core.StripTiming(**base)
 
@@ -89,11 +99,18 @@ def test_visible_range_counts_hold_offset_and_trim():
     assert (rng.start, rng.end, rng.timeline_start, rng.length) == (5, 25, 13, 20)
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(media_fps=30.0), "fps"), (dict(reversed=True), "reversed"), (dict(strobe=2.0), "strobe"),
-    (dict(retimed=True), "retimed"), (dict(frame_offset_start=-2.0), "extended"),
-    (dict(frame_start=10.5), "sub-frame"), (dict(frame_final_end=13), "no frames"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(media_fps=30.0), "fps"),
+        (dict(reversed=True), "reversed"),
+        (dict(strobe=2.0), "strobe"),
+        (dict(retimed=True), "retimed"),
+        (dict(frame_offset_start=-2.0), "extended"),
+        (dict(frame_start=10.5), "sub-frame"),
+        (dict(frame_final_end=13), "no frames"),
+    ],
+)
 def test_visible_range_refuses_what_cannot_be_laid_back(kw, words):
     with pytest.raises(core.StripError, match=words):
         core.visible_range(timing(**kw))
@@ -104,16 +121,32 @@ def test_image_strip_maps_to_folder_index_in_natural_order(tmp_path):
         (tmp_path / f"frame_{i}.png").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
     elements = [f"frame_{i}.png" for i in range(2, 12)]  # strip made from frame_2 on
-    t = timing(frame_start=1.0, frame_final_start=2, frame_final_end=8, frame_offset_start=1.0,
-               frame_offset_end=1.0, animation_offset_start=1, media_fps=None)
+    t = timing(
+        frame_start=1.0,
+        frame_final_start=2,
+        frame_final_end=8,
+        frame_offset_start=1.0,
+        frame_offset_end=1.0,
+        animation_offset_start=1,
+        media_fps=None,
+    )
     rng = core.image_strip_range(str(tmp_path), elements, t)
     # content frame 0 = elements[1] = frame_3; first visible = elements[2] = frame_4 = folder index 4
     assert (rng.start, rng.end, rng.timeline_start) == (4, 10, 2)
     with pytest.raises(core.StripError, match="contiguous"):
-        core.image_strip_range(str(tmp_path), ["frame_1.png", "frame_3.png", "frame_5.png"],
-                               timing(frame_start=1.0, frame_final_start=1, frame_final_end=4,
-                                      frame_offset_start=0.0, frame_offset_end=0.0, animation_offset_start=0,
-                                      media_fps=None))
+        core.image_strip_range(
+            str(tmp_path),
+            ["frame_1.png", "frame_3.png", "frame_5.png"],
+            timing(
+                frame_start=1.0,
+                frame_final_start=1,
+                frame_final_end=4,
+                frame_offset_start=0.0,
+                frame_offset_end=0.0,
+                animation_offset_start=0,
+                media_fps=None,
+            ),
+        )
 
 
 def test_first_free_channel_skips_overlaps_only():
@@ -148,50 +181,71 @@ def test_start_daemon_does_not_wait_for_the_server(tmp_path):
 
 # -- the build -----------------------------------------------------------------------------------
 
+
 def test_built_zip_has_extension_layout(built_zip, tmp_path):
     with zipfile.ZipFile(built_zip) as zf:
         names = set(zf.namelist())
         manifest = zf.read("blender_manifest.toml").decode()
         zf.extractall(tmp_path)
     import tomllib
+
     data = tomllib.loads(manifest)
     assert data["id"] == "peanut" and data["type"] == "add-on" and data["blender_version_min"] == "4.2.0"
     assert data["platforms"] == [_platform()]
     wheels = [w.removeprefix("./") for w in data["wheels"]]
-    assert {Path(w).name.split("-")[0] for w in wheels} == {"grpcio", "protobuf", "typing_extensions",
-                                                         "googleapis_common_protos"}
+    assert {Path(w).name.split("-")[0] for w in wheels} == {
+        "grpcio",
+        "protobuf",
+        "typing_extensions",
+        "googleapis_common_protos",
+    }
     assert all(w in names for w in wheels)
     assert any("cp311" in w and w.startswith("wheels/grpcio") for w in wheels)
-    for module in ("__init__.py", "operators.py", "panel.py", "vendor/peanut_server/client.py",
-                   "vendor/peanut_server/statedir.py", "vendor/peanut_server/api/peanut_pb2_grpc.py"):
+    for module in (
+        "__init__.py",
+        "operators.py",
+        "panel.py",
+        "vendor/peanut_server/client.py",
+        "vendor/peanut_server/statedir.py",
+        "vendor/peanut_server/api/peanut_pb2_grpc.py",
+    ):
         assert module in names
     assert not any(n.startswith(("tests/", "dist/")) or n == "build.py" for n in names)
     # The vendored client stands alone: no repo on the path, and it pulls in no numpy / torch.
-    probe = ("import sys; import vendor.peanut_server.client as c; "
-             "bad = [m for m in ('numpy', 'torch', 'cv2', 'peanut_server') if m in sys.modules]; "
-             "print(c.__file__); assert not bad, bad")
-    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {probe}"],
-                         capture_output=True, text=True, cwd=tmp_path)
+    probe = (
+        "import sys; import vendor.peanut_server.client as c; "
+        "bad = [m for m in ('numpy', 'torch', 'cv2', 'peanut_server') if m in sys.modules]; "
+        "print(c.__file__); assert not bad, bad"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {probe}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(str(tmp_path))
 
 
 def test_build_refuses_heavy_or_absolute_imports():
     assert build.forbidden_imports("import numpy as np\nfrom peanut_server.api import x\nfrom . import y\n") == [
-        "numpy", "peanut_server.api"]
+        "numpy",
+        "peanut_server.api",
+    ]
     assert build.forbidden_imports('"""from peanut_server.api import peanut_pb2"""\nimport grpc\n') == []
 
 
 # -- end to end in Blender ----------------------------------------------------------------------------
 
+
 def _frame(i: int, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RGB frame i (index bits along the top, a striped disc in the band) and the disc's mask."""
     frame = background.copy()
     for bit in range(10):  # 16-px blocks in rows 0..11 spell the frame index
-        frame[0:12, bit * 16:(bit + 1) * 16] = 235 if i >> bit & 1 else 20
+        frame[0:12, bit * 16 : (bit + 1) * 16] = 235 if i >> bit & 1 else 20
     yy, xx = np.mgrid[0:H, 0:W]
     cx, cy = 20 + i * 5, (BAND[0] + BAND[1]) // 2
-    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= RADIUS ** 2
+    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= RADIUS**2
     stripes = ((xx + yy) // 3 % 2).astype(bool)
     frame[disc & stripes] = DISC_COLOURS[0]
     frame[disc & ~stripes] = DISC_COLOURS[1]
@@ -244,15 +298,33 @@ def _read_rgb(path: Path) -> np.ndarray:
 def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tmp_path):  # noqa: F811
     work = tmp_path / "work"
     work.mkdir()
-    config = {"zip": str(built_zip), "clip": str(scene_media["clip"]), "mask": str(scene_media["mask"]),
-              "fps": FPS, "width": W, "height": H, "address": daemon.address,
-              "dead_address": f"127.0.0.1:{_free_port()}", "work": str(work)}
+    config = {
+        "zip": str(built_zip),
+        "clip": str(scene_media["clip"]),
+        "mask": str(scene_media["mask"]),
+        "fps": FPS,
+        "width": W,
+        "height": H,
+        "address": daemon.address,
+        "dead_address": f"127.0.0.1:{_free_port()}",
+        "work": str(work),
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"), PEANUT_STATE_DIR=str(daemon.state_dir))
-    proc = subprocess.run([bpy_python, str(PLUGIN / "tests" / "scenario.py"), str(tmp_path / "config.json"),
-                           str(tmp_path / "result.json")], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            bpy_python,
+            str(PLUGIN / "tests" / "scenario.py"),
+            str(tmp_path / "config.json"),
+            str(tmp_path / "result.json"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads((tmp_path / "result.json").read_text())
     assert not r["errors"], r["errors"][0] + "\n" + daemon.log()
@@ -343,8 +415,10 @@ def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tm
     # Blender's movie decode + colour management: close to the source, not bit-exact.
     assert np.abs(before.astype(int) - scene_media["frames"][frame]).mean() < 2.0
     disc = scene_media["discs"][frame]
-    assert np.abs(after[disc].astype(int) - scene_media["clean"][disc]).mean() < \
-        0.5 * np.abs(before[disc].astype(int) - scene_media["clean"][disc]).mean()
+    assert (
+        np.abs(after[disc].astype(int) - scene_media["clean"][disc]).mean()
+        < 0.5 * np.abs(before[disc].astype(int) - scene_media["clean"][disc]).mean()
+    )
     out_dir = REPO / "out"
     out_dir.mkdir(exist_ok=True)
     sheet = np.concatenate([before, np.full((H, 4, 3), 255, np.uint8), after], axis=1)
@@ -352,24 +426,48 @@ def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tm
     cv2.imwrite(str(out_dir / "blender_before_after.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
-def test_box_and_mask_shape_drive_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media,  # noqa: F811
-                                                          tmp_path):
+def test_box_and_mask_shape_drive_remove_object_in_blender(
+    daemon,  # noqa: F811 (the fixture imported above)
+    bpy_python,
+    built_zip,
+    scene_media,  # noqa: F811
+    tmp_path,
+):
     """A box on the current frame, a Mask datablock drawn there, and the approximate checkbox,
     through peanut.remove_object in real Blender; the mattes are compared with the true discs."""
     work = tmp_path / "work"
     work.mkdir()
     frame = 3
-    cx, cy = 20 + frame * 5, (BAND[0] + BAND[1]) // 2   # where _frame() puts the disc
+    cx, cy = 20 + frame * 5, (BAND[0] + BAND[1]) // 2  # where _frame() puts the disc
     r = RADIUS + 1
-    config = {"zip": str(built_zip), "clip": str(scene_media["clip"]), "fps": FPS, "width": W, "height": H,
-              "address": daemon.address, "work": str(work), "frame": frame,
-              "box": [cx - r, cy - r, 2 * r + 1, 2 * r + 1], "circle": [cx, cy, r]}
+    config = {
+        "zip": str(built_zip),
+        "clip": str(scene_media["clip"]),
+        "fps": FPS,
+        "width": W,
+        "height": H,
+        "address": daemon.address,
+        "work": str(work),
+        "frame": frame,
+        "box": [cx - r, cy - r, 2 * r + 1, 2 * r + 1],
+        "circle": [cx, cy, r],
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"), PEANUT_STATE_DIR=str(daemon.state_dir))
-    proc = subprocess.run([bpy_python, str(PLUGIN / "tests" / "scenario_prompts.py"), str(tmp_path / "config.json"),
-                           str(tmp_path / "result.json")], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            bpy_python,
+            str(PLUGIN / "tests" / "scenario_prompts.py"),
+            str(tmp_path / "config.json"),
+            str(tmp_path / "result.json"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads((tmp_path / "result.json").read_text())
     assert not r["errors"], r["errors"][0] + "\n" + daemon.log()

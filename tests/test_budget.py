@@ -46,8 +46,9 @@ class DeclaredBackend:
 def test_estimate_counts_parameters_and_buffers_once():
     backend = TorchBackend(16)
     conv, bn = backend.net[0], backend.net[1]
-    expected = sum(t.numel() * 4 for t in [conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean,
-                                           bn.running_var]) + 8  # num_batches_tracked is int64
+    expected = (
+        sum(t.numel() * 4 for t in [conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var]) + 8
+    )  # num_batches_tracked is int64
     assert estimate_bytes(backend) == expected
     assert estimate_bytes(backend.net) == expected
     backend.alias = backend.net  # the same module twice is counted once
@@ -60,7 +61,7 @@ def test_cache_unloads_least_recently_used_past_the_budget():
     cache = ModelCache(budget_bytes=250)
     cache[("eraser", "a")] = DeclaredBackend(100)
     cache[("upscaler", "b")] = DeclaredBackend(100)
-    _ = cache[("eraser", "a")]                     # a is now the most recently used
+    _ = cache[("eraser", "a")]  # a is now the most recently used
     cache[("masker", "c")] = DeclaredBackend(100)  # 300 > 250: b goes
     assert set(cache) == {("eraser", "a"), ("masker", "c")}
     assert cache.evicted == [("upscaler", "b")]
@@ -75,7 +76,7 @@ def test_cache_remeasures_a_backend_that_loads_lazily():
     lazy = DeclaredBackend(0)
     cache[("eraser", "lazy")] = lazy
     cache[("upscaler", "other")] = DeclaredBackend(100)
-    lazy.size = 100        # its network got loaded during a job
+    lazy.size = 100  # its network got loaded during a job
     _ = cache[("eraser", "lazy")]
     assert ("upscaler", "other") not in cache and cache.size_of(("eraser", "lazy")) == 100
 
@@ -122,22 +123,31 @@ def test_daemon_refuses_a_job_that_cannot_fit_and_runs_one_that_can(tmp_path: Pa
         mask = np.zeros((96, 128), np.uint8)
         mask[30:50, 40:60] = 255
         cv2.imwrite(str(masks / f"m_{i:03d}.png"), mask)
-    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "daemon.log",
-                         extra_args=["--memory-budget-mb", "1"]).start()
+    proc = DaemonProcess(
+        state_dir=tmp_path / "state", log_path=tmp_path / "daemon.log", extra_args=["--memory-budget-mb", "1"]
+    ).start()
     try:
         with proc.client(timeout=60) as client:
             # 80-frame windows of 128x96: ~12 MiB of working frames, over a 1 MiB budget.
             with pytest.raises(ClientError) as refused:
-                client.submit(str(clip), output_path=str(tmp_path / "big"), mask_path=str(masks),
-                              options={"eraser": "telea", "working_height": 0, "subvideo_length": 80})
+                client.submit(
+                    str(clip),
+                    output_path=str(tmp_path / "big"),
+                    mask_path=str(masks),
+                    options={"eraser": "telea", "working_height": 0, "subvideo_length": 80},
+                )
             assert refused.value.code == "RESOURCE_EXHAUSTED"
             numbers = re.findall(r"(\d+) MiB", refused.value.message)
             assert "needs about" in refused.value.message and len(numbers) >= 2
             assert "budget is 1 MiB" in refused.value.message
             assert not (tmp_path / "big").exists()
             # Two-frame windows fit; the daemon still serves and runs them.
-            job = client.submit(str(clip), output_path=str(tmp_path / "small"), mask_path=str(masks),
-                                options={"eraser": "telea", "working_height": 0, "subvideo_length": 2})
+            job = client.submit(
+                str(clip),
+                output_path=str(tmp_path / "small"),
+                mask_path=str(masks),
+                options={"eraser": "telea", "working_height": 0, "subvideo_length": 2},
+            )
             final = client.wait(job.id, timeout=120)
             assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
             assert len(list((tmp_path / "small").iterdir())) == 4
@@ -150,9 +160,23 @@ def test_daemon_rejects_a_nonsense_budget(tmp_path: Path):
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(tmp_path),
-                          "--port", "0", "--memory-budget-mb", "0"], capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peanut_server.daemon.main",
+            "--state-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--memory-budget-mb",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert run.returncode == 2 and "--memory-budget-mb must be positive" in run.stderr
 
 
@@ -197,7 +221,7 @@ def test_pools_are_budgeted_apart():
     cache[("model", "gpu-a")] = PooledBackend(200, "cuda:0")
     cache[("model", "ram")] = PooledBackend(80, "cpu")
     assert set(cache) == {("model", "gpu-a"), ("model", "ram")}  # 200 on the GPU does not count in RAM
-    cache[("model", "gpu-b")] = PooledBackend(200, "cuda:0")     # 400 > 300 on cuda:0: gpu-a goes
+    cache[("model", "gpu-b")] = PooledBackend(200, "cuda:0")  # 400 > 300 on cuda:0: gpu-a goes
     assert cache.evicted == [("model", "gpu-a")]
     assert cache.total_bytes("cuda:0") == 200 and cache.total_bytes("cpu") == 80
 
@@ -213,14 +237,16 @@ def test_check_job_refuses_by_bytes_per_pool_and_admits_what_eviction_can_fit():
     small = (64, 64)
     # A model that cannot fit on the GPU even alone: refused, naming the pool and the model.
     with pytest.raises(ResourceExhausted) as refused:
-        budget.check_job(64, 64, small, 2, [], needs=[_need(("model", "raft-large", "cuda:0"), "cuda:0",
-                                                            100 * MIB, 2000 * MIB)])
+        budget.check_job(
+            64, 64, small, 2, [], needs=[_need(("model", "raft-large", "cuda:0"), "cuda:0", 100 * MIB, 2000 * MIB)]
+        )
     assert "on cuda:0" in refused.value.message and "raft-large" in refused.value.message
     assert "budget there is 1000 MiB" in refused.value.message
     # Other models hold the GPU now, but unloading them makes room: admitted.
     budget.cache[("model", "other", "cuda:0")] = PooledBackend(900 * MIB, "cuda:0")
-    estimate = budget.check_job(64, 64, small, 2, [], needs=[_need(("model", "x", "cuda:0"), "cuda:0",
-                                                                     300 * MIB, 300 * MIB)])
+    estimate = budget.check_job(
+        64, 64, small, 2, [], needs=[_need(("model", "x", "cuda:0"), "cuda:0", 300 * MIB, 300 * MIB)]
+    )
     assert estimate.accelerator_bytes == {"cuda:0": 600 * MIB}
     # RAM: weights and activations of a CPU model count with the frames.
     with pytest.raises(ResourceExhausted, match="models 250 MiB"):
@@ -242,10 +268,10 @@ def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypa
     from peanut_server.flow.models import RAFT_SMALL
     from peanut_server.flow.raft import build_raft
     from peanut_server.models.cache import install_model_cache
-    from peanut_server.upscaler import BACKENDS
-    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
-    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
     from peanut_server.models.registry import get_spec
+    from peanut_server.upscaler import BACKENDS
+    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
+    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
 
     models = tmp_path / "models"
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
@@ -255,8 +281,10 @@ def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypa
     spec = get_spec(BASICVSRPP_MODEL_IDS[0])
     (models / spec.id).mkdir(parents=True)
     net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
-    torch.save({"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-               models / spec.id / spec.files[0].filename)
+    torch.save(
+        {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
+        models / spec.id / spec.files[0].filename,
+    )
 
     budget = MemoryBudget(1024 * MIB)
     install_model_cache(budget.cache)
@@ -293,7 +321,9 @@ def test_job_needs_come_from_the_chosen_backends(tmp_path, monkeypatch, state_di
     assert raft.activation_bytes == raft_activation_bytes("raft_large", 432, 768)
     # The correlation volume grows with the square of the area: 1080p RAFT is refused on a 16 GiB budget.
     assert raft_activation_bytes("raft_large", 1080, 1920) > 16 * 1024 * MIB
-    assert by_model["basicvsrpp-reds4"].weight_bytes > 7_000_000 * 4 and by_model["basicvsrpp-reds4"].activation_bytes > 0
+    assert (
+        by_model["basicvsrpp-reds4"].weight_bytes > 7_000_000 * 4 and by_model["basicvsrpp-reds4"].activation_bytes > 0
+    )
 
 
 def test_a_loaded_backend_instance_counts_in_its_own_pool():
@@ -323,8 +353,9 @@ def test_two_jobs_asking_at_once_share_one_load_and_a_failed_load_leaves_nothing
         return TorchBackend(4)
 
     got = []
-    threads = [threading.Thread(target=lambda: got.append(cache.get_or_load(("model", "m"), slow_load)))
-               for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.get_or_load(("model", "m"), slow_load))) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -21,20 +21,41 @@ REPO = Path(__file__).resolve().parents[1]
 
 def peanut(*args: str, state_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PEANUT_STATE_DIR=str(state_dir))
-    return subprocess.run([sys.executable, "-m", "peanut_server.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "peanut_server.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture()
 def clip(tmp_path: Path, shared_data: Path):
-    return make_object_clip(tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.png", n_frames=10,
-                            size=(96, 64))
+    return make_object_clip(
+        tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.png", n_frames=10, size=(96, 64)
+    )
 
 
 def test_remove_through_the_daemon(daemon, clip, tmp_path):
     out = tmp_path / "cleaned"
-    done = peanut("remove", str(clip.frames), "-o", str(out), "--mask", str(clip.masks), "--start", "3",
-                  "--end", "8", "--eraser", "telea", "--json", state_dir=daemon.state_dir)
+    done = peanut(
+        "remove",
+        str(clip.frames),
+        "-o",
+        str(out),
+        "--mask",
+        str(clip.masks),
+        "--start",
+        "3",
+        "--end",
+        "8",
+        "--eraser",
+        "telea",
+        "--json",
+        state_dir=daemon.state_dir,
+    )
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     assert job["state"] == "JOB_STATE_SUCCEEDED"
@@ -48,8 +69,18 @@ def test_remove_through_the_daemon(daemon, clip, tmp_path):
 
 def test_remove_local_without_daemon(clip, tmp_path):
     out = tmp_path / "cleaned"
-    done = peanut("remove", str(clip.frames), "-o", str(out), "--mask", str(clip.masks), "--local",
-                  "--eraser", "telea", state_dir=tmp_path / "nostate")
+    done = peanut(
+        "remove",
+        str(clip.frames),
+        "-o",
+        str(out),
+        "--mask",
+        str(clip.masks),
+        "--local",
+        "--eraser",
+        "telea",
+        state_dir=tmp_path / "nostate",
+    )
     assert done.returncode == 0, done.stderr
     assert "done: 10 frames" in done.stdout
     assert len(os.listdir(out)) == 10
@@ -109,23 +140,53 @@ def test_a_noun_the_masker_cannot_check_is_refused(daemon, tennis, tmp_path, loc
     where = tmp_path / "outputs"
     where.mkdir()
     out = where / "o"
-    done = peanut("mask", str(tennis[0]), "-o", str(out), "--prompt", "the elephant", "--masker", "motion",
-                  *(["--local"] if local else []), state_dir=daemon.state_dir)
+    done = peanut(
+        "mask",
+        str(tennis[0]),
+        "-o",
+        str(out),
+        "--prompt",
+        "the elephant",
+        "--masker",
+        "motion",
+        *(["--local"] if local else []),
+        state_dir=daemon.state_dir,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert '"elephant"' in lines[0] and "--approximate" in lines[0] and "--box" in lines[0]
-    assert os.listdir(where) == []   # nothing written, not even a staging folder
+    assert os.listdir(where) == []  # nothing written, not even a staging folder
 
 
 def test_approximate_runs_and_names_the_ignored_words(tennis, tmp_path):
-    done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), "--prompt", "the elephant", "--approximate",
-                  "--local", "--json", state_dir=tmp_path / "s")
+    done = peanut(
+        "mask",
+        str(tennis[0]),
+        "-o",
+        str(tmp_path / "o"),
+        "--prompt",
+        "the elephant",
+        "--approximate",
+        "--local",
+        "--json",
+        state_dir=tmp_path / "s",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["ignored_words"] == ["elephant"]
     assert done.stderr.count('could not check "elephant"') == 1
-    quiet = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "q"), "--prompt", "the elephant", "--approximate",
-                   "--local", "-q", state_dir=tmp_path / "s")
+    quiet = peanut(
+        "mask",
+        str(tennis[0]),
+        "-o",
+        str(tmp_path / "q"),
+        "--prompt",
+        "the elephant",
+        "--approximate",
+        "--local",
+        "-q",
+        state_dir=tmp_path / "s",
+    )
     assert quiet.returncode == 0, quiet.stderr
     assert "elephant" not in quiet.stderr and "ignored words (approximate): elephant" in quiet.stdout
 
@@ -137,8 +198,16 @@ def test_box_on_the_first_frame_tracks_the_player(tennis, tmp_path, kind):
     folder, video, truth = tennis
     x, y, w, h = box_of(truth[0])
     out = tmp_path / "m"
-    done = peanut("mask", str(folder if kind == "folder" else video), "-o", str(out), "--box", f"0:{x},{y},{w},{h}",
-                  "--local", state_dir=tmp_path / "s")
+    done = peanut(
+        "mask",
+        str(folder if kind == "folder" else video),
+        "-o",
+        str(out),
+        "--box",
+        f"0:{x},{y},{w},{h}",
+        "--local",
+        state_dir=tmp_path / "s",
+    )
     assert done.returncode == 0, done.stderr
     # The do-nothing answer (the box itself on every frame) scores 0.24 here: the true mask holds
     # the player's long shadow, so the box is mostly court.
@@ -150,7 +219,7 @@ def boxed_iou(box: tuple[int, int, int, int], truth: list) -> float:
     """Mean IoU of the box itself, repeated on every frame: what doing nothing scores."""
     x, y, w, h = box
     boxed = np.zeros_like(truth[0])
-    boxed[y:y + h, x:x + w] = True
+    boxed[y : y + h, x : x + w] = True
     return float(np.mean([(boxed & g).sum() / max((boxed | g).sum(), 1) for g in truth]))
 
 
@@ -160,8 +229,9 @@ def test_a_box_mid_range_tracks_backwards_and_points_work(tennis, daemon, tmp_pa
     folder, _, truth = tennis
     x, y, w, h = box_of(truth[5])
     out = tmp_path / "m"
-    done = peanut("mask", str(folder), "-o", str(out), "--box", f"5:{x},{y},{w},{h}", "--json",
-                  state_dir=daemon.state_dir)
+    done = peanut(
+        "mask", str(folder), "-o", str(out), "--box", f"5:{x},{y},{w},{h}", "--json", state_dir=daemon.state_dir
+    )
     assert done.returncode == 0, done.stderr
     assert matte_iou(out, truth) > boxed_iou((x, y, w, h), truth) + 0.1
     ys, xs = np.nonzero(truth[0])
@@ -172,16 +242,19 @@ def test_a_box_mid_range_tracks_backwards_and_points_work(tennis, daemon, tmp_pa
     assert matte_iou(out, truth) >= 0.4
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--box", "0:10,10,20"], "expected F:X,Y,W,H"),
-    (["--box", "x:10,10,20,20"], "expected F:X,Y,W,H"),
-    (["--box", "0:10,10,0,20"], "width and height must be positive"),
-    (["--box", "0:420,10,40,20"], "reaches outside the 432x240 frame"),
-    (["--box", "9:10,10,20,20"], "frame 9, outside the range 0..7"),
-    (["--point", "0:10"], "expected F:X,Y"),
-    (["--point", "0:10,900"], "outside the 432x240 frame"),
-    (["--exclude-point", "0:10,10"], "only excluded points"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--box", "0:10,10,20"], "expected F:X,Y,W,H"),
+        (["--box", "x:10,10,20,20"], "expected F:X,Y,W,H"),
+        (["--box", "0:10,10,0,20"], "width and height must be positive"),
+        (["--box", "0:420,10,40,20"], "reaches outside the 432x240 frame"),
+        (["--box", "9:10,10,20,20"], "frame 9, outside the range 0..7"),
+        (["--point", "0:10"], "expected F:X,Y"),
+        (["--point", "0:10,900"], "outside the 432x240 frame"),
+        (["--exclude-point", "0:10,10"], "only excluded points"),
+    ],
+)
 def test_bad_boxes_and_points_are_refused_with_one_line(tennis, tmp_path, args, message):
     done = peanut("mask", str(tennis[0]), "-o", str(tmp_path / "o"), *args, "--local", state_dir=tmp_path / "s")
     assert done.returncode == 2
@@ -201,8 +274,11 @@ def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
     rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
     clip = otio.schema.Clip(
         name="tennis",
-        media_reference=otio.schema.ExternalReference(target_url=str(video), available_range=tr(rt(0, rate), rt(8, rate))),
-        source_range=tr(rt(2, rate), rt(6, rate)))  # shows source frames 2..7
+        media_reference=otio.schema.ExternalReference(
+            target_url=str(video), available_range=tr(rt(0, rate), rt(8, rate))
+        ),
+        source_range=tr(rt(2, rate), rt(6, rate)),
+    )  # shows source frames 2..7
     x, y, w, h = box_of(truth[3])
     clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player", "approximate": "true"}
     timeline = otio.schema.Timeline(name="cut")
@@ -211,8 +287,17 @@ def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
     timeline.tracks.append(track)
     cut = tmp_path / "cut.otio"
     otio.adapters.write_to_file(timeline, str(cut))
-    done = peanut("otio", str(cut), "-o", str(tmp_path / "out.otio"), "--local", "--eraser", "telea", "-q",
-                  state_dir=tmp_path / "s")
+    done = peanut(
+        "otio",
+        str(cut),
+        "-o",
+        str(tmp_path / "out.otio"),
+        "--local",
+        "--eraser",
+        "telea",
+        "-q",
+        state_dir=tmp_path / "s",
+    )
     assert done.returncode == 0, done.stderr
     out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
     matte = next(t for t in out.tracks if t.name == "PEANUT matte").find_clips()[0].media_reference
@@ -223,8 +308,17 @@ def test_otio_box_metadata_drives_the_tracker(tennis, tmp_path):
     # Without peanut.approximate the noun is refused before any work, naming the word.
     clip.metadata["peanut"] = {"box": f"3:{x},{y},{w},{h}", "prompt": "the player"}
     otio.adapters.write_to_file(timeline, str(cut))
-    refused = peanut("otio", str(cut), "-o", str(tmp_path / "out2.otio"), "--local", "--eraser", "telea", "-q",
-                     state_dir=tmp_path / "s")
+    refused = peanut(
+        "otio",
+        str(cut),
+        "-o",
+        str(tmp_path / "out2.otio"),
+        "--local",
+        "--eraser",
+        "telea",
+        "-q",
+        state_dir=tmp_path / "s",
+    )
     assert refused.returncode == 2 and '"player"' in refused.stderr, refused.stderr
     assert not (tmp_path / "out2.otio").exists()
 
@@ -234,8 +328,19 @@ def test_a_one_frame_mask_is_tracked_with_mask_frame(tennis, tmp_path):
     first = tmp_path / "frame2.png"
     cv2.imwrite(str(first), truth[2].astype(np.uint8) * 255)
     out = tmp_path / "m"
-    done = peanut("mask", str(folder), "-o", str(out), "--mask", str(first), "--mask-frame", "2", "--local", "--json",
-                  state_dir=tmp_path / "s")
+    done = peanut(
+        "mask",
+        str(folder),
+        "-o",
+        str(out),
+        "--mask",
+        str(first),
+        "--mask-frame",
+        "2",
+        "--local",
+        "--json",
+        state_dir=tmp_path / "s",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["backends"][0]["backend"] == "motion"
     # The door: the given image is the object on frame 2 (kept there), and the masks around it follow
@@ -271,20 +376,51 @@ def test_text_plus_a_box_the_box_picks_and_the_text_checks(tennis, tmp_path):
 
     folder, _, truth = tennis
     x, y, w, h = box_of(truth[0])
-    wrong = peanut("mask", str(folder), "-o", str(tmp_path / "a"), "--box", f"0:{x},{y},{w},{h}",
-                   "--prompt", "the blue one", "--local", state_dir=tmp_path / "s")
+    wrong = peanut(
+        "mask",
+        str(folder),
+        "-o",
+        str(tmp_path / "a"),
+        "--box",
+        f"0:{x},{y},{w},{h}",
+        "--prompt",
+        "the blue one",
+        "--local",
+        state_dir=tmp_path / "s",
+    )
     assert wrong.returncode == 2 and "is not blue" in wrong.stderr and not (tmp_path / "a").exists()
-    right = peanut("mask", str(folder), "-o", str(tmp_path / "b"), "--box", f"0:{x},{y},{w},{h}",
-                   "--prompt", "the one on the left", "--local", state_dir=tmp_path / "s")
+    right = peanut(
+        "mask",
+        str(folder),
+        "-o",
+        str(tmp_path / "b"),
+        "--box",
+        f"0:{x},{y},{w},{h}",
+        "--prompt",
+        "the one on the left",
+        "--local",
+        state_dir=tmp_path / "s",
+    )
     assert right.returncode == 0, right.stderr
 
 
 # -- what a new user trips over (issue 15) ------------------------------------------------------
 
+
 def test_jobs_lists_a_finished_job_by_its_frames_not_the_last_stages_count(daemon, clip, tmp_path):
     # Point 1: `peanut jobs` showed `writing 1/1` for every finished job.
-    done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), "--mask", str(clip.masks),
-                  "--eraser", "telea", "--json", state_dir=daemon.state_dir)
+    done = peanut(
+        "remove",
+        str(clip.frames),
+        "-o",
+        str(tmp_path / "o"),
+        "--mask",
+        str(clip.masks),
+        "--eraser",
+        "telea",
+        "--json",
+        state_dir=daemon.state_dir,
+    )
     assert done.returncode == 0, done.stderr
     job_id = json.loads(done.stdout)["id"]
     line = next(row for row in peanut("jobs", state_dir=daemon.state_dir).stdout.splitlines() if job_id in row)
@@ -312,8 +448,18 @@ def test_an_existing_output_names_the_cli_option(daemon, clip, tmp_path, local):
     out = tmp_path / "o"
     out.mkdir()
     (out / "mine.txt").write_text("the user's")
-    done = peanut("remove", str(clip.frames), "-o", str(out), "--mask", str(clip.masks), "--eraser", "telea",
-                  *(["--local"] if local else []), state_dir=daemon.state_dir)
+    done = peanut(
+        "remove",
+        str(clip.frames),
+        "-o",
+        str(out),
+        "--mask",
+        str(clip.masks),
+        "--eraser",
+        "telea",
+        *(["--local"] if local else []),
+        state_dir=daemon.state_dir,
+    )
     assert done.returncode == 2, done.stderr
     assert "--overwrite" in done.stderr and "[" not in done.stderr, done.stderr
     assert (out / "mine.txt").read_text() == "the user's"
@@ -348,13 +494,31 @@ def test_a_typo_in_an_option_gets_the_subcommands_usage_and_a_suggestion(tmp_pat
 def test_output_into_a_closed_pipe_is_not_an_internal_error(daemon, clip, tmp_path):
     # Point 8: `peanut jobs | head` ended in "internal error: BrokenPipeError".
     for n in range(2):
-        assert peanut("remove", str(clip.frames), "-o", str(tmp_path / f"o{n}"), "--mask", str(clip.masks),
-                      "--eraser", "telea", "--no-wait", state_dir=daemon.state_dir).returncode == 0
+        assert (
+            peanut(
+                "remove",
+                str(clip.frames),
+                "-o",
+                str(tmp_path / f"o{n}"),
+                "--mask",
+                str(clip.masks),
+                "--eraser",
+                "telea",
+                "--no-wait",
+                state_dir=daemon.state_dir,
+            ).returncode
+            == 0
+        )
     env = dict(os.environ, PEANUT_STATE_DIR=str(daemon.state_dir))
     # `--help` of a big parser and a jobs list both outlive a reader that takes no line at all.
-    proc = subprocess.Popen([sys.executable, "-m", "peanut_server.cli", "jobs", "--json"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()   # the reader is gone before the first line
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "peanut_server.cli", "jobs", "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the first line
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "internal error" not in stderr and "BrokenPipeError" not in stderr, stderr
@@ -362,20 +526,38 @@ def test_output_into_a_closed_pipe_is_not_an_internal_error(daemon, clip, tmp_pa
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(clip, tmp_path):
     # Point 9: the bar drew into logs; captured stderr is not a terminal.
-    done = peanut("remove", str(clip.frames), "-o", str(tmp_path / "o"), "--mask", str(clip.masks), "--local",
-                  "--eraser", "telea", state_dir=tmp_path / "s")
+    done = peanut(
+        "remove",
+        str(clip.frames),
+        "-o",
+        str(tmp_path / "o"),
+        "--mask",
+        str(clip.masks),
+        "--local",
+        "--eraser",
+        "telea",
+        state_dir=tmp_path / "s",
+    )
     assert done.returncode == 0, done.stderr
     assert "frame/s" not in done.stderr and "|" not in done.stderr, done.stderr
 
 
 def test_local_does_not_import_the_daemon(clip, tmp_path):
     # Point 9: --local ran the pipeline but imported the daemon module too.
-    code = ("import sys; from peanut_server import cli; "
-            f"rc = cli.main(['remove', {str(clip.frames)!r}, '-o', {str(tmp_path / 'o')!r}, '--mask', "
-            f"{str(clip.masks)!r}, '--local', '--eraser', 'telea', '-q']); "
-            "print(sorted(m for m in sys.modules if m.startswith('peanut_server.daemon'))); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PEANUT_STATE_DIR=str(tmp_path / "s")))
+    code = (
+        "import sys; from peanut_server import cli; "
+        f"rc = cli.main(['remove', {str(clip.frames)!r}, '-o', {str(tmp_path / 'o')!r}, '--mask', "
+        f"{str(clip.masks)!r}, '--local', '--eraser', 'telea', '-q']); "
+        "print(sorted(m for m in sys.modules if m.startswith('peanut_server.daemon'))); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PEANUT_STATE_DIR=str(tmp_path / "s")),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
@@ -407,7 +589,16 @@ def test_the_approximation_warning_is_printed_once_and_not_under_quiet_through_t
 def test_lama_missing_is_logged_once_per_daemon(daemon, clip, tmp_path):
     # Point 11: without LaMa the daemon said so again on every job.
     for n in range(2):
-        done = peanut("remove", str(clip.frames), "-o", str(tmp_path / f"o{n}"), "--mask", str(clip.masks),
-                      "--eraser", "flowguided", state_dir=daemon.state_dir)
+        done = peanut(
+            "remove",
+            str(clip.frames),
+            "-o",
+            str(tmp_path / f"o{n}"),
+            "--mask",
+            str(clip.masks),
+            "--eraser",
+            "flowguided",
+            state_dir=daemon.state_dir,
+        )
         assert done.returncode == 0, done.stderr
     assert daemon.log().count("LaMa not used") <= 1, daemon.log()

@@ -22,8 +22,9 @@ from tests.daemon import DaemonProcess
 
 @pytest.fixture()
 def object_clip(tmp_path: Path, shared_data: Path):
-    return make_object_clip(tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.png",
-                            n_frames=12, size=(96, 64))
+    return make_object_clip(
+        tmp_path / "clip", shared_data / "davis" / "tennis" / "00000.png", n_frames=12, size=(96, 64)
+    )
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -36,8 +37,14 @@ def test_submit_watch_to_completion(daemon, object_clip, tmp_path):
     out = tmp_path / "out" / "cleaned"
     out.parent.mkdir()
     with daemon.client() as client:
-        job = client.submit(str(object_clip.frames), 2, 10, output_path=str(out), mask_path=str(object_clip.masks),
-                            options={"eraser": "telea"})
+        job = client.submit(
+            str(object_clip.frames),
+            2,
+            10,
+            output_path=str(out),
+            mask_path=str(object_clip.masks),
+            options={"eraser": "telea"},
+        )
         assert job.state == pb.JOB_STATE_QUEUED
         events = list(client.watch(job.id))
     assert events[0].type == pb.EVENT_TYPE_SNAPSHOT
@@ -74,8 +81,14 @@ def test_frame_accuracy_through_the_daemon(daemon, tmp_path):
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     out = tmp_path / "out"
     with daemon.client() as client:
-        job = client.submit(str(clip), 17, 29, output_path=str(out), mask_path=str(tmp_path / "mask.png"),
-                            options={"eraser": "telea", "working_height": 0})
+        job = client.submit(
+            str(clip),
+            17,
+            29,
+            output_path=str(out),
+            mask_path=str(tmp_path / "mask.png"),
+            options={"eraser": "telea", "working_height": 0},
+        )
         final = client.wait(job.id, timeout=120)
     assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
     for i in range(12):
@@ -83,12 +96,17 @@ def test_frame_accuracy_through_the_daemon(daemon, tmp_path):
 
 
 def test_cancel_mid_job_removes_partial_output(daemon, tmp_path, shared_data):
-    clip = make_object_clip(tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
-                            n_frames=80, size=(192, 128))
+    clip = make_object_clip(
+        tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg", n_frames=80, size=(192, 128)
+    )
     out = tmp_path / "out"
     with daemon.client() as client:
-        job = client.submit(str(clip.frames), output_path=str(out), mask_path=str(clip.masks),
-                            options={"eraser": "telea", "subvideo_length": 4})
+        job = client.submit(
+            str(clip.frames),
+            output_path=str(out),
+            mask_path=str(clip.masks),
+            options={"eraser": "telea", "subvideo_length": 4},
+        )
         for event in client.watch(job.id):
             if event.job.stage == "erasing" and event.job.frames_done >= 2:
                 client.cancel(job.id)
@@ -104,8 +122,12 @@ def test_jobs_survive_a_restart(tmp_path, object_clip):
     proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log").start()
     try:
         with proc.client() as client:
-            job = client.submit(str(object_clip.frames), output_path=str(tmp_path / "o"),
-                                mask_path=str(object_clip.masks), options={"eraser": "telea"})
+            job = client.submit(
+                str(object_clip.frames),
+                output_path=str(tmp_path / "o"),
+                mask_path=str(object_clip.masks),
+                options={"eraser": "telea"},
+            )
             assert client.wait(job.id, timeout=120).state == pb.JOB_STATE_SUCCEEDED
         assert proc.stop() == 0
         proc.start()
@@ -119,16 +141,21 @@ def test_jobs_survive_a_restart(tmp_path, object_clip):
 
 def _start_and_run_until(tmp_path, shared_data, frames_done: int):
     """A daemon running a 60-frame job in 4-frame windows, returned once `frames_done` are erased."""
-    clip = make_object_clip(tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
-                            n_frames=60, size=(192, 128))
+    clip = make_object_clip(
+        tmp_path / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg", n_frames=60, size=(192, 128)
+    )
     out = tmp_path / "out"
     proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log").start()
     try:
         with proc.client() as client:
             # The flow-guided eraser, not Telea: with the erase pass overlapped, 60 Telea frames of this
             # size finish in ~0.13 s, before the stop below can reach a job still running.
-            job = client.submit(str(clip.frames), output_path=str(out), mask_path=str(clip.masks),
-                                options={"eraser": "flowguided", "subvideo_length": 4})
+            job = client.submit(
+                str(clip.frames),
+                output_path=str(out),
+                mask_path=str(clip.masks),
+                options={"eraser": "flowguided", "subvideo_length": 4},
+            )
             for event in client.watch(job.id):
                 if event.job.stage == "erasing" and event.job.frames_done >= frames_done:
                     break
@@ -262,8 +289,8 @@ def test_kill_9_then_resume_keeps_finished_frames(tmp_path, shared_data):
 
 def test_the_error_code_travels_in_the_status_details_and_the_text_stays_human(daemon, tmp_path):
     # Issue 15, point 16: the code was appended to the message text as "[MEDIA_NOT_FOUND]".
-    from grpc_status import rpc_status
     from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
 
     missing = str(tmp_path / "nope.mp4")
     with daemon.client() as client:
@@ -275,9 +302,15 @@ def test_the_error_code_travels_in_the_status_details_and_the_text_stays_human(d
     channel = grpc.insecure_channel(daemon.address)
     stub = pb_grpc.PeanutStub(channel)
     with pytest.raises(grpc.RpcError) as raw:
-        stub.Submit(pb.SubmitRequest(source=pb.MediaRange(path=missing), mask=pb.MaskSpec(mask_path=missing),
-                                     output=pb.OutputSpec(path=str(tmp_path / "o"))),
-                    metadata=[("authorization", f"Bearer {daemon.token}")], timeout=30)
+        stub.Submit(
+            pb.SubmitRequest(
+                source=pb.MediaRange(path=missing),
+                mask=pb.MaskSpec(mask_path=missing),
+                output=pb.OutputSpec(path=str(tmp_path / "o")),
+            ),
+            metadata=[("authorization", f"Bearer {daemon.token}")],
+            timeout=30,
+        )
     status = rpc_status.from_call(raw.value)
     infos = []
     for detail in status.details:

@@ -44,7 +44,7 @@ def small_clip(folder: Path, n: int = 4, size: tuple[int, int] = (64, 48), seed:
     for i in range(n):
         cv2.imwrite(str(folder / f"f_{i:04d}.png"), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     mask = np.zeros((size[1], size[0]), np.uint8)
-    mask[size[1] // 3:size[1] // 2, size[0] // 3:size[0] // 2] = 255
+    mask[size[1] // 3 : size[1] // 2, size[0] // 3 : size[0] // 2] = 255
     mask_path = folder.parent / f"{folder.name}_mask.png"
     cv2.imwrite(str(mask_path), mask)
     return folder, mask_path
@@ -88,8 +88,9 @@ def run_daemon_expecting_exit(state_dir: Path, *args: str, timeout: float = 60) 
     """Start a daemon that should refuse to start; a daemon that starts anyway is killed at the timeout."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
-        return subprocess.run(daemon_cmd(state_dir, *args), cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            daemon_cmd(state_dir, *args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"the daemon did not refuse to start: {exc.stderr!s:.2000}") from None
 
@@ -162,8 +163,10 @@ def test_sigterm_keeps_queued_jobs_queued_and_exits_0(tmp_path):
         with proc.client() as client:
             blocker = start_blocker(client, tmp_path)
             clip, mask = small_clip(tmp_path / "clip")
-            queued = [client.submit(str(clip), output_path=str(tmp_path / f"q{i}"), mask_path=str(mask),
-                                    options=TELEA).id for i in range(2)]
+            queued = [
+                client.submit(str(clip), output_path=str(tmp_path / f"q{i}"), mask_path=str(mask), options=TELEA).id
+                for i in range(2)
+            ]
         # Well inside the daemon's grace: a stop that hangs or aborts fails here.
         assert proc.stop(signal.SIGTERM, timeout=25) == 0, proc.log()
         assert "terminate called" not in proc.log()
@@ -205,8 +208,10 @@ def test_cancelled_jobs_do_not_count_against_the_queue(tmp_path):
         with proc.client() as client:
             blocker = start_blocker(client, tmp_path)
             clip, mask = small_clip(tmp_path / "clip")
-            waiting = [client.submit(str(clip), output_path=str(tmp_path / f"q{i}"), mask_path=str(mask),
-                                     options=TELEA).id for i in range(3)]
+            waiting = [
+                client.submit(str(clip), output_path=str(tmp_path / f"q{i}"), mask_path=str(mask), options=TELEA).id
+                for i in range(3)
+            ]
             with pytest.raises(ClientError) as err:
                 client.submit(str(clip), output_path=str(tmp_path / "q3"), mask_path=str(mask), options=TELEA)
             assert err.value.code == "RESOURCE_EXHAUSTED" and "3 jobs waiting" in err.value.message
@@ -235,11 +240,15 @@ def _damaged_db(state_dir: Path, damage: str) -> bytes:
     else:
         # A real queue of 200 jobs, cut in the middle (a disk that filled, a copy that stopped).
         db = sqlite3.connect(str(path))
-        db.execute("CREATE TABLE jobs (rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
-                   " state INTEGER NOT NULL, job BLOB NOT NULL, timeline BLOB)")
+        db.execute(
+            "CREATE TABLE jobs (rowid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,"
+            " state INTEGER NOT NULL, job BLOB NOT NULL, timeline BLOB)"
+        )
         for i in range(200):
             job = pb.Job(id=f"job{i:04d}", state=pb.JOB_STATE_SUCCEEDED, kind="remove", error="x" * 300)
-            db.execute("INSERT INTO jobs (id, state, job) VALUES (?, ?, ?)", (job.id, job.state, job.SerializeToString()))
+            db.execute(
+                "INSERT INTO jobs (id, state, job) VALUES (?, ?, ?)", (job.id, job.state, job.SerializeToString())
+            )
         db.commit()
         db.close()
         data = path.read_bytes()
@@ -309,8 +318,9 @@ def test_unix_takes_over_a_stale_socket(tmp_path):
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))
     dead.close()  # the file stays, nobody listens: what a crashed daemon leaves
-    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log",
-                         extra_args=["--unix", str(path)]).start()
+    proc = DaemonProcess(
+        state_dir=tmp_path / "state", log_path=tmp_path / "d.log", extra_args=["--unix", str(path)]
+    ).start()
     try:
         with PeanutClient(f"unix:{path}", state_dir=proc.state_dir) as client:
             assert client.info().pid == proc.process.pid
@@ -366,8 +376,9 @@ def _interrupted_job(tmp_path: Path, overwrite: bool):
     proc = start(tmp_path)
     try:
         with proc.client() as client:
-            job = client.submit(str(clip), output_path=str(out), mask_path=str(mask), overwrite=overwrite,
-                                options=SLOW_ENOUGH)
+            job = client.submit(
+                str(clip), output_path=str(out), mask_path=str(mask), overwrite=overwrite, options=SLOW_ENOUGH
+            )
             for event in client.watch(job.id):
                 if event.job.stage == "erasing" and event.job.frames_done >= 8:
                     break
@@ -435,22 +446,29 @@ def test_resume_of_a_timeline_job_refuses_a_clip_that_changed(tmp_path):
     timeline = otio.schema.Timeline(name="cut")
     track = otio.schema.Track(name="V1")
     timeline.tracks.append(track)
-    track.append(otio.schema.Clip(
-        name="noise",
-        media_reference=otio.schema.ExternalReference(
-            target_url=str(clip),
-            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                    otio.opentime.RationalTime(60, rate))),
-        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)),
-        metadata={"peanut": {"mask": str(mask)}},
-    ))
+    track.append(
+        otio.schema.Clip(
+            name="noise",
+            media_reference=otio.schema.ExternalReference(
+                target_url=str(clip),
+                available_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)
+                ),
+            ),
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)
+            ),
+            metadata={"peanut": {"mask": str(mask)}},
+        )
+    )
     cut = tmp_path / "cut.otio"
     otio.adapters.write_to_file(timeline, str(cut))
     proc = start(tmp_path)
     try:
         with proc.client() as client:
-            job = client.process_timeline(str(cut), str(tmp_path / "cut_peanut.otio"), str(tmp_path / "media"),
-                                          options=SLOW_ENOUGH)
+            job = client.process_timeline(
+                str(cut), str(tmp_path / "cut_peanut.otio"), str(tmp_path / "media"), options=SLOW_ENOUGH
+            )
             for event in client.watch(job.id):
                 if event.job.stage == "erasing" and event.job.frames_done >= 8:
                     break
@@ -481,12 +499,13 @@ def test_a_job_may_not_write_into_or_over_another_live_jobs_output(tmp_path):
         with proc.client() as client:
             start_blocker(client, tmp_path)
             second, second_mask = long_clip(tmp_path / "second_clip")
-            client.submit(str(second), output_path=str(tmp_path / "second_out"), mask_path=str(second_mask),
-                          options=TELEA)
+            client.submit(
+                str(second), output_path=str(tmp_path / "second_out"), mask_path=str(second_mask), options=TELEA
+            )
             a = client.submit(str(clip), output_path=str(outs / "a"), mask_path=str(mask), options=TELEA)
             refused = [
-                dict(output_path=str(outs / "a_matte"), overwrite=True),     # over A's matte
-                dict(output_path=str(outs / "a" / "inner")),                 # inside A's output
+                dict(output_path=str(outs / "a_matte"), overwrite=True),  # over A's matte
+                dict(output_path=str(outs / "a" / "inner")),  # inside A's output
                 dict(output_path=str(outs / "b"), matte_path=str(outs / "a")),  # a matte over A's output
                 dict(output_path=str(outs / "x" / ".." / "a"), overwrite=True),  # the same place, spelt otherwise
             ]
@@ -503,8 +522,9 @@ def test_a_job_may_not_write_into_or_over_another_live_jobs_output(tmp_path):
         with proc.client() as client:
             assert client.get_job(a.id).state == pb.JOB_STATE_QUEUED
             with pytest.raises(ClientError) as err:
-                client.submit(str(clip), output_path=str(outs / "a_matte"), mask_path=str(mask), overwrite=True,
-                              options=TELEA)
+                client.submit(
+                    str(clip), output_path=str(outs / "a_matte"), mask_path=str(mask), overwrite=True, options=TELEA
+                )
             assert err.value.code == "ALREADY_EXISTS" and a.id in err.value.message
             # Once A is cancelled its paths are free again.
             client.cancel(a.id)
@@ -574,8 +594,9 @@ def test_watchers_per_client_are_capped_with_a_clear_status(tmp_path):
     try:
         with proc.client(timeout=15) as client:
             blocker = start_blocker(client, tmp_path)
-            calls, errors, chans = _open_watches(proc.address, proc.token, blocker.id,
-                                                 MAX_WATCHERS_PER_CLIENT + 1, channels=1)
+            calls, errors, chans = _open_watches(
+                proc.address, proc.token, blocker.id, MAX_WATCHERS_PER_CLIENT + 1, channels=1
+            )
             try:
                 deadline = time.monotonic() + 30
                 while not errors and time.monotonic() < deadline:
@@ -614,9 +635,13 @@ def test_budget_when_os_sysconf_knows_no_ram_size(tmp_path):
         "sys.exit(main(sys.argv[1:]))\n"
     )
     log = open(tmp_path / "d.log", "ab")
-    process = subprocess.Popen([sys.executable, "-c", wrapper, "--state-dir", str(state_dir), "--port", "0"],
-                               cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", wrapper, "--state-dir", str(state_dir), "--port", "0"],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         address = None
@@ -646,9 +671,28 @@ def test_budget_when_os_sysconf_knows_no_ram_size(tmp_path):
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -663,9 +707,25 @@ def test_the_client_speaks_tls_when_the_daemon_does(tmp_path):
         with PeanutClient(proc.address, state_dir=tmp_path / "nowhere", token=proc.token, tls_ca=cert) as client:
             assert client.info().pid == proc.process.pid
         # peanut --tls-ca works from the command line as well.
-        result = subprocess.run([sys.executable, "-m", "peanut_server.cli", "info", "--server", proc.address,
-                                 "--state-dir", str(proc.state_dir), "--tls-ca", str(cert)], cwd=REPO, capture_output=True, text=True, timeout=60,
-                                env=dict(os.environ))
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "peanut_server.cli",
+                "info",
+                "--server",
+                proc.address,
+                "--state-dir",
+                str(proc.state_dir),
+                "--tls-ca",
+                str(cert),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ),
+        )
         assert result.returncode == 0, result.stderr
     finally:
         proc.stop()
@@ -678,8 +738,10 @@ def test_the_client_speaks_tls_when_the_daemon_does(tmp_path):
 def test_list_jobs_pages_through_every_job(daemon, tmp_path):
     clip, mask = small_clip(tmp_path / "clip")
     with daemon.client() as client:
-        ids = [client.submit(str(clip), output_path=str(tmp_path / f"o{i}"), mask_path=str(mask), options=TELEA).id
-               for i in range(5)]
+        ids = [
+            client.submit(str(clip), output_path=str(tmp_path / f"o{i}"), mask_path=str(mask), options=TELEA).id
+            for i in range(5)
+        ]
         seen, token, pages = [], "", 0
         while True:
             jobs, token = client.list_jobs_page(limit=2, page_token=token)

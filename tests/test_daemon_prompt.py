@@ -30,8 +30,10 @@ RED, BLUE = (215, 40, 40), (40, 70, 200)
 def two_discs(tmp_path_factory, shared_data: Path):
     """A panning real background with a red and a blue textured disc; PNG folder + true masks."""
     image = cv2.cvtColor(cv2.imread(str(shared_data / "davis" / "tennis" / "00000.png")), cv2.COLOR_BGR2RGB)
-    objects = [MovingObject(RED, (60, 60), (170, 120), radius=18, seed=1),
-               MovingObject(BLUE, (260, 140), (170, 40), radius=18, seed=2)]
+    objects = [
+        MovingObject(RED, (60, 60), (170, 120), radius=18, seed=1),
+        MovingObject(BLUE, (260, 140), (170, 40), radius=18, seed=2),
+    ]
     frames, truth = composite_clip(image, objects, 20, SIZE, pan=(0.7, 0.2))
     folder = tmp_path_factory.mktemp("discs") / "frames"
     folder.mkdir()
@@ -44,19 +46,39 @@ def test_remove_by_prompt_through_the_cli(daemon, two_discs, tmp_path):
     folder, frames, truth = two_discs
     out = tmp_path / "cleaned"
     env = dict(os.environ, PEANUT_STATE_DIR=str(daemon.state_dir))
-    done = subprocess.run([sys.executable, "-m", "peanut_server.cli", "remove", str(folder), "-o", str(out),
-                           "--prompt", "the red ball", "--approximate", "--json", "-q",
-                           "--matte-mode", "object"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peanut_server.cli",
+            "remove",
+            str(folder),
+            "-o",
+            str(out),
+            "--prompt",
+            "the red ball",
+            "--approximate",
+            "--json",
+            "-q",
+            "--matte-mode",
+            "object",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
     result = job["result"]
     backends = {b["stage"]: b["backend"] for b in result["backends"]}
     assert backends["STAGE_MASKER"] == "motion"
-    assert result["ignored_words"] == ["ball"]   # the no-weights masker checked "red" only
+    assert result["ignored_words"] == ["ball"]  # the no-weights masker checked "red" only
     assert "red" in result["chosen_object"] and result["chosen_score"] > 0.5
-    mattes = [cv2.imread(os.path.join(result["matte_path"], frame_filename(i)), cv2.IMREAD_GRAYSCALE) > 127
-              for i in range(20)]
+    mattes = [
+        cv2.imread(os.path.join(result["matte_path"], frame_filename(i)), cv2.IMREAD_GRAYSCALE) > 127 for i in range(20)
+    ]
     assert evaluate(mattes, truth[0]).JF >= 0.85
     # The red disc is gone, the blue one is untouched.
     for i in (5, 10, 15):
@@ -103,7 +125,7 @@ def test_bad_prompts_get_actionable_messages(daemon, two_discs, tmp_path):
 def test_process_timeline_through_the_daemon(daemon, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
-    video = make_square_video(media / "A001.mkv", 40, fps=Fraction(25))
+    make_square_video(media / "A001.mkv", 40, fps=Fraction(25))
     mask = np.zeros((48, 64), np.uint8)
     mask[28:48, 36:64] = 255  # covers the moving red square's whole path
     cv2.imwrite(str(media / "square_mask.png"), mask)
@@ -115,7 +137,10 @@ def test_process_timeline_through_the_daemon(daemon, tmp_path):
         name="A001",
         media_reference=otio.schema.ExternalReference(
             target_url="media/A001.mkv",
-            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(40, 25))),
+            available_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(40, 25)
+            ),
+        ),
         source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(7, 25), otio.opentime.RationalTime(12, 25)),
         metadata={"peanut": {"mask": "media/square_mask.png"}},
     )
@@ -124,8 +149,9 @@ def test_process_timeline_through_the_daemon(daemon, tmp_path):
     otio.adapters.write_to_file(timeline, str(source))
     out = tmp_path / "cut_peanut.otio"
     with daemon.client() as client:
-        job = client.process_timeline(str(source), str(out), str(tmp_path / "peanut_media"),
-                                      options={"eraser": "telea"})
+        job = client.process_timeline(
+            str(source), str(out), str(tmp_path / "peanut_media"), options={"eraser": "telea"}
+        )
         final = client.wait(job.id, timeout=300)
     assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
     result = otio.adapters.read_from_file(str(out))

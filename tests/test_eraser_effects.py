@@ -45,8 +45,8 @@ def _scene(count: int = 30, static_stripe: bool = False) -> tuple[np.ndarray, np
         obj = np.zeros((height, width), bool)
         shadow = np.zeros((height, width), bool)
         x = 30 + 4 * t
-        shadow[78:86, x + 10:x + 60] = True          # a low-sun shadow to the right of the feet
-        obj[30:86, x:x + 14] = True                  # a standing figure
+        shadow[78:86, x + 10 : x + 60] = True  # a low-sun shadow to the right of the feet
+        obj[30:86, x : x + 14] = True  # a standing figure
         shadow &= ~obj
         frame[shadow] = (frame[shadow] * 0.55).astype(np.uint8)
         frame[obj] = (40, 200, 60)
@@ -94,10 +94,10 @@ def _split_shadow_band(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ys, _ = np.nonzero(mask)
     bottom = ys.max()
     upper = mask.copy()
-    upper[bottom - 25:] = False
+    upper[bottom - 25 :] = False
     right = np.nonzero(upper)[1].max() + 3
     band = mask.copy()
-    band[:bottom - 25] = False
+    band[: bottom - 25] = False
     band[:, :right] = False
     return mask & ~band, band
 
@@ -125,9 +125,11 @@ def test_tennis_shadow_is_removed_with_include_effects(shared_data: Path) -> Non
     shadow_dark = _dark_in(frames, bands)
     left_dark = _dark_in(frames, bands & ~grown)
     stray = int((added & ~near).sum())
-    print(f"\ntennis: shadow's dark pixels {shadow_dark}, left outside the grown mask {left_dark} "
-          f"({1 - left_dark / shadow_dark:.0%} covered); added {int(added.sum())} px, {stray} of them "
-          f"away from the shadow band (object area {int(objects.sum())} px)")
+    print(
+        f"\ntennis: shadow's dark pixels {shadow_dark}, left outside the grown mask {left_dark} "
+        f"({1 - left_dark / shadow_dark:.0%} covered); added {int(added.sum())} px, {stray} of them "
+        f"away from the shadow band (object area {int(objects.sum())} px)"
+    )
     assert left_dark <= 0.7 * shadow_dark
     assert stray <= 0.25 * objects.sum()
 
@@ -140,8 +142,10 @@ def test_tennis_shadow_is_removed_with_include_effects(shared_data: Path) -> Non
     assert _dark_in(with_effects, bands) < _dark_in(without, bands)
     OUT.mkdir(exist_ok=True)
     rows = [np.concatenate([frames[t], without[t], with_effects[t]], axis=1) for t in (0, 20, 39)]
-    cv2.imwrite(str(OUT / "eraser_tennis_source_plain_with_effects.png"),
-                cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(OUT / "eraser_tennis_source_plain_with_effects.png"),
+        cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR),
+    )
 
 
 def test_cli_switch_sets_the_option() -> None:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from peanut_server.eraser.base import EraserOptions
-from peanut_server.eraser.flowguided import FlowGuidedEraser, fill_window
-from peanut_server.eraser.flowguided import propagation
+from peanut_server.eraser.flowguided import FlowGuidedEraser, fill_window, propagation
 from peanut_server.eraser.lama import Inpainter
 from peanut_server.errors import JobCancelled
 from peanut_server.models.cache import install_model_cache
@@ -28,7 +27,7 @@ def _texture(height: int, width: int, seed: int = 0, grain: int = 4) -> np.ndarr
 def _pan(count: int = 12, height: int = 64, width: int = 96, shift: int = SHIFT, grain: int = 4):
     base = _texture(height, width + shift * count, grain=grain)
     start = shift * count
-    frames = np.stack([base[:, start - shift * t: start - shift * t + width] for t in range(count)])
+    frames = np.stack([base[:, start - shift * t : start - shift * t + width] for t in range(count)])
     forward = np.zeros((count - 1, height, width, 2), np.float32)
     forward[..., 0] = shift
     backward = -forward
@@ -37,7 +36,7 @@ def _pan(count: int = 12, height: int = 64, width: int = 96, shift: int = SHIFT,
 
 def _square_masks(count: int, height: int, width: int, box=(20, 44, 36, 60)) -> np.ndarray:
     masks = np.zeros((count, height, width), bool)
-    masks[:, box[0]:box[1], box[2]:box[3]] = True
+    masks[:, box[0] : box[1], box[2] : box[3]] = True
     return masks
 
 
@@ -56,8 +55,12 @@ def test_subpixel_pan_through_long_chains() -> None:
     count, height, width = 40, 48, 64
     base = _texture(height, 4 * width)
     big = cv2.resize(base, (base.shape[1] * 2, height * 2), interpolation=cv2.INTER_LINEAR)
-    frames = np.stack([cv2.resize(big[:, 200 - t: 200 - t + 2 * width], (width, height), interpolation=cv2.INTER_AREA)
-                       for t in range(count)])
+    frames = np.stack(
+        [
+            cv2.resize(big[:, 200 - t : 200 - t + 2 * width], (width, height), interpolation=cv2.INTER_AREA)
+            for t in range(count)
+        ]
+    )
     forward = np.zeros((count - 1, height, width, 2), np.float32)
     forward[..., 0] = 0.5
     masks = _square_masks(count, height, width, (12, 36, 28, 36))
@@ -140,7 +143,7 @@ def test_eraser_contract_with_dis_on_a_pan() -> None:
     frames, _, _ = _pan(count=10, grain=8)
     masks = _square_masks(*frames.shape[:3])
     damaged = frames.copy()
-    damaged[masks] = 255   # a bright static object
+    damaged[masks] = 255  # a bright static object
     result = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter())
     assert result.frames.shape == frames.shape and result.frames.dtype == np.uint8
     assert np.array_equal(result.frames[~masks], frames[~masks])
@@ -196,7 +199,7 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
     assert lama.lama_available() == (True, "")
     inpainter = lama.get_inpainter("auto")
     assert isinstance(inpainter, lama.LamaInpainter)
-    image = _texture(40, 56)          # not a multiple of 8: padded by spandrel
+    image = _texture(40, 56)  # not a multiple of 8: padded by spandrel
     hole = np.zeros((40, 56), bool)
     hole[10:20, 20:30] = True
     out = inpainter.fill(image, hole)
@@ -207,7 +210,7 @@ def test_lama_loads_official_keys_and_fills_only_the_hole(tmp_path, monkeypatch,
 
     assert lama.get_inpainter("auto", "cpu") is inpainter
     assert inpainter.placement.device == "cpu" and inpainter.placement.dtype == "float32"
-    (key, pools), = model_cache().held()
+    ((key, pools),) = model_cache().held()
     assert key[1] == LAMA.id and pools == {"cpu": estimate_bytes(inpainter.descriptor.model)} and pools["cpu"] > 0
     # Its memory estimate for a job grows with the keyframe's area.
     assert lama.lama_need((864, 480)).activation_bytes == 4 * lama.lama_need((432, 240)).activation_bytes
@@ -247,8 +250,8 @@ def test_bilinear_sampling_shares_one_footprint():
     src = np.ones(200, np.int64)
     colours, ok = sample_known(frames, known, src, px, py)
     assert ok.all() and np.allclose(colours, sample(frames[1], px, py), atol=1e-5)
-    known[1, :, :5] = False   # the left part of frame 1 is a hole
+    known[1, :, :5] = False  # the left part of frame 1 is a hole
     colours, ok = sample_known(frames, known, src, px, py)
-    inside = px < 3.0          # every corner in the hole
+    inside = px < 3.0  # every corner in the hole
     assert not ok[inside].any() and not visible_at(known, src, px, py)[inside].any()
     assert (visible_at(known, src, px, py) == ok).all()

@@ -41,7 +41,7 @@ FRAMES = 40
 DAVIS_FRAMES = 30
 DAVIS_SEEDS = (0, 1, 2, 3, 4, 5)
 OUT = Path(__file__).resolve().parents[1] / "out"
-MASK_DILATION = 4   # as the pipeline's default mask_dilation
+MASK_DILATION = 4  # as the pipeline's default mask_dilation
 
 
 def read_running_car(path: Path, count: int = FRAMES, start: int = 0) -> np.ndarray:
@@ -133,8 +133,11 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
         flows = video_flows(gt)
         ours_scores = evaluate(ours, gt, masks, flows=flows)
         theirs_scores = evaluate(theirs, gt, masks, flows=flows)
-        rows += [(f"{name} flowguided", ours_scores), (f"{name} telea", theirs_scores),
-                 (f"{name} ground truth", ground_truth_row(ours_scores))]
+        rows += [
+            (f"{name} flowguided", ours_scores),
+            (f"{name} telea", theirs_scores),
+            (f"{name} ground truth", ground_truth_row(ours_scores)),
+        ]
         gains.append(ours_scores.psnr - theirs_scores.psnr)
         assert np.array_equal(ours[~masks], gt[~masks]), "pixels outside the hole changed"
     print("\n" + format_table(rows))
@@ -154,10 +157,14 @@ def _strip(before: np.ndarray, after: np.ndarray, indices: list[int]) -> np.ndar
 def test_object_removal_leaves_background(shared_data: Path, clip: str) -> None:
     frames = read_davis(shared_data / "davis" / clip)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * MASK_DILATION + 1,) * 2)
-    masks = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in read_masks(shared_data / "davis" / f"{clip}_mask")])
+    masks = np.stack(
+        [cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in read_masks(shared_data / "davis" / f"{clip}_mask")]
+    )
     out = FlowGuidedEraser().erase(frames, masks, EraserOptions(seed=0), Reporter()).frames
     OUT.mkdir(exist_ok=True)
-    cv2.imwrite(str(OUT / f"eraser_{clip}_before_after.png"), _strip(frames, out, [0, len(frames) // 2, len(frames) - 1]))
+    cv2.imwrite(
+        str(OUT / f"eraser_{clip}_before_after.png"), _strip(frames, out, [0, len(frames) // 2, len(frames) - 1])
+    )
     # No trace: inside the object's core (the mask eroded), few pixels keep the
     # object's colour. No seam: the gradient along the mask's edge is no
     # stronger than the gradient of the background just outside it.
@@ -176,7 +183,9 @@ def test_object_removal_leaves_background(shared_data: Path, clip: str) -> None:
         outside = (cv2.dilate(m, band_kernel) > 0) & ~(cv2.dilate(m, np.ones((5, 5), np.uint8)) > 0)
         seam.append(grad[edge].mean())
         band.append(grad[outside].mean())
-    print(f"\n{clip}: object colour kept in {np.mean(kept):.1%} of the core; edge gradient "
-          f"{np.mean(seam):.1f} vs background {np.mean(band):.1f}")
+    print(
+        f"\n{clip}: object colour kept in {np.mean(kept):.1%} of the core; edge gradient "
+        f"{np.mean(seam):.1f} vs background {np.mean(band):.1f}"
+    )
     assert np.mean(kept) < 0.2
     assert np.mean(seam) < 1.25 * np.mean(band)

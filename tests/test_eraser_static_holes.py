@@ -65,16 +65,16 @@ def still_textured_boxes(frames: np.ndarray, count: int = 4) -> list[tuple[int, 
     candidates = []
     for y in range(8, rows - height - 8, 8):
         for x in range(8, cols - width - 8, 8):
-            if deviation[y - 6:y + height + 6, x - 6:x + width + 6].max() < STILL_LEVELS:
-                candidates.append((float(gradient[y:y + height, x:x + width].mean()), y, x))
+            if deviation[y - 6 : y + height + 6, x - 6 : x + width + 6].max() < STILL_LEVELS:
+                candidates.append((float(gradient[y : y + height, x : x + width].mean()), y, x))
     candidates.sort(reverse=True)
     taken = np.zeros_like(deviation, bool)
     boxes = []
     for _, y, x in candidates:
-        if taken[max(y - 10, 0):y + height + 10, max(x - 10, 0):x + width + 10].any():
+        if taken[max(y - 10, 0) : y + height + 10, max(x - 10, 0) : x + width + 10].any():
             continue
         boxes.append((x, y, width, height))
-        taken[y:y + height, x:x + width] = True
+        taken[y : y + height, x : x + width] = True
         if len(boxes) == count:
             break
     return boxes
@@ -99,7 +99,7 @@ def detail(image: np.ndarray) -> np.ndarray:
 def erase_box(frames: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y, w, h = box
     masks = np.zeros(frames.shape[:3], bool)
-    masks[:, y:y + h, x:x + w] = True
+    masks[:, y : y + h, x : x + w] = True
     damaged = frames.copy()
     damaged[masks] = 0  # nothing under the hole may leak into the fill
     ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter()).frames
@@ -126,8 +126,10 @@ def test_static_holes_beat_per_frame_telea() -> None:
             assert np.array_equal(ours[~masks], frames[~masks]), "pixels outside the hole changed"
             p_ours, p_telea = psnr(ours, frames, masks), psnr(telea, frames, masks)
             change, truth_change = temporal_change(ours, masks), temporal_change(frames, masks)
-            rows.append(f"{clip} {box}: flowguided {p_ours:.2f} dB, telea {p_telea:.2f} dB; "
-                        f"change {change:.2f} (truth {truth_change:.2f}, telea {temporal_change(telea, masks):.2f})")
+            rows.append(
+                f"{clip} {box}: flowguided {p_ours:.2f} dB, telea {p_telea:.2f} dB; "
+                f"change {change:.2f} (truth {truth_change:.2f}, telea {temporal_change(telea, masks):.2f})"
+            )
             ours_psnr.append(p_ours)
             telea_psnr.append(p_telea)
             strips.append(_crop_strip(frames, ours, telea, box))
@@ -146,15 +148,22 @@ def test_stripe_is_continued_through_a_static_hole() -> None:
     frames = read_clip("hk_crossing")
     x, y, w, h = STRIPE_BOX
     median = np.median(frames, axis=0)
-    assert np.abs(frames[:, y:y + h, x:x + w].astype(np.float32) - median[y:y + h, x:x + w]).max() < STILL_LEVELS
+    assert (
+        np.abs(frames[:, y : y + h, x : x + w].astype(np.float32) - median[y : y + h, x : x + w]).max() < STILL_LEVELS
+    )
     masks, ours, telea = erase_box(frames, STRIPE_BOX)
     hole = masks[0]
     truth_detail = detail(frames[0])[hole]
     ncc_ours = float(np.corrcoef(detail(ours[0])[hole], truth_detail)[0, 1])
     ncc_telea = float(np.corrcoef(detail(telea[0])[hole], truth_detail)[0, 1])
     OUT.mkdir(exist_ok=True)
-    cv2.imwrite(str(OUT / "eraser_stripe_truth_telea_ours.png"), cv2.cvtColor(_crop_strip(frames, ours, telea, STRIPE_BOX), cv2.COLOR_RGB2BGR))
-    print(f"\nstripe detail correlation with the truth: flowguided {ncc_ours:.2f}, telea {ncc_telea:.2f}; "
-          f"PSNR {psnr(ours, frames, masks):.2f} vs {psnr(telea, frames, masks):.2f} dB")
+    cv2.imwrite(
+        str(OUT / "eraser_stripe_truth_telea_ours.png"),
+        cv2.cvtColor(_crop_strip(frames, ours, telea, STRIPE_BOX), cv2.COLOR_RGB2BGR),
+    )
+    print(
+        f"\nstripe detail correlation with the truth: flowguided {ncc_ours:.2f}, telea {ncc_telea:.2f}; "
+        f"PSNR {psnr(ours, frames, masks):.2f} vs {psnr(telea, frames, masks):.2f} dB"
+    )
     assert ncc_ours >= ncc_telea + 0.15
     assert psnr(ours, frames, masks) >= psnr(telea, frames, masks) + 1.0

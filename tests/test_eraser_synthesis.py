@@ -10,7 +10,7 @@ from peanut_server.eraser.synthesis import SynthesisInpainter
 
 def _stripes(height: int = 120, width: int = 200) -> np.ndarray:
     rows = np.arange(height)[:, None]
-    band = ((rows // 10) % 2).astype(np.float32)            # horizontal stripes, 10 px
+    band = ((rows // 10) % 2).astype(np.float32)  # horizontal stripes, 10 px
     noise = np.random.default_rng(0).normal(0, 4, (height, width)).astype(np.float32)
     gray = 70 + 120 * band + noise
     return np.clip(np.dstack([gray, gray * 0.9, gray * 0.6]), 0, 255).astype(np.uint8)
@@ -24,7 +24,7 @@ def _psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 def test_stripes_are_continued_better_than_telea() -> None:
     image = _stripes()
     hole = np.zeros(image.shape[:2], bool)
-    hole[40:80, 70:134] = True                                # a 64x40 logo over four stripes
+    hole[40:80, 70:134] = True  # a 64x40 logo over four stripes
     damaged = image.copy()
     damaged[hole] = 0
     ours = SynthesisInpainter().fill(damaged, hole)
@@ -36,7 +36,7 @@ def test_stripes_are_continued_better_than_telea() -> None:
 def test_tiny_holes_are_left_to_telea() -> None:
     image = _stripes()
     hole = np.zeros(image.shape[:2], bool)
-    hole[50:55, 90:95] = True                                 # 25 px: no structure to continue
+    hole[50:55, 90:95] = True  # 25 px: no structure to continue
     damaged = image.copy()
     damaged[hole] = 0
     telea = cv2.inpaint(damaged, hole.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)

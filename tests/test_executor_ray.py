@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 import ray  # the test extra installs it
 
 from peanut_server.api import peanut_pb2 as pb
@@ -43,14 +42,17 @@ def executor():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, shared_data: Path):
     root = tmp_path_factory.mktemp("ray")
-    return make_object_clip(root / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
-                            n_frames=FRAMES, size=(160, 96), radius=12)
+    return make_object_clip(
+        root / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg", n_frames=FRAMES, size=(160, 96), radius=12
+    )
 
 
 def request(clip, output: Path, **options) -> pb.SubmitRequest:
     return pb.SubmitRequest(
-        source=pb.MediaRange(path=str(clip.frames)), mask=pb.MaskSpec(mask_path=str(clip.masks)),
-        options=pb.Options(**options), output=pb.OutputSpec(path=str(output)),
+        source=pb.MediaRange(path=str(clip.frames)),
+        mask=pb.MaskSpec(mask_path=str(clip.masks)),
+        options=pb.Options(**options),
+        output=pb.OutputSpec(path=str(output)),
     )
 
 
@@ -80,8 +82,12 @@ def assert_same_outside_mask(clip, local: Path, remote: Path, pixels: int) -> No
 
 
 def test_windows_cover_the_range_with_lead_in():
-    assert ray_windows(20, 0, 8, 2) == [RayWindow(0, 0, 6), RayWindow(4, 6, 12), RayWindow(10, 12, 18),
-                                        RayWindow(16, 18, 20)]
+    assert ray_windows(20, 0, 8, 2) == [
+        RayWindow(0, 0, 6),
+        RayWindow(4, 6, 12),
+        RayWindow(10, 12, 18),
+        RayWindow(16, 18, 20),
+    ]
     assert ray_windows(20, 13, 8, 2) == [RayWindow(11, 13, 19), RayWindow(17, 19, 20)]
     assert ray_windows(5, 0, 80, 10) == [RayWindow(0, 0, 5)]
 
@@ -90,8 +96,9 @@ def test_clip_in_one_window_is_bit_identical_to_the_local_executor(tmp_path, cli
     outputs = {}
     for name, pipeline in (("local", Pipeline()), ("ray", Pipeline(executor=executor))):
         out = tmp_path / name
-        result = pipeline.run(spec_from_request(request(clip, out, working_height=64, upscaler="lanczos",
-                                                        eraser="telea")), Reporter())
+        result = pipeline.run(
+            spec_from_request(request(clip, out, working_height=64, upscaler="lanczos", eraser="telea")), Reporter()
+        )
         assert result.frame_count == FRAMES
         assert [r.backend for r in result.backends] == ["external", "telea", "lanczos"]
         outputs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
@@ -104,8 +111,9 @@ def test_long_clip_in_windows_equals_the_local_executor_outside_the_mask(tmp_pat
     options = dict(subvideo_length=8, eraser="telea", working_height=0)
     Pipeline().run(spec_from_request(request(clip, tmp_path / "local", **options)), Reporter())
     states = []
-    Pipeline(executor=executor).run(spec_from_request(request(clip, tmp_path / "ray", **options)),
-                                    Reporter(callback=states.append))
+    Pipeline(executor=executor).run(
+        spec_from_request(request(clip, tmp_path / "ray", **options)), Reporter(callback=states.append)
+    )
     # 40 frames in windows of 8 with 2 of lead-in: 7 tasks, written in order.
     erasing = [s.done for s in states if s.stage == "erasing"]
     assert erasing == sorted(erasing) and erasing[-1] == FRAMES
@@ -119,7 +127,9 @@ def test_cancel_mid_way_cancels_the_tasks_and_leaves_nothing(tmp_path, clip, exe
     with pytest.raises(JobCancelled):
         Pipeline(executor=executor).run(
             spec_from_request(request(clip, out, subvideo_length=6, eraser="telea", working_height=0)),
-            StopAt(at=5, stage_name=stage), job_id="c1")
+            StopAt(at=5, stage_name=stage),
+            job_id="c1",
+        )
     assert not Path(f"{out}_matte").exists()
     assert not out.exists() and not Path(staging_path(str(out), "c1")).exists()
     # The cancelled tasks give their CPUs back.
@@ -165,14 +175,22 @@ class _CountingMatte:
 
 
 def test_daemon_with_ray_executor_runs_a_job(tmp_path, clip):
-    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log",
-                         extra_args=["--executor", "ray", "--ray-address", "local", "--ray-cpus", "2"])
+    proc = DaemonProcess(
+        state_dir=tmp_path / "state",
+        log_path=tmp_path / "d.log",
+        extra_args=["--executor", "ray", "--ray-address", "local", "--ray-cpus", "2"],
+    )
     proc.start(timeout=120)
     try:
         with proc.client() as client:
-            job = client.submit(str(clip.frames), 0, 12, output_path=str(tmp_path / "out"),
-                                mask_path=str(clip.masks),
-                                options={"eraser": "telea", "working_height": 0, "subvideo_length": 6})
+            job = client.submit(
+                str(clip.frames),
+                0,
+                12,
+                output_path=str(tmp_path / "out"),
+                mask_path=str(clip.masks),
+                options={"eraser": "telea", "working_height": 0, "subvideo_length": 6},
+            )
             final = client.wait(job.id, timeout=180)
             assert final.state == pb.JOB_STATE_SUCCEEDED, (final.error, proc.log())
             assert sorted(os.listdir(tmp_path / "out")) == [frame_filename(i) for i in range(12)]
@@ -218,10 +236,17 @@ def four_clip_timeline(tmp_path: Path, clip) -> Path:
     for k, (first, count) in enumerate([(0, 9), (6, 10), (18, 8), (28, 12)]):
         ref = otio.schema.ExternalReference(
             target_url=str(clip.frames),
-            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                    otio.opentime.RationalTime(FRAMES, rate)))
-        shot = otio.schema.Clip(name=f"shot{k}", media_reference=ref, source_range=otio.opentime.TimeRange(
-            otio.opentime.RationalTime(first, rate), otio.opentime.RationalTime(count, rate)))
+            available_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(FRAMES, rate)
+            ),
+        )
+        shot = otio.schema.Clip(
+            name=f"shot{k}",
+            media_reference=ref,
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(first, rate), otio.opentime.RationalTime(count, rate)
+            ),
+        )
         shot.metadata["peanut"] = {"mask": str(clip.masks)}
         track.append(shot)
     timeline = otio.schema.Timeline(name="four shots", tracks=[track])
@@ -236,13 +261,18 @@ def test_otio_timeline_fans_its_clips_out_with_the_local_results(tmp_path, clip,
     source = four_clip_timeline(tmp_path, clip)
     outputs = {}
     for name, pipeline in (("local", CountingPipeline()), ("ray", CountingPipeline(executor=executor))):
-        request = pb.ProcessTimelineRequest(timeline_path=str(source), output_path=str(tmp_path / f"{name}.otio"),
-                                            media_dir=str(tmp_path / f"{name}_media"),
-                                            options=pb.Options(eraser="telea", working_height=0))
+        request = pb.ProcessTimelineRequest(
+            timeline_path=str(source),
+            output_path=str(tmp_path / f"{name}.otio"),
+            media_dir=str(tmp_path / f"{name}_media"),
+            options=pb.Options(eraser="telea", working_height=0),
+        )
         result = run_timeline_job(request, pipeline, Reporter(), job_id=f"t-{name}")
         assert result.frame_count == 9 + 10 + 8 + 12
-        outputs[name] = {str(p.relative_to(tmp_path / f"{name}_media")): p.read_bytes()
-                         for p in sorted((tmp_path / f"{name}_media").rglob("*.png"))}
+        outputs[name] = {
+            str(p.relative_to(tmp_path / f"{name}_media")): p.read_bytes()
+            for p in sorted((tmp_path / f"{name}_media").rglob("*.png"))
+        }
         outputs[name + " most"] = pipeline.most
     assert outputs["local most"] == 1
     assert outputs["ray most"] == 2  # the executor's 2 task slots
@@ -277,9 +307,12 @@ def test_cancelling_a_fanned_out_timeline_stops_every_clip(tmp_path, clip, execu
     from peanut_server.otio.jobs import run_timeline_job
 
     source = four_clip_timeline(tmp_path, clip)
-    request = pb.ProcessTimelineRequest(timeline_path=str(source), output_path=str(tmp_path / "out.otio"),
-                                        media_dir=str(tmp_path / "media"),
-                                        options=pb.Options(eraser="telea", working_height=0))
+    request = pb.ProcessTimelineRequest(
+        timeline_path=str(source),
+        output_path=str(tmp_path / "out.otio"),
+        media_dir=str(tmp_path / "media"),
+        options=pb.Options(eraser="telea", working_height=0),
+    )
     reporter = Reporter()
     pipeline = CancellingPipeline(reporter, executor=executor)
     with pytest.raises(JobCancelled):

@@ -33,7 +33,7 @@ def noise_clip(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> tu
     for i in range(n):
         cv2.imwrite(str(folder / f"f_{i:03d}.png"), rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
     mask = np.zeros((size[1], size[0]), np.uint8)
-    mask[size[1] // 3:size[1] // 2, size[0] // 3:size[0] // 2] = 255
+    mask[size[1] // 3 : size[1] // 2, size[0] // 3 : size[0] // 2] = 255
     mask_path = folder.parent / f"{folder.name}_mask.png"
     cv2.imwrite(str(mask_path), mask)
     return folder, mask_path
@@ -48,8 +48,12 @@ def small_disk(tmp_path: Path):
     """A 2 MiB filesystem: ("tmpfs", path) or ("fsize", path) when mounting is not permitted."""
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         yield ("tmpfs" if mounted else "fsize"), mount_point
     finally:
@@ -67,8 +71,9 @@ def test_full_disk_fails_the_job_cleanly_and_the_daemon_goes_on(tmp_path, small_
             resource.prlimit(proc.process.pid, resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
         out = disk / "cleaned"
         with proc.client(timeout=60) as client:
-            job = client.submit(str(clip), output_path=str(out), mask_path=str(mask),
-                                options={"eraser": "telea", "working_height": 0})
+            job = client.submit(
+                str(clip), output_path=str(out), mask_path=str(mask), options={"eraser": "telea", "working_height": 0}
+            )
             final = client.wait(job.id, timeout=180)
             assert final.state == pb.JOB_STATE_FAILED, (final.state, final.error)
             assert final.error_code == "DISK_FULL", (final.error_code, final.error)
@@ -80,8 +85,14 @@ def test_full_disk_fails_the_job_cleanly_and_the_daemon_goes_on(tmp_path, small_
             # The daemon goes on: the same job to a roomy disk succeeds.
             roomy = tmp_path / "roomy"
             roomy.mkdir()
-            job2 = client.submit(str(clip), 0, 3, output_path=str(roomy / "cleaned"), mask_path=str(mask),
-                                 options={"eraser": "telea", "working_height": 0})
+            job2 = client.submit(
+                str(clip),
+                0,
+                3,
+                output_path=str(roomy / "cleaned"),
+                mask_path=str(mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
             final2 = client.wait(job2.id, timeout=180)
             assert final2.state == pb.JOB_STATE_SUCCEEDED, final2.error
             assert len(os.listdir(roomy / "cleaned")) == 3
@@ -98,8 +109,12 @@ def test_full_disk_while_encoding_a_video_output(tmp_path, small_disk):
     with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
             # Staging PNGs go beside the output on the small disk too: whichever write fails first, the job fails.
-            job = client.submit(str(clip), output_path=str(disk / "cleaned.mkv"), mask_path=str(mask),
-                                options={"eraser": "telea", "working_height": 0})
+            job = client.submit(
+                str(clip),
+                output_path=str(disk / "cleaned.mkv"),
+                mask_path=str(mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
             final = client.wait(job.id, timeout=180)
             assert final.state == pb.JOB_STATE_FAILED and final.error_code == "DISK_FULL", final.error
             assert os.listdir(disk) == []
@@ -119,10 +134,18 @@ def test_unexpected_exception_fails_only_that_job(tmp_path):
     out_dir.mkdir()
     with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
-            first = client.submit(str(blocker), output_path=str(out_dir / "blocker"), mask_path=str(blocker_mask),
-                                  options={"eraser": "telea", "working_height": 0})
-            victim = client.submit(str(clip), output_path=str(out_dir / "victim"), mask_path=str(mask),
-                                   options={"eraser": "telea", "working_height": 0, "subvideo_length": 6})
+            first = client.submit(
+                str(blocker),
+                output_path=str(out_dir / "blocker"),
+                mask_path=str(blocker_mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
+            victim = client.submit(
+                str(clip),
+                output_path=str(out_dir / "victim"),
+                mask_path=str(mask),
+                options={"eraser": "telea", "working_height": 0, "subvideo_length": 6},
+            )
             # While it waits in the queue, frame 4 changes size (an editor re-rendering into the folder).
             cv2.imwrite(str(clip / "f_004.png"), np.zeros((80, 120, 3), np.uint8))
             client.cancel(first.id)
@@ -133,8 +156,12 @@ def test_unexpected_exception_fails_only_that_job(tmp_path):
             assert partials(out_dir) == [] and not (out_dir / "victim").exists()
             # The next job runs.
             cv2.imwrite(str(clip / "f_004.png"), np.zeros((64, 96, 3), np.uint8))
-            again = client.submit(str(clip), output_path=str(out_dir / "again"), mask_path=str(mask),
-                                  options={"eraser": "telea", "working_height": 0})
+            again = client.submit(
+                str(clip),
+                output_path=str(out_dir / "again"),
+                mask_path=str(mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
             done = client.wait(again.id, timeout=180)
             assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
         assert proc.process.poll() is None
@@ -147,10 +174,18 @@ def test_input_vanishing_mid_queue_fails_with_a_named_reason(tmp_path):
     out_dir.mkdir()
     with running_daemon(tmp_path) as proc:
         with proc.client(timeout=60) as client:
-            first = client.submit(str(blocker), output_path=str(out_dir / "blocker"), mask_path=str(blocker_mask),
-                                  options={"eraser": "telea", "working_height": 0})
-            victim = client.submit(str(clip), output_path=str(out_dir / "victim"), mask_path=str(mask),
-                                   options={"eraser": "telea", "working_height": 0})
+            first = client.submit(
+                str(blocker),
+                output_path=str(out_dir / "blocker"),
+                mask_path=str(blocker_mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
+            victim = client.submit(
+                str(clip),
+                output_path=str(out_dir / "victim"),
+                mask_path=str(mask),
+                options={"eraser": "telea", "working_height": 0},
+            )
             shutil.rmtree(clip)  # the card was ejected
             client.cancel(first.id)
             final = client.wait(victim.id, timeout=180)
@@ -169,8 +204,11 @@ def test_many_failures_in_a_row_leave_the_daemon_responsive(tmp_path):
         with proc.client(timeout=60) as client:
             ids = []
             for i in range(20):
-                ids.append(client.submit(str(clip), output_path=str(out_dir / f"o{i}"), mask_path=str(mask),
-                                         options={"eraser": "telea"}).id)
+                ids.append(
+                    client.submit(
+                        str(clip), output_path=str(out_dir / f"o{i}"), mask_path=str(mask), options={"eraser": "telea"}
+                    ).id
+                )
             # The output folder vanishes (renamed away at once): jobs can no longer stage there.
             out_dir.rename(tmp_path / "gone")
             states = [client.wait(j, timeout=120) for j in ids]

@@ -15,11 +15,11 @@ def _affine_field(height: int, width: int) -> np.ndarray:
 def test_affine_flow_recovered_inside_holes() -> None:
     truth = _affine_field(120, 200)
     hole = np.zeros((120, 200), bool)
-    hole[30:80, 50:120] = True     # a large hole
-    hole[90:105, 150:190] = True   # a second component
-    hole[10:13, 10:13] = True      # a tiny one (direct solve)
+    hole[30:80, 50:120] = True  # a large hole
+    hole[90:105, 150:190] = True  # a second component
+    hole[10:13, 10:13] = True  # a tiny one (direct solve)
     corrupted = truth.copy()
-    corrupted[hole] = 40.0         # the removed object's own motion
+    corrupted[hole] = 40.0  # the removed object's own motion
     filled = harmonic_fill(corrupted, hole)
     assert np.abs(filled - truth)[hole].max() < 0.05
     assert np.array_equal(filled[~hole], truth[~hole])  # known flow untouched
@@ -43,8 +43,8 @@ def test_hole_without_known_pixels_is_zero() -> None:
 def test_window_completion_uses_each_grid_mask() -> None:
     truth = np.broadcast_to(_affine_field(60, 80), (3, 60, 80, 2)).copy()
     masks = np.zeros((4, 60, 80), bool)
-    masks[0, 10:20, 10:20] = True   # forward[0] lives on frame 0
-    masks[1, 30:40, 40:50] = True   # backward[0] lives on frame 1
+    masks[0, 10:20, 10:20] = True  # forward[0] lives on frame 0
+    masks[1, 30:40, 40:50] = True  # backward[0] lives on frame 1
     forward, backward = truth.copy(), truth.copy()
     forward[0, 10:20, 10:20] = 99.0
     backward[0, 30:40, 40:50] = 99.0

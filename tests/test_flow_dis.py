@@ -20,7 +20,7 @@ def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def test_dis_recovers_a_translation_both_ways() -> None:
     base = _texture(140, 220)
-    frames = np.stack([base[10:130, 10 - 3 * t: 210 - 3 * t] for t in range(3)])  # content moves right 3 px
+    frames = np.stack([base[10:130, 10 - 3 * t : 210 - 3 * t] for t in range(3)])  # content moves right 3 px
     forward, backward = DISFlow().window(frames)
     assert forward.shape == (2, 120, 200, 2) and forward.dtype == np.float32
     inner = (slice(1, 2), slice(20, 100), slice(20, 180))

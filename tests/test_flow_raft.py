@@ -50,8 +50,11 @@ def test_state_dict_key_names_are_torchvisions() -> None:
     torch.manual_seed(0)
     state = build_raft("raft_small").state_dict()
     # A few of torchvision's key names for raft_small.
-    for key in ("feature_encoder.convnormrelu.0.weight", "feature_encoder.layer1.0.convnormrelu1.0.weight",
-                "update_block.flow_head.conv2.weight"):
+    for key in (
+        "feature_encoder.convnormrelu.0.weight",
+        "feature_encoder.layer1.0.convnormrelu1.0.weight",
+        "update_block.flow_head.conv2.weight",
+    ):
         assert key in state
     load_raft("raft_small", state)
     load_raft("raft_small", {"state_dict": state})

@@ -46,7 +46,7 @@ def corner_mask(path: Path, size: tuple[int, int]) -> Path:
     w, h = size
     mask = np.zeros((h, w), np.uint8)
     x, y = max(0, w // 2 - 1), max(0, h // 2 - 1)
-    mask[y:y + max(1, h // 24), x:x + max(1, w // 24)] = 255
+    mask[y : y + max(1, h // 24), x : x + max(1, w // 24)] = 255
     cv2.imwrite(str(path), mask)
     return path
 
@@ -54,8 +54,9 @@ def corner_mask(path: Path, size: tuple[int, int]) -> Path:
 def outcome(client, source: Path, out: Path, mask: Path, **kwargs) -> tuple[str, str, pb.Job | None]:
     """("refused", code, None) at Submit, or ("job", error_code, final job) after it ran."""
     try:
-        job = client.submit(str(source), output_path=str(out), mask_path=str(mask),
-                            options=kwargs.pop("options", OPTIONS), **kwargs)
+        job = client.submit(
+            str(source), output_path=str(out), mask_path=str(mask), options=kwargs.pop("options", OPTIONS), **kwargs
+        )
     except ClientError as exc:
         assert exc.code in NAMED, f"{source.name}: {exc.code} {exc.message}"
         assert exc.reason, exc.message  # the stable error code is named (in the status details)
@@ -127,8 +128,19 @@ def broken_variants(good: Path, folder: Path) -> dict[str, Path]:
     return variants
 
 
-BROKEN = ["truncated_half", "truncated_header", "bit_flipped", "header_flipped", "zero_byte", "garbage",
-          "text_as_video", "png_named_mov", "mp4_named_png", "folder_truncated_frame", "folder_zero_byte_frame"]
+BROKEN = [
+    "truncated_half",
+    "truncated_header",
+    "bit_flipped",
+    "header_flipped",
+    "zero_byte",
+    "garbage",
+    "text_as_video",
+    "png_named_mov",
+    "mp4_named_png",
+    "folder_truncated_frame",
+    "folder_zero_byte_frame",
+]
 
 
 @pytest.mark.parametrize("name", BROKEN)
@@ -152,8 +164,10 @@ def test_broken_media_is_named_never_internal(client, good_clip, tmp_path, name)
             assert decode_index(read_rgb(tmp_path / "out" / file)) == first + i, (file, first + i)
 
 
-@pytest.mark.parametrize("content", ["garbage", "truncated", "zero", "all_black", "wrong_aspect",
-                                     "mask_video_too_short", "fifo_in_folder_only"])
+@pytest.mark.parametrize(
+    "content",
+    ["garbage", "truncated", "zero", "all_black", "wrong_aspect", "mask_video_too_short", "fifo_in_folder_only"],
+)
 def test_hostile_mask_files(client, good_clip, tmp_path, content):
     mask = tmp_path / "mask.png"
     if content == "garbage":
@@ -219,8 +233,11 @@ def test_rotated_clip_comes_out_upright_and_frame_accurate(client, tmp_path):
     assert kind == "job" and final.state == pb.JOB_STATE_SUCCEEDED, (code, final and final.error)
     out = tmp_path / "out"
     # Displayed 48x64; the index pattern was drawn upright in storage, so one quarter turn reads it back.
-    ks = [k for k in range(4) if decode_index(np.rot90(cv2.cvtColor(read_rgb(out / frame_filename(2)),
-                                                                    cv2.COLOR_BGR2RGB), k)) == 2]
+    ks = [
+        k
+        for k in range(4)
+        if decode_index(np.rot90(cv2.cvtColor(read_rgb(out / frame_filename(2)), cv2.COLOR_BGR2RGB), k)) == 2
+    ]
     assert ks and ks[0] in (1, 3), ks
     assert_index_output(out, range(2, 8), (48, 64), rotate_k=ks[0])
 
@@ -253,14 +270,20 @@ def test_alpha_sources(client, tmp_path):
 
 def test_odd_size_97x61(client, tmp_path):
     clip = make_index_clip(tmp_path / "odd.mkv", 7, size=(97, 61), codec="ffv1")
-    kind, code, final = outcome(client, clip, tmp_path / "out", corner_mask(tmp_path / "m.png", (97, 61)),
-                                options={"eraser": "telea"})  # default working height: no upscale at 61 lines
+    kind, code, final = outcome(
+        client, clip, tmp_path / "out", corner_mask(tmp_path / "m.png", (97, 61)), options={"eraser": "telea"}
+    )  # default working height: no upscale at 61 lines
     assert kind == "job" and final.state == pb.JOB_STATE_SUCCEEDED, (code, final and final.error)
     assert_index_output(tmp_path / "out", range(7), (97, 61))
     # And scaled: 61 lines worked at 64? No: working height >= source means no scaling; force scaling on a taller odd clip.
     tall = make_index_clip(tmp_path / "tall.mkv", 4, size=(193, 121), codec="ffv1")
-    kind, code, final = outcome(client, tall, tmp_path / "out_tall", corner_mask(tmp_path / "m2.png", (193, 121)),
-                                options={"eraser": "telea", "working_height": 64})
+    kind, code, final = outcome(
+        client,
+        tall,
+        tmp_path / "out_tall",
+        corner_mask(tmp_path / "m2.png", (193, 121)),
+        options={"eraser": "telea", "working_height": 64},
+    )
     assert kind == "job" and final.state == pb.JOB_STATE_SUCCEEDED, (code, final and final.error)
     assert_index_output(tmp_path / "out_tall", range(4), (193, 121))
 
@@ -297,8 +320,9 @@ def test_variable_frame_rate_is_frame_accurate(client, tmp_path):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    kind, code, final = outcome(client, path, tmp_path / "out", corner_mask(tmp_path / "m.png", (64, 48)),
-                                start=3, end=11)
+    kind, code, final = outcome(
+        client, path, tmp_path / "out", corner_mask(tmp_path / "m.png", (64, 48)), start=3, end=11
+    )
     assert kind == "job" and final.state == pb.JOB_STATE_SUCCEEDED, (code, final and final.error)
     assert_index_output(tmp_path / "out", range(3, 11), (64, 48))
 
@@ -310,18 +334,23 @@ def test_8k_frames_with_memory_in_check(client, media_daemon, tmp_path):
     w, h = 7680, 4320
     for i in range(2):
         frame = cv2.resize(index_frame(i), (w, h), interpolation=cv2.INTER_NEAREST)
-        cv2.imwrite(str(folder / f"f_{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        cv2.imwrite(
+            str(folder / f"f_{i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        )
     mask = corner_mask(tmp_path / "m.png", (w, h))
-    kind, code, final = outcome(client, folder, tmp_path / "out", mask,
-                                options={"eraser": "telea", "working_height": 360})
+    kind, code, final = outcome(
+        client, folder, tmp_path / "out", mask, options={"eraser": "telea", "working_height": 360}
+    )
     assert kind == "job" and final.state == pb.JOB_STATE_SUCCEEDED, (code, final and final.error)
     files = sorted(os.listdir(tmp_path / "out"))
     assert len(files) == 2
     for i, name in enumerate(files):
         image = read_rgb(tmp_path / "out" / name)
         assert image.shape[:2] == (h, w)
-        assert decode_index(cv2.cvtColor(cv2.resize(image, (64, 48), interpolation=cv2.INTER_AREA),
-                                         cv2.COLOR_BGR2RGB)) == i
+        assert (
+            decode_index(cv2.cvtColor(cv2.resize(image, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+            == i
+        )
     # The daemon's resident memory stayed within a few frames' worth (an 8K RGB frame is ~95 MiB).
     status = Path(f"/proc/{media_daemon.process.pid}/status").read_text()
     peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
@@ -349,9 +378,23 @@ def test_cli_says_one_line_for_broken_media(media_daemon, good_clip, tmp_path, n
     variants = broken_variants(good_clip, tmp_path)
     mask = corner_mask(tmp_path / "mask.png", (64, 48))
     run = subprocess.run(
-        [sys.executable, "-m", "peanut_server.cli", "remove", str(variants[name]), "-o", str(tmp_path / "out"),
-         "--mask", str(mask), "--server", media_daemon.address],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+        [
+            sys.executable,
+            "-m",
+            "peanut_server.cli",
+            "remove",
+            str(variants[name]),
+            "-o",
+            str(tmp_path / "out"),
+            "--mask",
+            str(mask),
+            "--server",
+            media_daemon.address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
         env=dict(os.environ, PEANUT_STATE_DIR=str(media_daemon.state_dir)),
     )
     assert run.returncode != 0

@@ -29,8 +29,12 @@ CALL_DEADLINE = 30.0
 # Statuses that name a problem the user can act on. INTERNAL / UNKNOWN mean a
 # bug, DEADLINE_EXCEEDED a hang, UNAVAILABLE a crash.
 NAMED = {
-    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OUT_OF_RANGE,
-    grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.PERMISSION_DENIED,
 }
 
@@ -87,12 +91,35 @@ class Files:
         os.mkfifo(self.masks_with_fifo / "m_000a.png")
 
     def hostile_sources(self) -> list[str]:
-        return [str(p) for p in (
-            self.fifo, self.fifo_png, self.sock_path, self.dev_link, self.proc_link, self.loop, self.dir_as_file,
-            self.empty_dir, self.unicode, self.file_as_parent,
-        )] + ["/dev/zero", "/dev/stdin", "/proc/self/mem", "/proc/self/environ", "/sys/kernel", "/etc/passwd",
-              str(self.clip) + "/../" * 30 + "etc/shadow", str(self.file_as_parent / "child"), "relative/path",
-              "", "/" + "a" * 5000, "/tmp/\u202eevil", str(self.clip) + "\x00.png"]
+        return [
+            str(p)
+            for p in (
+                self.fifo,
+                self.fifo_png,
+                self.sock_path,
+                self.dev_link,
+                self.proc_link,
+                self.loop,
+                self.dir_as_file,
+                self.empty_dir,
+                self.unicode,
+                self.file_as_parent,
+            )
+        ] + [
+            "/dev/zero",
+            "/dev/stdin",
+            "/proc/self/mem",
+            "/proc/self/environ",
+            "/sys/kernel",
+            "/etc/passwd",
+            str(self.clip) + "/../" * 30 + "etc/shadow",
+            str(self.file_as_parent / "child"),
+            "relative/path",
+            "",
+            "/" + "a" * 5000,
+            "/tmp/\u202eevil",
+            str(self.clip) + "\x00.png",
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +137,13 @@ def hostile_daemon(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stub(hostile_daemon):
-    channel = grpc.insecure_channel(hostile_daemon.address, options=[
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ])
+    channel = grpc.insecure_channel(
+        hostile_daemon.address,
+        options=[
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ],
+    )
     yield pb_grpc.PeanutStub(channel)
     channel.close()
 
@@ -200,8 +230,14 @@ def submit_requests(draw, files: Files):
         overwrite=draw(st.booleans()),
         patch_layer=draw(st.booleans()),
     )
-    return pb.SubmitRequest(source=source, mask=mask, mode=draw(st.sampled_from([0, 1, 2, 7])),
-                            options=draw(options_strategy()), output=output, client=draw(st.text(max_size=20)))
+    return pb.SubmitRequest(
+        source=source,
+        mask=mask,
+        mode=draw(st.sampled_from([0, 1, 2, 7])),
+        options=draw(options_strategy()),
+        output=output,
+        client=draw(st.text(max_size=20)),
+    )
 
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -220,11 +256,17 @@ def test_fuzzed_submit_requests_get_named_statuses(hostile_daemon, stub, files):
 
 def test_fuzzed_preview_requests_get_named_statuses(hostile_daemon, stub, files):
     @FUZZ
-    @given(path=path_strategy(files), frame=frame_int(), text=st.text(max_size=30),
-           mask_path=st.one_of(st.just(""), path_strategy(files)), options=options_strategy())
+    @given(
+        path=path_strategy(files),
+        frame=frame_int(),
+        text=st.text(max_size=30),
+        mask_path=st.one_of(st.just(""), path_strategy(files)),
+        options=options_strategy(),
+    )
     def check(path, frame, text, mask_path, options):
-        request = pb.PreviewMaskRequest(path=path, frame=frame, mask=pb.MaskSpec(text=text, mask_path=mask_path),
-                                        options=options)
+        request = pb.PreviewMaskRequest(
+            path=path, frame=frame, mask=pb.MaskSpec(text=text, mask_path=mask_path), options=options
+        )
         response, error = call(hostile_daemon, stub.PreviewMask, request)
         assert_named_or_ok(hostile_daemon, stub, response, error, f"PreviewMask({path[:80]!r}, {frame})")
 
@@ -239,15 +281,22 @@ def test_fuzzed_timeline_requests_get_named_statuses(hostile_daemon, stub, files
     otio_truncated.write_text('{"OTIO_SCHEMA": "Timeline.1", "name": "x", "tracks": {"OTIO_SCHEMA": "Stack.1", "chi')
     otio_fifo = files.root / "pipe.otio"
     os.mkfifo(otio_fifo)
-    timelines = st.one_of(st.sampled_from([str(otio_garbage), str(otio_truncated), str(otio_fifo)]),
-                          path_strategy(files))
+    timelines = st.one_of(
+        st.sampled_from([str(otio_garbage), str(otio_truncated), str(otio_fifo)]), path_strategy(files)
+    )
 
     @FUZZ
-    @given(timeline=timelines, output=st.one_of(path_strategy(files), st.just(str(files.out / "t.otio"))),
-           media_dir=st.one_of(st.just(""), path_strategy(files)), overwrite=st.booleans(), options=options_strategy())
+    @given(
+        timeline=timelines,
+        output=st.one_of(path_strategy(files), st.just(str(files.out / "t.otio"))),
+        media_dir=st.one_of(st.just(""), path_strategy(files)),
+        overwrite=st.booleans(),
+        options=options_strategy(),
+    )
     def check(timeline, output, media_dir, overwrite, options):
-        request = pb.ProcessTimelineRequest(timeline_path=timeline, output_path=output, media_dir=media_dir,
-                                            options=options, overwrite=overwrite)
+        request = pb.ProcessTimelineRequest(
+            timeline_path=timeline, output_path=output, media_dir=media_dir, options=options, overwrite=overwrite
+        )
         response, error = call(hostile_daemon, stub.ProcessTimeline, request)
         assert_named_or_ok(hostile_daemon, stub, response, error, f"ProcessTimeline({timeline[:80]!r})")
 
@@ -265,16 +314,19 @@ def submit(files: Files, source: str, mask: str | None = None, out: str | None =
     return request
 
 
-@pytest.mark.parametrize("which, code, words", [
-    ("fifo", "INVALID_ARGUMENT", "not a regular file"),
-    ("fifo_png", "INVALID_ARGUMENT", "not a regular file"),
-    ("sock_path", "INVALID_ARGUMENT", "not a regular file"),
-    ("dev_link", "INVALID_ARGUMENT", "/dev/zero"),
-    ("proc_link", "INVALID_ARGUMENT", "/proc/"),
-    ("loop", "INVALID_ARGUMENT", "cannot be read"),
-    ("dir_as_file", "INVALID_ARGUMENT", "no images"),
-    ("unicode", "INVALID_ARGUMENT", "ünïcødé ✂ 片.mov"),
-])
+@pytest.mark.parametrize(
+    "which, code, words",
+    [
+        ("fifo", "INVALID_ARGUMENT", "not a regular file"),
+        ("fifo_png", "INVALID_ARGUMENT", "not a regular file"),
+        ("sock_path", "INVALID_ARGUMENT", "not a regular file"),
+        ("dev_link", "INVALID_ARGUMENT", "/dev/zero"),
+        ("proc_link", "INVALID_ARGUMENT", "/proc/"),
+        ("loop", "INVALID_ARGUMENT", "cannot be read"),
+        ("dir_as_file", "INVALID_ARGUMENT", "no images"),
+        ("unicode", "INVALID_ARGUMENT", "ünïcødé ✂ 片.mov"),
+    ],
+)
 def test_special_files_as_source_are_refused_quickly(hostile_daemon, stub, files, which, code, words):
     path = str(getattr(files, which))
     started = time.monotonic()
@@ -287,8 +339,9 @@ def test_special_files_as_source_are_refused_quickly(hostile_daemon, stub, files
 
 @pytest.mark.parametrize("which", ["fifo_png", "sock_path", "dev_link", "proc_link", "empty_dir"])
 def test_special_files_as_mask_are_refused(hostile_daemon, stub, files, which):
-    _, error = call(hostile_daemon, stub.Submit, submit(files, str(files.clip), mask=str(getattr(files, which))),
-                    timeout=20)
+    _, error = call(
+        hostile_daemon, stub.Submit, submit(files, str(files.clip), mask=str(getattr(files, which))), timeout=20
+    )
     assert error is not None and error.code() in NAMED, error
     assert "mask" in error.details().lower()
     assert_alive(hostile_daemon, stub)
@@ -300,19 +353,22 @@ def test_fifo_inside_frame_folders_is_skipped_not_read(hostile_daemon, stub, fil
     job, error = call(hostile_daemon, stub.Submit, request, timeout=20)
     assert error is None, error
     final = None
-    for event in stub.Watch(pb.WatchRequest(job_id=job.id), metadata=[("authorization", f"Bearer {hostile_daemon.token}")],
-                            timeout=120):
+    for event in stub.Watch(
+        pb.WatchRequest(job_id=job.id), metadata=[("authorization", f"Bearer {hostile_daemon.token}")], timeout=120
+    ):
         final = event.job
     assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
     assert final.result.frame_count == 4
 
 
 def test_ranges_negative_reversed_and_past_the_end(hostile_daemon, stub, files):
-    cases = [(dict(start_frame=-1), "INVALID_ARGUMENT", "negative"),
-             (dict(start_frame=3, end_frame=1), "INVALID_ARGUMENT", "reversed"),
-             (dict(start_frame=2, end_frame=2), "INVALID_ARGUMENT", "empty"),
-             (dict(start_frame=0, end_frame=2**62), "OUT_OF_RANGE", ""),
-             (dict(start_frame=2**62), "OUT_OF_RANGE", "")]
+    cases = [
+        (dict(start_frame=-1), "INVALID_ARGUMENT", "negative"),
+        (dict(start_frame=3, end_frame=1), "INVALID_ARGUMENT", "reversed"),
+        (dict(start_frame=2, end_frame=2), "INVALID_ARGUMENT", "empty"),
+        (dict(start_frame=0, end_frame=2**62), "OUT_OF_RANGE", ""),
+        (dict(start_frame=2**62), "OUT_OF_RANGE", ""),
+    ]
     for range_, code, words in cases:
         _, error = call(hostile_daemon, stub.Submit, submit(files, str(files.clip), **range_))
         assert error is not None and error.code().name == code, (range_, error)
@@ -321,10 +377,13 @@ def test_ranges_negative_reversed_and_past_the_end(hostile_daemon, stub, files):
 
 
 def test_output_paths_that_escape_or_collide(hostile_daemon, stub, files):
-    for out, words in [(str(files.clip), "source"), (str(files.clip / "sub"), "inside the source"),
-                       (str(files.file_as_parent / "out"), "does not exist"),
-                       ("/proc/self/out", "not writable"),
-                       (str(files.out) + "/../clip/x", "inside the source")]:
+    for out, words in [
+        (str(files.clip), "source"),
+        (str(files.clip / "sub"), "inside the source"),
+        (str(files.file_as_parent / "out"), "does not exist"),
+        ("/proc/self/out", "not writable"),
+        (str(files.out) + "/../clip/x", "inside the source"),
+    ]:
         _, error = call(hostile_daemon, stub.Submit, submit(files, str(files.clip), out=out))
         assert error is not None and error.code() in NAMED, (out, error)
         assert words in error.details(), (out, error.details())
@@ -362,8 +421,11 @@ def test_client_deadlines_end_calls_and_the_daemon_goes_on(hostile_daemon, stub,
     assert error is None, error
     for _ in range(20):
         with pytest.raises(grpc.RpcError) as cut:
-            for _event in stub.Watch(pb.WatchRequest(job_id=job.id),
-                                     metadata=[("authorization", f"Bearer {hostile_daemon.token}")], timeout=0.01):
+            for _event in stub.Watch(
+                pb.WatchRequest(job_id=job.id),
+                metadata=[("authorization", f"Bearer {hostile_daemon.token}")],
+                timeout=0.01,
+            ):
                 time.sleep(0.05)
         assert cut.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     metadata = [("authorization", f"Bearer {hostile_daemon.token}")]
@@ -376,10 +438,19 @@ def test_client_deadlines_end_calls_and_the_daemon_goes_on(hostile_daemon, stub,
 
 
 def test_bad_job_ids(hostile_daemon, stub):
-    for job_id, code in [("", "INVALID_ARGUMENT"), ("nope", "NOT_FOUND"), ("x" * 100_000, "NOT_FOUND"),
-                         ("'; DROP TABLE jobs; --", "NOT_FOUND"), ("\u0000", "NOT_FOUND")]:
-        for method, message in ((stub.GetJob, pb.GetJobRequest), (stub.Cancel, pb.CancelRequest),
-                                (stub.Resume, pb.ResumeRequest), (stub.Watch, pb.WatchRequest)):
+    for job_id, code in [
+        ("", "INVALID_ARGUMENT"),
+        ("nope", "NOT_FOUND"),
+        ("x" * 100_000, "NOT_FOUND"),
+        ("'; DROP TABLE jobs; --", "NOT_FOUND"),
+        ("\u0000", "NOT_FOUND"),
+    ]:
+        for method, message in (
+            (stub.GetJob, pb.GetJobRequest),
+            (stub.Cancel, pb.CancelRequest),
+            (stub.Resume, pb.ResumeRequest),
+            (stub.Watch, pb.WatchRequest),
+        ):
             response, error = call(hostile_daemon, method, message(job_id=job_id))
             if method is stub.Watch and error is None:
                 try:

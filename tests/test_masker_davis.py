@@ -41,8 +41,10 @@ def test_tracks_the_first_frame_mask_better_than_repeating_it(shared_data: Path,
     masks = list(MotionMasker().propagate(ArraySource(frames), 0, len(frames), truth[0], MaskerOptions(), Reporter()))
     assert len(masks) == len(frames) and masks[0].shape == truth[0].shape
     scores = evaluate(masks, truth)
-    print(f"{clip} from mask: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
-          + " ".join(f"{j:.2f}" for j in scores.per_frame_J))
+    print(
+        f"{clip} from mask: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
+        + " ".join(f"{j:.2f}" for j in scores.per_frame_J)
+    )
     assert scores.JF >= repeat + MARGINS[clip][0]
     # Never a full-frame mask: a tracker that fails must not cover the picture.
     assert max(m.mean() for m in masks) < 0.6
@@ -55,9 +57,11 @@ def test_tracks_from_the_first_frame_box(shared_data: Path, clip: str) -> None:
     prompt = MaskPrompt(frame_prompts=[FramePrompt(frame=0, box=(x, y, x + w, y + h))])
     masks = list(MotionMasker().masks(ArraySource(frames), 0, len(frames), prompt, MaskerOptions(), Reporter()))
     scores = evaluate(masks, truth)
-    print(f"{clip} from box: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
-          + " ".join(f"{j:.2f}" for j in scores.per_frame_J))
+    print(
+        f"{clip} from box: J&F {scores.JF:.3f} (repeat-frame-0 {repeat:.3f}); J per frame "
+        + " ".join(f"{j:.2f}" for j in scores.per_frame_J)
+    )
     # The baseline is the true frame-0 mask repeated, more than a box gives: the box's own cut
     # must be good and then tracked.
     assert scores.JF >= repeat + MARGINS[clip][1]
-    assert np.mean([m.any() for m in masks]) > 0.7   # the object is not dropped for most of the clip
+    assert np.mean([m.any() for m in masks]) > 0.7  # the object is not dropped for most of the clip

@@ -7,12 +7,10 @@ same code the backends use for real checkpoints (locate -> from_pretrained).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 import torch  # required dependencies: a broken install fails here, it is not skipped
 import transformers
 
@@ -30,9 +28,14 @@ def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
     cls = getattr(transformers, cls_name)
     if cls_name == "EdgeTamVideoConfig":
         # EdgeTAM compresses memories with a perceiver and names its MLP size differently.
-        extra = dict(memory_attention_mlp_hidden_size=64, memory_attention_rope_k_sizes=[4, 4],
-                     perceiver_resampler_num_latents=16, perceiver_resampler_num_latents_2d=16,
-                     perceiver_resampler_num_layers=1, perceiver_resampler_mlp_intermediate_size=64)
+        extra = dict(
+            memory_attention_mlp_hidden_size=64,
+            memory_attention_rope_k_sizes=[4, 4],
+            perceiver_resampler_num_latents=16,
+            perceiver_resampler_num_latents_2d=16,
+            perceiver_resampler_num_layers=1,
+            perceiver_resampler_mlp_intermediate_size=64,
+        )
     else:
         extra = dict(memory_attention_feed_forward_hidden_size=64)
     return cls(
@@ -40,22 +43,36 @@ def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
         vision_config=dict(
             model_type="sam2_vision_model",
             backbone_config=dict(
-                model_type="sam2_hiera_det_model", hidden_size=8, num_attention_heads=1,
-                blocks_per_stage=[1, 2, 2, 1], embed_dim_per_stage=[8, 16, 32, 64],
-                num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 4, 2],
-                global_attention_blocks=[4], window_positional_embedding_background_size=[4, 4],
-                image_size=[S, S]),
+                model_type="sam2_hiera_det_model",
+                hidden_size=8,
+                num_attention_heads=1,
+                blocks_per_stage=[1, 2, 2, 1],
+                embed_dim_per_stage=[8, 16, 32, 64],
+                num_attention_heads_per_stage=[1, 1, 1, 1],
+                window_size_per_stage=[4, 4, 4, 2],
+                global_attention_blocks=[4],
+                window_positional_embedding_background_size=[4, 4],
+                image_size=[S, S],
+            ),
             backbone_channel_list=[64, 32, 16, 8],
             backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
-            fpn_hidden_size=128),
+            fpn_hidden_size=128,
+        ),
         prompt_encoder_config=dict(hidden_size=128, image_size=S, patch_size=16, mask_input_channels=4),
         mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
         # mem_dim (memory_encoder_output_channels) stays 64 as in the release; it must be
         # smaller than the hidden size, which the object pointers are split into.
-        image_size=S, memory_attention_hidden_size=128, memory_attention_num_layers=1,
+        image_size=S,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
         memory_attention_rope_feat_sizes=[S // 16, S // 16],
-        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, num_maskmem=3)
+        memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=64,
+        num_maskmem=3,
+    )
 
 
 def clip_tokenizer():
@@ -70,9 +87,17 @@ def clip_tokenizer():
 
 
 def clip_text_config(vocab: dict) -> dict:
-    return dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, max_position_embeddings=40, bos_token_id=vocab["<|startoftext|>"],
-                eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"])
+    return dict(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=40,
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )
 
 
 def save_processor(processor, path: Path) -> None:
@@ -93,37 +118,83 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gd_dir = root / "grounding-dino-tiny"
     gd_dir.mkdir()
     (gd_dir / "vocab.txt").write_text("\n".join(words) + "\n")
-    gd = transformers.GroundingDinoForObjectDetection(transformers.GroundingDinoConfig(
-        backbone_config=dict(model_type="swin", embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
-                             window_size=4, image_size=64, out_indices=[2, 3, 4]),
-        text_config=dict(model_type="bert", vocab_size=len(words), hidden_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64),
-        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=10, num_feature_levels=3,
-        encoder_n_points=2, decoder_n_points=2, max_text_len=32)).eval()
+    gd = transformers.GroundingDinoForObjectDetection(
+        transformers.GroundingDinoConfig(
+            backbone_config=dict(
+                model_type="swin",
+                embed_dim=16,
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 1, 2, 2],
+                window_size=4,
+                image_size=64,
+                out_indices=[2, 3, 4],
+            ),
+            text_config=dict(
+                model_type="bert",
+                vocab_size=len(words),
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=64,
+            ),
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            num_queries=10,
+            num_feature_levels=3,
+            encoder_n_points=2,
+            decoder_n_points=2,
+            max_text_len=32,
+        )
+    ).eval()
     gd.save_pretrained(gd_dir)
-    save_processor(transformers.GroundingDinoProcessor(
-        image_processor=transformers.GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
-        tokenizer=transformers.BertTokenizerFast(vocab_file=str(gd_dir / "vocab.txt"))), gd_dir)
+    save_processor(
+        transformers.GroundingDinoProcessor(
+            image_processor=transformers.GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+            tokenizer=transformers.BertTokenizerFast(vocab_file=str(gd_dir / "vocab.txt")),
+        ),
+        gd_dir,
+    )
 
     tok, vocab = clip_tokenizer()
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
-    clip = transformers.CLIPModel(transformers.CLIPConfig(
-        text_config=clip_text_config(vocab), vision_config=dict(vision, image_size=32, patch_size=8),
-        projection_dim=16)).eval()
+    clip = transformers.CLIPModel(
+        transformers.CLIPConfig(
+            text_config=clip_text_config(vocab),
+            vision_config=dict(vision, image_size=32, patch_size=8),
+            projection_dim=16,
+        )
+    ).eval()
     clip.save_pretrained(root / "clip-vit-b32")
-    save_processor(transformers.CLIPProcessor(
-        image_processor=transformers.CLIPImageProcessor(size={"shortest_edge": 32},
-                                                        crop_size={"height": 32, "width": 32}),
-        tokenizer=tok), root / "clip-vit-b32")
+    save_processor(
+        transformers.CLIPProcessor(
+            image_processor=transformers.CLIPImageProcessor(
+                size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+            ),
+            tokenizer=tok,
+        ),
+        root / "clip-vit-b32",
+    )
 
-    owl = transformers.Owlv2ForObjectDetection(transformers.Owlv2Config(
-        text_config=clip_text_config(vocab), vision_config=dict(vision, image_size=64, patch_size=16),
-        projection_dim=32)).eval()
+    owl = transformers.Owlv2ForObjectDetection(
+        transformers.Owlv2Config(
+            text_config=clip_text_config(vocab),
+            vision_config=dict(vision, image_size=64, patch_size=16),
+            projection_dim=32,
+        )
+    ).eval()
     owl.save_pretrained(root / "owlv2-base")
-    save_processor(transformers.Owlv2Processor(
-        image_processor=transformers.Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tok),
-        root / "owlv2-base")
+    save_processor(
+        transformers.Owlv2Processor(
+            image_processor=transformers.Owlv2ImageProcessor(size={"height": 64, "width": 64}), tokenizer=tok
+        ),
+        root / "owlv2-base",
+    )
     return root
 
 
@@ -137,8 +208,10 @@ def with_models(models_dir: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Pa
 def clip_frames(n: int = 6) -> tuple[np.ndarray, list[np.ndarray]]:
     rng = np.random.default_rng(0)
     background = rng.integers(60, 200, (64, 96, 3), dtype=np.uint8)
-    objects = [MovingObject((210, 40, 40), (20, 30), (40, 34), radius=9, seed=1),
-               MovingObject((40, 70, 200), (75, 30), (60, 40), radius=9, seed=2)]
+    objects = [
+        MovingObject((210, 40, 40), (20, 30), (40, 34), radius=9, seed=1),
+        MovingObject((40, 70, 200), (75, 30), (60, 40), radius=9, seed=2),
+    ]
     return composite_clip(background, objects, n, (96, 64))
 
 
@@ -176,8 +249,12 @@ def test_sam2_checkpoint_carries_official_key_names(with_models: Path) -> None:
     from safetensors.torch import load_file
 
     keys = set(load_file(str(with_models / "hf-sam2.1-hiera-tiny" / "model.safetensors")))
-    for key in ("vision_encoder.backbone.patch_embed.projection.weight", "mask_decoder.iou_prediction_head.proj_in.weight",
-                "memory_attention.layers.0.self_attn.q_proj.weight", "memory_encoder.mask_downsampler.final_conv.weight"):
+    for key in (
+        "vision_encoder.backbone.patch_embed.projection.weight",
+        "mask_decoder.iou_prediction_head.proj_in.weight",
+        "memory_attention.layers.0.self_attn.q_proj.weight",
+        "memory_encoder.mask_downsampler.final_conv.weight",
+    ):
         assert key in keys, key
 
 
@@ -210,9 +287,17 @@ def test_grounded_masker_runs_end_to_end(with_models: Path) -> None:
     ok, reason = GroundedTrackerMasker.availability()
     assert ok, reason
     masker = GroundedTrackerMasker()
-    masker.box_threshold = 0.0      # a random detector's scores are low
-    out = list(masker.masks(ArraySource(frames), 0, 8, MaskPrompt(text="the red ball on the left"),
-                            MaskerOptions(clip_window=4), Reporter()))
+    masker.box_threshold = 0.0  # a random detector's scores are low
+    out = list(
+        masker.masks(
+            ArraySource(frames),
+            0,
+            8,
+            MaskPrompt(text="the red ball on the left"),
+            MaskerOptions(clip_window=4),
+            Reporter(),
+        )
+    )
     assert len(out) == 8 and all(m.shape == (64, 96) and m.dtype == bool for m in out)
     assert masker.report.extra["grounder"] == "grounding-dino-tiny"
     assert masker.report.extra["tracker"] == "hf-sam2.1-hiera-tiny"

@@ -33,20 +33,46 @@ M = MovingObject
 
 # name -> (clip, first frame, objects, prompt, target index, J&F floor)
 CASES = {
-    "tennis purple top": ("tennis", 40, [M(PURPLE, (80, 40), (330, 70), radius=14, seed=4),
-                                         M(PURPLE, (330, 190), (90, 160), radius=14, seed=5)],
-                          "the purple ball at the top", 0, 0.75),
-    "tennis biggest cyan": ("tennis", 40, [M(CYAN, (350, 60), (70, 190), radius=12, seed=6),
-                                           M(CYAN, (60, 70), (370, 150), radius=21, seed=7),
-                                           M(PINK, (200, 200), (210, 40), radius=18, seed=8)],
-                            "the biggest cyan ball", 1, 0.85),
-    "bmx pink bottom": ("bmx-trees", 40, [M(PINK, (100, 50), (300, 70), radius=15, seed=9),
-                                          M(PINK, (320, 200), (110, 190), radius=15, seed=10)],
-                        "the pink ball at the bottom", 1, 0.85),
-    "bmx smallest blue": ("bmx-trees", 50, [M(BLUE, (60, 120), (380, 110), radius=19, seed=11),
-                                            M(BLUE, (380, 60), (80, 200), radius=10, seed=12),
-                                            M(RED, (220, 30), (230, 210), radius=15, seed=13)],
-                          "the smallest blue ball", 1, 0.85),
+    "tennis purple top": (
+        "tennis",
+        40,
+        [M(PURPLE, (80, 40), (330, 70), radius=14, seed=4), M(PURPLE, (330, 190), (90, 160), radius=14, seed=5)],
+        "the purple ball at the top",
+        0,
+        0.75,
+    ),
+    "tennis biggest cyan": (
+        "tennis",
+        40,
+        [
+            M(CYAN, (350, 60), (70, 190), radius=12, seed=6),
+            M(CYAN, (60, 70), (370, 150), radius=21, seed=7),
+            M(PINK, (200, 200), (210, 40), radius=18, seed=8),
+        ],
+        "the biggest cyan ball",
+        1,
+        0.85,
+    ),
+    "bmx pink bottom": (
+        "bmx-trees",
+        40,
+        [M(PINK, (100, 50), (300, 70), radius=15, seed=9), M(PINK, (320, 200), (110, 190), radius=15, seed=10)],
+        "the pink ball at the bottom",
+        1,
+        0.85,
+    ),
+    "bmx smallest blue": (
+        "bmx-trees",
+        50,
+        [
+            M(BLUE, (60, 120), (380, 110), radius=19, seed=11),
+            M(BLUE, (380, 60), (80, 200), radius=10, seed=12),
+            M(RED, (220, 30), (230, 210), radius=15, seed=13),
+        ],
+        "the smallest blue ball",
+        1,
+        0.85,
+    ),
 }
 N = 24
 
@@ -57,12 +83,15 @@ def test_picks_and_keeps_the_named_look_alike(shared_data: Path, name: str) -> N
     background, _ = read_davis(shared_data / "davis" / clip, first + N)
     frames, truth = composite_clip(background[first:], objects, N, (432, 240))
     masker = MotionMasker()
-    masks = list(masker.masks(ArraySource(frames), 0, N, MaskPrompt(text=text, approximate=True),
-                              MaskerOptions(), Reporter()))
+    masks = list(
+        masker.masks(ArraySource(frames), 0, N, MaskPrompt(text=text, approximate=True), MaskerOptions(), Reporter())
+    )
     scores = evaluate(masks, truth[target])
     still = evaluate([truth[target][0]] * N, truth[target]).JF
-    print(f"{name}: J&F {scores.JF:.3f} (repeat-frame-0 {still:.3f}); J per frame "
-          + " ".join(f"{j:.2f}" for j in scores.per_frame_J))
+    print(
+        f"{name}: J&F {scores.JF:.3f} (repeat-frame-0 {still:.3f}); J per frame "
+        + " ".join(f"{j:.2f}" for j in scores.per_frame_J)
+    )
     assert masker.report.ignored_words == ["ball"]
     # The right look-alike is picked (not the player, the rider or the other ball) ...
     assert scores.per_frame_J[1] > 0.8, masker.report.chosen_object

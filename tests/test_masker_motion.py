@@ -25,20 +25,37 @@ def background(shared_data: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def run(background: np.ndarray, objects: list[MovingObject], text: str, n: int = 24,
-        options: MaskerOptions | None = None, start: int = 0, end: int | None = None,
-        prompt: MaskPrompt | None = None):
+def run(
+    background: np.ndarray,
+    objects: list[MovingObject],
+    text: str,
+    n: int = 24,
+    options: MaskerOptions | None = None,
+    start: int = 0,
+    end: int | None = None,
+    prompt: MaskPrompt | None = None,
+):
     frames, truth = composite_clip(background, objects, n, SIZE, pan=(0.7, 0.2))
     masker = MotionMasker()
     end = n if end is None else end
-    out = list(masker.masks(ArraySource(frames), start, end, prompt or MaskPrompt(text=text, approximate=True),
-                            options or MaskerOptions(), Reporter()))
+    out = list(
+        masker.masks(
+            ArraySource(frames),
+            start,
+            end,
+            prompt or MaskPrompt(text=text, approximate=True),
+            options or MaskerOptions(),
+            Reporter(),
+        )
+    )
     return out, [m[start:end] for m in truth], masker
 
 
 def two_discs(first=RED, second=BLUE, r1=20.0, r2=20.0) -> list[MovingObject]:
-    return [MovingObject(first, (80, 80), (200, 120), radius=r1, seed=1),
-            MovingObject(second, (300, 150), (190, 50), radius=r2, seed=2)]
+    return [
+        MovingObject(first, (80, 80), (200, 120), radius=r1, seed=1),
+        MovingObject(second, (300, 150), (190, 50), radius=r2, seed=2),
+    ]
 
 
 def test_backends_end_with_the_no_weights_masker() -> None:
@@ -73,20 +90,24 @@ def test_picks_the_biggest(background) -> None:
 def test_does_not_switch_to_the_look_alike_when_they_cross(background) -> None:
     # The target passes behind a look-alike of a close shade; after the crossing it
     # must still be the one that came from the left (CME: memory + re-anchoring + repair).
-    objects = [MovingObject(RED, (60, 110), (340, 110), seed=1),
-               MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2)]
+    objects = [
+        MovingObject(RED, (60, 110), (340, 110), seed=1),
+        MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2),
+    ]
     out, truth, masker = run(background, objects, "the left red ball", n=32)
     scores = evaluate(out, truth[0])
     assert scores.JF >= 0.85
-    assert min(scores.per_frame_J[20:]) > 0.8           # after the crossing
+    assert min(scores.per_frame_J[20:]) > 0.8  # after the crossing
     assert max(evaluate(out[20:], truth[1][20:]).per_frame_J) < 0.05
     assert int(masker.report.extra["cme_checks"]) >= 3
 
 
 @pytest.mark.parametrize("clip_window", [4, 16])
 def test_crossing_with_other_clip_windows(background, clip_window) -> None:
-    objects = [MovingObject(RED, (60, 110), (340, 110), seed=1),
-               MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2)]
+    objects = [
+        MovingObject(RED, (60, 110), (340, 110), seed=1),
+        MovingObject(ORANGE_RED, (340, 120), (60, 100), seed=2),
+    ]
     out, truth, _ = run(background, objects, "the left red ball", n=32, options=MaskerOptions(clip_window=clip_window))
     assert evaluate(out, truth[0]).JF >= 0.85
 
@@ -154,6 +175,7 @@ def test_same_seed_same_masks(background) -> None:
 
 
 # ----- prompts that cannot be answered ------------------------------------------------------
+
 
 def test_empty_prompt(background) -> None:
     with pytest.raises(PromptError, match="empty") as info:

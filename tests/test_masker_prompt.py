@@ -33,14 +33,17 @@ def test_refusal_is_one_line_that_names_the_words_and_the_ways_out():
     assert PromptNotUnderstood(message).status == "FAILED_PRECONDITION"
 
 
-@pytest.mark.parametrize("prompts, words", [
-    ([FramePrompt(frame=12, box=(0, 0, 10, 10))], "outside the range 0..9"),
-    ([FramePrompt(frame=2, box=(5, 5, 5, 20))], "empty"),
-    ([FramePrompt(frame=2, box=(50, 5, 70, 20))], "reaches outside the 64x48 frame"),
-    ([FramePrompt(frame=2, points=[PointPrompt(10, 60)])], "outside the 64x48 frame"),
-    ([FramePrompt(frame=2, points=[PointPrompt(10, 10, positive=False)])], "only excluded points"),
-    ([FramePrompt(frame=2)], "only excluded points"),
-])
+@pytest.mark.parametrize(
+    "prompts, words",
+    [
+        ([FramePrompt(frame=12, box=(0, 0, 10, 10))], "outside the range 0..9"),
+        ([FramePrompt(frame=2, box=(5, 5, 5, 20))], "empty"),
+        ([FramePrompt(frame=2, box=(50, 5, 70, 20))], "reaches outside the 64x48 frame"),
+        ([FramePrompt(frame=2, points=[PointPrompt(10, 60)])], "outside the 64x48 frame"),
+        ([FramePrompt(frame=2, points=[PointPrompt(10, 10, positive=False)])], "only excluded points"),
+        ([FramePrompt(frame=2)], "only excluded points"),
+    ],
+)
 def test_bad_boxes_and_points_are_named(prompts, words):
     with pytest.raises(PromptError, match=words):
         check_frame_prompts(prompts, 64, 48, 0, 10)
@@ -62,8 +65,9 @@ def test_a_refusal_says_where_each_object_is_and_its_colours():
     from peanut_server.masker.ranking import rank_candidates
 
     def candidate(x: float, colours: dict[str, float]) -> Candidate:
-        return Candidate(mask=np.zeros((90, 160), bool), bbox=(0, 0, 1, 1), area=100, centroid=(x, 45.0),
-                         colours=colours)
+        return Candidate(
+            mask=np.zeros((90, 160), bool), bbox=(0, 0, 1, 1), area=100, centroid=(x, 45.0), colours=colours
+        )
 
     objects = [candidate(20, {"orange": 0.6, "brown": 0.3}), candidate(140, {"blue": 0.9})]
     with pytest.raises(PromptError) as refused:

@@ -8,25 +8,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import torch  # required dependencies: a broken install fails here, it is not skipped
 import sam2  # noqa: F401
+import torch  # required dependencies: a broken install fails here, it is not skipped
 
 from peanut_server.errors import ModelError  # noqa: E402
-from peanut_server.masker import GroundedSam2PackageMasker, MaskerOptions, MaskPrompt, FramePrompt  # noqa: E402
+from peanut_server.masker import FramePrompt, GroundedSam2PackageMasker, MaskerOptions, MaskPrompt  # noqa: E402
 from peanut_server.masker.sam2pkg import Sam2PackageTracker, load_sam2_checkpoint  # noqa: E402
 from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 # The official tiny config shrunk: 128 px input, 8-wide Hiera, one memory-attention layer.
-TINY = ("++model.image_size=128", "++model.image_encoder.trunk.embed_dim=8",
-        "++model.image_encoder.trunk.stages=[1,2,2,1]", "++model.image_encoder.trunk.global_att_blocks=[4]",
-        "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
-        "++model.memory_attention.num_layers=1", "++model.memory_attention.layer.dim_feedforward=64",
-        "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
-        "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
-        "++model.memory_encoder.fuser.num_layers=1", "++model.num_maskmem=3")
+TINY = (
+    "++model.image_size=128",
+    "++model.image_encoder.trunk.embed_dim=8",
+    "++model.image_encoder.trunk.stages=[1,2,2,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[4]",
+    "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+    "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.layer.dim_feedforward=64",
+    "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
+    "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
+    "++model.memory_encoder.fuser.num_layers=1",
+    "++model.num_maskmem=3",
+)
 
 
 def build_tiny():
@@ -53,10 +58,16 @@ def with_models(checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch, state_dir
 
 def test_checkpoint_has_official_key_names(checkpoint_dir: Path) -> None:
     state = torch.load(checkpoint_dir / "sam2.1-hiera-tiny" / "sam2.1_hiera_tiny.pt", weights_only=True)["model"]
-    for key in ("image_encoder.trunk.patch_embed.proj.weight", "image_encoder.neck.convs.0.conv.weight",
-                "memory_attention.layers.0.self_attn.q_proj.weight", "memory_encoder.mask_downsampler.encoder.0.weight",
-                "sam_mask_decoder.iou_prediction_head.layers.0.weight", "obj_ptr_proj.layers.0.weight",
-                "maskmem_tpos_enc", "no_obj_embed_spatial"):
+    for key in (
+        "image_encoder.trunk.patch_embed.proj.weight",
+        "image_encoder.neck.convs.0.conv.weight",
+        "memory_attention.layers.0.self_attn.q_proj.weight",
+        "memory_encoder.mask_downsampler.encoder.0.weight",
+        "sam_mask_decoder.iou_prediction_head.layers.0.weight",
+        "obj_ptr_proj.layers.0.weight",
+        "maskmem_tpos_enc",
+        "no_obj_embed_spatial",
+    ):
         assert key in state, key
 
 
@@ -64,7 +75,7 @@ def test_loader_reports_what_does_not_fit(checkpoint_dir: Path, tmp_path: Path) 
     model = build_tiny()
     state = torch.load(checkpoint_dir / "sam2.1-hiera-tiny" / "sam2.1_hiera_tiny.pt", weights_only=True)["model"]
     load_sam2_checkpoint(model, checkpoint_dir / "sam2.1-hiera-tiny" / "sam2.1_hiera_tiny.pt")
-    state.pop("no_obj_embed_spatial")                   # as in a SAM 2.0 checkpoint
+    state.pop("no_obj_embed_spatial")  # as in a SAM 2.0 checkpoint
     state["image_encoder.trunk.pos_embed"] = torch.zeros(1, 8, 3, 3)
     bad = tmp_path / "bad.pt"
     torch.save({"model": state}, bad)

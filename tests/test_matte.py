@@ -31,8 +31,10 @@ FEATHER = 3
 def tennis(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[np.ndarray]]:
     """DAVIS tennis 432x240 as a lossless FFV1 clip (so "equal to the source" is exact) and its masks."""
     folder = tmp_path_factory.mktemp("tennis")
-    frames = [cv2.cvtColor(cv2.imread(str(shared_data / "davis" / "tennis" / f"{t:05d}.png")), cv2.COLOR_BGR2RGB)
-              for t in range(FRAMES)]
+    frames = [
+        cv2.cvtColor(cv2.imread(str(shared_data / "davis" / "tennis" / f"{t:05d}.png")), cv2.COLOR_BGR2RGB)
+        for t in range(FRAMES)
+    ]
     clip = folder / "tennis.mkv"
     with av.open(str(clip), "w") as out:
         stream = out.add_stream("ffv1", rate=Fraction(25))
@@ -50,15 +52,24 @@ def tennis(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     return clip, masks, frames
 
 
-def run_job(clip: Path, masks: Path, output: Path, matte: Path | None = None, *, patch_layer: bool = False,
-            matte_mode: int = pb.MATTE_MODE_UNSPECIFIED) -> None:
+def run_job(
+    clip: Path,
+    masks: Path,
+    output: Path,
+    matte: Path | None = None,
+    *,
+    patch_layer: bool = False,
+    matte_mode: int = pb.MATTE_MODE_UNSPECIFIED,
+) -> None:
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=str(clip)), mask=pb.MaskSpec(mask_path=str(masks)),
+        source=pb.MediaRange(path=str(clip)),
+        mask=pb.MaskSpec(mask_path=str(masks)),
         # 120 working lines for a 240-line source: the hole is dilated at half resolution, so it
         # reaches well past the object's mask, and the feather lies beyond that.
         options=pb.Options(working_height=120, eraser="telea", upscaler="lanczos", feather=FEATHER),
-        output=pb.OutputSpec(path=str(output), matte_path=str(matte) if matte else "", patch_layer=patch_layer,
-                             matte_mode=matte_mode),
+        output=pb.OutputSpec(
+            path=str(output), matte_path=str(matte) if matte else "", patch_layer=patch_layer, matte_mode=matte_mode
+        ),
     )
     Pipeline().run(spec_from_request(request), Reporter())
 
@@ -83,14 +94,17 @@ def decode(path: Path, fmt: str) -> list[np.ndarray]:
         return [frame.to_ndarray(format=fmt) for frame in container.decode(video=0)]
 
 
-def check_matte(sources: list[np.ndarray], outputs: list[np.ndarray], mattes: list[np.ndarray],
-                cleaned: list[np.ndarray] | None) -> None:
+def check_matte(
+    sources: list[np.ndarray], outputs: list[np.ndarray], mattes: list[np.ndarray], cleaned: list[np.ndarray] | None
+) -> None:
     soft = 0
     for t, (src, out, matte) in enumerate(zip(sources, outputs, mattes)):
         changed = np.any(out != src, axis=2)
         assert changed.sum() > 500, f"frame {t}: the object was not removed"
         # Every pixel the job changed is covered by the matte...
-        assert (matte[changed] > 0).all(), f"frame {t}: {int((matte[changed] == 0).sum())} changed pixels outside the matte"
+        assert (matte[changed] > 0).all(), (
+            f"frame {t}: {int((matte[changed] == 0).sum())} changed pixels outside the matte"
+        )
         soft += int(((matte > 0) & (matte < 1)).sum())
         if cleaned is not None:
             # ... and the matte composites the cleaned pixels over the source into the output.
@@ -173,9 +187,14 @@ def test_matte_mode_in_requests() -> None:
     from peanut_server.errors import InvalidRequest
 
     def spec(mode: int, job: int = pb.MODE_REMOVE):
-        return spec_from_request(pb.SubmitRequest(
-            source=pb.MediaRange(path="/clip.mkv"), mask=pb.MaskSpec(text="the dog"), mode=job,
-            output=pb.OutputSpec(path="/out", matte_mode=mode)))
+        return spec_from_request(
+            pb.SubmitRequest(
+                source=pb.MediaRange(path="/clip.mkv"),
+                mask=pb.MaskSpec(text="the dog"),
+                mode=job,
+                output=pb.OutputSpec(path="/out", matte_mode=mode),
+            )
+        )
 
     assert spec(pb.MATTE_MODE_UNSPECIFIED).matte_mode == "alpha"
     assert spec(pb.MATTE_MODE_ALPHA).matte_mode == "alpha"

@@ -108,11 +108,11 @@ def test_empty_missing_unreadable(tmp_path: Path) -> None:
 
 def test_threshold_colour_and_alpha() -> None:
     bgr = np.zeros((4, 4, 3), np.uint8)
-    bgr[0, 0] = (0, 0, 200)      # red only: object
+    bgr[0, 0] = (0, 0, 200)  # red only: object
     bgr[1, 1] = (120, 120, 120)  # grey below threshold: background
     assert mask_from_image(bgr).sum() == 1 and mask_from_image(bgr)[0, 0]
     bgra = np.dstack([np.full((4, 4, 3), 255, np.uint8), np.zeros((4, 4), np.uint8)])
-    bgra[2, 3, 3] = 255          # transparent everywhere but one pixel: alpha is the matte
+    bgra[2, 3, 3] = 255  # transparent everywhere but one pixel: alpha is the matte
     assert np.argwhere(mask_from_image(bgra)).tolist() == [[2, 3]]
     opaque = np.dstack([bgr, np.full((4, 4), 255, np.uint8)])
     assert np.array_equal(mask_from_image(opaque), mask_from_image(bgr))
@@ -120,8 +120,7 @@ def test_threshold_colour_and_alpha() -> None:
 
 
 def test_mask_video_streams_and_matches_folder(tmp_path: Path, shared_data: Path) -> None:
-    clip = make_object_clip(tmp_path / "obj", shared_data / "davis" / "tennis" / "00000.png",
-                            n_frames=8, size=(96, 64))
+    clip = make_object_clip(tmp_path / "obj", shared_data / "davis" / "tennis" / "00000.png", n_frames=8, size=(96, 64))
     info = probe(str(clip.frames))
     video = tmp_path / "masks.mkv"
     with av.open(str(video), "w") as out:  # lossless mask video, one per source frame

@@ -201,7 +201,7 @@ def test_resume_from_staging_dir(tmp_path: Path) -> None:
     del first
     again = open_sink(str(tmp_path / "out.mkv"), info, 10, 6, staging_dir=str(staging))
     assert again.written == 4
-    for f in frames[again.written:]:
+    for f in frames[again.written :]:
         again.write(f)
     path = again.commit()
     with open_source(path) as src:
@@ -228,8 +228,10 @@ def test_audio_of_the_range_kept(tmp_path: Path) -> None:
     assert info.has_audio
     start, count = 9, 12
     for ext in (".mov", ".mkv", ".mp4"):
-        with open_source(str(src)) as s, \
-                open_sink(str(tmp_path / f"o{ext}"), info, start, count, audio_from=info) as sink:
+        with (
+            open_source(str(src)) as s,
+            open_sink(str(tmp_path / f"o{ext}"), info, start, count, audio_from=info) as sink,
+        ):
             for f in s.frames(start, start + count):
                 sink.write(f)
             path = sink.commit()
@@ -256,7 +258,7 @@ def test_matte_sequence_from_masks(tmp_path: Path) -> None:
     info = _source_info(tmp_path)
     masks = [np.zeros((21, 33), bool) for _ in range(3)]
     for i, m in enumerate(masks):
-        m[2 + i:10 + i, 5:20] = True
+        m[2 + i : 10 + i, 5:20] = True
     with open_sink(str(tmp_path / "matte"), info, 4, 3, prefix="matte_") as sink:
         for m in masks:
             sink.write(m)

@@ -50,7 +50,7 @@ def _open_gop_present(path: Path) -> bool:
     with av.open(str(path)) as c:
         packets = [(p.pts, p.is_keyframe) for p in c.demux(c.streams.video[0]) if p.size]
     for k, (pts, key) in enumerate(packets):
-        if key and k > 0 and any(p < pts for p, _ in packets[k + 1:k + 4]):
+        if key and k > 0 and any(p < pts for p, _ in packets[k + 1 : k + 4]):
             return True
     return False
 
@@ -60,7 +60,7 @@ CLIPS = {
     "h264_bframes.mov": dict(codec="libx264", bframes=2),
     "h264_start_pts.mp4": dict(codec="libx264", bframes=2, start_pts=5000),
     "h264_start_pts.mov": dict(codec="libx264", bframes=2, start_pts=777),
-    "h264.ts": dict(codec="libx264", bframes=2),   # MPEG-TS starts at 1.4 s by default
+    "h264.ts": dict(codec="libx264", bframes=2),  # MPEG-TS starts at 1.4 s by default
     "prores.mov": dict(codec="prores_ks"),
 }
 
@@ -187,8 +187,7 @@ def probe_stub(n: int):  # noqa: ANN201 - small helper
 
     from peanut_server.media import MediaInfo
 
-    return MediaInfo(path="/x/clip.mp4", width=8, height=8, frame_count=n, fps=Fraction(25),
-                     is_folder=False)
+    return MediaInfo(path="/x/clip.mp4", width=8, height=8, frame_count=n, fps=Fraction(25), is_folder=False)
 
 
 def test_range_outside_clip_on_source(tmp_path: Path) -> None:
@@ -243,13 +242,12 @@ def test_truncated_media(tmp_path: Path, name: str, kw: dict) -> None:
     data = good.read_bytes()
     for fraction in (0.3, 0.6, 0.9):
         cut = tmp_path / f"cut{int(fraction * 100)}_{name}"
-        cut.write_bytes(data[:int(len(data) * fraction)])
+        cut.write_bytes(data[: int(len(data) * fraction)])
         with pytest.raises(MediaError, match=cut.name):
             _read_all(cut)
 
 
-@pytest.mark.parametrize("name,kw", [("b.mp4", {"bframes": 0}), ("b.mov", {}),
-                                     ("b.mkv", {"codec": "libx265"})])
+@pytest.mark.parametrize("name,kw", [("b.mp4", {"bframes": 0}), ("b.mov", {}), ("b.mkv", {"codec": "libx265"})])
 def test_bit_flipped_media(tmp_path: Path, name: str, kw: dict) -> None:
     good = make_index_clip(tmp_path / name, N, size=(128, 96), gop=GOP, **kw)
     assert _read_all(good) == list(range(N))

@@ -42,11 +42,13 @@ def _sinusoid(period: float, size: int = 64) -> np.ndarray:
 
 
 def test_fft_blur_and_artefact_shares() -> None:
-    coarse = _sinusoid(16)          # 0.0625 cycles/px: all energy below BLUR_RADIUS
-    middle = _sinusoid(4)           # 0.25: between the two radii
+    coarse = _sinusoid(16)  # 0.0625 cycles/px: all energy below BLUR_RADIUS
+    middle = _sinusoid(4)  # 0.25: between the two radii
     checker = np.indices((64, 64)).sum(axis=0) % 2 * 255.0  # (0.5, 0.5): radius 0.71
     assert m.fft_blur(coarse) == pytest.approx(1.0) and m.fft_artefact(coarse) == pytest.approx(0.0)
-    assert m.fft_blur(middle) == pytest.approx(0.0, abs=1e-12) and m.fft_artefact(middle) == pytest.approx(0.0, abs=1e-12)
+    assert m.fft_blur(middle) == pytest.approx(0.0, abs=1e-12) and m.fft_artefact(middle) == pytest.approx(
+        0.0, abs=1e-12
+    )
     assert m.fft_artefact(checker) == pytest.approx(1.0) and m.fft_blur(checker) == pytest.approx(0.0, abs=1e-12)
 
 
@@ -66,7 +68,7 @@ def test_warping_error_hand_values() -> None:
     assert m.warping_error(brightening, zero, zero) == pytest.approx((10 / 255) ** 2, rel=1e-5)
     # Content moving right 2 px with the matching flow: no error where it is visible.
     wide = rng.integers(0, 255, (20, 40, 3), dtype=np.uint8)
-    moving = np.stack([wide[:, 10 - 2 * t: 40 - 2 * t] for t in range(3)])
+    moving = np.stack([wide[:, 10 - 2 * t : 40 - 2 * t] for t in range(3)])
     forward = np.zeros((2, 20, 30, 2), np.float32)
     forward[..., 0] = 2
     assert m.warping_error(moving, forward, -forward) == pytest.approx(0.0, abs=1e-10)

@@ -12,7 +12,7 @@ from peanut_server.metrics.masks import boundary, connectivity, evaluate, f_meas
 
 def square(h: int, w: int, x0: int, y0: int, side: int) -> np.ndarray:
     m = np.zeros((h, w), bool)
-    m[y0:y0 + side, x0:x0 + side] = True
+    m[y0 : y0 + side, x0 : x0 + side] = True
     return m
 
 
@@ -33,9 +33,9 @@ def test_boundary_is_one_pixel_ring() -> None:
 
 def test_f_measure_tolerance_follows_the_davis_bound() -> None:
     h, w = 240, 432
-    radius = math.ceil(0.008 * math.hypot(h, w))      # 4 px at DAVIS 480p/2
+    radius = math.ceil(0.008 * math.hypot(h, w))  # 4 px at DAVIS 480p/2
     gt = square(h, w, 100, 100, 60)
-    inside = square(h, w, 100 + radius, 100, 60)      # edges shifted by exactly the tolerance
+    inside = square(h, w, 100 + radius, 100, 60)  # edges shifted by exactly the tolerance
     outside = square(h, w, 100 + 3 * radius, 100, 60)
     assert f_measure(gt, gt) == 1.0
     assert f_measure(inside, gt) > 0.95
@@ -80,7 +80,7 @@ def test_eval_masks_command(tmp_path, capsys, shared_data) -> None:
     for k, name in enumerate(names):
         mask = cv2.imread(str(gt_dir / name), cv2.IMREAD_GRAYSCALE)
         if k == 4:
-            mask[:] = 0                       # one frame missed entirely
+            mask[:] = 0  # one frame missed entirely
         cv2.imwrite(str(pred / name), mask)
     parser = argparse.ArgumentParser(prog="peanut")
     register_masks_eval(parser.add_subparsers(dest="command"))

@@ -64,19 +64,24 @@ def test_explicit_devices_are_checked_never_replaced(monkeypatch):
 def test_the_job_request_wins_over_the_daemon_default(monkeypatch):
     machine(monkeypatch, cuda=1, mps=True)
     policy.set_daemon_defaults("mps")
-    assert policy.resolve_device(None) == "mps"       # the job asked for nothing: the daemon's --device
+    assert policy.resolve_device(None) == "mps"  # the job asked for nothing: the daemon's --device
     assert policy.resolve_device("cuda") == "cuda:0"  # the job's own request
     assert policy.resolve_device("cpu") == "cpu"
     with pytest.raises(InvalidRequest):
-        policy.set_daemon_defaults("cuda:1")          # a device the machine lacks is refused at start
+        policy.set_daemon_defaults("cuda:1")  # a device the machine lacks is refused at start
     assert policy.daemon_defaults() == ("mps", "auto")
 
 
 def test_autocast_only_where_known_safe(monkeypatch):
     machine(monkeypatch, cuda=1, mps=True, capability=8)
     on_cuda = {name: policy.select(name, "cuda").dtype for name in ("basicvsrpp", "sam2", "sam3", "raft", "lama")}
-    assert on_cuda == {"basicvsrpp": "float16", "sam2": "bfloat16", "sam3": "bfloat16",
-                       "raft": "float32", "lama": "float32"}
+    assert on_cuda == {
+        "basicvsrpp": "float16",
+        "sam2": "bfloat16",
+        "sam3": "bfloat16",
+        "raft": "float32",
+        "lama": "float32",
+    }
     assert "not known safe for raft" in policy.select("raft", "cuda").reason
     for device in ("mps", "cpu"):
         assert {policy.select(n, device).dtype for n in ("basicvsrpp", "sam2", "raft")} == {"float32"}
@@ -89,7 +94,7 @@ def test_autocast_only_where_known_safe(monkeypatch):
 def test_precision_overrides(monkeypatch):
     machine(monkeypatch, cuda=1, capability=8)
     policy.set_daemon_defaults("auto", "fp32")
-    assert policy.select("basicvsrpp", None).dtype == "float32"   # daemon --precision fp32
+    assert policy.select("basicvsrpp", None).dtype == "float32"  # daemon --precision fp32
     assert policy.select("basicvsrpp", None, "auto").autocast is False
     assert policy.select("raft", "cuda", "fp16").dtype == "float16"  # asked for by a benchmark
     assert policy.select("raft", "cuda", "bf16").precision == "bf16"
@@ -125,8 +130,9 @@ def test_backends_ask_the_policy_for_their_device(monkeypatch, tmp_path, state_d
 
     machine(monkeypatch, cuda=0)
     monkeypatch.setattr("peanut_server.models.registry.missing_reason", lambda model_id: "")
-    monkeypatch.setattr("peanut_server.upscaler.basicvsrpp.backend.find_weights",
-                        lambda: ("basicvsrpp-reds4", tmp_path / "w.pth"))
+    monkeypatch.setattr(
+        "peanut_server.upscaler.basicvsrpp.backend.find_weights", lambda: ("basicvsrpp-reds4", tmp_path / "w.pth")
+    )
     assert raft_available("raft_small", "cpu") == (True, "")
     ok, reason = raft_available("raft_small", "cuda")
     assert not ok and "CUDA is not available" in reason
@@ -147,9 +153,23 @@ def test_job_option_is_checked_and_reaches_every_stage():
 
 def test_daemon_refuses_a_device_it_does_not_have(tmp_path: Path):
     # No machine has 100 CUDA devices: refused at start, with or without a GPU.
-    run = subprocess.run([sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(tmp_path),
-                          "--port", "0", "--device", "cuda:99"], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peanut_server.daemon.main",
+            "--state-dir",
+            str(tmp_path),
+            "--port",
+            "0",
+            "--device",
+            "cuda:99",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert run.returncode == 2, run.stderr
     assert "--device" in run.stderr and ("CUDA is not available" in run.stderr or "CUDA device(s)" in run.stderr)
 
@@ -170,8 +190,10 @@ def test_info_shows_each_backends_device_and_a_job_device_is_checked_at_submit(t
     spec = get_spec(BASICVSRPP_MODEL_IDS[0])
     (models / spec.id).mkdir(parents=True)
     net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
-    torch.save({"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-               models / spec.id / spec.files[0].filename)
+    torch.save(
+        {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
+        models / spec.id / spec.files[0].filename,
+    )
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
     clip, masks = tmp_path / "clip", tmp_path / "masks"
     clip.mkdir()
@@ -180,16 +202,18 @@ def test_info_shows_each_backends_device_and_a_job_device_is_checked_at_submit(t
         cv2.imwrite(str(clip / f"f_{i:03d}.png"), np.full((64, 80, 3), 100, np.uint8))
         cv2.imwrite(str(masks / f"m_{i:03d}.png"), np.full((64, 80), 255, np.uint8))
     state = tmp_path / "state"
-    proc = DaemonProcess(state_dir=state, log_path=tmp_path / "daemon.log",
-                         extra_args=["--device", "cpu", "--precision", "fp32"]).start()
+    proc = DaemonProcess(
+        state_dir=state, log_path=tmp_path / "daemon.log", extra_args=["--device", "cpu", "--precision", "fp32"]
+    ).start()
     try:
         with proc.client(timeout=60) as client:
             rows = {b.name: b for b in client.info().backends}
             assert (rows["basicvsrpp"].device, rows["basicvsrpp"].precision) == ("cpu", "fp32")
             assert rows["flowguided"].device == "cpu" and rows["lanczos"].device == ""
             with pytest.raises(ClientError) as refused:
-                client.submit(str(clip), output_path=str(tmp_path / "out"), mask_path=str(masks),
-                              options={"device": "cuda:99"})
+                client.submit(
+                    str(clip), output_path=str(tmp_path / "out"), mask_path=str(masks), options={"device": "cuda:99"}
+                )
             assert refused.value.code == "INVALID_ARGUMENT" and "cuda:99" in refused.value.message
             assert not (tmp_path / "out").exists()
         monkeypatch.setenv("PEANUT_STATE_DIR", str(state))
@@ -204,6 +228,7 @@ def test_cli_sends_the_job_device():
     from peanut_server import cli
     from peanut_server.client import _options_message
 
-    args = cli.build_parser().parse_args(["remove", "/tmp/clip", "-o", "/tmp/out", "--mask", "/tmp/m",
-                                          "--device", "cuda:1"])
+    args = cli.build_parser().parse_args(
+        ["remove", "/tmp/clip", "-o", "/tmp/out", "--mask", "/tmp/m", "--device", "cuda:1"]
+    )
     assert _options_message(cli.options_from_args(args)).device == "cuda:1"

@@ -39,8 +39,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def spec(model_id: str, **file_kwargs) -> ModelSpec:
-    return register(ModelSpec(id=model_id, stage="test", architecture="test",
-                              files=(ModelFile("weights.bin", **file_kwargs),)))
+    return register(
+        ModelSpec(id=model_id, stage="test", architecture="test", files=(ModelFile("weights.bin", **file_kwargs),))
+    )
 
 
 def test_every_registered_model_is_well_formed():
@@ -65,8 +66,15 @@ def test_found_in_the_models_dir(isolated: Path):
 
 
 def test_found_in_the_hugging_face_cache_layout(isolated: Path):
-    register(ModelSpec(id="test-hf", stage="test", architecture="test", repo_id="someorg/tiny-model",
-                       files=(ModelFile("model.safetensors"),)))
+    register(
+        ModelSpec(
+            id="test-hf",
+            stage="test",
+            architecture="test",
+            repo_id="someorg/tiny-model",
+            files=(ModelFile("model.safetensors"),),
+        )
+    )
     repo = isolated / "hf" / "models--someorg--tiny-model"
     snapshot = repo / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
@@ -159,8 +167,14 @@ def test_import_never_overwrites_without_overwrite(isolated: Path, capsys):
 
 
 def test_import_of_a_folder_needs_every_file(isolated: Path):
-    register(ModelSpec(id="test-two", stage="test", architecture="test",
-                       files=(ModelFile("config.json"), ModelFile("model.safetensors"))))
+    register(
+        ModelSpec(
+            id="test-two",
+            stage="test",
+            architecture="test",
+            files=(ModelFile("config.json"), ModelFile("model.safetensors")),
+        )
+    )
     folder = isolated / "dl"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
@@ -178,7 +192,10 @@ def test_import_of_a_folder_needs_every_file(isolated: Path):
 def test_list_says_what_to_fetch_by_hand(isolated: Path, capsys):
     assert cli_main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert "https://download.openmmlab.com/mmediting/restorers/basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth" in out
+    assert (
+        "https://download.openmmlab.com/mmediting/restorers/basicvsr_plusplus/basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth"
+        in out
+    )
     assert "sha256 db622b2fd4caae0a4c63ab5e54f1cfef7a62a0f3b8ad101aba2eae068d928549" in out
     assert "https://huggingface.co/facebook/sam3/resolve/main/model.safetensors" in out
     assert "https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth" in out
@@ -225,13 +242,13 @@ def test_import_refuses_random_weights_under_a_pinned_release(isolated: Path, ca
 def test_import_a_tiny_transformers_model_into_the_hub_cache_layout(isolated: Path, monkeypatch, capsys):
     """A hub model's folder lands in the Hugging Face cache layout: huggingface_hub, transformers
     (offline, by repo id) and the masker's own loader all find it."""
+    import torch
     import transformers
     from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 
     from peanut_server.masker.learned import model_dir
     from tests.test_masker_learned import tiny_sam2_config
 
-    import torch
     torch.manual_seed(0)
     model = transformers.Sam2VideoModel(tiny_sam2_config()).eval()
     download = isolated / "downloaded-sam2"
@@ -244,10 +261,10 @@ def test_import_a_tiny_transformers_model_into_the_hub_cache_layout(isolated: Pa
     assert Path(found).resolve().name == hashlib.sha256((download / "model.safetensors").read_bytes()).hexdigest()
     repos = {repo.repo_id: repo for repo in scan_cache_dir(hub).repos}  # the layout huggingface_hub expects
     (revision,) = repos["facebook/sam2.1-hiera-tiny"].revisions
-    assert {f.file_name for f in revision.files} == {
-        "config.json", "model.safetensors"}
+    assert {f.file_name for f in revision.files} == {"config.json", "model.safetensors"}
     assert model_dir("hf-sam2.1-hiera-tiny") == Path(found).parent
-    loaded = transformers.Sam2VideoModel.from_pretrained("facebook/sam2.1-hiera-tiny", cache_dir=str(hub),
-                                                         local_files_only=True)
+    loaded = transformers.Sam2VideoModel.from_pretrained(
+        "facebook/sam2.1-hiera-tiny", cache_dir=str(hub), local_files_only=True
+    )
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
     assert cli_main(["models", "verify", "hf-sam2.1-hiera-tiny"]) == 0

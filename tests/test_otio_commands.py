@@ -10,8 +10,8 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from peanut_server.otio import commands
 from peanut_server.errors import InvalidRequest, OutputError
+from peanut_server.otio import commands
 from peanut_server.otio.timeline import CLEANED_TRACK, MATTE_TRACK, clip_prompt, run_timeline, source_frame_range
 from tests.clips import decode_index
 from tests.otio_support import make_square_video, read_png, simple_run_clip, square_frame
@@ -38,7 +38,7 @@ def check_cleaned(out: otio.schema.Timeline, base: Path, n_original: int) -> Non
     for k in range(end - first):
         frame = read_png(res.media_reference.target_url_for_image_number(k))
         assert decode_index(frame) == first + k, k  # the index the frame carries
-        original = square_frame(first + k)            # the generator, not a reader the run shares
+        original = square_frame(first + k)  # the generator, not a reader the run shares
         outside = ~np.isin(np.arange(frame.shape[1]), range(36, 64))[None, :].repeat(frame.shape[0], 0)
         assert np.array_equal(frame[outside], original[outside]), k
 

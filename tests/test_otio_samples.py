@@ -31,7 +31,8 @@ def relink(timeline: otio.schema.Timeline, media: Path, frames: int, rate: float
     for clip in timeline.find_clips():
         if names is None or clip.name in names:
             clip.media_reference = otio.schema.ExternalReference(
-                target_url=media.as_uri(), available_range=TR(RT(0, rate), RT(frames, rate)))
+                target_url=media.as_uri(), available_range=TR(RT(0, rate), RT(frames, rate))
+            )
 
 
 def prompt(timeline: otio.schema.Timeline, names: list[str], text: str = "the red square") -> None:
@@ -41,8 +42,12 @@ def prompt(timeline: otio.schema.Timeline, names: list[str], text: str = "the re
 
 
 def cleaned_clips(out: otio.schema.Timeline) -> dict[str, otio.schema.Clip]:
-    return {c.metadata["peanut"]["source_clip"]: c for t in out.tracks if t.name.startswith(CLEANED_TRACK)
-            for c in t.find_clips(shallow_search=True)}
+    return {
+        c.metadata["peanut"]["source_clip"]: c
+        for t in out.tracks
+        if t.name.startswith(CLEANED_TRACK)
+        for c in t.find_clips(shallow_search=True)
+    }
 
 
 def check_frames(out: otio.schema.Timeline, result: otio.schema.Clip, source: otio.schema.Clip, top_track) -> None:
@@ -65,7 +70,9 @@ def check_frames(out: otio.schema.Timeline, result: otio.schema.Clip, source: ot
 
 
 def run(source: Path, out: Path, capsys, *extra: str) -> tuple[int, dict, str]:
-    code = commands.main([str(source), "-o", str(out), "--local", "--quiet", "--json", *extra], run_clip=simple_run_clip)
+    code = commands.main(
+        [str(source), "-o", str(out), "--local", "--quiet", "--json", *extra], run_clip=simple_run_clip
+    )
     captured = capsys.readouterr()
     job = json.loads(captured.out.strip().splitlines()[-1])
     return code, job, captured.err
@@ -85,7 +92,9 @@ def test_nested_example(tmp_path, capsys):
     assert job["state"] == "JOB_STATE_SUCCEEDED"
     refusals = [w for w in job.get("warnings", []) if w.startswith("not cleaned")]
     assert len(refusals) == 2, job.get("warnings")
-    assert any("'Clip Inside A Stack 2'" in w and "retime" in w and "Nested Stack 2 (with effects)" in w for w in refusals)
+    assert any(
+        "'Clip Inside A Stack 2'" in w and "retime" in w and "Nested Stack 2 (with effects)" in w for w in refusals
+    )
     assert any("'Clip Inside A Track'" in w and "freeze frame" in w for w in refusals)
     for line in refusals:
         assert line in err  # said on the terminal too
@@ -102,7 +111,10 @@ def test_nested_example(tmp_path, capsys):
     for name, result in results.items():
         check_frames(out, result, sources[name], top)
     # The refusals are in the written timeline too.
-    assert sorted(r["clip"] for r in out.metadata["peanut"]["not_cleaned"]) == ["Clip Inside A Stack 2", "Clip Inside A Track"]
+    assert sorted(r["clip"] for r in out.metadata["peanut"]["not_cleaned"]) == [
+        "Clip Inside A Stack 2",
+        "Clip Inside A Track",
+    ]
 
 
 def test_transition_example(tmp_path, capsys):
@@ -110,7 +122,9 @@ def test_transition_example(tmp_path, capsys):
     media = make_square_video(tmp_path / "shot.mkv", 120, fps=24)
     for clip in timeline.find_clips():  # keep each clip's media start (Clip-004's starts at frame 100)
         start = clip.media_reference.available_range.start_time
-        clip.media_reference = otio.schema.ExternalReference(target_url=media.as_uri(), available_range=TR(start, RT(120 - start.value, 24)))
+        clip.media_reference = otio.schema.ExternalReference(
+            target_url=media.as_uri(), available_range=TR(start, RT(120 - start.value, 24))
+        )
     prompt(timeline, ["Clip-002", "Clip-004"])
     source = tmp_path / "transition.otio"
     otio.adapters.write_to_file(timeline, str(source))
@@ -132,7 +146,7 @@ def test_premiere_example(tmp_path, capsys):
     media = make_square_video(tmp_path / "anim.mkv", 400, fps=30)
     relink(timeline, media, 400, 30, names={"sc01_sh010_anim.mov", "sc01_sh030_anim.mov"})
     video = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video]
-    first = next(iter(video[0].find_clips()))            # its range is written at 15 fps over 30 fps media
+    first = next(iter(video[0].find_clips()))  # its range is written at 15 fps over 30 fps media
     first.metadata["peanut"] = {"prompt": "the red square"}
     remote = video[1].find_clips(shallow_search=True)[1]  # sc01_sh020: on a Windows drive, not relinked
     remote.metadata["peanut"] = {"prompt": "the red square"}
@@ -145,14 +159,20 @@ def test_premiere_example(tmp_path, capsys):
     code, job, err = run(source, tmp_path / "out.otio", capsys)
     assert code == 1, err
     refusals = [w for w in job.get("warnings", []) if w.startswith("not cleaned")]
-    assert any("sc01_sh020_anim.mov" in w and "Windows path (D:/media/sc01_sh020_anim.mov)" in w for w in refusals), refusals
-    assert any("sc01_sh030_anim.mov" in w and "file://fileserver/" in w and "not on this computer" in w for w in refusals), refusals
+    assert any("sc01_sh020_anim.mov" in w and "Windows path (D:/media/sc01_sh020_anim.mov)" in w for w in refusals), (
+        refusals
+    )
+    assert any(
+        "sc01_sh030_anim.mov" in w and "file://fileserver/" in w and "not on this computer" in w for w in refusals
+    ), refusals
     out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
     results = cleaned_clips(out)
     assert list(results) == ["sc01_sh010_anim.mov"]
     result = results["sc01_sh010_anim.mov"]
     source_clip = next(iter(out.tracks[0].find_clips()))
-    assert result.range_in_parent().duration.to_seconds() == pytest.approx(source_clip.range_in_parent().duration.to_seconds())
+    assert result.range_in_parent().duration.to_seconds() == pytest.approx(
+        source_clip.range_in_parent().duration.to_seconds()
+    )
     assert result.media_reference.rate == 30  # the media's rate, all 100 frames
     check_frames(out, result, source_clip, out.tracks[0])
 
@@ -184,8 +204,21 @@ def test_nested_example_with_the_real_pipeline(tmp_path, capsys):
             clip.metadata["peanut"] = {"mask": str(tmp_path / "mask.png")}
     source = tmp_path / "nested.otio"
     otio.adapters.write_to_file(timeline, str(source))
-    code = commands.main([str(source), "-o", str(tmp_path / "out.otio"), "--local", "-q",
-                          "--eraser", "telea", "--mask-dilation", "2", "--feather", "1"])
+    code = commands.main(
+        [
+            str(source),
+            "-o",
+            str(tmp_path / "out.otio"),
+            "--local",
+            "-q",
+            "--eraser",
+            "telea",
+            "--mask-dilation",
+            "2",
+            "--feather",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1, err
     assert "'Clip Inside A Stack 2'" in err and "retime" in err
@@ -222,14 +255,28 @@ def test_nested_example_through_the_daemon(tmp_path, daemon, capsys):
             clip.metadata["peanut"] = {"mask": str(tmp_path / "mask.png")}
     source = tmp_path / "nested.otio"
     otio.adapters.write_to_file(timeline, str(source))
-    code = commands.main([str(source), "-o", str(tmp_path / "out.otio"), "--server", daemon.address,
-                          "--state-dir", str(daemon.state_dir), "-q", "--json", "--eraser", "telea"])
+    code = commands.main(
+        [
+            str(source),
+            "-o",
+            str(tmp_path / "out.otio"),
+            "--server",
+            daemon.address,
+            "--state-dir",
+            str(daemon.state_dir),
+            "-q",
+            "--json",
+            "--eraser",
+            "telea",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1, captured.err
     job = json.loads(captured.out.strip().splitlines()[-1])
     assert job["state"] == "JOB_STATE_SUCCEEDED"
     assert [w for w in job["warnings"] if w.startswith("not cleaned")] == [
         "not cleaned: clip 'Clip Inside A Track' in 'Nested Track' on track 'Top Level Track': "
-        "a freeze frame (FreezeFrame on 'Nested Track'): PEANUT needs frames at 100% speed"]
+        "a freeze frame (FreezeFrame on 'Nested Track'): PEANUT needs frames at 100% speed"
+    ]
     out = otio.adapters.read_from_file(str(tmp_path / "out.otio"))
     assert cleaned_clips(out)["Clip Inside A Stack 1"].range_in_parent() == TR(RT(238, 24), RT(31, 24))

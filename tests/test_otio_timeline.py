@@ -39,11 +39,17 @@ def _clip(name, url, rate, media_start, media_frames, trim, frames, written_rate
     (e.g. 23.976 against a reference at 24000/1001), as some exporters do.
     """
     clip_rate = written_rate or rate
-    ref = otio.schema.ExternalReference(target_url=url, available_range=TR(RT(media_start, rate), RT(media_frames, rate)))
-    return otio.schema.Clip(name=name, media_reference=ref, source_range=TR(RT(media_start + trim, clip_rate), RT(frames, clip_rate)))
+    ref = otio.schema.ExternalReference(
+        target_url=url, available_range=TR(RT(media_start, rate), RT(media_frames, rate))
+    )
+    return otio.schema.Clip(
+        name=name, media_reference=ref, source_range=TR(RT(media_start + trim, clip_rate), RT(frames, clip_rate))
+    )
 
 
-def build_timeline(root: Path, rate: float, global_start: int, written_rate: float | None = None) -> otio.schema.Timeline:
+def build_timeline(
+    root: Path, rate: float, global_start: int, written_rate: float | None = None
+) -> otio.schema.Timeline:
     """Several tracks, gaps, a transition, markers, effects, metadata, audio; three clips ask for cleaning."""
     make_square_folder(root / "shotA", 40)
     make_square_folder(root / "shotB", 30)
@@ -53,16 +59,26 @@ def build_timeline(root: Path, rate: float, global_start: int, written_rate: flo
     (root / "masks").mkdir()
     cv2.imwrite(str(root / "masks" / "box.png"), mask)
 
-    timeline = otio.schema.Timeline(name="cut", global_start_time=RT(global_start, rate), metadata={"studio": {"rev": 3}})
+    timeline = otio.schema.Timeline(
+        name="cut", global_start_time=RT(global_start, rate), metadata={"studio": {"rev": 3}}
+    )
     v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video, metadata={"locked": False})
     v1.append(otio.schema.Gap(source_range=TR(duration=RT(7, rate))))
     a = _clip("shotA", str(root / "shotA"), rate, 3600, 40, 12, 15, written_rate)
-    a.markers.append(otio.schema.Marker(name="peanut", marked_range=TR(RT(3612, rate), RT(1, rate)), comment="the red square"))
+    a.markers.append(
+        otio.schema.Marker(name="peanut", marked_range=TR(RT(3612, rate), RT(1, rate)), comment="the red square")
+    )
     a.markers.append(otio.schema.Marker(name="note", marked_range=TR(RT(3613, rate), RT(1, rate)), comment="keep me"))
     a.effects.append(otio.schema.Effect(name="grade", effect_name="ColorCorrect", metadata={"lift": 0.1}))
     v1.append(a)
-    v1.append(otio.schema.Transition(name="dissolve", transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
-                                     in_offset=RT(3, rate), out_offset=RT(3, rate)))
+    v1.append(
+        otio.schema.Transition(
+            name="dissolve",
+            transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+            in_offset=RT(3, rate),
+            out_offset=RT(3, rate),
+        )
+    )
     b = _clip("shotB", "shotB", rate, 0, 30, 5, 10)  # relative path, no request
     v1.append(b)
     c = _clip("shotB again", "shotB", rate, 0, 30, 2, 12)
@@ -75,8 +91,13 @@ def build_timeline(root: Path, rate: float, global_start: int, written_rate: flo
     v2.append(d)
     v2.markers.append(otio.schema.Marker(name="track marker", marked_range=TR(RT(0, rate), RT(1, rate))))
     a1 = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
-    a1.append(otio.schema.Clip(name="music", media_reference=otio.schema.ExternalReference(target_url="music.wav"),
-                               source_range=TR(RT(0, rate), RT(40, rate))))
+    a1.append(
+        otio.schema.Clip(
+            name="music",
+            media_reference=otio.schema.ExternalReference(target_url="music.wav"),
+            source_range=TR(RT(0, rate), RT(40, rate)),
+        )
+    )
     timeline.tracks.extend([v1, v2, a1])
     return timeline
 

@@ -72,8 +72,10 @@ def test_flowguided_pipeline_beats_telea_pipeline(tmp_path, shared_data: Path, c
 
     truth, mine, base = np.stack(frames), np.stack(ours), np.stack(theirs)
     gain = _psnr(mine, truth, holes) - _psnr(base, truth, holes)
-    print(f"\n{clip} through the pipeline: flowguided {_psnr(mine, truth, holes):.2f} dB, "
-          f"telea {_psnr(base, truth, holes):.2f} dB inside the hole (gain {gain:.2f} dB)")
+    print(
+        f"\n{clip} through the pipeline: flowguided {_psnr(mine, truth, holes):.2f} dB, "
+        f"telea {_psnr(base, truth, holes):.2f} dB inside the hole (gain {gain:.2f} dB)"
+    )
     # Beyond the dilation (scaled to the source), crop rounding and feather: the source, exactly.
     reach = int(np.ceil((4 + 2) * SIZE[1] / 240)) + 16
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))

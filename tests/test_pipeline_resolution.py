@@ -30,8 +30,16 @@ def fine_pattern(width: int, height: int, t: int) -> np.ndarray:
     rings = 90 + 80 * np.sin(np.hypot(xx - width / 2 - 3 * t, yy - height / 2) / 3.0)
     image = np.dstack([rings, (rings + checker) % 256, 255 - rings]).astype(np.uint8)
     for k in range(0, height, max(60, height // 12)):
-        cv2.putText(image, "PEANUT detail 0123456789", (10 + t * 4, k + 40), cv2.FONT_HERSHEY_SIMPLEX,
-                    height / 1200, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            "PEANUT detail 0123456789",
+            (10 + t * 4, k + 40),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            height / 1200,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return image
 
 
@@ -94,7 +102,8 @@ def test_source_size_kept_and_untouched_outside_mask(tmp_path, running_car_frame
         cv2.imwrite(str(masks / f"m{t:03d}.png"), moving_mask(width, height, t))
     output = tmp_path / "cleaned.mkv"
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=str(source)), mask=pb.MaskSpec(mask_path=str(masks)),
+        source=pb.MediaRange(path=str(source)),
+        mask=pb.MaskSpec(mask_path=str(masks)),
         options=pb.Options(working_height=working_height, upscaler="lanczos"),
         output=pb.OutputSpec(path=str(output)),
     )

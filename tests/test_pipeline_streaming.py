@@ -31,8 +31,9 @@ from tests.clips import make_object_clip
 def clip(tmp_path_factory, shared_data: Path):
     """36 frames of a striped disc over a real image, 192x128, as a PNG folder and as a lossless .mkv."""
     root = tmp_path_factory.mktemp("streaming")
-    made = make_object_clip(root / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg",
-                            n_frames=36, size=(192, 128), radius=14)
+    made = make_object_clip(
+        root / "clip", shared_data / "davis" / "bmx-trees" / "00000.jpg", n_frames=36, size=(192, 128), radius=14
+    )
     video = root / "clip.mkv"
     with av.open(str(video), "w") as out:
         stream = out.add_stream("ffv1", rate=Fraction(25))
@@ -48,8 +49,10 @@ def clip(tmp_path_factory, shared_data: Path):
 
 def request(source: Path, masks: Path, output: Path, **options) -> pb.SubmitRequest:
     return pb.SubmitRequest(
-        source=pb.MediaRange(path=str(source)), mask=pb.MaskSpec(mask_path=str(masks)),
-        options=pb.Options(**options), output=pb.OutputSpec(path=str(output)),
+        source=pb.MediaRange(path=str(source)),
+        mask=pb.MaskSpec(mask_path=str(masks)),
+        options=pb.Options(**options),
+        output=pb.OutputSpec(path=str(output)),
     )
 
 
@@ -61,17 +64,27 @@ def stage_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("peanut-stage")]
 
 
-@pytest.mark.parametrize("case", [
-    # flow-guided eraser at the source size, 8-frame windows overlapping by 2
-    dict(source="folder", options=dict(subvideo_length=8, working_height=0)),
-    # working at 64 lines: Lanczos back to 128, crops, patch layer with alpha (Telea: at this size the
-    # flow-guided eraser's fill depends on OpenCV's per-thread RNG state, whichever mode runs it)
-    dict(source="folder", options=dict(subvideo_length=10, working_height=64, upscaler="lanczos", eraser="telea"),
-         patch=True),
-    # a video file whose frames are not kept: the compositor decodes them again with its own decoder
-    dict(source="video", options=dict(subvideo_length=8, eraser="telea", working_height=64, upscaler="lanczos"),
-         keep_nothing=True),
-], ids=["flowguided-source-size", "lanczos-patch-layer", "video-decoded-twice"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        # flow-guided eraser at the source size, 8-frame windows overlapping by 2
+        dict(source="folder", options=dict(subvideo_length=8, working_height=0)),
+        # working at 64 lines: Lanczos back to 128, crops, patch layer with alpha (Telea: at this size the
+        # flow-guided eraser's fill depends on OpenCV's per-thread RNG state, whichever mode runs it)
+        dict(
+            source="folder",
+            options=dict(subvideo_length=10, working_height=64, upscaler="lanczos", eraser="telea"),
+            patch=True,
+        ),
+        # a video file whose frames are not kept: the compositor decodes them again with its own decoder
+        dict(
+            source="video",
+            options=dict(subvideo_length=8, eraser="telea", working_height=64, upscaler="lanczos"),
+            keep_nothing=True,
+        ),
+    ],
+    ids=["flowguided-source-size", "lanczos-patch-layer", "video-decoded-twice"],
+)
 def test_streaming_output_is_identical_to_sequential(tmp_path, clip, case, monkeypatch):
     made, video = clip
     source = video if case["source"] == "video" else made.frames
@@ -113,8 +126,11 @@ def test_cancel_stops_every_stage_and_leaves_nothing(tmp_path, clip):
     out = tmp_path / "out"
     reporter = StopAt(at=5)
     with pytest.raises(JobCancelled):
-        Pipeline(streaming=True).run(spec_from_request(request(made.frames, made.masks, out, subvideo_length=6,
-                                                               eraser="telea")), reporter, job_id="j1")
+        Pipeline(streaming=True).run(
+            spec_from_request(request(made.frames, made.masks, out, subvideo_length=6, eraser="telea")),
+            reporter,
+            job_id="j1",
+        )
     assert reporter.state.done == 5
     assert stage_threads() == []
     assert not out.exists()
@@ -133,8 +149,11 @@ def test_failure_in_one_stage_is_the_one_reported(tmp_path, clip, monkeypatch):
     monkeypatch.setattr(Pipeline, "_upscale_window", staticmethod(fail))
     out = tmp_path / "out"
     with pytest.raises(Broken):
-        Pipeline(streaming=True).run(spec_from_request(request(made.frames, made.masks, out, subvideo_length=6,
-                                                               eraser="telea")), Reporter(), job_id="j2")
+        Pipeline(streaming=True).run(
+            spec_from_request(request(made.frames, made.masks, out, subvideo_length=6, eraser="telea")),
+            Reporter(),
+            job_id="j2",
+        )
     assert stage_threads() == []
     assert not Path(staging_path(str(out), "j2")).exists()
 
@@ -145,8 +164,11 @@ def test_interrupted_streaming_job_resumes_like_the_sequential_one(tmp_path, cli
     outputs = {}
     for streaming in (False, True):
         out = tmp_path / f"out_{streaming}"
-        spec = spec_from_request(request(made.frames, made.masks, out, subvideo_length=8, working_height=64,
-                                         upscaler="lanczos", eraser="telea"))
+        spec = spec_from_request(
+            request(
+                made.frames, made.masks, out, subvideo_length=8, working_height=64, upscaler="lanczos", eraser="telea"
+            )
+        )
         with pytest.raises(JobInterrupted):
             Pipeline(streaming=streaming).run(spec, StopAt(at=13, interrupt=True), job_id="j3")
         staged = Path(staging_path(str(out), "j3"))
@@ -167,7 +189,7 @@ class WatchingPipeline(Pipeline):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.alive: list[tuple[int, weakref.ref]] = []   # (window's first new frame, its decoded or assembled form)
+        self.alive: list[tuple[int, weakref.ref]] = []  # (window's first new frame, its decoded or assembled form)
         self.peak = 0
         self.decoded: list[int] = []
         self.lock = threading.Lock()
@@ -191,8 +213,7 @@ def test_windows_in_flight_stay_bounded_on_a_long_clip(tmp_path, clip):
     """18 windows of 2 new frames: never more than WINDOWS_IN_FLIGHT of them held at once."""
     made, _ = clip
     pipeline = WatchingPipeline(streaming=True)
-    spec = spec_from_request(request(made.frames, made.masks, tmp_path / "out", subvideo_length=2,
-                                     eraser="telea"))
+    spec = spec_from_request(request(made.frames, made.masks, tmp_path / "out", subvideo_length=2, eraser="telea"))
     spec.options.window_overlap = 0
     pipeline.run(spec, Reporter())
     assert len(pipeline.decoded) == 18
@@ -210,7 +231,7 @@ class WaitingEraser(TeleaEraser):
 
     def erase(self, frames, masks, options, reporter):
         if len(self.overlapped) + 1 < self.windows:
-            mine = len(self.overlapped) + 1   # windows decoded up to this one
+            mine = len(self.overlapped) + 1  # windows decoded up to this one
             for _ in range(3000):
                 if len(self.decoded) > mine:
                     break
@@ -227,8 +248,7 @@ def test_next_window_is_decoded_while_the_eraser_works(tmp_path, clip):
     # 36 frames in windows of 12 overlapping by 3: new frames 0-11, 12-20, 21-29, 30-35.
     eraser = WaitingEraser(pipeline.decoded, windows=4)
     pipeline._instances[("eraser", TeleaEraser.name)] = eraser
-    spec = spec_from_request(request(made.frames, made.masks, tmp_path / "out", subvideo_length=12,
-                                     eraser="telea"))
+    spec = spec_from_request(request(made.frames, made.masks, tmp_path / "out", subvideo_length=12, eraser="telea"))
     pipeline.run(spec, Reporter())
     # Every window but the last saw the next one decoded while it was being erased.
     assert pipeline.decoded == [0, 12, 21, 30]

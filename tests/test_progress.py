@@ -16,10 +16,10 @@ def recorded() -> tuple[Reporter, list[tuple[str, int, int]]]:
 def test_a_backends_own_count_inside_a_pipeline_stage_is_not_counted_again():
     reporter, seen = recorded()
     reporter.stage("masking", 4, outer=True)
-    reporter.stage("mask", 4)            # the masker announces its own count...
+    reporter.stage("mask", 4)  # the masker announces its own count...
     for _ in range(4):
-        reporter.advance()               # ...and advances per frame
-        reporter.advance(outer=True)     # the pipeline advances per mask written
+        reporter.advance()  # ...and advances per frame
+        reporter.advance(outer=True)  # the pipeline advances per mask written
     assert {stage for stage, _, _ in seen} == {"masking"}
     assert seen[-1] == ("masking", 4, 4)
     assert all(done <= total for _, done, total in seen)
@@ -30,7 +30,7 @@ def test_every_pipeline_stage_ends_at_its_total_and_the_next_one_takes_over():
     for name in ("masking", "erasing", "writing"):
         reporter.stage(name, 3, outer=True)
         reporter.advance(3, outer=True)
-        reporter.advance(2)              # an upscaler's frames: not the stage's count
+        reporter.advance(2)  # an upscaler's frames: not the stage's count
     finals = {stage: (done, total) for stage, done, total in seen}
     assert finals == {"masking": (3, 3), "erasing": (3, 3), "writing": (3, 3)}
 

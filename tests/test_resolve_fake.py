@@ -16,12 +16,27 @@ PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "resolve"
 # README methods the fake offers that the script does not call (test setup or neighbours of calls it
 # makes), with their line in the README copy cited in plugins/resolve/README.md.
 ALSO_DOCUMENTED = {
-    "GetProductName": 91, "GetVersionString": 93, "GetTimelineCount": 163, "GetTimelineByIndex": 164,
-    "GetClipList": 278, "GetStartFrame": 368, "GetEndFrame": 369, "SetTrackEnable": 385,
-    "SetTrackLock": 391, "GetRightOffset": 478,
+    "GetProductName": 91,
+    "GetVersionString": 93,
+    "GetTimelineCount": 163,
+    "GetTimelineByIndex": 164,
+    "GetClipList": 278,
+    "GetStartFrame": 368,
+    "GetEndFrame": 369,
+    "SetTrackEnable": 385,
+    "SetTrackLock": 391,
+    "GetRightOffset": 478,
 }
-FAKE_CLASSES = ("FakeResolve", "FakeProjectManager", "FakeProject", "FakeFolder", "FakeMediaPool",
-                "FakeMediaPoolItem", "FakeTimelineItem", "FakeTimeline")
+FAKE_CLASSES = (
+    "FakeResolve",
+    "FakeProjectManager",
+    "FakeProject",
+    "FakeFolder",
+    "FakeMediaPool",
+    "FakeMediaPoolItem",
+    "FakeTimelineItem",
+    "FakeTimeline",
+)
 
 
 def documented_calls() -> set[str]:
@@ -40,9 +55,14 @@ NOT_RESOLVE = {"threading", "subprocess", "pb.JobState"}  # Python's and the pro
 def script_calls() -> set[str]:
     """CamelCase methods peanut_resolve.py calls on Resolve objects."""
     tree = ast.parse((PLUGIN / "peanut_resolve.py").read_text())
-    return {node.func.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr[:1].isupper()
-            and ast.unparse(node.func.value) not in NOT_RESOLVE}
+    return {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr[:1].isupper()
+        and ast.unparse(node.func.value) not in NOT_RESOLVE
+    }
 
 
 def test_every_call_the_script_makes_is_in_the_note():

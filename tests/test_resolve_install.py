@@ -45,8 +45,11 @@ def test_installed_menu_script_loads_the_installed_module(tmp_path, capsys):
     try:
         resolve = FakeResolve()
         resolve.fusion = FakeFusion(None)  # the free edition: the script only prints its message
-        runpy.run_path(str(edit / MENU_NAME), init_globals={"resolve": resolve, "fusion": resolve.fusion, "bmd": FakeBmd([])},
-                       run_name="__main__")
+        runpy.run_path(
+            str(edit / MENU_NAME),
+            init_globals={"resolve": resolve, "fusion": resolve.fusion, "bmd": FakeBmd([])},
+            run_name="__main__",
+        )
         loaded = sys.modules["peanut_resolve"]
         assert Path(loaded.__file__).parent == install.modules_dir(edit)
     finally:
@@ -61,21 +64,32 @@ def test_uninstall_removes_an_older_layout(tmp_path):
     edit.mkdir()
     for name in (MENU_NAME, "peanut_resolve.py"):
         (edit / name).write_text("# old")
-    (edit / "peanut_resolve.json").write_text(json.dumps({"installed": [MENU_NAME, "peanut_resolve.py", "peanut_resolve.json"]}))
+    (edit / "peanut_resolve.json").write_text(
+        json.dumps({"installed": [MENU_NAME, "peanut_resolve.py", "peanut_resolve.json"]})
+    )
     install.main(["--target", str(edit), "--uninstall"])
     assert list(edit.iterdir()) == []
 
 
 def test_scripts_folders_per_os(tmp_path):
-    assert str(install.scripts_dir("Darwin", tmp_path)).endswith("Blackmagic Design/DaVinci Resolve/Fusion/Scripts/Edit")
-    assert str(install.scripts_dir("Windows", tmp_path, "C:/AppData")).endswith("DaVinci Resolve/Support/Fusion/Scripts/Edit")
-    assert str(install.scripts_dir("Linux", tmp_path)) == str(tmp_path / ".local/share/DaVinciResolve/Fusion/Scripts/Edit")
+    assert str(install.scripts_dir("Darwin", tmp_path)).endswith(
+        "Blackmagic Design/DaVinci Resolve/Fusion/Scripts/Edit"
+    )
+    assert str(install.scripts_dir("Windows", tmp_path, "C:/AppData")).endswith(
+        "DaVinci Resolve/Support/Fusion/Scripts/Edit"
+    )
+    assert str(install.scripts_dir("Linux", tmp_path)) == str(
+        tmp_path / ".local/share/DaVinciResolve/Fusion/Scripts/Edit"
+    )
 
 
 # Issue 14, point 10: the README promises Python >= 3.6 for scripts.
 PY37_ONLY = {
-    ("import", "dataclasses"), ("import", "typing.Protocol"), ("future", "annotations"),
-    ("keyword", "text"), ("keyword", "capture_output"),
+    ("import", "dataclasses"),
+    ("import", "typing.Protocol"),
+    ("future", "annotations"),
+    ("keyword", "text"),
+    ("keyword", "capture_output"),
 }
 
 
@@ -87,7 +101,9 @@ def _newer_than_36(path: Path) -> list[str]:
         if isinstance(node, ast.ImportFrom):
             if node.module == "__future__" and any(a.name == "annotations" for a in node.names):
                 found.append(f"line {node.lineno}: from __future__ import annotations")
-            if node.module == "dataclasses" or (node.module == "typing" and any(a.name == "Protocol" for a in node.names)):
+            if node.module == "dataclasses" or (
+                node.module == "typing" and any(a.name == "Protocol" for a in node.names)
+            ):
                 found.append(f"line {node.lineno}: from {node.module} import ...")
         elif isinstance(node, ast.Import) and any(a.name == "dataclasses" for a in node.names):
             found.append(f"line {node.lineno}: import dataclasses")
@@ -97,7 +113,11 @@ def _newer_than_36(path: Path) -> list[str]:
             found.append(f"line {node.lineno}: :=")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.args.posonlyargs:
             found.append(f"line {node.lineno}: positional-only parameters")
-        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in ("list", "dict", "tuple", "set"):
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("list", "dict", "tuple", "set")
+        ):
             found.append(f"line {node.lineno}: {node.value.id}[...] in an annotation")
     return found
 

@@ -29,6 +29,7 @@ def choose(control: str, entry: str):
     def act(d):
         box = d.items()[control]
         box.CurrentIndex = box.entries.index(entry)
+
     return act
 
 
@@ -38,6 +39,7 @@ def click(control: str):
 
 def wait_for_job(timeout: float = 120.0):
     """Let the UI loop run (timers fire) until the script's job thread has ended."""
+
     def act(d):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -47,6 +49,7 @@ def wait_for_job(timeout: float = 120.0):
                 return
             time.sleep(0.05)
         raise AssertionError("the job thread did not end")
+
     return act
 
 
@@ -56,7 +59,7 @@ def run_menu(resolve, bmd, fusion=None) -> None:
 
 
 @pytest.fixture()
-def use_daemon(peanut_daemon, monkeypatch):
+def use_daemon(peanut_daemon, monkeypatch):  # noqa: F811 (the fixture imported above, requested by name)
     """The script's default transport finds the daemon through the state directory, as installed."""
     monkeypatch.setenv("PEANUT_STATE_DIR", str(peanut_daemon.state_dir))
     return peanut_daemon
@@ -68,8 +71,17 @@ def use_daemon(peanut_daemon, monkeypatch):
 def test_dialog_places_the_result_on_every_timer_route(tmp_path, use_daemon, route):
     resolve, project, timeline, item, other, mask = make_scene(tmp_path)
     resolve.fusion = FakeFusion(FakeUIManager())
-    bmd = FakeBmd([set_text("Mask", str(mask)), choose("Preset", "draft"), click("Run"), wait_for_job(),
-                   click("Cancel"), click("Cancel")], timer_route=route)
+    bmd = FakeBmd(
+        [
+            set_text("Mask", str(mask)),
+            choose("Preset", "draft"),
+            click("Run"),
+            wait_for_job(),
+            click("Cancel"),
+            click("Cancel"),
+        ],
+        timer_route=route,
+    )
     run_menu(resolve, bmd)
     assert not bmd.left_without_exit
     status = bmd.dispatchers[0].items()["Status"].Text
@@ -93,8 +105,18 @@ def test_dialog_checkboxes_reach_the_job(tmp_path, use_daemon):
     resolve.fusion = FakeFusion(FakeUIManager())
     client = PeanutClient(use_daemon.address, state_dir=use_daemon.state_dir)
     before = {job.id for job in client.list_jobs()}
-    bmd = FakeBmd([set_text("Mask", str(mask)), check("IncludeEffects"), choose("Preset", "draft"), click("Run"),
-                   wait_for_job(), click("Cancel"), click("Cancel")], timer_route="dispatcher")
+    bmd = FakeBmd(
+        [
+            set_text("Mask", str(mask)),
+            check("IncludeEffects"),
+            choose("Preset", "draft"),
+            click("Run"),
+            wait_for_job(),
+            click("Cancel"),
+            click("Cancel"),
+        ],
+        timer_route="dispatcher",
+    )
     run_menu(resolve, bmd)
     status = bmd.dispatchers[0].items()["Status"].Text
     assert status.startswith("Done"), status
@@ -109,8 +131,10 @@ def test_dialog_reports_a_dead_item(tmp_path, use_daemon):
     resolve.fusion.requested_file = str(mask)  # picked with Browse (fusion.RequestFile)
     resolve.fail.add("MediaPool.AppendToTimeline")
     before = timeline.snapshot()
-    bmd = FakeBmd([click("Browse"), choose("Preset", "draft"), click("Run"), wait_for_job(),
-                   click("Cancel"), click("Cancel")], timer_route="dispatcher_id")
+    bmd = FakeBmd(
+        [click("Browse"), choose("Preset", "draft"), click("Run"), wait_for_job(), click("Cancel"), click("Cancel")],
+        timer_route="dispatcher_id",
+    )
     run_menu(resolve, bmd)
     status = bmd.dispatchers[0].items()["Status"].Text
     assert "could not place the cleaned clip" in status and not bmd.left_without_exit

@@ -19,8 +19,11 @@ def test_a_box_reaches_the_daemon_and_masks_the_square(tmp_path, daemon):  # noq
     resolve, _, timeline, _, _, _ = make_scene(tmp_path)
     x0, y0, x1, y1 = square_box(LEFT)
     placed = pr.remove_current_clip(
-        resolve, box=f"{LEFT}:{x0},{y0},{x1 - x0},{y1 - y0}",
-        server=pr.GrpcTransport(daemon.address, str(daemon.state_dir)), options={"eraser": "telea"})
+        resolve,
+        box=f"{LEFT}:{x0},{y0},{x1 - x0},{y1 - y0}",
+        server=pr.GrpcTransport(daemon.address, str(daemon.state_dir)),
+        options={"eraser": "telea"},
+    )
     matte_dir = Path(placed.GetMediaPoolItem().files[0]).parents[1] / "matte"
     # The matte is the composite's alpha (the mask dilated and feathered): it must cover the
     # square, and stay near it.
@@ -39,8 +42,9 @@ def test_a_noun_with_a_box_is_refused_unless_approximate(tmp_path, daemon):  # n
     transport = pr.GrpcTransport(daemon.address, str(daemon.state_dir))
     with pytest.raises(pr.ResolveScriptError, match='"square"'):
         pr.remove_current_clip(resolve, prompt="the square", box=box, server=transport, options={"eraser": "telea"})
-    placed = pr.remove_current_clip(resolve, prompt="the square", box=box, approximate=True, server=transport,
-                                    options={"eraser": "telea"})
+    placed = pr.remove_current_clip(
+        resolve, prompt="the square", box=box, approximate=True, server=transport, options={"eraser": "telea"}
+    )
     assert placed is not None
 
 

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "resolv
 import peanut_resolve as pr  # noqa: E402
 
 FPS = 25.0
-TC_START = 90000            # 01:00:00:00 at 25 fps
-RECORD = TC_START + 30      # the clip sits 30 frames into the timeline
+TC_START = 90000  # 01:00:00:00 at 25 fps
+RECORD = TC_START + 30  # the clip sits 30 frames into the timeline
 LEFT, DURATION, MEDIA_FRAMES = 7, 12, 40
 OPTIONS = {"eraser": "telea", "mask_dilation": 2, "feather": 1}
 
@@ -67,7 +67,7 @@ def make_scene(tmp_path: Path, tracks: int = 1, **fake):
     timeline = project.create_timeline("edit", FPS, TC_START, video_tracks=tracks)
     mpi = FakeMediaPoolItem(str(clip), fps=FPS, start=0, frames=MEDIA_FRAMES)
     project.media_pool.root.clips.append(mpi)
-    other = timeline.place(mpi, 1, TC_START, 0, 30)          # an untouched neighbour before it
+    other = timeline.place(mpi, 1, TC_START, 0, 30)  # an untouched neighbour before it
     item = timeline.place(mpi, 1, RECORD, LEFT, DURATION)
     timeline.current_item = item
     return resolve, project, timeline, item, other, tmp_path / "mask.png"
@@ -88,7 +88,7 @@ def check_placed(timeline, placed, mask_path, track=2):
     for k, path in enumerate(shown):
         cleaned = read_png(path)
         assert decode_index(cleaned) == LEFT + k  # the frame's own index, not the file name
-        source = square_frame(LEFT + k)            # the generator, not a reader shared with the run
+        source = square_frame(LEFT + k)  # the generator, not a reader shared with the run
         assert np.array_equal(cleaned[outside], source[outside]), k
         assert not np.array_equal(cleaned, source)  # the square is gone
     return placed.GetMediaPoolItem()
@@ -96,8 +96,12 @@ def check_placed(timeline, placed, mask_path, track=2):
 
 def _state(project, timeline):
     pool = project.media_pool
-    return (timeline.snapshot(), [f.GetName() for f in pool.root.GetSubFolderList()],
-            [c.GetName() for c in pool.all_clips()], pool.current_folder)
+    return (
+        timeline.snapshot(),
+        [f.GetName() for f in pool.root.GetSubFolderList()],
+        [c.GetName() for c in pool.all_clips()],
+        pool.current_folder,
+    )
 
 
 # -- end to end -------------------------------------------------------------------------------
@@ -107,8 +111,11 @@ def test_end_to_end_with_daemon(tmp_path, peanut_daemon):
     resolve, project, timeline, item, other, mask = make_scene(tmp_path)
     events = []
     placed = pr.remove_current_clip(
-        resolve, mask_path=str(mask), server=pr.GrpcTransport(peanut_daemon.address, str(peanut_daemon.state_dir)),
-        options=OPTIONS, on_progress=lambda stage, done, total: events.append((stage, done, total)),
+        resolve,
+        mask_path=str(mask),
+        server=pr.GrpcTransport(peanut_daemon.address, str(peanut_daemon.state_dir)),
+        options=OPTIONS,
+        on_progress=lambda stage, done, total: events.append((stage, done, total)),
     )
     check_placed(timeline, placed, mask)
     assert timeline.GetItemListInTrack("video", 1) == [other, item]  # the source track is untouched
@@ -123,12 +130,15 @@ def test_end_to_end_with_daemon(tmp_path, peanut_daemon):
 
 # Issue 14, point 1: under every reading of startFrame (clip numbering or from 0)
 # and endFrame (inclusive or exclusive), the placed frames are the source's.
-@pytest.mark.parametrize("numbering", ["media", "zero"], ids=["GetSourceStartFrame-media", "GetSourceStartFrame-from-0"])
+@pytest.mark.parametrize(
+    "numbering", ["media", "zero"], ids=["GetSourceStartFrame-media", "GetSourceStartFrame-from-0"]
+)
 @pytest.mark.parametrize("sequence_start", ["clip", "zero"], ids=["startFrame-clip-numbering", "startFrame-from-0"])
 @pytest.mark.parametrize("inclusive", [True, False], ids=["endFrame-inclusive", "endFrame-exclusive"])
 def test_every_reading_places_the_exact_frames(tmp_path, peanut_daemon, inclusive, sequence_start, numbering):
     resolve, project, timeline, item, other, mask = make_scene(
-        tmp_path, end_frame_inclusive=inclusive, sequence_start=sequence_start, source_numbering=numbering)
+        tmp_path, end_frame_inclusive=inclusive, sequence_start=sequence_start, source_numbering=numbering
+    )
     placed = remove(resolve, mask, peanut_daemon)
     check_placed(timeline, placed, mask)
     assert len(timeline.GetItemListInTrack("video", 2)) == 1  # corrected tries were removed
@@ -215,8 +225,8 @@ def test_result_goes_to_the_planned_timeline_after_a_switch(tmp_path, peanut_dae
 
     placed = remove(resolve, mask, peanut_daemon, Counting(peanut_daemon, during=switch))
     check_placed(timeline, placed, mask)
-    assert switched[0].snapshot() == [[], [], []]                # nothing landed on the other timeline
-    assert project.GetCurrentTimeline() is switched[0]           # and the editor's choice is kept
+    assert switched[0].snapshot() == [[], [], []]  # nothing landed on the other timeline
+    assert project.GetCurrentTimeline() is switched[0]  # and the editor's choice is kept
 
 
 def test_another_project_after_the_job_is_refused(tmp_path, peanut_daemon):
@@ -238,7 +248,7 @@ def test_another_project_after_the_job_is_refused(tmp_path, peanut_daemon):
 def test_source_track_is_asked_not_guessed(tmp_path, peanut_daemon):
     resolve, project, timeline, item, other, mask = make_scene(tmp_path, tracks=3)
     timeline.video[0].remove(item)
-    twin = timeline.place(item.GetMediaPoolItem(), 1, RECORD, LEFT, DURATION)   # same name, start and end on V1
+    twin = timeline.place(item.GetMediaPoolItem(), 1, RECORD, LEFT, DURATION)  # same name, start and end on V1
     moved = timeline.place(item.GetMediaPoolItem(), 2, RECORD, LEFT, DURATION)  # the current clip, on V2
     timeline.current_item = moved
     plan, _, _ = pr.plan_current_clip(resolve, mask_path=str(mask))
@@ -303,7 +313,9 @@ def test_daemon_down_gives_a_clear_message(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     with pytest.raises(pr.ResolveScriptError, match="daemon not running"):
-        pr.remove_current_clip(resolve, mask_path=str(mask), server=pr.GrpcTransport(f"127.0.0.1:{port}", str(tmp_path / "st")))
+        pr.remove_current_clip(
+            resolve, mask_path=str(mask), server=pr.GrpcTransport(f"127.0.0.1:{port}", str(tmp_path / "st"))
+        )
     assert _state(project, timeline) == before
     assert not (tmp_path / "footage" / "PEANUT").exists()  # no empty run folder left behind
 
@@ -334,7 +346,9 @@ def test_cli_transport_with_the_real_command(tmp_path, peanut_daemon):
     check_placed(timeline, placed, mask)
     source = str(tmp_path / "footage" / "A001.mkv")
     # A refusal from the daemon comes back as its one line.
-    beyond = pr.JobRequest(source, 30, 60, "", str(mask), str(tmp_path / "o" / "cleaned"), str(tmp_path / "o" / "matte"), OPTIONS)
+    beyond = pr.JobRequest(
+        source, 30, 60, "", str(mask), str(tmp_path / "o" / "cleaned"), str(tmp_path / "o" / "matte"), OPTIONS
+    )
     with pytest.raises(pr.ResolveScriptError, match=r"end frame 60 is past the end of A001.mkv, which has 40 frames"):
         cli.run(beyond)
     with pytest.raises(pr.ResolveScriptError, match="cannot run"):

@@ -44,9 +44,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_output_through_a_symlink_into_the_source_is_refused(daemon, tmp_path):
     clip, mask = make_clip(tmp_path / "clip")
     before = snapshot(clip)
-    (tmp_path / "link").symlink_to(clip)                     # parent is a symlink into the source folder
+    (tmp_path / "link").symlink_to(clip)  # parent is a symlink into the source folder
     (tmp_path / "frame_link.png").symlink_to(clip / "f_0.png")  # output is a symlink onto a source file
-    (tmp_path / "clip_alias").symlink_to(clip)                # output is the source folder, by another name
+    (tmp_path / "clip_alias").symlink_to(clip)  # output is the source folder, by another name
     cases = [
         (str(tmp_path / "link" / "out"), {}),
         (str(tmp_path / "link" / "deeper" / ".." / "out"), {}),
@@ -61,8 +61,13 @@ def test_output_through_a_symlink_into_the_source_is_refused(daemon, tmp_path):
             assert "source" in refused.value.message or "does not exist" in refused.value.message, refused.value
         # A matte path through the symlink is refused just the same.
         with pytest.raises(ClientError) as refused:
-            client.submit(str(clip), output_path=str(tmp_path / "ok"), mask_path=str(mask),
-                          matte_path=str(tmp_path / "link" / "matte"), options={"eraser": "telea"})
+            client.submit(
+                str(clip),
+                output_path=str(tmp_path / "ok"),
+                mask_path=str(mask),
+                matte_path=str(tmp_path / "link" / "matte"),
+                options={"eraser": "telea"},
+            )
         assert "source" in refused.value.message
     assert snapshot(clip) == before, "the source folder was written into"
 
@@ -75,12 +80,13 @@ def test_writes_land_only_under_the_named_output(daemon, tmp_path):
     out_parent.mkdir()
     out = out_parent / "cleaned"
     out.mkdir()
-    (out / "evil").symlink_to(clip)          # an old output with a link back to the source
+    (out / "evil").symlink_to(clip)  # an old output with a link back to the source
     (out / "evil_file.png").symlink_to(clip / "f_1.png")
     neighbours = {p.name for p in tmp_path.iterdir()}
     with daemon.client() as client:
-        job = client.submit(str(clip), output_path=str(out), mask_path=str(mask), overwrite=True,
-                            options={"eraser": "telea"})
+        job = client.submit(
+            str(clip), output_path=str(out), mask_path=str(mask), overwrite=True, options={"eraser": "telea"}
+        )
         final = client.wait(job.id, timeout=120)
     assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
     assert snapshot(clip) == before
@@ -95,8 +101,9 @@ def test_writes_land_only_under_the_named_output(daemon, tmp_path):
 
 def test_unix_socket_and_token_are_owner_only(tmp_path):
     sock = tmp_path / "peanut.sock"
-    proc = DaemonProcess(state_dir=tmp_path / "state", log_path=tmp_path / "d.log",
-                         extra_args=["--unix", str(sock)]).start()
+    proc = DaemonProcess(
+        state_dir=tmp_path / "state", log_path=tmp_path / "d.log", extra_args=["--unix", str(sock)]
+    ).start()
     try:
         assert stat.S_ISSOCK(os.stat(sock).st_mode)
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
@@ -111,16 +118,24 @@ def test_unix_socket_and_token_are_owner_only(tmp_path):
         proc.kill()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--host", "0.0.0.0"], "refusing to listen on non-loopback address 0.0.0.0"),
-    (["--host", "::"], "refusing to listen on non-loopback address ::"),
-    (["--host", "192.168.1.10"], "refusing to listen on non-loopback address"),
-    (["--host", "0.0.0.0", "--allow-remote"], "--allow-remote needs --tls-cert and --tls-key"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--host", "0.0.0.0"], "refusing to listen on non-loopback address 0.0.0.0"),
+        (["--host", "::"], "refusing to listen on non-loopback address ::"),
+        (["--host", "192.168.1.10"], "refusing to listen on non-loopback address"),
+        (["--host", "0.0.0.0", "--allow-remote"], "--allow-remote needs --tls-cert and --tls-key"),
+    ],
+)
 def test_non_loopback_binding_is_refused(tmp_path, args, words):
     # A daemon that served instead of refusing would outlive the timeout: TimeoutExpired fails the test.
-    run = subprocess.run([sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(tmp_path / "s"),
-                          "--port", "0", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
+    run = subprocess.run(
+        [sys.executable, "-m", "peanut_server.daemon.main", "--state-dir", str(tmp_path / "s"), "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert run.returncode == 2, run
     assert words in run.stderr and run.stderr.count("\n") == 1, run.stderr  # one line, no traceback
     assert not (tmp_path / "s" / "server.json").exists()
@@ -141,23 +156,30 @@ def test_no_pickle_and_no_unsafe_torch_load_in_the_code_base():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
-                if any(n and n.split(".")[0] in ("pickle", "cPickle", "dill", "joblib", "shelve", "marshal")
-                       for n in names):
+                if any(
+                    n and n.split(".")[0] in ("pickle", "cPickle", "dill", "joblib", "shelve", "marshal") for n in names
+                ):
                     offenders.append(f"{path}:{node.lineno}: imports {names}")
             if isinstance(node, ast.Call):
                 func = node.func
                 name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                 owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
                 if name == "load" and owner == "torch":
-                    safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                               for k in node.keywords)
+                    safe = any(
+                        k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                        for k in node.keywords
+                    )
                     if not safe:
                         offenders.append(f"{path}:{node.lineno}: torch.load without weights_only=True")
-                if name in ("from_pretrained",) and any(k.arg == "trust_remote_code" and
-                                                         getattr(k.value, "value", False) for k in node.keywords):
+                if name in ("from_pretrained",) and any(
+                    k.arg == "trust_remote_code" and getattr(k.value, "value", False) for k in node.keywords
+                ):
                     offenders.append(f"{path}:{node.lineno}: trust_remote_code=True")
-                if name == "load" and owner in ("numpy", "np") and any(
-                        k.arg == "allow_pickle" and getattr(k.value, "value", False) for k in node.keywords):
+                if (
+                    name == "load"
+                    and owner in ("numpy", "np")
+                    and any(k.arg == "allow_pickle" and getattr(k.value, "value", False) for k in node.keywords)
+                ):
                     offenders.append(f"{path}:{node.lineno}: np.load(allow_pickle=True)")
     assert offenders == [], "\n".join(offenders)
 
@@ -195,8 +217,11 @@ def test_model_loaders_refuse_a_pickle_carrying_code(tmp_path, name):
     path = evil_checkpoint(tmp_path / f"{name}.pth", marker, {"weight": torch.zeros(2, 2)})
     with pytest.raises(ModelError) as refused:
         loaders()[name](path)
-    assert "weights_only" in str(refused.value).lower() or "unpickl" in str(refused.value).lower() or \
-        "unsupported" in str(refused.value).lower(), refused.value
+    assert (
+        "weights_only" in str(refused.value).lower()
+        or "unpickl" in str(refused.value).lower()
+        or "unsupported" in str(refused.value).lower()
+    ), refused.value
     assert not marker.exists(), "unpickling ran code from the checkpoint"
 
 
@@ -204,8 +229,9 @@ def test_model_loaders_refuse_a_pickle_carrying_code(tmp_path, name):
 def test_model_loaders_refuse_a_non_tensor_object(tmp_path, name):
     """Not code, just an arbitrary class instance: still not data a checkpoint may carry."""
     path = tmp_path / f"{name}.pth"
-    torch.save({"state_dict": {"weight": torch.zeros(2)}, "model": {"weight": torch.zeros(2)},
-                "extra": PlainObject()}, path)
+    torch.save(
+        {"state_dict": {"weight": torch.zeros(2)}, "model": {"weight": torch.zeros(2)}, "extra": PlainObject()}, path
+    )
     with pytest.raises(ModelError):
         loaders()[name](path)
 

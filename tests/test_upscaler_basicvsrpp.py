@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from peanut_server.eraser.base import FlowFields
 from peanut_server.errors import JobCancelled, ModelError
 from peanut_server.models.cache import install_model_cache
-from peanut_server.eraser.base import FlowFields
 from peanut_server.progress import Reporter
 from peanut_server.upscaler import BACKENDS, UpscalerOptions
 from peanut_server.upscaler.basicvsrpp.loader import (
@@ -92,7 +92,9 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     import cv2
 
     noise = rng.random((h // 4 + 2, w // 4 + 2, 3)).astype(np.float32)
-    return (cv2.resize(noise, (w + 8, h + 8), interpolation=cv2.INTER_CUBIC)[:h, :w] * 255).clip(0, 255).astype(np.uint8)
+    return (
+        (cv2.resize(noise, (w + 8, h + 8), interpolation=cv2.INTER_CUBIC)[:h, :w] * 255).clip(0, 255).astype(np.uint8)
+    )
 
 
 # ---------------------------------------------------------------- network + loader
@@ -197,7 +199,7 @@ def test_eraser_flow_maps_onto_the_basicvsrpp_directions() -> None:
     """Synthetic pan: content moves by (+3, +2) px from frame 0 to frame 1."""
     h, w, d = 40, 48, (3, 2)
     f0 = textured(h + 10, w + 10)
-    frames = np.stack([f0[5:5 + h, 5:5 + w], f0[5 - d[1]:5 - d[1] + h, 5 - d[0]:5 - d[0] + w]])
+    frames = np.stack([f0[5 : 5 + h, 5 : 5 + w], f0[5 - d[1] : 5 - d[1] + h, 5 - d[0] : 5 - d[0] + w]])
     ones = np.ones((1, h, w, 1), np.float32)
     # PEANUT: forward[0] on frame 0 points into frame 1; backward[0] on frame 1 into frame 0.
     flows = FlowFields(
@@ -363,11 +365,13 @@ def test_pipeline_auto_runs_basicvsrpp_when_its_weights_exist_and_says_so(tiny_w
     for i in range(4):
         cv2.imwrite(str(frames / f"f{i}.png"), textured(120, 160, i))
         mask = np.zeros((120, 160), np.uint8)
-        mask[40:70, 50 + 5 * i:90 + 5 * i] = 255
+        mask[40:70, 50 + 5 * i : 90 + 5 * i] = 255
         cv2.imwrite(str(masks / f"m{i}.png"), mask)
     request = pb.SubmitRequest(
-        source=pb.MediaRange(path=str(frames)), mask=pb.MaskSpec(mask_path=str(masks)),
-        options=pb.Options(working_height=64, eraser="telea"), output=pb.OutputSpec(path=str(tmp_path / "out")),
+        source=pb.MediaRange(path=str(frames)),
+        mask=pb.MaskSpec(mask_path=str(masks)),
+        options=pb.Options(working_height=64, eraser="telea"),
+        output=pb.OutputSpec(path=str(tmp_path / "out")),
     )
     result = Pipeline().run(spec_from_request(request), Reporter())
     upscaler = [r for r in result.backends if r.stage == "upscaler"][0]

@@ -52,7 +52,9 @@ def test_unsharp_mask_is_off_by_default_and_sharpens_when_on(shared_data: Path) 
     plain = LanczosUpscaler().upscale(small, size, None, UpscalerOptions(), Reporter())
     direct = cv2.resize(small[0], size[::-1], interpolation=cv2.INTER_LANCZOS4)
     np.testing.assert_array_equal(plain[0], direct)
-    sharp = LanczosUpscaler(UnsharpMask(amount=1.0, sigma=1.5)).upscale(small, size, None, UpscalerOptions(), Reporter())
+    sharp = LanczosUpscaler(UnsharpMask(amount=1.0, sigma=1.5)).upscale(
+        small, size, None, UpscalerOptions(), Reporter()
+    )
 
     def detail(img: np.ndarray) -> float:
         return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
@@ -68,7 +70,9 @@ def test_bad_input_and_cancel() -> None:
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(JobCancelled):
-        LanczosUpscaler().upscale(np.zeros((2, 8, 8, 3), np.uint8), (16, 16), None, UpscalerOptions(), Reporter(cancel_event=cancel))
+        LanczosUpscaler().upscale(
+            np.zeros((2, 8, 8, 3), np.uint8), (16, 16), None, UpscalerOptions(), Reporter(cancel_event=cancel)
+        )
 
 
 def test_fit_to_size_shrinks_with_area_and_is_exact() -> None:

@@ -24,8 +24,16 @@ from ..errors import ResourceExhausted
 from ..models.cache import ModelCache, ModelNeed, estimate_bytes, estimate_pools
 
 __all__ = [
-    "MIB", "JobEstimate", "MemoryBudget", "ModelCache", "ModelNeed", "default_budget_bytes",
-    "estimate_bytes", "estimate_job_bytes", "estimate_pools", "physical_memory_bytes",
+    "MIB",
+    "JobEstimate",
+    "MemoryBudget",
+    "ModelCache",
+    "ModelNeed",
+    "default_budget_bytes",
+    "estimate_bytes",
+    "estimate_job_bytes",
+    "estimate_pools",
+    "physical_memory_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,7 +71,7 @@ def default_budget_bytes() -> int:
 class JobEstimate:
     working_bytes: int
     source_bytes: int
-    model_bytes: int                       # weights and activations in RAM
+    model_bytes: int  # weights and activations in RAM
     accelerator_bytes: dict[str, int] = field(default_factory=dict)  # per GPU: weights and activations there
 
     @property
@@ -72,8 +80,9 @@ class JobEstimate:
         return self.working_bytes + self.source_bytes + self.model_bytes
 
 
-def estimate_job_bytes(width: int, height: int, working: tuple[int, int], window: int, model_bytes: int,
-                       channels: int = 3) -> JobEstimate:
+def estimate_job_bytes(
+    width: int, height: int, working: tuple[int, int], window: int, model_bytes: int, channels: int = 3
+) -> JobEstimate:
     """Bytes a job holds at once in RAM: one window at working and at source resolution, plus its models."""
     working_bytes = working[0] * working[1] * channels * window * WORKING_FACTOR
     source_bytes = min(width * height * channels * window, SOURCE_WINDOW_CAP)
@@ -119,8 +128,11 @@ class MemoryBudget:
         pools: dict[str, int] = {}
         for stage, cls in backends:
             key = (stage, getattr(cls, "name", cls.__name__))
-            held = self.cache.pools_of(key) if key in self.cache else {
-                "cpu": int(getattr(cls, "estimated_memory_bytes", 0))}
+            held = (
+                self.cache.pools_of(key)
+                if key in self.cache
+                else {"cpu": int(getattr(cls, "estimated_memory_bytes", 0))}
+            )
             for pool, size in held.items():
                 pools[pool] = pools.get(pool, 0) + size
         return pools
@@ -139,8 +151,15 @@ class MemoryBudget:
             pools[need.pool] = pools.get(need.pool, 0) + need.activation_bytes
         return pools
 
-    def check_job(self, width: int, height: int, working: tuple[int, int], window: int,
-                  backends: list[tuple[str, type]], needs: Sequence[ModelNeed] = ()) -> JobEstimate:
+    def check_job(
+        self,
+        width: int,
+        height: int,
+        working: tuple[int, int],
+        window: int,
+        backends: list[tuple[str, type]],
+        needs: Sequence[ModelNeed] = (),
+    ) -> JobEstimate:
         """Refuse (ResourceExhausted) a job that cannot fit even with every other model unloaded.
 
         A job that fits only once least recently used models are unloaded is
@@ -165,10 +184,16 @@ class MemoryBudget:
         for pool, size in pools.items():
             limit = self.limit(pool)
             if limit is not None and size > limit:
-                parts = [f"{need.key[1]} {(need.weight_bytes + need.activation_bytes) / MIB:.0f} MiB"
-                         for need in needs if need.pool == pool]
-                parts += [f"{stage} {getattr(cls, 'name', cls.__name__)} as loaded" for stage, cls in backends
-                          if self.cache.pools_of((stage, getattr(cls, "name", cls.__name__))).get(pool)]
+                parts = [
+                    f"{need.key[1]} {(need.weight_bytes + need.activation_bytes) / MIB:.0f} MiB"
+                    for need in needs
+                    if need.pool == pool
+                ]
+                parts += [
+                    f"{stage} {getattr(cls, 'name', cls.__name__)} as loaded"
+                    for stage, cls in backends
+                    if self.cache.pools_of((stage, getattr(cls, "name", cls.__name__))).get(pool)
+                ]
                 raise ResourceExhausted(
                     f"this job needs about {size / MIB:.0f} MiB on {pool} ({', '.join(parts)}; weights and activations) "
                     f"but the budget there is {limit / MIB:.0f} MiB; use a lower working_height, "

@@ -50,8 +50,11 @@ def fingerprint_path(path: str, start: int | None = None, end: int | None = None
     """Fingerprint of one input: a folder's images in [start, end), or a file."""
     if os.path.isdir(path):
         names = list_images(path)[start:end]
-        return {"kind": "folder", "range": [start, end],
-                "files": {name: _entry(os.path.join(path, name), whole=True) for name in names}}
+        return {
+            "kind": "folder",
+            "range": [start, end],
+            "files": {name: _entry(os.path.join(path, name), whole=True) for name in names},
+        }
     return {"kind": "file", "files": {"": _entry(path, whole=False)}}
 
 
@@ -86,7 +89,7 @@ def fingerprint_job(request) -> dict:
 
 
 def first_difference(before: dict, request, quick: bool) -> str:
-    """"" when every input still matches `before`; else one phrase naming the input and what changed.
+    """ "" when every input still matches `before`; else one phrase naming the input and what changed.
 
     `request`: the job's SubmitRequest, or None for a timeline job (each
     fingerprint then carries its own frame range).
@@ -105,7 +108,7 @@ def first_difference(before: dict, request, quick: bool) -> str:
                 first, last = old["range"]
                 names = names[first:last]
             elif source is not None and path == source.path:
-                names = names[source.start_frame:end]
+                names = names[source.start_frame : end]
             if names != list(old["files"]):
                 return f"{path} holds other frames than when the job started"
         for name, entry in old["files"].items():

@@ -15,12 +15,11 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..api import peanut_pb2 as pb
 
@@ -110,7 +109,8 @@ class JobStore:
         with self._lock:
             return self._db.execute(
                 "SELECT c.job_id, c.path, j.state FROM claims c JOIN jobs j ON j.id = c.job_id"
-                f" WHERE j.state IN ({','.join('?' * len(LIVE_STATES))})", LIVE_STATES,
+                f" WHERE j.state IN ({','.join('?' * len(LIVE_STATES))})",
+                LIVE_STATES,
             ).fetchall()
 
     def count(self, state: int) -> int:
@@ -125,12 +125,15 @@ class JobStore:
 
     def set_inputs(self, job_id: str, inputs: dict | None) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET inputs = ? WHERE id = ?",
-                             (json.dumps(inputs) if inputs is not None else None, job_id))
+            self._db.execute(
+                "UPDATE jobs SET inputs = ? WHERE id = ?", (json.dumps(inputs) if inputs is not None else None, job_id)
+            )
 
     def save(self, job: pb.Job) -> None:
         with self._lock:
-            self._db.execute("UPDATE jobs SET state = ?, job = ? WHERE id = ?", (job.state, job.SerializeToString(), job.id))
+            self._db.execute(
+                "UPDATE jobs SET state = ?, job = ? WHERE id = ?", (job.state, job.SerializeToString(), job.id)
+            )
 
     def get(self, job_id: str) -> pb.Job | None:
         with self._lock:
@@ -145,7 +148,9 @@ class JobStore:
     def list(self, limit: int = 100, states: tuple[int, ...] = ()) -> list[pb.Job]:
         return self.page(limit, states)[0]
 
-    def page(self, limit: int = 100, states: tuple[int, ...] = (), before: int | None = None) -> tuple[list[pb.Job], int]:
+    def page(
+        self, limit: int = 100, states: tuple[int, ...] = (), before: int | None = None
+    ) -> tuple[list[pb.Job], int]:
         """Up to `limit` jobs, newest first, older than row `before`; and the row of the last one (0: no more)."""
         query, where, args = "SELECT rowid, job FROM jobs", [], []
         if states:
@@ -221,10 +226,12 @@ class JobChannel:
                 del self._job.warnings[-1]
             self._dropped_warnings += 1
             if self._dropped_warnings == 1:
-                log.warning("job %s: more than %d warnings; later ones are only counted", self._job.id,
-                            MAX_WARNINGS_PER_JOB - 1)
-            self._job.warnings.append(f"... and {self._dropped_warnings} more warnings (the first "
-                                      f"{MAX_WARNINGS_PER_JOB - 1} are listed)")
+                log.warning(
+                    "job %s: more than %d warnings; later ones are only counted", self._job.id, MAX_WARNINGS_PER_JOB - 1
+                )
+            self._job.warnings.append(
+                f"... and {self._dropped_warnings} more warnings (the first {MAX_WARNINGS_PER_JOB - 1} are listed)"
+            )
 
     @property
     def job(self) -> pb.Job:

@@ -46,6 +46,9 @@ from grpc_reflection.v1alpha import reflection
 from .. import __version__
 from ..api import peanut_pb2 as pb
 from ..api import peanut_pb2_grpc as pb_grpc
+from ..errors import PeanutError
+from ..models.cache import ModelCache, install_model_cache
+from ..models.device import set_daemon_defaults
 from ..pipeline import Pipeline
 from ..statedir import (
     DEFAULT_PORT,
@@ -58,9 +61,6 @@ from ..statedir import (
     resolve_state_dir,
     write_server_file,
 )
-from ..errors import PeanutError
-from ..models.cache import ModelCache, install_model_cache
-from ..models.device import set_daemon_defaults
 from .budget import MIB, MemoryBudget, default_budget_bytes
 from .jobs import JobStore, damaged_reason
 from .service import MAX_WATCHERS, PeanutService, Worker
@@ -129,7 +129,7 @@ class TokenFile:
 class TokenInterceptor(grpc.ServerInterceptor):
     """Every PEANUT RPC needs `authorization: Bearer <token>`, compared in constant time."""
 
-    def __init__(self, token: "TokenFile") -> None:
+    def __init__(self, token: TokenFile) -> None:
         self._token = token
 
     def intercept_service(self, continuation, handler_call_details):
@@ -149,9 +149,7 @@ class TokenInterceptor(grpc.ServerInterceptor):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{message}: read it from the daemon's state directory")
 
         if handler is not None and handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(
-                deny, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_stream_rpc_method_handler(deny, handler.request_deserializer, handler.response_serializer)
         return grpc.unary_unary_rpc_method_handler(
             deny,
             handler.request_deserializer if handler else None,
@@ -169,36 +167,75 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="peanut-server", description="PEANUT daemon: hosts the models and runs removal jobs.")
+    parser = argparse.ArgumentParser(
+        prog="peanut-server", description="PEANUT daemon: hosts the models and runs removal jobs."
+    )
     parser.add_argument("--state-dir", help="state directory (default: $PEANUT_STATE_DIR or the per-user default)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port; -1 = no TCP)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port; -1 = no TCP)",
+    )
     parser.add_argument("--unix", metavar="PATH", help="also listen on this unix socket (created 0600)")
-    parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (needs --tls-cert and --tls-key)")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (needs --tls-cert and --tls-key)"
+    )
     parser.add_argument("--tls-cert", help="PEM certificate chain for TLS")
     parser.add_argument("--tls-key", help="PEM private key for TLS")
     parser.add_argument("--queue-size", type=int, default=32, help="jobs that may wait, at least 1 (default 32)")
-    parser.add_argument("--memory-budget-mb", type=int, default=None,
-                        help="memory for loaded models and a job's frames; least recently used models are "
-                             "unloaded past it and jobs that cannot fit are refused (default: 75%% of RAM)")
-    parser.add_argument("--device", default="auto",
-                        help="where learned backends run unless a job asks otherwise: auto (CUDA, then Apple MPS, "
-                             "then CPU), cpu, cuda, cuda:N, mps (default auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                        help="auto: fp16/bf16 autocast only for backends known to be safe with it, fp32 otherwise; "
-                             "fp32: never autocast (default auto)")
-    parser.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="where jobs run: in this process (default) or as tasks on a Ray cluster")
-    parser.add_argument("--ray-address", default="local",
-                        help="with --executor ray: 'local' starts a Ray runtime on this machine, 'auto' joins the "
-                             "cluster this node belongs to, ray://HOST:PORT joins a cluster through Ray Client")
-    parser.add_argument("--ray-cpus", type=int, default=None,
-                        help="with --ray-address local: CPUs the local runtime may use (default: all)")
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=None,
+        help="memory for loaded models and a job's frames; least recently used models are "
+        "unloaded past it and jobs that cannot fit are refused (default: 75%% of RAM)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where learned backends run unless a job asks otherwise: auto (CUDA, then Apple MPS, "
+        "then CPU), cpu, cuda, cuda:N, mps (default auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="auto: fp16/bf16 autocast only for backends known to be safe with it, fp32 otherwise; "
+        "fp32: never autocast (default auto)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where jobs run: in this process (default) or as tasks on a Ray cluster",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default="local",
+        help="with --executor ray: 'local' starts a Ray runtime on this machine, 'auto' joins the "
+        "cluster this node belongs to, ray://HOST:PORT joins a cluster through Ray Client",
+    )
+    parser.add_argument(
+        "--ray-cpus",
+        type=int,
+        default=None,
+        help="with --ray-address local: CPUs the local runtime may use (default: all)",
+    )
     parser.add_argument("--ray-cpus-per-task", type=float, default=1.0, help="CPUs each Ray task asks for (default 1)")
-    parser.add_argument("--ray-gpus-per-task", type=float, default=0.0,
-                        help="GPUs each Ray task asks for (default 0; set it for learned backends on GPU nodes)")
-    parser.add_argument("--ray-max-tasks", type=int, default=0,
-                        help="erase tasks of one job in flight at once (default: the cluster's CPUs / CPUs per task)")
+    parser.add_argument(
+        "--ray-gpus-per-task",
+        type=float,
+        default=0.0,
+        help="GPUs each Ray task asks for (default 0; set it for learned backends on GPU nodes)",
+    )
+    parser.add_argument(
+        "--ray-max-tasks",
+        type=int,
+        default=0,
+        help="erase tasks of one job in flight at once (default: the cluster's CPUs / CPUs per task)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--version", action="version", version=f"peanut-server {__version__}")
     return parser.parse_args(argv)
@@ -213,8 +250,10 @@ def lock_state_dir(state_dir: Path) -> FileLock:
         info = read_server_file(state_dir) or {}
         where = ", ".join(info.get("addresses") or []) or "an address it has not published yet"
         pid = f", pid {info['pid']}" if info.get("pid") else ""
-        raise StartupError(f"another peanut-server already runs on state directory {state_dir} "
-                           f"(listening on {where}{pid}); use it, stop it, or pass another --state-dir") from None
+        raise StartupError(
+            f"another peanut-server already runs on state directory {state_dir} "
+            f"(listening on {where}{pid}); use it, stop it, or pass another --state-dir"
+        ) from None
     return lock
 
 
@@ -228,16 +267,24 @@ def open_job_store(path: Path) -> JobStore:
                 if os.path.exists(f"{path}{suffix}"):
                     os.replace(f"{path}{suffix}", f"{aside}{suffix}")
         except OSError as exc:
-            raise StartupError(f"job database {path} {reason}, and it cannot be moved aside ({exc.strerror}); "
-                               f"move it away yourself and start again") from None
-        log.error("job database %s %s. It was moved aside to %s (kept as it was) and the daemon starts with an "
-                  "empty job queue: jobs recorded there are not listed. Restore it with sqlite3 `.recover` if you "
-                  "need them.", path, reason, aside.name)
+            raise StartupError(
+                f"job database {path} {reason}, and it cannot be moved aside ({exc.strerror}); "
+                f"move it away yourself and start again"
+            ) from None
+        log.error(
+            "job database %s %s. It was moved aside to %s (kept as it was) and the daemon starts with an "
+            "empty job queue: jobs recorded there are not listed. Restore it with sqlite3 `.recover` if you "
+            "need them.",
+            path,
+            reason,
+            aside.name,
+        )
     try:
         return JobStore(path)
     except Exception as exc:  # sqlite3.Error, OSError: a file the daemon cannot open
-        raise StartupError(f"cannot open the job database {path}: {exc}; check its permissions, or move it "
-                           "away and start again") from None
+        raise StartupError(
+            f"cannot open the job database {path}: {exc}; check its permissions, or move it away and start again"
+        ) from None
 
 
 def check_unix_path(path: str) -> None:
@@ -259,12 +306,14 @@ def check_unix_path(path: str) -> None:
         log.info("--unix %s: removed a stale socket", path)
         return
     except OSError as exc:
-        raise StartupError(f"--unix {path}: cannot tell whether the socket is in use ({exc}); "
-                           "remove it yourself if it is stale") from None
+        raise StartupError(
+            f"--unix {path}: cannot tell whether the socket is in use ({exc}); remove it yourself if it is stale"
+        ) from None
     finally:
         probe.close()
-    raise StartupError(f"--unix {path}: the socket is in use (something listens on it); stop that or choose "
-                       "another path")
+    raise StartupError(
+        f"--unix {path}: the socket is in use (something listens on it); stop that or choose another path"
+    )
 
 
 def start_executor(args: argparse.Namespace):
@@ -276,8 +325,13 @@ def start_executor(args: argparse.Namespace):
     address = args.ray_address
     if address not in ("local", "auto") and not address.startswith("ray://"):
         raise StartupError(f"--ray-address {address!r}: use local, auto or ray://HOST:PORT")
-    options = RayOptions(address=address, local_cpus=args.ray_cpus, cpus_per_task=args.ray_cpus_per_task,
-                         gpus_per_task=args.ray_gpus_per_task, max_in_flight=args.ray_max_tasks)
+    options = RayOptions(
+        address=address,
+        local_cpus=args.ray_cpus,
+        cpus_per_task=args.ray_cpus_per_task,
+        gpus_per_task=args.ray_gpus_per_task,
+        max_in_flight=args.ray_max_tasks,
+    )
     executor = RayExecutor(options)
     try:
         executor.start()
@@ -302,8 +356,11 @@ def serve(args: argparse.Namespace) -> int:
 
     if not is_loopback(args.host) and args.port >= 0:
         if not args.allow_remote:
-            print(f"peanut-server: refusing to listen on non-loopback address {args.host}; "
-                  "pass --allow-remote with --tls-cert and --tls-key", file=sys.stderr)
+            print(
+                f"peanut-server: refusing to listen on non-loopback address {args.host}; "
+                "pass --allow-remote with --tls-cert and --tls-key",
+                file=sys.stderr,
+            )
             return 2
         if not (args.tls_cert and args.tls_key):
             print("peanut-server: --allow-remote needs --tls-cert and --tls-key", file=sys.stderr)
@@ -348,8 +405,9 @@ def serve(args: argparse.Namespace) -> int:
     cache = budget.cache if budget else ModelCache(budget_bytes=None)
     install_model_cache(cache)
     executor = start_executor(args)
-    worker = Worker(store, Pipeline(instances=cache, executor=executor), capacity=args.queue_size,
-                    warm=executor is None)
+    worker = Worker(
+        store, Pipeline(instances=cache, executor=executor), capacity=args.queue_size, warm=executor is None
+    )
     service = PeanutService(worker, str(state_dir), budget)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=UNARY_THREADS + MAX_WATCHERS, thread_name_prefix="peanut-rpc"),
@@ -399,7 +457,13 @@ def serve(args: argparse.Namespace) -> int:
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     write_server_file(state_dir, addresses, os.getpid(), tls=bool(args.tls_cert))
-    log.info("peanut-server %s listening on %s (state %s, device %s)", __version__, ", ".join(addresses), state_dir, service.device)
+    log.info(
+        "peanut-server %s listening on %s (state %s, device %s)",
+        __version__,
+        ", ".join(addresses),
+        state_dir,
+        service.device,
+    )
 
     stopping = threading.Event()
 
@@ -420,8 +484,9 @@ def serve(args: argparse.Namespace) -> int:
     if not worker.stop(timeout=SHUTDOWN_GRACE - 3.0):
         # A stage stuck in native code: leaving the interpreter with it running could abort, so
         # leave at once. The job is RUNNING in the database and becomes INTERRUPTED at the next start.
-        log.error("the running job did not stop within %.0fs; exiting now (it will be INTERRUPTED)",
-                  SHUTDOWN_GRACE - 3.0)
+        log.error(
+            "the running job did not stop within %.0fs; exiting now (it will be INTERRUPTED)", SHUTDOWN_GRACE - 3.0
+        )
         remove_server_file(state_dir, os.getpid())
         logging.shutdown()
         os._exit(1)

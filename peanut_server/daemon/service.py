@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
-import shutil
 import inspect
 import logging
+import os
 import queue
+import shutil
 import threading
 import time
 import traceback
 import uuid
-
 from contextlib import contextmanager
 
 import cv2
@@ -28,12 +27,12 @@ from ..api import peanut_pb2_grpc as pb_grpc
 from ..errors import InvalidRequest, JobCancelled, JobInterrupted, PeanutError, ResourceExhausted
 from ..pipeline import Pipeline, spec_from_request
 from ..pipeline import backends as backend_table
-from ..progress import ProgressState, Reporter
 from ..pipeline.composite import working_size
 from ..pipeline.messages import STAGE_ENUM, result_message
 from ..pipeline.spec import absolute_path
+from ..progress import ProgressState, Reporter
 from .budget import MemoryBudget, job_model_needs
-from .inputs import first_difference, fingerprint_job, fingerprint_timeline
+from .inputs import fingerprint_job, fingerprint_timeline, first_difference
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
 log = logging.getLogger(__name__)
@@ -77,8 +76,9 @@ def abort_with_code(context, status: grpc.StatusCode, message: str, code: str) -
     details (google.rpc.ErrorInfo, reason=code), where a client reads it without parsing text."""
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=code, domain=ERROR_DOMAIN))
-    context.abort_with_status(rpc_status.to_status(
-        status_pb2.Status(code=status.value[0], message=message, details=[detail])))
+    context.abort_with_status(
+        rpc_status.to_status(status_pb2.Status(code=status.value[0], message=message, details=[detail]))
+    )
 
 
 def _abort_for(exc: Exception, context, method_name: str) -> None:
@@ -94,8 +94,9 @@ def _abort_for(exc: Exception, context, method_name: str) -> None:
     if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
         raise exc
     log.error("internal error in %s:\n%s", method_name, traceback.format_exc())
-    abort_with_code(context, grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {_clip(str(exc))}",
-                    "INTERNAL")
+    abort_with_code(
+        context, grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {_clip(str(exc))}", "INTERNAL"
+    )
 
 
 def rpc(method):
@@ -182,8 +183,9 @@ class Worker:
             raise ShuttingDown("the daemon is shutting down; submit again once it has restarted")
         waiting = self.pending()
         if waiting >= self.capacity:
-            raise ResourceExhausted(f"the queue is full ({waiting} jobs waiting, at most {self.capacity}); "
-                                    "try again later")
+            raise ResourceExhausted(
+                f"the queue is full ({waiting} jobs waiting, at most {self.capacity}); try again later"
+            )
 
     def _check_claims(self, claims: tuple[str, ...]) -> None:
         """Refuse paths equal to, inside or around a path another live job writes. Caller holds _lock."""
@@ -208,8 +210,9 @@ class Worker:
         for job_id in [j for j, c in self.channels.items() if c.job.state in FINAL_STATES and j != running]:
             del self.channels[job_id]
 
-    def enqueue(self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None,
-                claims: tuple[str, ...] = ()) -> pb.Job:
+    def enqueue(
+        self, job: pb.Job, timeline: pb.ProcessTimelineRequest | None = None, claims: tuple[str, ...] = ()
+    ) -> pb.Job:
         """Queue a job that writes to `claims` (resolved paths), unless another live job writes there."""
         with self._lock:
             self._forget_finished()
@@ -319,32 +322,48 @@ class Worker:
                 for warning in removal.warnings:
                     channel.update(pb.EVENT_TYPE_WARNING, warning, warnings=[warning])
                 result = result_message(removal)
-            channel.update(pb.EVENT_TYPE_STATE, "succeeded", state=pb.JOB_STATE_SUCCEEDED, result=result, eta_seconds=0.0)
+            channel.update(
+                pb.EVENT_TYPE_STATE, "succeeded", state=pb.JOB_STATE_SUCCEEDED, result=result, eta_seconds=0.0
+            )
         except JobCancelled:
             channel.update(pb.EVENT_TYPE_STATE, "cancelled", state=pb.JOB_STATE_CANCELLED)
         except JobInterrupted as exc:
-            channel.update(pb.EVENT_TYPE_STATE, str(exc), state=pb.JOB_STATE_INTERRUPTED, error=str(exc), error_code=exc.code)
+            channel.update(
+                pb.EVENT_TYPE_STATE, str(exc), state=pb.JOB_STATE_INTERRUPTED, error=str(exc), error_code=exc.code
+            )
         except PeanutError as exc:
             full = _disk_full_message(job, exc)
             if full:
                 channel.update(pb.EVENT_TYPE_STATE, full, state=pb.JOB_STATE_FAILED, error=full, error_code="DISK_FULL")
             else:
-                channel.update(pb.EVENT_TYPE_STATE, exc.message, state=pb.JOB_STATE_FAILED, error=exc.message,
-                               error_code=exc.code)
+                channel.update(
+                    pb.EVENT_TYPE_STATE, exc.message, state=pb.JOB_STATE_FAILED, error=exc.message, error_code=exc.code
+                )
         except MemoryError:
-            channel.update(pb.EVENT_TYPE_STATE, "out of memory", state=pb.JOB_STATE_FAILED,
-                           error="out of memory: try a lower working height or a shorter subvideo_length",
-                           error_code="OUT_OF_MEMORY")
+            channel.update(
+                pb.EVENT_TYPE_STATE,
+                "out of memory",
+                state=pb.JOB_STATE_FAILED,
+                error="out of memory: try a lower working height or a shorter subvideo_length",
+                error_code="OUT_OF_MEMORY",
+            )
         except OSError as exc:
             # Full disk, permissions: the job fails, the daemon goes on.
             message = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
             full = _disk_full_message(job, exc)
-            channel.update(pb.EVENT_TYPE_STATE, full or message, state=pb.JOB_STATE_FAILED, error=full or message,
-                           error_code="DISK_FULL" if full else "IO_ERROR")
+            channel.update(
+                pb.EVENT_TYPE_STATE,
+                full or message,
+                state=pb.JOB_STATE_FAILED,
+                error=full or message,
+                error_code="DISK_FULL" if full else "IO_ERROR",
+            )
         except Exception as exc:
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
             message = f"internal error: {type(exc).__name__}: {exc}"
-            channel.update(pb.EVENT_TYPE_STATE, message, state=pb.JOB_STATE_FAILED, error=message, error_code="INTERNAL")
+            channel.update(
+                pb.EVENT_TYPE_STATE, message, state=pb.JOB_STATE_FAILED, error=message, error_code="INTERNAL"
+            )
         finally:
             with self._lock:
                 self._running = None
@@ -353,8 +372,9 @@ class Worker:
         """First run: record the inputs' fingerprint. Resumed run: the inputs must be the same,
         or, for a job submitted with overwrite, it starts again from the first frame."""
         timeline = self.store.timeline_request(job.id) if job.kind == "timeline" else None
-        fingerprint = (lambda: fingerprint_timeline(timeline)) if timeline is not None else (
-            lambda: fingerprint_job(job.request))
+        fingerprint = (
+            (lambda: fingerprint_timeline(timeline)) if timeline is not None else (lambda: fingerprint_job(job.request))
+        )
         before = self.store.inputs(job.id)
         if before is None:
             try:
@@ -369,8 +389,10 @@ class Worker:
         # cannot be discarded: a changed timeline job is always refused.
         if timeline is not None or not job.request.output.overwrite:
             self._discard_staging(job)  # frames of the old input: no use to a job that cannot continue
-            raise InputChanged(f"the input changed since the job started ({change}); its finished frames would "
-                               "not match the rest. Submit it again (with overwrite to replace the output)")
+            raise InputChanged(
+                f"the input changed since the job started ({change}); its finished frames would "
+                "not match the rest. Submit it again (with overwrite to replace the output)"
+            )
         message = f"the input changed since the job started ({change}): starting again from the first frame"
         log.warning("job %s: %s", job.id, message)
         self._discard_staging(job)
@@ -383,11 +405,23 @@ class Worker:
     def _progress(self, channel: JobChannel, state: ProgressState) -> None:
         job = channel.job
         if state.stage != job.stage:
-            channel.update(pb.EVENT_TYPE_STAGE, state.stage, stage=state.stage, frames_done=state.done,
-                           frames_total=state.total, eta_seconds=state.eta_seconds)
+            channel.update(
+                pb.EVENT_TYPE_STAGE,
+                state.stage,
+                stage=state.stage,
+                frames_done=state.done,
+                frames_total=state.total,
+                eta_seconds=state.eta_seconds,
+            )
         else:
-            channel.update(pb.EVENT_TYPE_PROGRESS, "", persist=False, frames_done=state.done,
-                           frames_total=state.total, eta_seconds=state.eta_seconds)
+            channel.update(
+                pb.EVENT_TYPE_PROGRESS,
+                "",
+                persist=False,
+                frames_done=state.done,
+                frames_total=state.total,
+                eta_seconds=state.eta_seconds,
+            )
 
     def _run_timeline(self, job: pb.Job, reporter: Reporter) -> pb.JobResult:
         from ..otio.jobs import run_timeline_job
@@ -447,8 +481,14 @@ class PeanutService(pb_grpc.PeanutServicer):
 
     def _new_job(self, kind: str, request: pb.SubmitRequest | None = None) -> pb.Job:
         now = time.time()
-        job = pb.Job(id=uuid.uuid4().hex[:12], state=pb.JOB_STATE_QUEUED, kind=kind, created_at=now,
-                     updated_at=now, eta_seconds=-1.0)
+        job = pb.Job(
+            id=uuid.uuid4().hex[:12],
+            state=pb.JOB_STATE_QUEUED,
+            kind=kind,
+            created_at=now,
+            updated_at=now,
+            eta_seconds=-1.0,
+        )
         if request is not None:
             job.request.CopyFrom(request)
         return job
@@ -508,8 +548,14 @@ class PeanutService(pb_grpc.PeanutServicer):
         from ..models import all_specs
         from ..models.registry import locate_file
 
-        info = pb.Info(version=__version__, api_version=API_VERSION, device=self.device, state_dir=self.state_dir,
-                       pid=os.getpid(), queue_capacity=self.worker.capacity)
+        info = pb.Info(
+            version=__version__,
+            api_version=API_VERSION,
+            device=self.device,
+            state_dir=self.state_dir,
+            pid=os.getpid(),
+            queue_capacity=self.worker.capacity,
+        )
         from ..models.device import describe as placement_of
 
         for row in backend_table.describe():
@@ -518,14 +564,23 @@ class PeanutService(pb_grpc.PeanutServicer):
                 cls = backend_table.stage_backends(row["stage"]).get(row["name"])
                 policy_name = getattr(cls, "device_policy", None) or _POLICY_NAME.get(row["name"], row["name"])
                 device, precision = placement_of(policy_name)
-            info.backends.add(stage=STAGE_ENUM[row["stage"]], name=row["name"], available=row["available"],
-                              reason=row["reason"], learned=row["learned"], is_default=row["is_default"],
-                              device=device, precision=precision)
+            info.backends.add(
+                stage=STAGE_ENUM[row["stage"]],
+                name=row["name"],
+                available=row["available"],
+                reason=row["reason"],
+                learned=row["learned"],
+                is_default=row["is_default"],
+                device=device,
+                precision=precision,
+            )
         for spec in all_specs():
             paths = [locate_file(spec, f) for f in spec.files]
             missing = [f.filename for f, p in zip(spec.files, paths) if p is None]
             info.models.add(
-                id=spec.id, stage=STAGE_ENUM.get(spec.stage, pb.STAGE_UNSPECIFIED), present=not missing,
+                id=spec.id,
+                stage=STAGE_ENUM.get(spec.stage, pb.STAGE_UNSPECIFIED),
+                present=not missing,
                 path=str(paths[0].parent) if not missing and paths else "",
                 reason=f"not found: {', '.join(missing)} (peanut models pull {spec.id})" if missing else "",
                 license=spec.license,
@@ -561,16 +616,20 @@ class PeanutService(pb_grpc.PeanutServicer):
             if working != (info.width, info.height):
                 backends.append(("upscaler", backend_table.choose("upscaler", opts.upscaler).cls))
         window = 1 if spec.matte_only else max(2, opts.subvideo_length)
-        self.budget.check_job(info.width, info.height, working, window, backends,
-                              needs=job_model_needs(backends, opts, working))
+        self.budget.check_job(
+            info.width, info.height, working, window, backends, needs=job_model_needs(backends, opts, working)
+        )
 
     @rpc
     def ProcessTimeline(self, request, context):
         from ..otio.jobs import validate_timeline_request
 
         # Shape checks shared with Submit (NUL bytes, over-long paths) before the OTIO layer touches the disk.
-        for path, what in ((request.timeline_path, "timeline"), (request.output_path, "output timeline"),
-                           (request.media_dir, "media folder")):
+        for path, what in (
+            (request.timeline_path, "timeline"),
+            (request.output_path, "output timeline"),
+            (request.media_dir, "media folder"),
+        ):
             if path:
                 absolute_path(path, what)
         validate_timeline_request(request)
@@ -597,15 +656,19 @@ class PeanutService(pb_grpc.PeanutServicer):
         channel = self._channel(request.job_id)
         job = channel.job
         if job.state != pb.JOB_STATE_INTERRUPTED:
-            raise NotResumable(f"job {job.id} is {pb.JobState.Name(job.state)[10:].lower()}, only interrupted jobs resume")
+            raise NotResumable(
+                f"job {job.id} is {pb.JobState.Name(job.state)[10:].lower()}, only interrupted jobs resume"
+            )
         before = self.worker.store.inputs(job.id)
         timeline = self.worker.store.timeline_request(job.id) if job.kind == "timeline" else None
         # Names, sizes and mtimes here (cheap); the worker compares content hashes before it continues.
         change = first_difference(before, None if timeline is not None else job.request, quick=True) if before else ""
         if change and (timeline is not None or not job.request.output.overwrite):
-            raise InputChanged(f"cannot resume job {job.id}: its input changed since it started ({change}), so its "
-                               "finished frames would not match the rest. Submit it again (with overwrite to "
-                               "replace the output), or cancel it")
+            raise InputChanged(
+                f"cannot resume job {job.id}: its input changed since it started ({change}), so its "
+                "finished frames would not match the rest. Submit it again (with overwrite to "
+                "replace the output), or cancel it"
+            )
         return self.worker.requeue(job.id)
 
     @rpc
@@ -619,8 +682,10 @@ class PeanutService(pb_grpc.PeanutServicer):
         if request.page_token:
             # The token is the row of the last job of the previous page: pages stay stable while jobs are added.
             if not request.page_token.isdigit():
-                raise InvalidRequest(f"page_token {_clip(request.page_token, 100)!r} is not one this daemon gave; "
-                                     "pass the next_page_token of the previous page")
+                raise InvalidRequest(
+                    f"page_token {_clip(request.page_token, 100)!r} is not one this daemon gave; "
+                    "pass the next_page_token of the previous page"
+                )
             before = int(request.page_token)
         jobs, last = self.worker.store.page(min(limit, 10_000), tuple(request.states), before)
         # Live state beats the (throttled) record for jobs this daemon is running.
@@ -631,15 +696,21 @@ class PeanutService(pb_grpc.PeanutServicer):
     def PreviewMask(self, request, context):
         submit = pb.SubmitRequest(
             source=pb.MediaRange(path=request.path, start_frame=request.frame, end_frame=request.frame + 1),
-            mask=request.mask, options=request.options,
+            mask=request.mask,
+            options=request.options,
             output=pb.OutputSpec(path="/preview-not-written"),
         )
         spec = spec_from_request(submit)
         mask, report = self.worker.pipeline.preview(spec, request.frame, Reporter())
         ok, png = cv2.imencode(".png", mask.astype("uint8") * 255)
         return pb.PreviewMaskResponse(
-            mask_png=png.tobytes(), width=mask.shape[1], height=mask.shape[0], backend=report.backend,
-            chosen_object=report.chosen_object, score=report.score, warnings=report.warnings,
+            mask_png=png.tobytes(),
+            width=mask.shape[1],
+            height=mask.shape[0],
+            backend=report.backend,
+            chosen_object=report.chosen_object,
+            score=report.score,
+            warnings=report.warnings,
             mask_pixels=int(mask.sum()),
         )
 
@@ -669,11 +740,16 @@ class WatcherSlots:
     def slot(self, client: str):
         with self._lock:
             if sum(self._open.values()) >= self.total:
-                raise ResourceExhausted(f"too many watch streams are open ({self.total}, the daemon's limit); "
-                                        "close some and try again", code="TOO_MANY_WATCHERS")
+                raise ResourceExhausted(
+                    f"too many watch streams are open ({self.total}, the daemon's limit); close some and try again",
+                    code="TOO_MANY_WATCHERS",
+                )
             if self._open.get(client, 0) >= self.per_client:
-                raise ResourceExhausted(f"this client already has {self.per_client} watch streams open, the most "
-                                        "one client may; close one first", code="TOO_MANY_WATCHERS")
+                raise ResourceExhausted(
+                    f"this client already has {self.per_client} watch streams open, the most "
+                    "one client may; close one first",
+                    code="TOO_MANY_WATCHERS",
+                )
             self._open[client] = self._open.get(client, 0) + 1
         try:
             yield

@@ -5,7 +5,7 @@ product's; `telea` (per-frame image inpainting) is the comparison baseline,
 never chosen by `auto` while the flow-guided one can run.
 """
 
-from .base import EraseResult, Eraser, EraserOptions, FlowFields
+from .base import Eraser, EraseResult, EraserOptions, FlowFields
 from .flowguided import FlowGuidedEraser
 from .telea import TeleaEraser
 

@@ -22,16 +22,16 @@ class EraserOptions:
     """What a user or a benchmark can tune; each field's effect is documented
     where it is used (FlowGuidedEraser's docstring)."""
 
-    neighbor_stride: int = 5      # temporal scale of the fusion of candidates (frames)
-    step: int = 10                # keyframe stride for invented content (frames)
-    flow: str = "auto"            # "auto", "dis", "raft_small", "raft_large"
-    inpainter: str = "auto"       # never-seen pixels: "auto", "lama", "synthesis", "opencv"
-    flow_rounds: int = 2          # 1: flow on the smooth prefill; 2: plus a half-resolution guide round
-    flow_completion_dilation: int = 6   # grow the holes for flow completion (pixels)
-    temporal_smoothing: int = 1   # passes of the [1, 2, 1] filter of the fill along the flow
+    neighbor_stride: int = 5  # temporal scale of the fusion of candidates (frames)
+    step: int = 10  # keyframe stride for invented content (frames)
+    flow: str = "auto"  # "auto", "dis", "raft_small", "raft_large"
+    inpainter: str = "auto"  # never-seen pixels: "auto", "lama", "synthesis", "opencv"
+    flow_rounds: int = 2  # 1: flow on the smooth prefill; 2: plus a half-resolution guide round
+    flow_completion_dilation: int = 6  # grow the holes for flow completion (pixels)
+    temporal_smoothing: int = 1  # passes of the [1, 2, 1] filter of the fill along the flow
     invent_everywhere: bool = False  # costly inpainter also for passing gaps, not only lasting ones
     seed: int = 0
-    device: str = ""              # learned parts (RAFT, LaMa): "" = the daemon's device policy, or cpu/cuda[:N]/mps
+    device: str = ""  # learned parts (RAFT, LaMa): "" = the daemon's device policy, or cpu/cuda[:N]/mps
 
     def __post_init__(self) -> None:
         for name in ("neighbor_stride", "step", "flow_rounds"):
@@ -57,7 +57,7 @@ class FlowFields:
 
 @dataclass
 class EraseResult:
-    frames: np.ndarray               # (T, H, W, 3) uint8 RGB, filled
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB, filled
     flows: FlowFields | None = None  # completed flow, when the eraser computed one
 
 

@@ -33,10 +33,10 @@ GROUND_WINDOW = 41
 
 @dataclass
 class EffectsOptions:
-    darker_than: float = 0.82     # luminance ratio to the unshadowed ground, at most
-    min_drop: float = 12.0        # luminance drop in levels, at least
+    darker_than: float = 0.82  # luminance ratio to the unshadowed ground, at most
+    min_drop: float = 12.0  # luminance drop in levels, at least
     chroma_tolerance: float = 0.12  # normalised-RGB distance to the ground, at most
-    max_growth: float = 2.0       # the effects may add at most this times the object's area
+    max_growth: float = 2.0  # the effects may add at most this times the object's area
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -47,8 +47,9 @@ def _align(frame: np.ndarray, neighbour: np.ndarray, background: np.ndarray) -> 
     """Homography taking the neighbour's pixels onto frame's grid, from background features."""
     gray_t = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     gray_n = cv2.cvtColor(neighbour, cv2.COLOR_RGB2GRAY)
-    points = cv2.goodFeaturesToTrack(gray_t, maxCorners=400, qualityLevel=0.01, minDistance=7,
-                                     mask=background.astype(np.uint8) * 255)
+    points = cv2.goodFeaturesToTrack(
+        gray_t, maxCorners=400, qualityLevel=0.01, minDistance=7, mask=background.astype(np.uint8) * 255
+    )
     if points is None or len(points) < 8:
         return None
     moved, status, _ = cv2.calcOpticalFlowPyrLK(gray_t, gray_n, points, None, winSize=(21, 21), maxLevel=3)
@@ -76,12 +77,18 @@ def effects_mask(frames: np.ndarray, masks: np.ndarray, t: int, options: Effects
         homography = _align(frames[t], frames[n], background)
         if homography is None:
             continue
-        warped = cv2.warpPerspective(frames[n], homography, (width, height), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT)
-        covered = cv2.warpPerspective(np.ones((height, width), np.uint8), homography, (width, height),
-                                      flags=cv2.INTER_NEAREST) > 0
-        object_there = cv2.warpPerspective(masks[n].astype(np.uint8), homography, (width, height),
-                                           flags=cv2.INTER_NEAREST) > 0
+        warped = cv2.warpPerspective(
+            frames[n], homography, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+        covered = (
+            cv2.warpPerspective(
+                np.ones((height, width), np.uint8), homography, (width, height), flags=cv2.INTER_NEAREST
+            )
+            > 0
+        )
+        object_there = (
+            cv2.warpPerspective(masks[n].astype(np.uint8), homography, (width, height), flags=cv2.INTER_NEAREST) > 0
+        )
         ground.append(warped)
         ground_valid.append(covered & ~object_there)
     if not ground:
@@ -127,8 +134,9 @@ def effects_mask(frames: np.ndarray, masks: np.ndarray, t: int, options: Effects
     return shadow
 
 
-def grow_to_effects(frames: np.ndarray, masks: np.ndarray, options: EffectsOptions | None = None,
-                    check=None) -> np.ndarray:
+def grow_to_effects(
+    frames: np.ndarray, masks: np.ndarray, options: EffectsOptions | None = None, check=None
+) -> np.ndarray:
     """masks (T, H, W) bool grown by each frame's shadow (see effects_mask)."""
     grown = masks.copy()
     for t in range(len(masks)):

@@ -62,7 +62,7 @@ class LamaInpainter(Inpainter):
 
     name = "lama"
 
-    def __init__(self, descriptor, device: str = "cpu", placement: "Placement | None" = None) -> None:
+    def __init__(self, descriptor, device: str = "cpu", placement: Placement | None = None) -> None:
         from ..models.device import Placement
 
         self.descriptor = descriptor
@@ -70,7 +70,7 @@ class LamaInpainter(Inpainter):
         self.device = self.placement.device
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str = "cpu", placement: "Placement | None" = None) -> "LamaInpainter":
+    def from_file(cls, path: str | Path, device: str = "cpu", placement: Placement | None = None) -> LamaInpainter:
         from spandrel import ModelLoader
 
         device = placement.device if placement is not None else device
@@ -81,7 +81,7 @@ class LamaInpainter(Inpainter):
         return cls._checked(descriptor, device, placement)
 
     @classmethod
-    def from_state_dict(cls, state_dict: dict, device: str = "cpu") -> "LamaInpainter":
+    def from_state_dict(cls, state_dict: dict, device: str = "cpu") -> LamaInpainter:
         from spandrel import ModelLoader
 
         try:
@@ -91,7 +91,7 @@ class LamaInpainter(Inpainter):
         return cls._checked(descriptor, device)
 
     @classmethod
-    def _checked(cls, descriptor, device: str, placement: "Placement | None" = None) -> "LamaInpainter":
+    def _checked(cls, descriptor, device: str, placement: Placement | None = None) -> LamaInpainter:
         if descriptor.architecture.id != "LaMa":
             raise ModelError(f"expected a LaMa checkpoint, got {descriptor.architecture.id}")
         descriptor.eval()
@@ -127,7 +127,6 @@ def lama_available(device: str | None = None) -> tuple[bool, str]:
     """(available, why not): spandrel's LaMa architecture, the weights on disk, and the device."""
     from ..models.device import device_missing
     from ..models.registry import missing_reason
-
     from .models import LAMA_ID
 
     reason = lama_class_missing() or missing_reason(LAMA_ID) or device_missing(device)
@@ -146,12 +145,11 @@ def lama_activation_bytes(height: int, width: int) -> int:
     return (height + (-height) % 8) * (width + (-width) % 8) * LAMA_ACTIVATION_BYTES_PER_PIXEL
 
 
-def lama_need(working: tuple[int, int], device: str | None = None) -> "ModelNeed":
+def lama_need(working: tuple[int, int], device: str | None = None) -> ModelNeed:
     """What LaMa will hold for a job at working size (width, height) on the job's device."""
     from ..models.cache import ModelNeed, model_key
     from ..models.device import device_pool, select
     from ..models.registry import locate
-
     from .models import LAMA_ID
 
     placement = select("lama", device)
@@ -174,7 +172,7 @@ def lama_chosen(name: str = "auto", device: str | None = None) -> bool:
 
 
 def get_inpainter(name: str = "auto", device: str | None = None) -> Inpainter:
-    """"lama", "synthesis", "opencv", or "auto".
+    """ "lama", "synthesis", "opencv", or "auto".
 
     "auto" is LaMa when its weights are present, else the no-weights
     exemplar/frequency synthesis (synthesis.py), else OpenCV's Telea (when
@@ -210,7 +208,6 @@ def get_inpainter(name: str = "auto", device: str | None = None) -> Inpainter:
     from ..models.cache import model_cache
     from ..models.device import select
     from ..models.registry import locate
-
     from .models import LAMA_ID
 
     need = lama_need((0, 0), device)

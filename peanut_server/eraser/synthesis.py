@@ -50,9 +50,9 @@ def xphoto_available() -> tuple[bool, str]:
 
 @dataclass
 class SynthesisOptions:
-    margin: int = 80          # known pixels around each hole that the methods see
-    check_ring: int = 6       # width of the ring of real pixels used to weight the methods
-    min_area: int = 64        # smaller holes have no structure to continue: Telea alone
+    margin: int = 80  # known pixels around each hole that the methods see
+    check_ring: int = 6  # width of the ring of real pixels used to weight the methods
+    min_area: int = 64  # smaller holes have no structure to continue: Telea alone
 
 
 def _xphoto(image: np.ndarray, known: np.ndarray, algorithm: int) -> np.ndarray:

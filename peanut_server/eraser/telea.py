@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..progress import Reporter
-from .base import EraseResult, Eraser, EraserOptions
+from .base import Eraser, EraseResult, EraserOptions
 
 INPAINT_RADIUS = 3
 

@@ -63,7 +63,7 @@ def raft_available(variant: str, device: str | None = None) -> tuple[bool, str]:
     return (not reason), reason
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raft_weight_bytes(variant: str) -> int:
     """Parameters + buffers of `variant` in fp32, counted on torch's meta device (nothing allocated)."""
     import torch
@@ -88,7 +88,7 @@ def raft_activation_bytes(variant: str, height: int, width: int, pairs: int = PA
     return 2 * pairs * (per_pair + images)
 
 
-def raft_need(variant: str, working: tuple[int, int], device: str | None = None) -> "ModelNeed":
+def raft_need(variant: str, working: tuple[int, int], device: str | None = None) -> ModelNeed:
     """What RAFT will hold for a job at working size (width, height) on the job's device."""
     from ..models.cache import ModelNeed, model_key
     from ..models.device import device_pool, select
@@ -147,8 +147,9 @@ def load_raft_file(variant: str, path: str | Path):
 class RaftFlow(FlowEstimator):
     name: ClassVar[str] = "raft"
 
-    def __init__(self, model, device: str = "cpu", flow_updates: int = FLOW_UPDATES,
-                 placement: "Placement | None" = None) -> None:
+    def __init__(
+        self, model, device: str = "cpu", flow_updates: int = FLOW_UPDATES, placement: Placement | None = None
+    ) -> None:
         from ..models.device import Placement
 
         self.placement = placement or Placement(device, "float32", "given")
@@ -157,7 +158,7 @@ class RaftFlow(FlowEstimator):
         self.flow_updates = flow_updates
 
     @classmethod
-    def from_registry(cls, variant: str, device: str | None = None) -> "RaftFlow":
+    def from_registry(cls, variant: str, device: str | None = None) -> RaftFlow:
         """The RAFT of `variant` on the job's device, from the model cache (loaded on first use)."""
         from ..models.cache import model_cache
         from ..models.registry import locate
@@ -188,10 +189,10 @@ class RaftFlow(FlowEstimator):
             if reporter is not None:
                 reporter.check()
             stop = min(start + PAIRS_PER_BATCH, count - 1)
-            a, b = frames[start:stop], frames[start + 1: stop + 1]
+            a, b = frames[start:stop], frames[start + 1 : stop + 1]
             both = self._batch(np.concatenate([a, b]), np.concatenate([b, a]))
             forward[start:stop] = both[: stop - start]
-            backward[start:stop] = both[stop - start:]
+            backward[start:stop] = both[stop - start :]
         return forward, backward
 
     def _batch(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -214,7 +215,7 @@ class RaftFlow(FlowEstimator):
         return flows[:, :, :height, :width].float().permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
 
 
-def _placement(device: str | None) -> "Placement":
+def _placement(device: str | None) -> Placement:
     from ..models.device import select
 
     return select("raft", device)

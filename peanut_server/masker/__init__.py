@@ -19,6 +19,17 @@ BACKENDS: dict[str, type[Masker]] = {
     MotionMasker.name: MotionMasker,
 }
 
-__all__ = ["BACKENDS", "GroundedEdgeTamMasker", "GroundedSam2PackageMasker",
-           "GroundedTrackerMasker", "FramePrompt", "Masker", "MaskerOptions", "MaskPrompt", "MaskReport",
-           "MotionMasker", "PointPrompt", "Sam3Masker"]
+__all__ = [
+    "BACKENDS",
+    "GroundedEdgeTamMasker",
+    "GroundedSam2PackageMasker",
+    "GroundedTrackerMasker",
+    "FramePrompt",
+    "Masker",
+    "MaskerOptions",
+    "MaskPrompt",
+    "MaskReport",
+    "MotionMasker",
+    "PointPrompt",
+    "Sam3Masker",
+]

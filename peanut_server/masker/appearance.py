@@ -43,9 +43,14 @@ def _colour_bands(hsv: np.ndarray) -> dict[str, np.ndarray]:
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
     chroma = (s >= 80) & (v >= 60)
     bands = {
-        "red": (h < 8) | (h >= 170), "orange": (h >= 8) & (h < 20), "yellow": (h >= 20) & (h < 35),
-        "green": (h >= 35) & (h < 85), "cyan": (h >= 85) & (h < 100), "blue": (h >= 100) & (h < 130),
-        "purple": (h >= 130) & (h < 155), "pink": (h >= 155) & (h < 170),
+        "red": (h < 8) | (h >= 170),
+        "orange": (h >= 8) & (h < 20),
+        "yellow": (h >= 20) & (h < 35),
+        "green": (h >= 35) & (h < 85),
+        "cyan": (h >= 85) & (h < 100),
+        "blue": (h >= 100) & (h < 130),
+        "purple": (h >= 130) & (h < 155),
+        "pink": (h >= 155) & (h < 170),
     }
     out = {name: band & chroma for name, band in bands.items()}
     out["white"] = (s < 50) & (v >= 190)

@@ -8,8 +8,9 @@ time the iteration ends.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -27,7 +28,7 @@ class PointPrompt:
 
 @dataclass
 class FramePrompt:
-    frame: int                                  # absolute source frame number
+    frame: int  # absolute source frame number
     points: list[PointPrompt] = field(default_factory=list)
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 pixels
 
@@ -58,8 +59,8 @@ class MaskPrompt:
 @dataclass
 class MaskerOptions:
     threshold: float = 0.5
-    clip_window: int = 8          # CME re-check interval, frames
-    fill_holes: int = 64          # fill holes smaller than this many pixels
+    clip_window: int = 8  # CME re-check interval, frames
+    fill_holes: int = 64  # fill holes smaller than this many pixels
     temporal_smoothing: bool = False
     seed: int = 0
 
@@ -67,7 +68,7 @@ class MaskerOptions:
 @dataclass
 class MaskReport:
     backend: str = ""
-    chosen_object: str = ""       # e.g. "moving object #2, red, left"
+    chosen_object: str = ""  # e.g. "moving object #2, red, left"
     score: float = 0.0
     warnings: list[str] = field(default_factory=list)
     ignored_words: list[str] = field(default_factory=list)  # prompt words not checked (approximate)
@@ -77,7 +78,7 @@ class MaskReport:
 class Masker(ABC):
     name: ClassVar[str]
     learned: ClassVar[bool] = False
-    tracks_given_mask: ClassVar[bool] = False   # can follow a one-frame mask (MaskPrompt.tracked_mask_frame)
+    tracks_given_mask: ClassVar[bool] = False  # can follow a one-frame mask (MaskPrompt.tracked_mask_frame)
 
     def __init__(self) -> None:
         self.report = MaskReport(backend=self.name)
@@ -115,8 +116,9 @@ class Masker(ABC):
         matches nothing, or matches several objects that cannot be told apart.
         """
 
-    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
-                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+    def preview(
+        self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> tuple[np.ndarray, MaskReport]:
         """The mask on one frame, for an editor checking the prompt before running the clip.
 
         This default masks [frame, frame + 1); backends that ground with neighbouring frames
@@ -126,6 +128,7 @@ class Masker(ABC):
 
 
 # -- frames at working resolution (shared by the maskers that scale frames down) --------------
+
 
 def working_scale(source: VideoSource, max_side: int) -> float:
     """The factor that brings the longer side of `source` down to `max_side` (never up)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -73,8 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(table, indent=2))
         return 0
     if table["pred_frames"] != table["gt_frames"]:
-        print(f"note: {table['pred_frames']} predicted vs {table['gt_frames']} ground-truth frames; "
-              f"scored the first {table['frames']}")
+        print(
+            f"note: {table['pred_frames']} predicted vs {table['gt_frames']} ground-truth frames; "
+            f"scored the first {table['frames']}"
+        )
     for key in ("frames", "J&F", "J", "F", "J_recall", "temporal_iou", "temporal_iou_gt", "connectivity"):
         value = table[key]
         print(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
@@ -85,5 +87,10 @@ def register_masks_eval(subparsers: argparse._SubParsersAction) -> argparse.Argu
     """Add `peanut eval masks PRED GT` to the CLI's top-level subparsers."""
     from ..metrics.commands import add_eval_command
 
-    return add_eval_command(subparsers, "masks", _configure, _run,
-                            help="score predicted masks against ground truth (J, F, J&F, temporal IoU)")
+    return add_eval_command(
+        subparsers,
+        "masks",
+        _configure,
+        _run,
+        help="score predicted masks against ground truth (J, F, J&F, temporal IoU)",
+    )

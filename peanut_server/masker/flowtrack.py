@@ -19,15 +19,29 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .motion import (ColourModels, FlowEstimator, camera_flow, learn_colour_models, refine_mask, residual_motion,
-                     segment_moving, to_gray)
+from .motion import (
+    ColourModels,
+    FlowEstimator,
+    camera_flow,
+    learn_colour_models,
+    refine_mask,
+    residual_motion,
+    segment_moving,
+    to_gray,
+)
 
 
 def _remap(image: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return cv2.remap(image, gx + flow_back[..., 0], gy + flow_back[..., 1],
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        image,
+        gx + flow_back[..., 0],
+        gy + flow_back[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
@@ -36,9 +50,17 @@ def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
 
 
 class FlowTracker:
-    def __init__(self, flow: FlowEstimator | None = None, refine: bool = True,
-                 lost_fraction: float = 0.15, min_area: int = 20, max_frame_fraction: float = 0.6,
-                 freeze_models: bool = True, reseg_iou: float = 0.3, min_agreement: float = 0.0) -> None:
+    def __init__(
+        self,
+        flow: FlowEstimator | None = None,
+        refine: bool = True,
+        lost_fraction: float = 0.15,
+        min_area: int = 20,
+        max_frame_fraction: float = 0.6,
+        freeze_models: bool = True,
+        reseg_iou: float = 0.3,
+        min_agreement: float = 0.0,
+    ) -> None:
         self.min_agreement = min_agreement
         self.reseg_iou = reseg_iou
         self.freeze_models = freeze_models
@@ -96,8 +118,7 @@ class FlowTracker:
         if self.refine and mask.any():
             mask = refine_mask(rgb, mask, models=self.models, min_agreement=self.min_agreement)
         area = int(mask.sum())
-        if area < self.min_area or area < self.lost_fraction * reference \
-                or area > self.max_frame_fraction * mask.size:
+        if area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
             mask = np.zeros_like(mask)
         else:
             self._areas.append(area)
@@ -113,7 +134,7 @@ class FlowTracker:
 # like the object or like the background ring around it, and does it move like the object or
 # like the camera? A Bayes update of the prior with both likelihood ratios gives the new mask.
 
-_BINS = 16     # per Lab channel: 4096 colour bins
+_BINS = 16  # per Lab channel: 4096 colour bins
 
 
 def _colour_index(lab: np.ndarray) -> np.ndarray:
@@ -123,7 +144,7 @@ def _colour_index(lab: np.ndarray) -> np.ndarray:
 
 def _colour_hist(index: np.ndarray, sel: np.ndarray) -> np.ndarray:
     """A smoothed, normalised histogram of the selected pixels' colour bins."""
-    h = np.bincount(index[sel], minlength=_BINS ** 3).astype(np.float32)
+    h = np.bincount(index[sel], minlength=_BINS**3).astype(np.float32)
     # Blur along the b and a axes so that a colour seen once also lends weight to its neighbours.
     h = cv2.GaussianBlur(h.reshape(_BINS * _BINS, _BINS), (3, 3), 0).reshape(-1)
     return (h + 1e-3) / (float(h.sum()) + 1e-3 * h.size)
@@ -134,8 +155,13 @@ def _ring(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
 
 
-def _object_motion(mask: np.ndarray, flow_back: np.ndarray, residual: np.ndarray | None = None,
-                   moving_px: float = 0.0, require_movers: bool = False) -> np.ndarray | None:
+def _object_motion(
+    mask: np.ndarray,
+    flow_back: np.ndarray,
+    residual: np.ndarray | None = None,
+    moving_px: float = 0.0,
+    require_movers: bool = False,
+) -> np.ndarray | None:
     """Similarity transform (2x3) carrying the previous mask to the current frame, fitted with
     RANSAC to the flow of the pixels that land inside the mask (robust to edge bleeding).
 
@@ -156,7 +182,7 @@ def _object_motion(mask: np.ndarray, flow_back: np.ndarray, residual: np.ndarray
         if movers.sum() > 0.3 * sel.sum():
             sel = movers
         elif require_movers:
-            return None     # the object moved unlike the camera, and nothing under its mask does now
+            return None  # the object moved unlike the camera, and nothing under its mask does now
     if sel.sum() < 6:
         return None
     src = np.stack([px[sel], py[sel]], 1).astype(np.float32)
@@ -167,19 +193,19 @@ def _object_motion(mask: np.ndarray, flow_back: np.ndarray, residual: np.ndarray
 
 @dataclass
 class PriorTrackerOptions:
-    dense_weight: float = 0.5      # prior = this * dense-flow warp + rest * object-motion warp
-    prior_sigma: float = 4.0       # px: how far the warped mask's edge may be off
-    band: int = 10                 # px: the background ring the local colour model is learnt from
-    anchor_weight: float = 0.7     # object colours: this much from the anchor, the rest from the last frame
-    moving_px: float = 2.0         # residual (px/frame) above which a pixel moves unlike the camera
-    prior_clip: float = 1e-3      # the prior never quite says certain: evidence can overrule it
-    motion_spread: float = 0.25    # motion likelihood width, as a fraction of object-camera flow distance
-    max_growth: float = 1.2        # per frame: more is flow bleeding onto the background, cut back
-    min_area_change: float = 0.7   # a refined mask outside [min, max] x the warped area is not trusted:
-    max_area_change: float = 1.3   # the warped mask is kept instead
-    max_size: float = 1.5          # never more than this x the anchor's area
-    hold: bool = True              # while mostly hidden, keep the last shape moving with the object
-    hold_fraction: float = 0.5     # "mostly hidden": the refined area below this x the usual area
+    dense_weight: float = 0.5  # prior = this * dense-flow warp + rest * object-motion warp
+    prior_sigma: float = 4.0  # px: how far the warped mask's edge may be off
+    band: int = 10  # px: the background ring the local colour model is learnt from
+    anchor_weight: float = 0.7  # object colours: this much from the anchor, the rest from the last frame
+    moving_px: float = 2.0  # residual (px/frame) above which a pixel moves unlike the camera
+    prior_clip: float = 1e-3  # the prior never quite says certain: evidence can overrule it
+    motion_spread: float = 0.25  # motion likelihood width, as a fraction of object-camera flow distance
+    max_growth: float = 1.2  # per frame: more is flow bleeding onto the background, cut back
+    min_area_change: float = 0.7  # a refined mask outside [min, max] x the warped area is not trusted:
+    max_area_change: float = 1.3  # the warped mask is kept instead
+    max_size: float = 1.5  # never more than this x the anchor's area
+    hold: bool = True  # while mostly hidden, keep the last shape moving with the object
+    hold_fraction: float = 0.5  # "mostly hidden": the refined area below this x the usual area
 
 
 class PriorTracker:
@@ -188,20 +214,26 @@ class PriorTracker:
     Same surface as FlowTracker (reset, step, lost, mask, last_residual).
     """
 
-    def __init__(self, flow: FlowEstimator | None = None, options: PriorTrackerOptions | None = None,
-                 lost_fraction: float = 0.15, min_area: int = 20, max_frame_fraction: float = 0.6) -> None:
+    def __init__(
+        self,
+        flow: FlowEstimator | None = None,
+        options: PriorTrackerOptions | None = None,
+        lost_fraction: float = 0.15,
+        min_area: int = 20,
+        max_frame_fraction: float = 0.6,
+    ) -> None:
         self.flow = flow or FlowEstimator()
         self.options = options or PriorTrackerOptions()
         self.lost_fraction = lost_fraction
         self.min_area = min_area
         self.max_frame_fraction = max_frame_fraction
         self.gray: np.ndarray | None = None
-        self.index: np.ndarray | None = None       # colour bins of the previous frame
+        self.index: np.ndarray | None = None  # colour bins of the previous frame
         self.mask: np.ndarray | None = None
         self.last_residual: np.ndarray | None = None
         self._anchor_hist: np.ndarray | None = None
-        self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}   # how often each safeguard fired
-        self._relative = np.zeros(2)   # the object's motion relative to the camera, px/frame (smoothed)
+        self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}  # how often each safeguard fired
+        self._relative = np.zeros(2)  # the object's motion relative to the camera, px/frame (smoothed)
         self._anchor_area = 0
         self._areas: deque[int] = deque(maxlen=15)
 
@@ -243,7 +275,7 @@ class PriorTracker:
         matrix = _object_motion(prev_mask, flow_back, residual, max(opt.moving_px, 0.5 * speed), require_movers=moving)
         ys, xs = np.nonzero(prev_mask)
         centre = np.array([xs.mean(), ys.mean()])
-        camera_fwd = -np.median(camera[prev_mask], 0)      # where the camera carries the mask's pixels
+        camera_fwd = -np.median(camera[prev_mask], 0)  # where the camera carries the mask's pixels
         coasting = matrix is None and moving
         if coasting:
             # A moving object whose pixels all stopped moving unlike the camera is hidden (or the
@@ -261,8 +293,11 @@ class PriorTracker:
         p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), opt.prior_clip, 1 - opt.prior_clip)
 
         # Colour: object histogram (anchor + last frame) against the local background ring.
-        fg = opt.anchor_weight * self._anchor_hist + (1 - opt.anchor_weight) * _colour_hist(prev_index, prev_mask) \
-            if self._anchor_hist is not None else _colour_hist(prev_index, prev_mask)
+        fg = (
+            opt.anchor_weight * self._anchor_hist + (1 - opt.anchor_weight) * _colour_hist(prev_index, prev_mask)
+            if self._anchor_hist is not None
+            else _colour_hist(prev_index, prev_mask)
+        )
         bg = _colour_hist(prev_index, _ring(prev_mask, opt.band))
         ratio = fg[index] / bg[index]
 
@@ -312,7 +347,9 @@ class PriorTracker:
             # and learn nothing from this frame; the colours and motion take over when it shows again.
             mask = held
             self.stats["held"] += 1
-        elif area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
+        elif (
+            area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size
+        ):
             mask = np.zeros_like(mask)
         else:
             self._areas.append(area)

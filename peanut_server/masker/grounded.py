@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -67,8 +68,12 @@ class GroundedTrackerMasker(Masker):
     name = "grounded-sam2"
     learned = True
     grounder_ids: ClassVar[tuple[str, ...]] = ("grounding-dino-base", "grounding-dino-tiny", "owlv2-base")
-    tracker_ids: ClassVar[tuple[str, ...]] = ("hf-sam2.1-hiera-large", "hf-sam2.1-hiera-base-plus",
-                                              "hf-sam2.1-hiera-small", "hf-sam2.1-hiera-tiny")
+    tracker_ids: ClassVar[tuple[str, ...]] = (
+        "hf-sam2.1-hiera-large",
+        "hf-sam2.1-hiera-base-plus",
+        "hf-sam2.1-hiera-small",
+        "hf-sam2.1-hiera-tiny",
+    )
     clip_ids: ClassVar[tuple[str, ...]] = ("clip-vit-b32",)
     work_max_side = 1024
     box_threshold = 0.3
@@ -176,11 +181,14 @@ class GroundedTrackerMasker(Masker):
     # ----- the interface --------------------------------------------------------------------
 
     def _report(self) -> MaskReport:
-        return MaskReport(backend=self.name, extra={
-            "grounder": self.grounder_id, "tracker": self.tracker_id, "clip": self.clip_id or "none"})
+        return MaskReport(
+            backend=self.name,
+            extra={"grounder": self.grounder_id, "tracker": self.tracker_id, "clip": self.clip_id or "none"},
+        )
 
-    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
-                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+    def preview(
+        self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> tuple[np.ndarray, MaskReport]:
         self.report = self._report()
         scale = self._scale(source)
         f = next(self._work(source, frame, frame + 1))
@@ -195,8 +203,9 @@ class GroundedTrackerMasker(Masker):
         finisher = MaskFinisher((source.info.width, source.info.height), options.threshold, options.fill_holes)
         return next(iter(finisher.push(prob))), self.report
 
-    def masks(self, source: VideoSource, start: int, end: int, prompt: MaskPrompt,
-              options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+    def masks(
+        self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> Iterator[np.ndarray]:
         self.report = self._report()
         reporter.stage("mask", end - start)
         scale = self._scale(source)
@@ -232,16 +241,25 @@ class GroundedTrackerMasker(Masker):
             break
         if start_kwargs is None:
             if prompt_frames:
-                raise PromptError(f"the points/box are on frame {prompt_frames[0]}, outside [{start}, {end})",
-                                  code="PROMPT_BAD_FRAME")
+                raise PromptError(
+                    f"the points/box are on frame {prompt_frames[0]}, outside [{start}, {end})", code="PROMPT_BAD_FRAME"
+                )
             raise last_error or PromptError(f"found nothing for \u201c{prompt.text}\u201d", code="PROMPT_NOTHING_FOUND")
         yield from self._propagate(source, cache, frames_in, start_kwargs, query, options, reporter)
 
-    def _propagate(self, source: VideoSource, cache: list[_Frame], frames_in: Iterator[_Frame],
-                   start_kwargs: dict, query: PromptQuery | None, options: MaskerOptions,
-                   reporter: Reporter) -> Iterator[np.ndarray]:
-        finisher = MaskFinisher((source.info.width, source.info.height), options.threshold,
-                                options.fill_holes, options.temporal_smoothing)
+    def _propagate(
+        self,
+        source: VideoSource,
+        cache: list[_Frame],
+        frames_in: Iterator[_Frame],
+        start_kwargs: dict,
+        query: PromptQuery | None,
+        options: MaskerOptions,
+        reporter: Reporter,
+    ) -> Iterator[np.ndarray]:
+        finisher = MaskFinisher(
+            (source.info.width, source.info.height), options.threshold, options.fill_holes, options.temporal_smoothing
+        )
         threshold = options.threshold
         window = max(1, options.clip_window)
         anchor = cache[-1]
@@ -286,7 +304,8 @@ class GroundedTrackerMasker(Masker):
                         session, prob = self.tracker.start(frame.rgb, box=other.bbox)
                         self._repair(buffer, frame, other.bbox, last_good)
                         self.report.warnings.append(
-                            f"re-anchored on frame {frame.index} (consistency {s:.2f} fell below {memory.tau})")
+                            f"re-anchored on frame {frame.index} (consistency {s:.2f} fell below {memory.tau})"
+                        )
                         last_good = frame.index
             buffer.append((frame, prob))
             while len(buffer) > window:
@@ -298,8 +317,9 @@ class GroundedTrackerMasker(Masker):
             yield out
         self.report.extra.update({"cme_checks": str(checks), "reanchors": str(reanchors)})
 
-    def _reanchor_candidate(self, query: PromptQuery, frame: _Frame, mask: np.ndarray,
-                            memory: AppearanceMemory, s_tracked: float) -> Candidate | None:
+    def _reanchor_candidate(
+        self, query: PromptQuery, frame: _Frame, mask: np.ndarray, memory: AppearanceMemory, s_tracked: float
+    ) -> Candidate | None:
         best, best_s = None, max(memory.tau, s_tracked + self.switch_margin)
         for c in self._candidates(query, frame.rgb):
             if mask.any() and np.logical_and(c.mask, mask).sum() > 0.5 * min(c.area, int(mask.sum())):

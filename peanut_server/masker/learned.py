@@ -65,10 +65,16 @@ def box_candidate(rgb: np.ndarray, box: tuple[float, float, float, float], score
     # The central half of a box is mostly object; its border is mostly background.
     core = np.zeros_like(mask)
     cx0, cy0 = x0 + (x1 - x0) // 4, y0 + (y1 - y0) // 4
-    core[cy0:max(cy0 + 1, y1 - (y1 - y0) // 4), cx0:max(cx0 + 1, x1 - (x1 - x0) // 4)] = True
-    return Candidate(mask=mask, bbox=(x0, y0, x1, y1), area=int((x1 - x0) * (y1 - y0)),
-                     centroid=((x0 + x1) / 2, (y0 + y1) / 2), colours=colour_fractions(rgb, core),
-                     det_score=float(score), label=label)
+    core[cy0 : max(cy0 + 1, y1 - (y1 - y0) // 4), cx0 : max(cx0 + 1, x1 - (x1 - x0) // 4)] = True
+    return Candidate(
+        mask=mask,
+        bbox=(x0, y0, x1, y1),
+        area=int((x1 - x0) * (y1 - y0)),
+        centroid=((x0 + x1) / 2, (y0 + y1) / 2),
+        colours=colour_fractions(rgb, core),
+        det_score=float(score),
+        label=label,
+    )
 
 
 class HFGrounder:
@@ -84,8 +90,9 @@ class HFGrounder:
         self.model = _load(AutoModelForZeroShotObjectDetection, path, model_id).to(device).eval()
         self.device = device
 
-    def detect(self, rgb: np.ndarray, text: str, box_threshold: float = 0.3,
-               text_threshold: float = 0.25) -> list[Candidate]:
+    def detect(
+        self, rgb: np.ndarray, text: str, box_threshold: float = 0.3, text_threshold: float = 0.25
+    ) -> list[Candidate]:
         import torch
 
         h, w = rgb.shape[:2]
@@ -96,8 +103,8 @@ class HFGrounder:
             with torch.no_grad():
                 outputs = self.model(**inputs)
             result = self.processor.post_process_grounded_object_detection(
-                outputs, inputs.input_ids, threshold=box_threshold, text_threshold=text_threshold,
-                target_sizes=[(h, w)])[0]
+                outputs, inputs.input_ids, threshold=box_threshold, text_threshold=text_threshold, target_sizes=[(h, w)]
+            )[0]
         else:
             inputs = self.processor(images=rgb, text=[[text]], return_tensors="pt").to(self.device)
             with torch.no_grad():
@@ -105,10 +112,11 @@ class HFGrounder:
             # OWLv2 pads images to a square: boxes are relative to the padded side.
             side = max(h, w)
             result = self.processor.post_process_grounded_object_detection(
-                outputs, threshold=box_threshold, target_sizes=[(side, side)])[0]
+                outputs, threshold=box_threshold, target_sizes=[(side, side)]
+            )[0]
         labels = result.get("text_labels")
         if labels is None or len(labels) != len(result["scores"]):
-            labels = [text] * len(result["scores"])   # OWLv2 gives query indices, not words
+            labels = [text] * len(result["scores"])  # OWLv2 gives query indices, not words
         out = []
         for box, score, label in zip(result["boxes"].tolist(), result["scores"].tolist(), labels):
             c = box_candidate(rgb, tuple(box), score, str(label))
@@ -131,10 +139,10 @@ class ClipScorer:
     @staticmethod
     def crop(rgb: np.ndarray, bbox: tuple[int, int, int, int], mask: np.ndarray | None = None) -> np.ndarray:
         x0, y0, x1, y1 = bbox
-        patch = rgb[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)].copy()
+        patch = rgb[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)].copy()
         if mask is not None:
             # Grey out what is not the object so the crop's background does not vote.
-            patch[~mask[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]] = 127
+            patch[~mask[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)]] = 127
         return patch
 
     def image_features(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -194,25 +202,34 @@ class HFVideoTracker:
                 log.warning("processor files at %s do not load (%s); building one from the config", path, exc)
         size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
         return Sam2VideoProcessor(
-            image_processor=Sam2ImageProcessor(size={"height": size, "width": size},
-                                               mask_size={"height": size // 4, "width": size // 4}),
+            image_processor=Sam2ImageProcessor(
+                size={"height": size, "width": size}, mask_size={"height": size // 4, "width": size // 4}
+            ),
             video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}),
         )
 
-    def start(self, rgb: np.ndarray, box: tuple[float, float, float, float] | None = None,
-              mask: np.ndarray | None = None,
-              points: list[tuple[float, float, bool]] | None = None) -> tuple["TrackSession", np.ndarray]:
+    def start(
+        self,
+        rgb: np.ndarray,
+        box: tuple[float, float, float, float] | None = None,
+        mask: np.ndarray | None = None,
+        points: list[tuple[float, float, bool]] | None = None,
+    ) -> tuple[TrackSession, np.ndarray]:
         """Open a session on this frame with a box, points or a mask; (session, probability map)."""
         import torch
 
         session = self.processor.init_video_session(
-            inference_device=self.device, inference_state_device=self.state_device,
-            video_storage_device=self.state_device, dtype=torch.float32)
+            inference_device=self.device,
+            inference_state_device=self.state_device,
+            video_storage_device=self.state_device,
+            dtype=torch.float32,
+        )
         inputs = self.processor(images=rgb, device=self.device, return_tensors="pt")
         size = inputs.original_sizes[0]
         if mask is not None:
             self.processor.add_inputs_to_inference_session(
-                session, frame_idx=0, obj_ids=1, input_masks=mask.astype(np.float32), original_size=size)
+                session, frame_idx=0, obj_ids=1, input_masks=mask.astype(np.float32), original_size=size
+            )
         elif box is not None or points:
             kwargs = {}
             if box is not None:
@@ -220,15 +237,16 @@ class HFVideoTracker:
             if points:
                 kwargs["input_points"] = [[[[float(x), float(y)] for x, y, _ in points]]]
                 kwargs["input_labels"] = [[[1 if positive else 0 for *_, positive in points]]]
-            self.processor.add_inputs_to_inference_session(session, frame_idx=0, obj_ids=1,
-                                                           original_size=size, **kwargs)
+            self.processor.add_inputs_to_inference_session(
+                session, frame_idx=0, obj_ids=1, original_size=size, **kwargs
+            )
         else:
             raise ValueError("a tracking session needs a box, points or a mask")
         track = TrackSession(self, session)
         return track, track.run(inputs)
 
 
-_KEEP_FRAMES = 24   # > the 16 object pointers and 7 memory frames SAM 2 looks back on
+_KEEP_FRAMES = 24  # > the 16 object pointers and 7 memory frames SAM 2 looks back on
 
 
 def prune_session(session, keep: int = _KEEP_FRAMES) -> None:
@@ -269,5 +287,6 @@ class TrackSession:
             out = self.tracker.model(inference_session=self.session, frame=inputs.pixel_values[0])
         prune_session(self.session)
         logits = self.tracker.processor.post_process_masks(
-            [out.pred_masks], original_sizes=inputs.original_sizes, binarize=False)[0]
+            [out.pred_masks], original_sizes=inputs.original_sizes, binarize=False
+        )[0]
         return torch.sigmoid(logits[0, 0].float()).cpu().numpy()

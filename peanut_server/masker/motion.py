@@ -37,7 +37,7 @@ class FlowEstimator:
 def camera_flow(flow: np.ndarray) -> np.ndarray:
     """The part of a flow field explained by a homography (the camera's motion)."""
     h, w = flow.shape[:2]
-    ys, xs = np.mgrid[_GRID_STEP // 2:h:_GRID_STEP, _GRID_STEP // 2:w:_GRID_STEP]
+    ys, xs = np.mgrid[_GRID_STEP // 2 : h : _GRID_STEP, _GRID_STEP // 2 : w : _GRID_STEP]
     src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     dst = src + flow[ys.ravel(), xs.ravel()]
     hom = None
@@ -61,15 +61,15 @@ def residual_motion(flow: np.ndarray) -> np.ndarray:
 class Candidate:
     """One object hypothesis on one frame, at working resolution."""
 
-    mask: np.ndarray                       # (h, w) bool
-    bbox: tuple[int, int, int, int]        # x0, y0, x1, y1 (exclusive)
+    mask: np.ndarray  # (h, w) bool
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
     area: int
-    centroid: tuple[float, float]          # x, y in pixels
-    speed: float = 0.0                     # median residual motion, px/frame
-    feature: np.ndarray | None = None      # appearance descriptor
+    centroid: tuple[float, float]  # x, y in pixels
+    speed: float = 0.0  # median residual motion, px/frame
+    feature: np.ndarray | None = None  # appearance descriptor
     colours: dict[str, float] = field(default_factory=dict)
-    det_score: float = -1.0                # detector confidence, learned grounders
-    text_score: float = -1.0               # CLIP crop-vs-sentence, where available
+    det_score: float = -1.0  # detector confidence, learned grounders
+    text_score: float = -1.0  # CLIP crop-vs-sentence, where available
     label: str = ""
 
 
@@ -126,14 +126,18 @@ def segment_moving(
     return out
 
 
-ColourModels = tuple[np.ndarray, np.ndarray]   # GrabCut's (background, foreground) GMMs
+ColourModels = tuple[np.ndarray, np.ndarray]  # GrabCut's (background, foreground) GMMs
 
 
 def _window(seed: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     h, w = seed.shape
     ys, xs = np.nonzero(seed)
-    return (max(0, xs.min() - 2 * margin), max(0, ys.min() - 2 * margin),
-            min(w, xs.max() + 1 + 2 * margin), min(h, ys.max() + 1 + 2 * margin))
+    return (
+        max(0, xs.min() - 2 * margin),
+        max(0, ys.min() - 2 * margin),
+        min(w, xs.max() + 1 + 2 * margin),
+        min(h, ys.max() + 1 + 2 * margin),
+    )
 
 
 def learn_colour_models(rgb: np.ndarray, mask: np.ndarray) -> ColourModels | None:
@@ -150,15 +154,27 @@ def learn_colour_models(rgb: np.ndarray, mask: np.ndarray) -> ColourModels | Non
     gc = np.where(sub, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2BGR), gc, None,
-                    bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2BGR),
+            gc,
+            None,
+            bgd,
+            fgd,
+            1,
+            cv2.GC_INIT_WITH_MASK,
+        )
     except cv2.error:
         return None
     return bgd, fgd
 
 
-def refine_mask(rgb: np.ndarray, seed: np.ndarray, iterations: int = 3,
-                models: ColourModels | None = None, min_agreement: float = 0.0) -> np.ndarray:
+def refine_mask(
+    rgb: np.ndarray,
+    seed: np.ndarray,
+    iterations: int = 3,
+    models: ColourModels | None = None,
+    min_agreement: float = 0.0,
+) -> np.ndarray:
     """Snap a rough object mask to colour edges with GrabCut, in a window around it.
 
     The seed is "probably object", a ring around it "probably background" and

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, wo
 from .flowtrack import FlowTracker, PriorTracker
 from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
 from .postprocess import MaskFinisher, fill_small_holes, soft_mask, to_source
-from .prompt import (PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning)
+from .prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
 from .ranking import describe_choice, rank_candidates
 
 log = logging.getLogger(__name__)
@@ -42,17 +42,17 @@ APPROXIMATE_WARNING = (
 
 @dataclass
 class _Frame:
-    index: int            # absolute source frame number
-    rgb: np.ndarray       # working resolution
+    index: int  # absolute source frame number
+    rgb: np.ndarray  # working resolution
     gray: np.ndarray
 
 
 @dataclass
 class CMESettings:
-    tau: float = 0.75            # consistency needed to write the memory
-    switch_margin: float = 0.1   # a look-alike must beat the tracked mask by this much
-    max_overlap: float = 0.3     # candidates overlapping the tracked mask more are the same object
-    lost_tau: float = 0.4        # below this the mask is on background, not the target: lost
+    tau: float = 0.75  # consistency needed to write the memory
+    switch_margin: float = 0.1  # a look-alike must beat the tracked mask by this much
+    max_overlap: float = 0.3  # candidates overlapping the tracked mask more are the same object
+    lost_tau: float = 0.4  # below this the mask is on background, not the target: lost
 
 
 class _MotionModel:
@@ -99,16 +99,16 @@ class MotionMasker(Masker):
     # likelihoods (flowtrack.PriorTracker): on DAVIS footage it holds the object far better
     # than re-segmenting motion. Set False for the grounded path's tracker.
     prior_tracking = True
-    box_moving_px = 1.0   # residual motion (px/frame) that marks the moving part of a box
-    min_part_px = 100     # working-resolution pixels: smaller colour blobs of a merged region are flecks
+    box_moving_px = 1.0  # residual motion (px/frame) that marks the moving part of a box
+    min_part_px = 100  # working-resolution pixels: smaller colour blobs of a merged region are flecks
 
     def __init__(self, cme: CMESettings | None = None) -> None:
         super().__init__()
         self.cme = cme or CMESettings()
         self.flow = FlowEstimator()
         self._given_mask = False
-        self._colour_lock: list[str] = []   # colours a text-grounded target is held to
-        self._lock_area = 0                 # ... and its size when it was found
+        self._colour_lock: list[str] = []  # colours a text-grounded target is held to
+        self._lock_area = 0  # ... and its size when it was found
 
     @classmethod
     def accepts(cls, prompt: MaskPrompt) -> bool:
@@ -165,10 +165,10 @@ class MotionMasker(Masker):
         for k in range(1, count):
             area = int(stats[k, cv2.CC_STAT_AREA])
             bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
-            if area < self.min_part_px or area < 0.5 * bw * bh:   # a compact blob, not a fleck or a streak
+            if area < self.min_part_px or area < 0.5 * bw * bh:  # a compact blob, not a fleck or a streak
                 continue
             if area > 0.75 * c.area:
-                return [c]    # the region is the coloured object already (its texture has other shades)
+                return [c]  # the region is the coloured object already (its texture has other shades)
             parts.append(candidate_from_mask(rgb, fill_small_holes(labels == k, max(64, area // 4)), c.speed))
         return parts or [c]
 
@@ -200,7 +200,7 @@ class MotionMasker(Masker):
         r = max(h, w) // 8
         xs, ys = [p[0] for p in positives], [p[1] for p in positives]
         seed = np.zeros((h, w), bool)
-        seed[max(0, int(min(ys)) - r):int(max(ys)) + r, max(0, int(min(xs)) - r):int(max(xs)) + r] = True
+        seed[max(0, int(min(ys)) - r) : int(max(ys)) + r, max(0, int(min(xs)) - r) : int(max(xs)) + r] = True
         return refine_mask(frame.rgb, seed)
 
     def _mask_in_box(self, frames: list[_Frame], k: int, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -219,8 +219,15 @@ class MotionMasker(Masker):
         gc = np.zeros((h, w), np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
-            cv2.grabCut(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), gc, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, 4,
-                        cv2.GC_INIT_WITH_RECT)
+            cv2.grabCut(
+                cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
+                gc,
+                (x0, y0, x1 - x0, y1 - y0),
+                bgd,
+                fgd,
+                4,
+                cv2.GC_INIT_WITH_RECT,
+            )
             cut = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & inside
         except cv2.error:
             cut = inside
@@ -229,10 +236,14 @@ class MotionMasker(Masker):
             return cut if cut.any() else inside
         residual = residual_motion(self.flow(frame.gray, neighbour.gray))
         movers = (residual > self.box_moving_px) & inside
-        movers = cv2.morphologyEx(movers.astype(np.uint8), cv2.MORPH_CLOSE,
-                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))).astype(bool) & inside
+        movers = (
+            cv2.morphologyEx(
+                movers.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+            ).astype(bool)
+            & inside
+        )
         if movers.sum() < 0.1 * inside.sum():
-            return cut if cut.any() else inside       # a still object: colour is all there is
+            return cut if cut.any() else inside  # a still object: colour is all there is
         agree = (cut & movers).sum() / max((cut | movers).sum(), 1)
         self.report.extra["box"] = f"grabcut/motion agreement {agree:.2f}"
         return cut & movers if agree >= 0.4 else movers
@@ -257,18 +268,28 @@ class MotionMasker(Masker):
         fractions = colour_fractions(frame.rgb, mask)
         for colour in query.colours:
             if fractions[colour] < 0.15:
-                raise PromptError(f"the object in the box on frame {index} is not {colour} ({colour} covers "
-                                  f"{100 * fractions[colour]:.0f}% of it): check the box or the words",
-                                  code="PROMPT_BOX_MISMATCH")
+                raise PromptError(
+                    f"the object in the box on frame {index} is not {colour} ({colour} covers "
+                    f"{100 * fractions[colour]:.0f}% of it): check the box or the words",
+                    code="PROMPT_BOX_MISMATCH",
+                )
         h, w = mask.shape
         ys, xs = np.nonzero(mask)
         cx, cy = xs.mean() / w, ys.mean() / h
-        wrong = {"left": cx > 0.5, "right": cx < 0.5, "top": cy > 0.5, "bottom": cy < 0.5,
-                 "centre": abs(cx - 0.5) > 0.25 or abs(cy - 0.5) > 0.25}
+        wrong = {
+            "left": cx > 0.5,
+            "right": cx < 0.5,
+            "top": cy > 0.5,
+            "bottom": cy < 0.5,
+            "centre": abs(cx - 0.5) > 0.25 or abs(cy - 0.5) > 0.25,
+        }
         for position in query.position:
             if wrong.get(position):
-                raise PromptError(f"the object in the box on frame {index} is not on the {position} of the "
-                                  f"picture: check the box or the words", code="PROMPT_BOX_MISMATCH")
+                raise PromptError(
+                    f"the object in the box on frame {index} is not on the {position} of the "
+                    f"picture: check the box or the words",
+                    code="PROMPT_BOX_MISMATCH",
+                )
 
     @staticmethod
     def _exclude(mask: np.ndarray, negatives: list[tuple[float, float]]) -> np.ndarray:
@@ -282,26 +303,46 @@ class MotionMasker(Masker):
 
     # ----- the interface ------------------------------------------------------------------
 
-    def masks(self, source: VideoSource, start: int, end: int, prompt: MaskPrompt,
-              options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+    def masks(
+        self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> Iterator[np.ndarray]:
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "flow+grabcut"})
         self._colour_lock = []
         reporter.stage("mask", end - start)
-        cv2.setRNGSeed(options.seed)   # GrabCut's k-means start: same input, same masks
+        cv2.setRNGSeed(options.seed)  # GrabCut's k-means start: same input, same masks
         self._vocabulary_warning(prompt, reporter)
         scale = self._scale(source)
         frames_in = self._work(source, start, end)
         cache: list[_Frame] = []
         anchor_k, anchor_mask = self._find_anchor(prompt, frames_in, cache, scale, reporter)
         # A box or points is the editor pointing at the object, like a given mask: tracked the same way.
-        yield from self._propagate(source, cache, frames_in, anchor_k, anchor_mask, options, reporter,
-                                   given_mask=self.prior_tracking and bool(prompt.frame_prompts))
+        yield from self._propagate(
+            source,
+            cache,
+            frames_in,
+            anchor_k,
+            anchor_mask,
+            options,
+            reporter,
+            given_mask=self.prior_tracking and bool(prompt.frame_prompts),
+        )
 
-    def propagate(self, source: VideoSource, start: int, end: int, first_mask: np.ndarray,
-                  options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+    def propagate(
+        self,
+        source: VideoSource,
+        start: int,
+        end: int,
+        first_mask: np.ndarray,
+        options: MaskerOptions,
+        reporter: Reporter,
+    ) -> Iterator[np.ndarray]:
         """Track a given mask of frame `start` (source resolution) through [start, end)."""
-        self.report = MaskReport(backend=self.name, chosen_object="the given mask",
-                                 score=1.0, extra={"grounder": "given mask", "tracker": "flow+grabcut"})
+        self.report = MaskReport(
+            backend=self.name,
+            chosen_object="the given mask",
+            score=1.0,
+            extra={"grounder": "given mask", "tracker": "flow+grabcut"},
+        )
         self._colour_lock = []
         reporter.stage("mask", end - start)
         cv2.setRNGSeed(options.seed)
@@ -309,11 +350,13 @@ class MotionMasker(Masker):
         first = next(frames_in)
         h, w = first.gray.shape
         mask = cv2.resize(first_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        yield from self._propagate(source, [first], frames_in, 0, mask, options, reporter,
-                                   given_mask=self.prior_tracking)
+        yield from self._propagate(
+            source, [first], frames_in, 0, mask, options, reporter, given_mask=self.prior_tracking
+        )
 
-    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
-                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+    def preview(
+        self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> tuple[np.ndarray, MaskReport]:
         """The mask on one frame, grounded with its two neighbours for motion."""
         given = prompt.tracked_mask_frame
         if given is not None:
@@ -355,14 +398,15 @@ class MotionMasker(Masker):
         self.report.warnings.append(message)
         reporter.warn(message)
 
-    def _find_anchor(self, prompt: MaskPrompt, frames_in: Iterator[_Frame], cache: list[_Frame],
-                     scale: float, reporter: Reporter) -> tuple[int, np.ndarray]:
+    def _find_anchor(
+        self, prompt: MaskPrompt, frames_in: Iterator[_Frame], cache: list[_Frame], scale: float, reporter: Reporter
+    ) -> tuple[int, np.ndarray]:
         """Read frames until the object is found; returns (index into cache, working mask)."""
         if prompt.frame_prompts:
             fp = min(prompt.frame_prompts, key=lambda f: f.frame)
             for frame in frames_in:
                 cache.append(frame)
-                if frame.index > fp.frame:   # one frame after the prompt, for its motion
+                if frame.index > fp.frame:  # one frame after the prompt, for its motion
                     break
             ks = [k for k, f in enumerate(cache) if f.index == fp.frame]
             if not ks:
@@ -374,10 +418,14 @@ class MotionMasker(Masker):
             if len({f.frame for f in prompt.frame_prompts}) > 1:
                 self.report.warnings.append(
                     f"the no-weights tracker starts from the box/points of frame {fp.frame}; those on "
-                    f"frames {', '.join(str(f.frame) for f in prompt.frame_prompts if f.frame != fp.frame)} were not used")
+                    f"frames {', '.join(str(f.frame) for f in prompt.frame_prompts if f.frame != fp.frame)} were not used"
+                )
             if prompt.text:
                 self._check_words(parse_prompt(prompt.text), cache[ks[0]], mask, fp.frame)
-            self.report.chosen_object, self.report.score = f"the object at the given points/box on frame {fp.frame}", 1.0
+            self.report.chosen_object, self.report.score = (
+                f"the object at the given points/box on frame {fp.frame}",
+                1.0,
+            )
             self.report.extra["grounder"] = "points/box"
             return ks[0], mask
         query = parse_prompt(prompt.text)
@@ -407,19 +455,31 @@ class MotionMasker(Masker):
             return found
         if last_error is not None:
             raise last_error
-        raise PromptError(f"found no moving object for \u201c{prompt.text}\u201d in a range of "
-                          f"{len(cache)} frame(s); motion needs at least two frames", code="PROMPT_NOTHING_FOUND")
+        raise PromptError(
+            f"found no moving object for \u201c{prompt.text}\u201d in a range of "
+            f"{len(cache)} frame(s); motion needs at least two frames",
+            code="PROMPT_NOTHING_FOUND",
+        )
 
     def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
         if given_mask:
             return PriorTracker(self.flow)
         return FlowTracker(self.flow, refine=self.refine_tracking)
 
-    def _propagate(self, source: VideoSource, cache: list[_Frame], frames_in: Iterator[_Frame], anchor_k: int,
-                   anchor_mask: np.ndarray, options: MaskerOptions, reporter: Reporter,
-                   given_mask: bool = False) -> Iterator[np.ndarray]:
-        finisher = MaskFinisher((source.info.width, source.info.height), options.threshold,
-                                options.fill_holes, options.temporal_smoothing)
+    def _propagate(
+        self,
+        source: VideoSource,
+        cache: list[_Frame],
+        frames_in: Iterator[_Frame],
+        anchor_k: int,
+        anchor_mask: np.ndarray,
+        options: MaskerOptions,
+        reporter: Reporter,
+        given_mask: bool = False,
+    ) -> Iterator[np.ndarray]:
+        finisher = MaskFinisher(
+            (source.info.width, source.info.height), options.threshold, options.fill_holes, options.temporal_smoothing
+        )
         window = max(1, options.clip_window)
         memory = AppearanceMemory(tau=self.cme.tau)
         anchor = cache[anchor_k]
@@ -455,8 +515,8 @@ class MotionMasker(Masker):
         motion.update(anchor.index, anchor_mask)
 
         def forward() -> Iterator[_Frame]:
-            yield from cache[anchor_k + 1:]
-            cache.clear()          # the cached prefix is no longer needed
+            yield from cache[anchor_k + 1 :]
+            cache.clear()  # the cached prefix is no longer needed
             yield from frames_in
 
         for step, frame in enumerate(forward(), start=1):
@@ -475,8 +535,10 @@ class MotionMasker(Masker):
                     mask = found.mask
                     tracker.reset(frame.rgb, mask)
                     repaired = self._repair(buffer, frame, mask, last_good, memory)
-                    self.report.warnings.append(f"object lost at frame {lost_since}, found again at frame "
-                                                f"{frame.index}; {repaired} earlier frame(s) re-tracked")
+                    self.report.warnings.append(
+                        f"object lost at frame {lost_since}, found again at frame "
+                        f"{frame.index}; {repaired} earlier frame(s) re-tracked"
+                    )
                     lost_since = None
             elif step % window == 0:
                 feature = colour_descriptor(frame.rgb, mask)
@@ -495,7 +557,8 @@ class MotionMasker(Masker):
                         repaired = self._repair(buffer, frame, mask, last_good, memory)
                         self.report.warnings.append(
                             f"the tracked mask drifted to a look-alike (consistency {s:.2f}); re-anchored on frame "
-                            f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}")
+                            f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}"
+                        )
                         last_good = frame.index
             if mask.any():
                 motion.update(frame.index, mask)
@@ -507,11 +570,13 @@ class MotionMasker(Masker):
         for out in finisher.flush():
             reporter.advance()
             yield out
-        self.report.extra.update({
-            "cme_checks": str(len(scores)),
-            "cme_mean_consistency": f"{np.mean(scores):.3f}" if scores else "n/a",
-            "reanchors": str(reanchors),
-        })
+        self.report.extra.update(
+            {
+                "cme_checks": str(len(scores)),
+                "cme_mean_consistency": f"{np.mean(scores):.3f}" if scores else "n/a",
+                "reanchors": str(reanchors),
+            }
+        )
 
     def _checked_step(self, tracker: FlowTracker | PriorTracker, frame: _Frame, memory: AppearanceMemory) -> np.ndarray:
         """One tracker step; a mask that looks nothing like the target (it stayed on the
@@ -524,9 +589,11 @@ class MotionMasker(Masker):
             # Look around the tracked mask as far as half the object's size: flow lags behind a
             # small fast object, and the colour finds it again.
             r = max(3, int(0.5 * np.sqrt(self._lock_area)))
-            near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+            near = cv2.dilate(
+                mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            ).astype(bool)
             parts = self._colour_parts(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
-            part = max(parts, key=lambda p: (p.mask & mask).sum())   # the blob the tracked mask is on
+            part = max(parts, key=lambda p: (p.mask & mask).sum())  # the blob the tracked mask is on
             overlap = (part.mask & mask).sum() / max(int((part.mask | mask).sum()), 1)
             # Only a clear difference counts (the mask lags or holds other things); a ball whose
             # texture has other shades at its rim stays as tracked.
@@ -538,8 +605,14 @@ class MotionMasker(Masker):
             tracker.mask = mask
         return mask
 
-    def _pick(self, frame: _Frame, candidates: list[Candidate], memory: AppearanceMemory,
-              motion: _MotionModel, min_score: float) -> Candidate | None:
+    def _pick(
+        self,
+        frame: _Frame,
+        candidates: list[Candidate],
+        memory: AppearanceMemory,
+        motion: _MotionModel,
+        min_score: float,
+    ) -> Candidate | None:
         """The candidate that best looks like the memory and sits where the target should be."""
         h, w = frame.gray.shape
         reach = 0.3 * float(np.hypot(h, w))
@@ -553,7 +626,9 @@ class MotionMasker(Masker):
             # Two objects merged into one blob, or a fragment: wait for a clean view.
             if area and not 0.3 * area <= c.area <= 1.6 * area:
                 continue
-            dist = 0.0 if expected is None else float(np.hypot(c.centroid[0] - expected[0], c.centroid[1] - expected[1]))
+            dist = (
+                0.0 if expected is None else float(np.hypot(c.centroid[0] - expected[0], c.centroid[1] - expected[1]))
+            )
             if dist > reach:
                 continue
             total = s - 0.5 * dist / reach
@@ -561,8 +636,9 @@ class MotionMasker(Masker):
                 best, best_total = c, total
         return best
 
-    def _reacquire(self, frame: _Frame, residual: np.ndarray | None, memory: AppearanceMemory,
-                   motion: _MotionModel) -> Candidate | None:
+    def _reacquire(
+        self, frame: _Frame, residual: np.ndarray | None, memory: AppearanceMemory, motion: _MotionModel
+    ) -> Candidate | None:
         """A moving candidate that looks like the remembered target, after the target was lost."""
         if residual is None:
             return None
@@ -572,8 +648,15 @@ class MotionMasker(Masker):
             candidates = self._split_by_colour(frame.rgb, candidates, self._colour_lock)
         return self._pick(frame, candidates, memory, motion, memory.tau)
 
-    def _lookalike_check(self, frame: _Frame, residual: np.ndarray | None, mask: np.ndarray,
-                         memory: AppearanceMemory, s_tracked: float, motion: _MotionModel) -> Candidate | None:
+    def _lookalike_check(
+        self,
+        frame: _Frame,
+        residual: np.ndarray | None,
+        mask: np.ndarray,
+        memory: AppearanceMemory,
+        s_tracked: float,
+        motion: _MotionModel,
+    ) -> Candidate | None:
         """Re-run grounding; a separate candidate that matches the memory clearly better wins."""
         if residual is None:
             return None
@@ -588,13 +671,22 @@ class MotionMasker(Masker):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         if count <= 2:
             return mask
-        parts = [candidate_from_mask(frame.rgb, labels == k) for k in range(1, count)
-                 if stats[k, cv2.CC_STAT_AREA] >= 0.2 * motion.area]
+        parts = [
+            candidate_from_mask(frame.rgb, labels == k)
+            for k in range(1, count)
+            if stats[k, cv2.CC_STAT_AREA] >= 0.2 * motion.area
+        ]
         best = self._pick(frame, parts, memory, motion, -1.0)
         return best.mask if best is not None else mask
 
-    def _repair(self, buffer: deque[tuple[_Frame, np.ndarray]], frame: _Frame, mask: np.ndarray,
-                after: int, memory: AppearanceMemory) -> int:
+    def _repair(
+        self,
+        buffer: deque[tuple[_Frame, np.ndarray]],
+        frame: _Frame,
+        mask: np.ndarray,
+        after: int,
+        memory: AppearanceMemory,
+    ) -> int:
         """Re-track backwards from a new anchor over buffered frames after `after`.
 
         A frame takes the backward mask when it agrees better with the memory than

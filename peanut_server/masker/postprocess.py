@@ -8,7 +8,7 @@ delaying edges that move steadily). Dilation is the pipeline's job.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -45,8 +45,9 @@ def to_source(prob: np.ndarray, size: tuple[int, int], threshold: float) -> np.n
 class MaskFinisher:
     """Streams probability maps in, finished source-resolution masks out (in order)."""
 
-    def __init__(self, size: tuple[int, int], threshold: float = 0.5, fill_holes: int = 64,
-                 temporal_smoothing: bool = False) -> None:
+    def __init__(
+        self, size: tuple[int, int], threshold: float = 0.5, fill_holes: int = 64, temporal_smoothing: bool = False
+    ) -> None:
         self.size = size
         self.threshold = threshold
         # fill_holes is in source pixels; the finisher fills after resampling.

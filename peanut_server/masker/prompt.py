@@ -42,8 +42,15 @@ SIZES: dict[str, tuple[str, ...]] = {
     "smallest": ("smallest", "small", "little", "tiny", "smaller"),
 }
 ORDERS: dict[str, int] = {
-    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3,
-    "fourth": 4, "4th": 4, "last": -1,
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "last": -1,
 }
 MOTIONS: dict[str, tuple[str, ...]] = {
     "moving": ("moving", "running", "walking", "driving", "riding", "passing", "jumping", "rolling", "flying"),
@@ -62,16 +69,17 @@ class PromptQuery:
     text: str
     colours: list[str] = field(default_factory=list)
     position: list[str] = field(default_factory=list)
-    size: str = ""                 # "largest" | "smallest" | ""
-    order: int = 0                 # 1-based; -1 = last; 0 = none
+    size: str = ""  # "largest" | "smallest" | ""
+    order: int = 0  # 1-based; -1 = last; 0 = none
     motion: list[str] = field(default_factory=list)
-    nouns: list[str] = field(default_factory=list)   # words with no attribute meaning ("car", "man")
+    nouns: list[str] = field(default_factory=list)  # words with no attribute meaning ("car", "man")
 
     @property
     def discriminative(self) -> bool:
         """Whether the sentence says anything that can tell candidates apart."""
-        return bool(self.colours or self.position or self.size or self.order or
-                    "fast" in self.motion or "slow" in self.motion)
+        return bool(
+            self.colours or self.position or self.size or self.order or "fast" in self.motion or "slow" in self.motion
+        )
 
     def describe(self) -> str:
         parts = self.colours + self.position
@@ -95,7 +103,7 @@ def parse_prompt(text: str) -> PromptQuery:
     clean = (text or "").strip()
     if not clean:
         raise PromptError(
-            "the prompt is empty: describe the object to remove, e.g. \"the red car on the left\"",
+            'the prompt is empty: describe the object to remove, e.g. "the red car on the left"',
             code="PROMPT_EMPTY",
         )
     query = PromptQuery(text=clean)
@@ -121,8 +129,10 @@ def parse_prompt(text: str) -> PromptQuery:
 # ----- honesty: words a masker cannot check --------------------------------------------------
 
 # What a user can pull to have object names understood (ids from masker/models.py).
-LEARNED_HINT = ("peanut models pull grounding-dino-tiny and hf-sam2.1-hiera-tiny (about 0.85 GB) "
-                "for a masker that reads object names")
+LEARNED_HINT = (
+    "peanut models pull grounding-dino-tiny and hf-sam2.1-hiera-tiny (about 0.85 GB) "
+    "for a masker that reads object names"
+)
 
 
 class PromptNotUnderstood(PromptError):
@@ -144,41 +154,50 @@ def words_without_meaning(text: str, with_box: bool = False) -> list[str]:
     query = parse_prompt(text)
     words = list(dict.fromkeys(query.nouns))
     if with_box:
-        words += [w for w in re.findall(r"[a-z0-9]+", text.lower())
-                  if _lookup(w, SIZES) or w in ORDERS]
+        words += [w for w in re.findall(r"[a-z0-9]+", text.lower()) if _lookup(w, SIZES) or w in ORDERS]
     return words
 
 
 def refusal_message(backend: str, words: list[str]) -> str:
     """One line: which words, and what the user can do instead."""
     quoted = ", ".join(f'"{w}"' for w in words)
-    return (f"the {backend} masker cannot check {quoted}: point at the object instead "
-            f"(--box F:X,Y,W,H or --point F:X,Y), give masks (--mask), {LEARNED_HINT}, "
-            f"or pass --approximate to accept the best match on the other words")
+    return (
+        f"the {backend} masker cannot check {quoted}: point at the object instead "
+        f"(--box F:X,Y,W,H or --point F:X,Y), give masks (--mask), {LEARNED_HINT}, "
+        f"or pass --approximate to accept the best match on the other words"
+    )
 
 
-def check_frame_prompts(frame_prompts: list, width: int, height: int, start: int, end: int,
-                        mask_given: bool = False) -> None:
+def check_frame_prompts(
+    frame_prompts: list, width: int, height: int, start: int, end: int, mask_given: bool = False
+) -> None:
     """Boxes and points must sit on a frame of the range and inside the picture."""
     for fp in frame_prompts:
         if not start <= fp.frame < end:
-            raise PromptError(f"the box/points are on frame {fp.frame}, outside the range {start}..{end - 1}",
-                              code="PROMPT_BAD_FRAME")
+            raise PromptError(
+                f"the box/points are on frame {fp.frame}, outside the range {start}..{end - 1}", code="PROMPT_BAD_FRAME"
+            )
         if fp.box is not None:
             x0, y0, x1, y1 = fp.box
             if not (x1 > x0 and y1 > y0):
-                raise PromptError(f"the box on frame {fp.frame} is empty: width and height must be positive",
-                                  code="PROMPT_BAD_BOX")
+                raise PromptError(
+                    f"the box on frame {fp.frame} is empty: width and height must be positive", code="PROMPT_BAD_BOX"
+                )
             if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
                 raise PromptError(
                     f"the box on frame {fp.frame} ({x0:g},{y0:g} to {x1:g},{y1:g}) reaches outside the "
-                    f"{width}x{height} frame", code="PROMPT_BAD_BOX")
+                    f"{width}x{height} frame",
+                    code="PROMPT_BAD_BOX",
+                )
         for p in fp.points:
             if not (0 <= p.x < width and 0 <= p.y < height):
-                raise PromptError(f"the point {p.x:g},{p.y:g} on frame {fp.frame} is outside the "
-                                  f"{width}x{height} frame", code="PROMPT_BAD_POINT")
+                raise PromptError(
+                    f"the point {p.x:g},{p.y:g} on frame {fp.frame} is outside the {width}x{height} frame",
+                    code="PROMPT_BAD_POINT",
+                )
         if fp.box is None and not fp.points and mask_given:
-            continue    # the frame a given mask is tracked from
+            continue  # the frame a given mask is tracked from
         if fp.box is None and not any(p.positive for p in fp.points):
-            raise PromptError(f"frame {fp.frame} has only excluded points: add a --point or a --box on it",
-                              code="PROMPT_NO_POINTS")
+            raise PromptError(
+                f"frame {fp.frame} has only excluded points: add a --point or a --box on it", code="PROMPT_NO_POINTS"
+            )

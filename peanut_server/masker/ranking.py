@@ -16,9 +16,9 @@ from ..errors import PromptError
 from .motion import Candidate
 from .prompt import PromptQuery
 
-MIN_COLOUR_FRACTION = 0.08   # below this share of pixels a candidate is not "red"
-AMBIGUITY_MARGIN = 0.08      # top two totals closer than this cannot be told apart
-COLOUR_SHARE = 0.25          # a named colour must cover this share of what the most coloured candidate has
+MIN_COLOUR_FRACTION = 0.08  # below this share of pixels a candidate is not "red"
+AMBIGUITY_MARGIN = 0.08  # top two totals closer than this cannot be told apart
+COLOUR_SHARE = 0.25  # a named colour must cover this share of what the most coloured candidate has
 
 
 @dataclass
@@ -89,8 +89,11 @@ def rank_candidates(
         keep &= frac >= max(MIN_COLOUR_FRACTION, COLOUR_SHARE * float(frac.max()))
     if not keep.any():
         seen = _described(everyone, frame_size)
-        raise PromptError(f"found {n} {what} but none is {' and '.join(query.colours)} (where they are and their colours: {seen}) "
-                          f"for {_quote(query.text)}", code="PROMPT_NOTHING_FOUND")
+        raise PromptError(
+            f"found {n} {what} but none is {' and '.join(query.colours)} (where they are and their colours: {seen}) "
+            f"for {_quote(query.text)}",
+            code="PROMPT_NOTHING_FOUND",
+        )
     index = np.flatnonzero(keep)
     candidates = [everyone[i] for i in index]
     n = len(candidates)
@@ -150,7 +153,7 @@ def rank_candidates(
         key=lambda r: -r.score,
     )
     if n > 1 and (not terms or ranked[0].score - ranked[1].score < AMBIGUITY_MARGIN):
-        hint = "a colour or position such as \"left\"" if not terms else "another colour, position or size word"
+        hint = 'a colour or position such as "left"' if not terms else "another colour, position or size word"
         raise PromptError(
             f"found {n} {what} that match {_quote(query.text)}; add {hint} to say which one "
             f"(where they are and their colours: {_described(candidates, frame_size)})",
@@ -162,5 +165,7 @@ def rank_candidates(
 def describe_choice(query: PromptQuery, c: Candidate, ranked: Ranked, frame: int, total: int) -> str:
     """A one-line description of the chosen object for reports."""
     x0, y0, x1, y1 = c.bbox
-    return (f"{c.label or 'moving object'} {ranked.index + 1} of {total} on frame {frame} "
-            f"({_colour_names(c)}, box {x0},{y0}-{x1},{y1}; matched {query.describe()})")
+    return (
+        f"{c.label or 'moving object'} {ranked.index + 1} of {total} on frame {frame} "
+        f"({_colour_names(c)}, box {x0},{y0}-{x1},{y1}; matched {query.describe()})"
+    )

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-_KEEP_OUTPUTS = 24      # > max object pointers (16) and memory frames (7) the model looks back on
-_OPEN_ENDED = 1 << 30   # frames a streaming session may see; the real count is unknown up front
+_KEEP_OUTPUTS = 24  # > max object pointers (16) and memory frames (7) the model looks back on
+_OPEN_ENDED = 1 << 30  # frames a streaming session may see; the real count is unknown up front
 
 
 def load_sam2_checkpoint(model, path: str | os.PathLike[str]) -> None:
@@ -94,13 +94,14 @@ class Sam2PackageTracker:
         found = locate(model_id)
         if found is None:
             raise BackendUnavailable(f"{model_id}: {missing_reason(model_id)}")
-        self.predictor = build_sam2_video_predictor(config, ckpt_path=None, device=device,
-                                                    hydra_overrides_extra=list(hydra_overrides))
+        self.predictor = build_sam2_video_predictor(
+            config, ckpt_path=None, device=device, hydra_overrides_extra=list(hydra_overrides)
+        )
         load_sam2_checkpoint(self.predictor, found[spec.files[0].filename])
         self.predictor.eval()
         self.model_id = model_id
 
-    def start(self, rgb: np.ndarray, box=None, mask=None, points=None) -> tuple["Sam2PackageSession", np.ndarray]:
+    def start(self, rgb: np.ndarray, box=None, mask=None, points=None) -> tuple[Sam2PackageSession, np.ndarray]:
         session = Sam2PackageSession(self.predictor, rgb)
         return session, session.prompt(box=box, mask=mask, points=points)
 
@@ -143,7 +144,7 @@ class Sam2PackageSession:
                 _, _, logits = self.predictor.add_new_points_or_box(self.state, frame_idx=0, obj_id=1, **kwargs)
         self._stream = self.predictor.propagate_in_video(self.state, start_frame_idx=0)
         with torch.inference_mode():
-            next(self._stream)          # the prompted frame itself
+            next(self._stream)  # the prompted frame itself
         return torch.sigmoid(logits[0, 0].float()).cpu().numpy()
 
     def step(self, rgb: np.ndarray) -> np.ndarray:

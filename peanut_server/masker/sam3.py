@@ -11,7 +11,7 @@ after occlusion less reliably than it detects.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -60,15 +60,20 @@ class Sam3Masker(Masker):
     def _frames(self, source: VideoSource, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
         return working_frames(source, start, end, self.work_max_side)
 
-    def _stream(self, source: VideoSource, start: int, end: int, text: str
-                ) -> Iterator[tuple[int, np.ndarray, dict[int, tuple[float, np.ndarray]]]]:
+    def _stream(
+        self, source: VideoSource, start: int, end: int, text: str
+    ) -> Iterator[tuple[int, np.ndarray, dict[int, tuple[float, np.ndarray]]]]:
         """(frame, rgb, {object id: (score, probability map)}) for each frame."""
         import torch
 
         self._load()
         session = self._processor.init_video_session(
-            inference_device=self.device, processing_device="cpu", video_storage_device="cpu",
-            inference_state_device="cpu", dtype=torch.float32)
+            inference_device=self.device,
+            processing_device="cpu",
+            video_storage_device="cpu",
+            inference_state_device="cpu",
+            dtype=torch.float32,
+        )
         session = self._processor.add_text_prompt(inference_session=session, text=text)
         for index, rgb in self._frames(source, start, end):
             inputs = self._processor(images=rgb, device=self.device, return_tensors="pt")
@@ -76,17 +81,21 @@ class Sam3Masker(Masker):
                 out = self._model(inference_session=session, frame=inputs.pixel_values[0], reverse=False)
             post = self._processor.postprocess_outputs(session, out, original_sizes=inputs.original_sizes)
             prune_session(session)
-            found = {int(i): (float(s), m.float().cpu().numpy())
-                     for i, s, m in zip(post["object_ids"].tolist(), post["scores"].tolist(), post["masks"])}
+            found = {
+                int(i): (float(s), m.float().cpu().numpy())
+                for i, s, m in zip(post["object_ids"].tolist(), post["scores"].tolist(), post["masks"])
+            }
             yield index, rgb, found
 
-    def masks(self, source: VideoSource, start: int, end: int, prompt: MaskPrompt,
-              options: MaskerOptions, reporter: Reporter) -> Iterator[np.ndarray]:
+    def masks(
+        self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> Iterator[np.ndarray]:
         query = parse_prompt(prompt.text)
         self.report = MaskReport(backend=self.name, extra={"grounder": self.model_id, "tracker": self.model_id})
         reporter.stage("mask", end - start)
-        finisher = MaskFinisher((source.info.width, source.info.height), options.threshold,
-                                options.fill_holes, options.temporal_smoothing)
+        finisher = MaskFinisher(
+            (source.info.width, source.info.height), options.threshold, options.fill_holes, options.temporal_smoothing
+        )
         memory = AppearanceMemory(tau=self.tau)
         chosen: int | None = None
         seen: set[int] = set()
@@ -128,8 +137,10 @@ class Sam3Masker(Masker):
                 prob = found[chosen][1]
             yield from self._emit(finisher, prob, reporter)
         if chosen is None:
-            raise PromptError(f"SAM 3 found nothing for \u201c{prompt.text}\u201d in frames {start}..{end - 1}",
-                              code="PROMPT_NOTHING_FOUND")
+            raise PromptError(
+                f"SAM 3 found nothing for \u201c{prompt.text}\u201d in frames {start}..{end - 1}",
+                code="PROMPT_NOTHING_FOUND",
+            )
         for out in finisher.flush():
             reporter.advance()
             yield out
@@ -141,7 +152,8 @@ class Sam3Masker(Masker):
             reporter.advance()
             yield out
 
-    def preview(self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions,
-                reporter: Reporter) -> tuple[np.ndarray, MaskReport]:
+    def preview(
+        self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> tuple[np.ndarray, MaskReport]:
         masks = list(self.masks(source, frame, frame + 1, prompt, options, reporter))
         return masks[0], self.report

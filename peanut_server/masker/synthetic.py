@@ -8,9 +8,9 @@ visible region after occlusion by the objects drawn above it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -25,8 +25,7 @@ class ArraySource(VideoSource):
     def __init__(self, frames: np.ndarray | list[np.ndarray], path: str = "<memory>") -> None:
         self._frames = frames
         h, w = frames[0].shape[:2]
-        self.info = MediaInfo(path=path, width=w, height=h, frame_count=len(frames),
-                              fps=Fraction(25), is_folder=True)
+        self.info = MediaInfo(path=path, width=w, height=h, frame_count=len(frames), fps=Fraction(25), is_folder=True)
 
     def frames(self, start: int, end: int) -> Iterator[np.ndarray]:
         if not 0 <= start <= end <= len(self._frames):
@@ -37,15 +36,15 @@ class ArraySource(VideoSource):
 
 @dataclass
 class MovingObject:
-    colour: tuple[int, int, int]                 # RGB
-    start: tuple[float, float]                   # centre at frame 0 (x, y)
-    end: tuple[float, float]                     # centre at the last frame
-    radius: float = 20.0                         # disc radius, or half side of a square
-    shape: str = "disc"                          # "disc" | "square"
-    texture: float = 18.0                        # std of the seeded texture, grey levels
+    colour: tuple[int, int, int]  # RGB
+    start: tuple[float, float]  # centre at frame 0 (x, y)
+    end: tuple[float, float]  # centre at the last frame
+    radius: float = 20.0  # disc radius, or half side of a square
+    shape: str = "disc"  # "disc" | "square"
+    texture: float = 18.0  # std of the seeded texture, grey levels
     seed: int = 0
-    visible: tuple[int, int] | None = None       # [first, last) frames on screen; None = all
-    hidden: tuple[int, int] | None = None        # [first, last) frames off screen (re-appears after)
+    visible: tuple[int, int] | None = None  # [first, last) frames on screen; None = all
+    hidden: tuple[int, int] | None = None  # [first, last) frames off screen (re-appears after)
 
 
 def _texture(obj: MovingObject) -> np.ndarray:
@@ -62,12 +61,16 @@ def _footprint(obj: MovingObject) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size]
     if obj.shape == "square":
         return (np.abs(xx - c) <= obj.radius) & (np.abs(yy - c) <= obj.radius)
-    return (xx - c) ** 2 + (yy - c) ** 2 <= obj.radius ** 2
+    return (xx - c) ** 2 + (yy - c) ** 2 <= obj.radius**2
 
 
-def composite_clip(background: np.ndarray | list[np.ndarray], objects: list[MovingObject], n_frames: int,
-                   size: tuple[int, int], pan: tuple[float, float] = (0.0, 0.0)
-                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+def composite_clip(
+    background: np.ndarray | list[np.ndarray],
+    objects: list[MovingObject],
+    n_frames: int,
+    size: tuple[int, int],
+    pan: tuple[float, float] = (0.0, 0.0),
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """(frames (T, H, W, 3) uint8, [visible masks (T, H, W) bool per object]).
 
     `background` is one image (panned by `pan` px per frame) or a real clip, a sequence of at
@@ -105,10 +108,10 @@ def composite_clip(background: np.ndarray | list[np.ndarray], objects: list[Movi
             fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + size_px), min(h, y0 + size_px)
             if fx1 <= fx0 or fy1 <= fy0:
                 continue
-            sub = fp[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-            frame[fy0:fy1, fx0:fx1][sub] = tex[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0][sub]
+            sub = fp[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+            frame[fy0:fy1, fx0:fx1][sub] = tex[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0][sub]
             drawn[k, fy0:fy1, fx0:fx1] = sub
-            drawn[:k, fy0:fy1, fx0:fx1] &= ~sub   # occludes what is below
+            drawn[:k, fy0:fy1, fx0:fx1] &= ~sub  # occludes what is below
         for k in range(len(objects)):
             masks[k][t] = drawn[k]
         frames[t] = np.clip(frame + 0.5, 0, 255).astype(np.uint8)

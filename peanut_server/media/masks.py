@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -32,9 +33,9 @@ MaskKind = Literal["image", "folder", "video"]
 @dataclass(frozen=True)
 class MaskCheck:
     kind: MaskKind
-    count: int                 # masks available (1 for a static image)
-    size: tuple[int, int]      # (width, height) of the masks as stored
-    offset: int = 0            # mask index of output frame 0 (start when indexed by source frame)
+    count: int  # masks available (1 for a static image)
+    size: tuple[int, int]  # (width, height) of the masks as stored
+    offset: int = 0  # mask index of output frame 0 (start when indexed by source frame)
 
 
 def mask_from_image(image: np.ndarray) -> np.ndarray:
@@ -71,8 +72,10 @@ def _check_aspect(path: str, size: tuple[int, int], info: MediaInfo) -> None:
     # Same aspect ratio up to one pixel of rounding in the scaled mask.
     scaled_h = mw * info.height / info.width
     if abs(scaled_h - mh) > max(1.0, 0.01 * mh):
-        raise MaskError(f"{path}: mask is {mw}x{mh} but the source is {info.width}x{info.height}; "
-                        "the aspect ratios differ (a mask may differ only in scale)")
+        raise MaskError(
+            f"{path}: mask is {mw}x{mh} but the source is {info.width}x{info.height}; "
+            "the aspect ratios differ (a mask may differ only in scale)"
+        )
 
 
 def check_masks(path: str, info: MediaInfo, start: int, end: int | None) -> MaskCheck:
@@ -108,8 +111,10 @@ def check_masks(path: str, info: MediaInfo, start: int, end: int | None) -> Mask
     elif count == info.frame_count:
         offset = start
     else:
-        raise MaskError(f"{path}: {count} masks, but the range {start}..{end} has {n} frames and "
-                        f"the clip {info.frame_count}; give one mask per range frame or per clip frame")
+        raise MaskError(
+            f"{path}: {count} masks, but the range {start}..{end} has {n} frames and "
+            f"the clip {info.frame_count}; give one mask per range frame or per clip frame"
+        )
     _check_aspect(path, size, info)
     check = MaskCheck(kind=kind, count=count, size=size, offset=offset)
     # Stop at the first non-empty mask: usually the first one.
@@ -129,11 +134,13 @@ def _raw_masks(path: str, check: MaskCheck, n: int) -> Iterator[np.ndarray]:
             yield mask
     elif check.kind == "folder":
         names = list_images(path)
-        for name in names[check.offset:check.offset + n]:
+        for name in names[check.offset : check.offset + n]:
             mask = read_mask(os.path.join(path, name))
             if (mask.shape[1], mask.shape[0]) != check.size:
-                raise MaskError(f"{os.path.join(path, name)}: mask is {mask.shape[1]}x{mask.shape[0]}, "
-                                f"other masks are {check.size[0]}x{check.size[1]}")
+                raise MaskError(
+                    f"{os.path.join(path, name)}: mask is {mask.shape[1]}x{mask.shape[0]}, "
+                    f"other masks are {check.size[0]}x{check.size[1]}"
+                )
             yield mask
     else:
         with open_source(path) as video:

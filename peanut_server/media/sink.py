@@ -20,12 +20,12 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import av
 import cv2
@@ -41,8 +41,12 @@ STAGING_SUFFIX = ".peanut-partial"
 # 1080p frame (2-core CPU): level 1 alone 71 ms, + SUB filter + RLE 42 ms, ~8% larger.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
-    PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-                   cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    PNG_PARAMS += [
+        cv2.IMWRITE_PNG_FILTER,
+        cv2.IMWRITE_PNG_FILTER_SUB,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,12 @@ class VideoFormat:
 
 
 VIDEO_FORMATS: dict[str, VideoFormat] = {
-    ".mov": VideoFormat("prores_ks", "yuv444p10le", "yuva444p10le",
-                        {"profile": "4444", "vendor": "apl0"}, "pcm_s16le"),
+    ".mov": VideoFormat("prores_ks", "yuv444p10le", "yuva444p10le", {"profile": "4444", "vendor": "apl0"}, "pcm_s16le"),
     # bgr0/bgra are RGB repacked, not converted: decoding to rgb24 gives the input back exactly.
     ".mkv": VideoFormat("ffv1", "bgr0", "bgra", {"level": "3", "slicecrc": "1"}, "pcm_s16le"),
-    ".mp4": VideoFormat("libx264", "yuv420p", None,
-                        {"crf": "18", "preset": "veryfast", "movflags": "+faststart"}, "aac"),
+    ".mp4": VideoFormat(
+        "libx264", "yuv420p", None, {"crf": "18", "preset": "veryfast", "movflags": "+faststart"}, "aac"
+    ),
 }
 
 
@@ -87,11 +91,14 @@ def check_output(path: str, source_path: str, overwrite: bool) -> None:
     if out == src:
         raise OutputError(f"{path}: output is the source itself; choose another path")
     if os.path.isdir(src) and _inside(out, src):
-        raise OutputError(f"{path}: output is inside the source folder {source_path}; "
-                          "PEANUT never writes into a source")
+        raise OutputError(
+            f"{path}: output is inside the source folder {source_path}; PEANUT never writes into a source"
+        )
     if _inside(src, out):
-        raise OutputError(f"{path}: the source {source_path} is inside this output path; "
-                          "replacing the output would destroy the source")
+        raise OutputError(
+            f"{path}: the source {source_path} is inside this output path; "
+            "replacing the output would destroy the source"
+        )
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         raise OutputError(f"{path}: parent folder {parent} does not exist")
@@ -99,26 +106,37 @@ def check_output(path: str, source_path: str, overwrite: bool) -> None:
         raise OutputError(f"{path}: parent folder {parent} is not writable")
     empty_folder = os.path.isdir(out) and not os.listdir(out)
     if os.path.lexists(out) and not overwrite and not empty_folder:
-        raise OutputExists(f"{path}: output exists; pass overwrite to replace it")
+        raise OutputExists(f"{path}: output exists; the request does not ask to overwrite it")
 
 
 def output_kind(path: str) -> str:
-    """"png" for a folder of PNGs, else the video extension (".mov", ".mkv", ".mp4")."""
+    """ "png" for a folder of PNGs, else the video extension (".mov", ".mkv", ".mp4")."""
     ext = Path(path).suffix.lower()
     if os.path.isdir(path) or ext == "":
         return "png"
     if ext in VIDEO_FORMATS:
         return ext
-    raise OutputError(f"{path}: unsupported output type {ext!r}; use a folder (PNG sequence), "
-                      f"{', '.join(VIDEO_FORMATS)}")
+    raise OutputError(
+        f"{path}: unsupported output type {ext!r}; use a folder (PNG sequence), {', '.join(VIDEO_FORMATS)}"
+    )
 
 
 class FrameSink:
     """Collects frames of one output; nothing is visible at the destination until commit()."""
 
-    def __init__(self, path: str, info: MediaInfo, start: int, count: int, *,
-                 overwrite: bool = False, alpha: bool = False, staging_dir: str | None = None,
-                 audio_from: MediaInfo | None = None, prefix: str = "frame_") -> None:
+    def __init__(
+        self,
+        path: str,
+        info: MediaInfo,
+        start: int,
+        count: int,
+        *,
+        overwrite: bool = False,
+        alpha: bool = False,
+        staging_dir: str | None = None,
+        audio_from: MediaInfo | None = None,
+        prefix: str = "frame_",
+    ) -> None:
         self.path = os.path.abspath(path)
         self.prefix = prefix
         self.info = info
@@ -132,10 +150,10 @@ class FrameSink:
             raise OutputError(f"{path}: H.264 .mp4 cannot carry alpha; use .mov, .mkv or a PNG folder")
         check_output(self.path, info.path, overwrite)
         parent, name = os.path.split(self.path)
-        self.staging = os.path.abspath(staging_dir) if staging_dir else os.path.join(
-            parent, f".{name}{STAGING_SUFFIX}")
+        self.staging = os.path.abspath(staging_dir) if staging_dir else os.path.join(parent, f".{name}{STAGING_SUFFIX}")
         if _real(self.staging) == _real(info.path) or (
-                info.is_folder and _inside(_real(self.staging), _real(info.path))):
+            info.is_folder and _inside(_real(self.staging), _real(info.path))
+        ):
             raise OutputError(f"{self.staging}: staging folder would be inside the source")
         self.written = self._resume()
         self._done = False
@@ -151,8 +169,10 @@ class FrameSink:
         if foreign:
             # The staging folder is deleted or renamed at the end: never adopt one that holds
             # anything PEANUT did not write there.
-            raise OutputError(f"{self.staging}: staging folder holds other files ({foreign[0]}, ...); "
-                              "choose an empty or new staging folder")
+            raise OutputError(
+                f"{self.staging}: staging folder holds other files ({foreign[0]}, ...); "
+                "choose an empty or new staging folder"
+            )
         written = 0
         while written < self.count and frame_filename(self.start + written, self.prefix) in present:
             written += 1
@@ -213,8 +233,9 @@ class FrameSink:
         else:
             expected = (*size, 4 if self.alpha else 3)
             if frame.dtype != np.uint8 or frame.shape != expected:
-                raise ValueError(f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected}"
-                                 f" (or a {size} matte)")
+                raise ValueError(
+                    f"frame is {frame.dtype} {frame.shape}, sink expects uint8 {expected} (or a {size} matte)"
+                )
             image = cv2.cvtColor(frame, cv2.COLOR_RGBA2BGRA if self.alpha else cv2.COLOR_RGB2BGR)
         name = frame_filename(self.start + k, self.prefix)
         tmp = os.path.join(self.staging, f".{name}.tmp.png")
@@ -277,11 +298,12 @@ class FrameSink:
         self._done = True
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def __enter__(self) -> "FrameSink":
+    def __enter__(self) -> FrameSink:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is not None:
             self.abort()
 
@@ -319,8 +341,11 @@ class FrameSink:
             stream.codec_context.time_base = tb
             stream.thread_type = "AUTO"
             audio = self._add_audio(out, fmt)
-            audio_packets = (_audio_packets(audio, self.audio_from, self.info, self.start, self.count)
-                             if audio is not None else iter(()))
+            audio_packets = (
+                _audio_packets(audio, self.audio_from, self.info, self.start, self.count)
+                if audio is not None
+                else iter(())
+            )
             next_audio = next(audio_packets, None)
             # Staged PNGs are read one ahead on a helper thread (OpenCV releases the GIL),
             # so reading overlaps encoding on a second core.
@@ -334,15 +359,19 @@ class FrameSink:
                         frame = _gray16_as_yuv444p10(image)
                     else:
                         frame = av.VideoFrame.from_ndarray(
-                            image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24")
+                            image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24"
+                        )
                     frame.pts = k * ticks
                     frame.time_base = tb
                     for packet in stream.encode(frame):
                         out.mux(packet)
                     # Interleave: audio up to this frame's time goes in beside it, so players
                     # and NLEs read both streams from one place in the file.
-                    while next_audio is not None and next_audio.pts is not None and \
-                            next_audio.pts * next_audio.time_base <= Fraction(k + 1) / fps:
+                    while (
+                        next_audio is not None
+                        and next_audio.pts is not None
+                        and next_audio.pts * next_audio.time_base <= Fraction(k + 1) / fps
+                    ):
                         out.mux(next_audio)
                         next_audio = next(audio_packets, None)
             for packet in stream.encode():
@@ -408,8 +437,9 @@ def _muxer(kind: str) -> str:
     return {".mov": "mov", ".mkv": "matroska", ".mp4": "mp4"}[kind]
 
 
-def _audio_packets(stream: av.AudioStream, src: MediaInfo, video: MediaInfo, start: int,
-                   count: int) -> Iterator[av.Packet]:
+def _audio_packets(
+    stream: av.AudioStream, src: MediaInfo, video: MediaInfo, start: int, count: int
+) -> Iterator[av.Packet]:
     """Decode the source audio under output frames start..start+count-1 and encode it.
 
     Decoding (not stream copy) is what allows cutting at the exact sample where the
@@ -436,8 +466,9 @@ def _audio_packets(stream: av.AudioStream, src: MediaInfo, video: MediaInfo, sta
                     if begin >= last:
                         break
                     continue
-                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, lo:hi]), format="fltp",
-                                                   layout=stream.codec_context.layout.name)
+                chunk = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(data[:, lo:hi]), format="fltp", layout=stream.codec_context.layout.name
+                )
                 chunk.sample_rate = rate
                 chunk.pts = begin + lo - first
                 chunk.time_base = Fraction(1, rate)
@@ -448,8 +479,7 @@ def _audio_packets(stream: av.AudioStream, src: MediaInfo, video: MediaInfo, sta
             break
     yield from stream.encode()
     if written < last - first:
-        log.warning("%s: source audio covers %d of %d samples of the range", src.path, written,
-                    last - first)
+        log.warning("%s: source audio covers %d of %d samples of the range", src.path, written, last - first)
 
 
 def _remove(path: str) -> None:
@@ -459,12 +489,30 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def open_sink(path: str, info: MediaInfo, start: int, count: int, *, overwrite: bool = False,
-              alpha: bool = False, staging_dir: str | None = None,
-              audio_from: MediaInfo | None = None, prefix: str = "frame_") -> FrameSink:
+def open_sink(
+    path: str,
+    info: MediaInfo,
+    start: int,
+    count: int,
+    *,
+    overwrite: bool = False,
+    alpha: bool = False,
+    staging_dir: str | None = None,
+    audio_from: MediaInfo | None = None,
+    prefix: str = "frame_",
+) -> FrameSink:
     """A sink for `count` frames of `info` starting at source frame `start` (see FrameSink).
 
     `prefix` names the files (frame_000123.png; e.g. "matte_" for a mask matte sequence).
     """
-    return FrameSink(path, info, start, count, overwrite=overwrite, alpha=alpha,
-                     staging_dir=staging_dir, audio_from=audio_from, prefix=prefix)
+    return FrameSink(
+        path,
+        info,
+        start,
+        count,
+        overwrite=overwrite,
+        alpha=alpha,
+        staging_dir=staging_dir,
+        audio_from=audio_from,
+        prefix=prefix,
+    )

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 # OpenCV only reads EXR when asked to; it reads the variable lazily, so set it before use.
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
@@ -42,9 +42,11 @@ def natural_key(name: str) -> list[object]:
 
 def list_images(directory: str | os.PathLike[str]) -> list[str]:
     """Image file names in `directory` (hidden files skipped), naturally sorted."""
-    names = [n for n in os.listdir(directory)
-             if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
-             and os.path.isfile(os.path.join(directory, n))]
+    names = [
+        n
+        for n in os.listdir(directory)
+        if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(directory, n))
+    ]
     return sorted(names, key=natural_key)
 
 
@@ -55,8 +57,7 @@ def read_image_rgb(path: str) -> np.ndarray:
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         if path.lower().endswith(".exr") and not _opencv_reads_exr():
-            raise MediaError(f"{path}: this OpenCV build cannot read EXR; convert the frames "
-                             "to 16-bit TIFF or PNG")
+            raise MediaError(f"{path}: this OpenCV build cannot read EXR; convert the frames to 16-bit TIFF or PNG")
         raise MediaError(f"{path}: not a readable image (corrupt or unsupported format)")
     image = to_uint8(image)
     if image.ndim == 2:
@@ -128,11 +129,21 @@ def _probe_folder(path: str) -> MediaInfo:
             raise MediaError(f"{file}: file is empty (0 bytes)")
         size = _image_size(file)
         if size != (width, height):
-            raise MediaError(f"{file}: image is {size[0]}x{size[1]} but {names[0]} is "
-                             f"{width}x{height}; all frames of a folder must have one size")
-    return MediaInfo(path=path, width=width, height=height, frame_count=len(names),
-                     fps=FOLDER_FPS, is_folder=True, codec=Path(names[0]).suffix.lstrip(".").lower(),
-                     pix_fmt="rgb24", frame_files=tuple(names))
+            raise MediaError(
+                f"{file}: image is {size[0]}x{size[1]} but {names[0]} is "
+                f"{width}x{height}; all frames of a folder must have one size"
+            )
+    return MediaInfo(
+        path=path,
+        width=width,
+        height=height,
+        frame_count=len(names),
+        fps=FOLDER_FPS,
+        is_folder=True,
+        codec=Path(names[0]).suffix.lstrip(".").lower(),
+        pix_fmt="rgb24",
+        frame_files=tuple(names),
+    )
 
 
 @dataclass
@@ -141,16 +152,16 @@ class _VideoIndex:
 
     info: MediaInfo
     stream_index: int
-    frame_pts: list[int]          # presentation timestamps, sorted: frame i has frame_pts[i]
-    key_pts: list[int]            # keyframe pts, in decode order
-    key_seek: list[int]           # timestamp to seek to for each keyframe (min of pts, dts)
+    frame_pts: list[int]  # presentation timestamps, sorted: frame i has frame_pts[i]
+    key_pts: list[int]  # keyframe pts, in decode order
+    key_seek: list[int]  # timestamp to seek to for each keyframe (min of pts, dts)
     pts_to_index: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pts_to_index = {p: i for i, p in enumerate(self.frame_pts)}
 
     @classmethod
-    def build(cls, path: str) -> "_VideoIndex":
+    def build(cls, path: str) -> _VideoIndex:
         if os.path.getsize(path) == 0:
             raise MediaError(f"{path}: file is empty (0 bytes)")
         try:
@@ -163,7 +174,7 @@ class _VideoIndex:
             container.close()
 
     @classmethod
-    def _build(cls, path: str, container: av.container.InputContainer) -> "_VideoIndex":
+    def _build(cls, path: str, container: av.container.InputContainer) -> _VideoIndex:
         if not container.streams.video:
             raise MediaError(f"{path}: has no video stream")
         stream = container.streams.video[0]
@@ -185,13 +196,14 @@ class _VideoIndex:
                     key_pts.append(packet.pts)
                     key_seek.append(min(packet.pts, packet.dts if packet.dts is not None else packet.pts))
         except av.FFmpegError as exc:
-            raise MediaError(f"{path}: corrupt video data after {len(frame_pts)} frames "
-                             f"({_reason(exc)})") from exc
+            raise MediaError(f"{path}: corrupt video data after {len(frame_pts)} frames ({_reason(exc)})") from exc
         if missing_pts:
             # Raw elementary streams carry no timestamps: such a file cannot be seeked
             # frame-accurately, and guessing would silently shift frames.
-            raise MediaError(f"{path}: {missing_pts} video packets have no timestamps "
-                             "(raw stream?); remux it into .mov/.mkv/.mp4 first")
+            raise MediaError(
+                f"{path}: {missing_pts} video packets have no timestamps "
+                "(raw stream?); remux it into .mov/.mkv/.mp4 first"
+            )
         if not frame_pts:
             raise MediaError(f"{path}: video stream has no frames")
         frame_pts.sort()
@@ -202,19 +214,32 @@ class _VideoIndex:
         fps = _stream_fps(stream, frame_pts)
         declared = stream.frames
         if declared and declared != len(frame_pts):
-            log.info("%s: container declares %d frames, %d found by demuxing; using %d",
-                     path, declared, len(frame_pts), len(frame_pts))
+            log.info(
+                "%s: container declares %d frames, %d found by demuxing; using %d",
+                path,
+                declared,
+                len(frame_pts),
+                len(frame_pts),
+            )
         if not declared:
             # No frame count in the header (Matroska, MPEG-TS): a duration written at the end
             # of a complete file tells whether frames went missing (truncation, damage).
             duration = _declared_duration(container, stream)
             if duration is not None and len(frame_pts) < int(duration * fps + Fraction(1, 2)):
-                raise MediaError(f"{path}: only {len(frame_pts)} of {int(duration * fps + Fraction(1, 2))} "
-                                 f"frames are readable; the file is truncated or damaged")
+                raise MediaError(
+                    f"{path}: only {len(frame_pts)} of {int(duration * fps + Fraction(1, 2))} "
+                    f"frames are readable; the file is truncated or damaged"
+                )
         info = MediaInfo(
-            path=path, width=stream.codec_context.width, height=stream.codec_context.height,
-            frame_count=len(frame_pts), fps=fps, is_folder=False, time_base=stream.time_base,
-            start_pts=frame_pts[0], codec=stream.codec_context.name,
+            path=path,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            frame_count=len(frame_pts),
+            fps=fps,
+            is_folder=False,
+            time_base=stream.time_base,
+            start_pts=frame_pts[0],
+            codec=stream.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
         index = cls(info, stream.index, frame_pts, key_pts, key_seek)
@@ -236,8 +261,7 @@ class _VideoIndex:
         return index
 
 
-def _declared_duration(container: av.container.InputContainer,
-                       stream: av.VideoStream) -> Fraction | None:
+def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream) -> Fraction | None:
     """Duration of the video stream as written by the muxer (Matroska), in seconds.
 
     Only Matroska is trusted here: other containers without a frame count get a
@@ -270,8 +294,7 @@ def _stream_fps(stream: av.VideoStream, frame_pts: list[int]) -> Fraction:
     return FOLDER_FPS
 
 
-def _seek_start(container: av.container.InputContainer, stream: av.VideoStream,
-                index: "_VideoIndex") -> None:
+def _seek_start(container: av.container.InputContainer, stream: av.VideoStream, index: _VideoIndex) -> None:
     # The first keyframe's smallest timestamp, seeking backward, rewinds to the first packet.
     container.seek(index.key_seek[0], stream=stream, backward=True, any_frame=False)
 
@@ -279,9 +302,9 @@ def _seek_start(container: av.container.InputContainer, stream: av.VideoStream,
 # --------------------------------------------------------------------------- decoding
 
 
-def _decode_range(index: _VideoIndex, container: av.container.InputContainer,
-                  stream: av.VideoStream, start: int, end: int
-                  ) -> Iterator[tuple[int, av.VideoFrame]]:
+def _decode_range(
+    index: _VideoIndex, container: av.container.InputContainer, stream: av.VideoStream, start: int, end: int
+) -> Iterator[tuple[int, av.VideoFrame]]:
     """Yield (i, frame) for i in start..end-1, checking that none is missing."""
     path = index.info.path
     target = index.frame_pts[start]
@@ -317,8 +340,7 @@ def _decode_range(index: _VideoIndex, container: av.container.InputContainer,
                             # ours): go back one keyframe and try again.
                             restarted = True
                             break
-                        raise MediaError(f"{path}: frame {expected} cannot be decoded "
-                                         "(corrupt or missing data)")
+                        raise MediaError(f"{path}: frame {expected} cannot be decoded (corrupt or missing data)")
                     yield i, frame
                     expected += 1
                     if expected >= end:
@@ -330,8 +352,7 @@ def _decode_range(index: _VideoIndex, container: av.container.InputContainer,
         if restarted:
             k -= 1
             continue
-        raise MediaError(f"{path}: frames {expected}..{end - 1} cannot be decoded "
-                         "(file ends early or is corrupt)")
+        raise MediaError(f"{path}: frames {expected}..{end - 1} cannot be decoded (file ends early or is corrupt)")
 
 
 def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -360,14 +381,15 @@ class VideoFileSource(VideoSource):
     def _frames(self, start: int, end: int) -> Iterator[np.ndarray]:
         if self._running is None or self._next != start:
             # A new decode run to the end of the clip, so the next range can continue it.
-            self._running = _decode_range(self._index, self._container, self._stream,
-                                          start, self.info.frame_count)
+            self._running = _decode_range(self._index, self._container, self._stream, start, self.info.frame_count)
         running = self._running
         for i in range(start, end):
             if self._running is not running:
                 # One container, one decode position: a second reader moved it.
-                raise RuntimeError(f"{self.info.path}: another frames() call took over this source; "
-                                   "open one source per concurrent reader")
+                raise RuntimeError(
+                    f"{self.info.path}: another frames() call took over this source; "
+                    "open one source per concurrent reader"
+                )
             try:
                 got, frame = next(running)
             except StopIteration:  # pragma: no cover - _decode_range raises instead
@@ -396,8 +418,9 @@ class FolderSource(VideoSource):
                 raise MediaNotFound(f"{file}: frame file disappeared")
             image = read_image_rgb(file)
             if image.shape[:2] != (self.info.height, self.info.width):
-                raise MediaError(f"{file}: image is {image.shape[1]}x{image.shape[0]}, "
-                                 f"expected {self.info.width}x{self.info.height}")
+                raise MediaError(
+                    f"{file}: image is {image.shape[1]}x{image.shape[0]}, expected {self.info.width}x{self.info.height}"
+                )
             yield image
 
 
@@ -420,8 +443,10 @@ def validate_range(info: MediaInfo, start: int, end: int | None) -> tuple[int, i
     if start < 0:
         raise RangeError(f"start frame {start} is negative ({name} has {n} frames, 0..{n - 1})")
     if end > n:
-        raise RangeError(f"end frame {end} is past the end of {name}, which has {n} frames "
-                         f"(0..{n - 1}; end is exclusive, at most {n})")
+        raise RangeError(
+            f"end frame {end} is past the end of {name}, which has {n} frames "
+            f"(0..{n - 1}; end is exclusive, at most {n})"
+        )
     if end <= start:
         raise RangeError(f"empty range {start}..{end} (end is exclusive; {name} has {n} frames)")
     return start, end

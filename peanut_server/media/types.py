@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator
 
 import numpy as np
 
@@ -16,15 +16,15 @@ class MediaInfo:
     width: int
     height: int
     frame_count: int
-    fps: Fraction                    # frames per second (folders: 25 unless told)
-    is_folder: bool                  # a frame folder rather than a video file
+    fps: Fraction  # frames per second (folders: 25 unless told)
+    is_folder: bool  # a frame folder rather than a video file
     time_base: Fraction | None = None
-    start_pts: int = 0               # pts of frame 0 (video files)
+    start_pts: int = 0  # pts of frame 0 (video files)
     codec: str = ""
-    pix_fmt: str = ""                # source format; "yuv420p10le->rgb24" when deeper than 8 bits
+    pix_fmt: str = ""  # source format; "yuv420p10le->rgb24" when deeper than 8 bits
     has_audio: bool = False
     frame_files: tuple[str, ...] = ()  # frame folders: the sorted file names
-    rotation: int = 0                # display rotation (degrees) already applied to frames/size
+    rotation: int = 0  # display rotation (degrees) already applied to frames/size
 
 
 class VideoSource(ABC):
@@ -43,10 +43,10 @@ class VideoSource(ABC):
     def read(self, index: int) -> np.ndarray:
         return next(iter(self.frames(index, index + 1)))
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook: most sources hold nothing to release)
         pass
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

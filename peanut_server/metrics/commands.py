@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -71,7 +71,9 @@ def read_image_folder(folder: str | Path, *, gray: bool = False) -> np.ndarray:
 
 def _configure_completion(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("frames", metavar="FRAMES_DIR", help="completed frames (images, sorted by name)")
-    parser.add_argument("masks", metavar="MASKS_DIR", help="hole masks (255 = hole); one image = the same mask for every frame")
+    parser.add_argument(
+        "masks", metavar="MASKS_DIR", help="hole masks (255 = hole); one image = the same mask for every frame"
+    )
     parser.add_argument("--gt", required=True, metavar="FRAMES_DIR", help="the original frames")
     parser.add_argument("--seconds", type=float, default=None, help="wall time of the run, for the s/frame column")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
@@ -84,8 +86,10 @@ def _run_completion(args: argparse.Namespace) -> int:
     gt = read_image_folder(args.gt)
     masks = read_image_folder(args.masks, gray=True) > 127
     if frames.shape != gt.shape:
-        raise InvalidRequest(f"{args.frames} has {frames.shape[0]} frames of {frames.shape[1:3]}, "
-                             f"{args.gt} has {gt.shape[0]} of {gt.shape[1:3]}")
+        raise InvalidRequest(
+            f"{args.frames} has {frames.shape[0]} frames of {frames.shape[1:3]}, "
+            f"{args.gt} has {gt.shape[0]} of {gt.shape[1:3]}"
+        )
     if len(masks) == 1:
         masks = np.repeat(masks, len(frames), axis=0)
     if len(masks) != len(frames):
@@ -97,12 +101,17 @@ def _run_completion(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(scores.as_dict(), indent=2))
     else:
-        print(format_table([(Path(args.frames).name or "completed", scores), ("ground truth", ground_truth_row(scores))]))
+        print(
+            format_table([(Path(args.frames).name or "completed", scores), ("ground truth", ground_truth_row(scores))])
+        )
     return 0
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     add_eval_command(
-        subparsers, "completion", _configure_completion, _run_completion,
+        subparsers,
+        "completion",
+        _configure_completion,
+        _run_completion,
         help="PSNR/SSIM/sharpness/blur/artefact/TC/Ewarp of completed frames against the originals",
     )

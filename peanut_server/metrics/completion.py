@@ -24,16 +24,16 @@ Columns (as in the method's eraser table):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-BLUR_RADIUS = 0.125       # cycles per pixel (Nyquist is 0.5)
+BLUR_RADIUS = 0.125  # cycles per pixel (Nyquist is 0.5)
 ARTEFACT_RADIUS = 0.375
-OCCLUSION_REL = 0.01      # forward-backward check, as in the eraser
+OCCLUSION_REL = 0.01  # forward-backward check, as in the eraser
 OCCLUSION_ABS = 0.5
 
 
@@ -48,8 +48,13 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     """SSIM (Wang et al. 2004) with Gaussian windows, sigma 1.5, as in the paper."""
     return float(
         structural_similarity(
-            a, b, data_range=data_range, channel_axis=-1 if a.ndim == 3 else None,
-            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            a,
+            b,
+            data_range=data_range,
+            channel_axis=-1 if a.ndim == 3 else None,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
         )
     )
 
@@ -249,7 +254,13 @@ def format_table(rows: Sequence[tuple[str, CompletionScores]]) -> str:
 def ground_truth_row(scores: CompletionScores) -> CompletionScores:
     """The ground truth's own TC / Ewarp / sharpness as a table row."""
     return CompletionScores(
-        psnr=math.inf, psnr_std=0.0, ssim=1.0, ssim_std=0.0, sharpness=scores.gt_sharpness or 0.0,
-        blur=scores.gt_blur or 0.0, artefact=scores.gt_artefact or 0.0,
-        tc=scores.gt_tc or 0.0, ewarp=scores.gt_ewarp or 0.0,
+        psnr=math.inf,
+        psnr_std=0.0,
+        ssim=1.0,
+        ssim_std=0.0,
+        sharpness=scores.gt_sharpness or 0.0,
+        blur=scores.gt_blur or 0.0,
+        artefact=scores.gt_artefact or 0.0,
+        tc=scores.gt_tc or 0.0,
+        ewarp=scores.gt_ewarp or 0.0,
     )

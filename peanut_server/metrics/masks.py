@@ -14,8 +14,8 @@ mask's area in its largest connected component (1 = one piece).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -72,7 +72,7 @@ class MaskScores:
     J: float = 0.0
     F: float = 0.0
     JF: float = 0.0
-    J_recall: float = 0.0            # share of frames with J > 0.5 (DAVIS "J recall")
+    J_recall: float = 0.0  # share of frames with J > 0.5 (DAVIS "J recall")
     temporal_iou: float = 0.0
     temporal_iou_gt: float = 0.0
     connectivity: float = 0.0
@@ -80,9 +80,16 @@ class MaskScores:
     per_frame_F: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, float]:
-        return {"frames": self.frames, "J": self.J, "F": self.F, "J&F": self.JF, "J_recall": self.J_recall,
-                "temporal_iou": self.temporal_iou, "temporal_iou_gt": self.temporal_iou_gt,
-                "connectivity": self.connectivity}
+        return {
+            "frames": self.frames,
+            "J": self.J,
+            "F": self.F,
+            "J&F": self.JF,
+            "J_recall": self.J_recall,
+            "temporal_iou": self.temporal_iou,
+            "temporal_iou_gt": self.temporal_iou_gt,
+            "connectivity": self.connectivity,
+        }
 
 
 def evaluate(pred: Iterable[np.ndarray], gt: Iterable[np.ndarray], bound_th: float = BOUND_TH) -> MaskScores:

@@ -39,9 +39,9 @@ class ModelNeed:
     """
 
     key: tuple
-    pool: str                 # "cpu" or "cuda:N"
-    weight_bytes: int         # parameters + buffers, declared before loading
-    activation_bytes: int     # peak working memory of one call at the job's size
+    pool: str  # "cpu" or "cuda:N"
+    weight_bytes: int  # parameters + buffers, declared before loading
+    activation_bytes: int  # peak working memory of one call at the job's size
 
 
 def model_key(model_id: str, device: str, path: str | os.PathLike | None = None) -> tuple:
@@ -110,16 +110,15 @@ class ModelCache(MutableMapping):
     stored and again on every access (a backend may load its network lazily).
     """
 
-    def __init__(self, budget_bytes: int | None = None,
-                 limit_of: Callable[[str], int | None] | None = None) -> None:
+    def __init__(self, budget_bytes: int | None = None, limit_of: Callable[[str], int | None] | None = None) -> None:
         self.budget_bytes = budget_bytes
         self._limit_of = limit_of
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._sizes: dict[Any, dict[str, int]] = {}
         self._lock = threading.RLock()
         self._loading: dict[Any, threading.Lock] = {}
-        self.evicted: list[Any] = []   # keys dropped, oldest first (for logs and tests)
-        self.loads: list[Any] = []     # keys loaded by get_or_load, in order (for logs and tests)
+        self.evicted: list[Any] = []  # keys dropped, oldest first (for logs and tests)
+        self.loads: list[Any] = []  # keys loaded by get_or_load, in order (for logs and tests)
 
     # -- the mapping ---------------------------------------------------------
 
@@ -237,8 +236,13 @@ class ModelCache(MutableMapping):
             del self[victim]
             self.evicted.append(victim)
             dropped = True
-            log.info("model cache: unloaded %s (%.1f MiB of %s) to stay within %.0f MiB",
-                     victim, size / MIB, pool, limit / MIB)
+            log.info(
+                "model cache: unloaded %s (%.1f MiB of %s) to stay within %.0f MiB",
+                victim,
+                size / MIB,
+                pool,
+                limit / MIB,
+            )
         if dropped:
             _release_accelerator_memory()
 

@@ -53,9 +53,10 @@ def missing_classes(module: str, names: tuple[str, ...] | list[str]) -> list[str
     return missing
 
 
-def classes_reason(module: str, names: tuple[str, ...] | list[str], package: str | None = None,
-                   minimum: str = "") -> str:
-    """"" when `module` has every class in `names`, else one sentence naming what is missing and why."""
+def classes_reason(
+    module: str, names: tuple[str, ...] | list[str], package: str | None = None, minimum: str = ""
+) -> str:
+    """ "" when `module` has every class in `names`, else one sentence naming what is missing and why."""
     package = package or module.split(".")[0]
     version = installed_version(package)
     missing = missing_classes(module, names)

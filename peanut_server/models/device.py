@@ -59,9 +59,9 @@ _daemon_precision = "auto"
 class Placement:
     """Where one backend runs: `device` for torch, `dtype` for autocast ("float32" = none)."""
 
-    device: str          # "cpu", "cuda:0", "mps"
-    dtype: str           # "float32", "float16", "bfloat16"
-    reason: str          # for logs and `peanut info`: how the device and the precision were chosen
+    device: str  # "cpu", "cuda:0", "mps"
+    dtype: str  # "float32", "float16", "bfloat16"
+    reason: str  # for logs and `peanut info`: how the device and the precision were chosen
 
     @property
     def autocast(self) -> bool:
@@ -73,7 +73,7 @@ class Placement:
 
     @property
     def precision(self) -> str:
-        """"fp32", "fp16" or "bf16": the short name shown to users."""
+        """ "fp32", "fp16" or "bf16": the short name shown to users."""
         return {v: k for k, v in _DTYPE_OF.items()}[self.dtype]
 
     def torch_dtype(self):
@@ -138,7 +138,7 @@ def _mps_available() -> bool:
 
 
 def device_missing(requested: str | None = None) -> str:
-    """"" when `requested` resolves to a device this machine has; else why not (for availability())."""
+    """ "" when `requested` resolves to a device this machine has; else why not (for availability())."""
     from ..errors import PeanutError
 
     try:
@@ -175,7 +175,9 @@ def resolve_device(requested: str | None = None) -> str:
     if count == 0:
         raise InvalidRequest(f"device {name!r} requested but CUDA is not available on this machine")
     if index >= count:
-        raise InvalidRequest(f"device {name!r} requested but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})")
+        raise InvalidRequest(
+            f"device {name!r} requested but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+        )
     return f"cuda:{index}"
 
 

@@ -45,22 +45,22 @@ _SPEC_MODULES = (
 
 @dataclass(frozen=True)
 class ModelFile:
-    filename: str                 # name inside the hub repo / cache
-    sha256: str = ""              # empty: not pinned (reported by verify)
-    url: str = ""                 # direct download when not in a hub repo
-    size: int = 0                 # bytes, informational
+    filename: str  # name inside the hub repo / cache
+    sha256: str = ""  # empty: not pinned (reported by verify)
+    url: str = ""  # direct download when not in a hub repo
+    size: int = 0  # bytes, informational
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    id: str                       # "basicvsrpp-reds4"
-    stage: str                    # "masker", "eraser", "upscaler", "flow"
-    architecture: str             # "basicvsrpp", "sam2.1_hiera_tiny", ...
+    id: str  # "basicvsrpp-reds4"
+    stage: str  # "masker", "eraser", "upscaler", "flow"
+    architecture: str  # "basicvsrpp", "sam2.1_hiera_tiny", ...
     files: tuple[ModelFile, ...]
-    repo_id: str = ""             # Hugging Face repo, when hosted there
+    repo_id: str = ""  # Hugging Face repo, when hosted there
     revision: str = "main"
     license: str = ""
-    source: str = ""              # where the weights come from, for people
+    source: str = ""  # where the weights come from, for people
     description: str = ""
     config: dict = field(default_factory=dict, hash=False, compare=False)
 

@@ -50,7 +50,7 @@ def _paths(args: argparse.Namespace) -> tuple[str, str, str]:
 
 def cmd_otio(args: argparse.Namespace, run_clip: RunClip | None = None) -> int:
     """Run the command; `run_clip` replaces the pipeline in --local mode (tests, embedding)."""
-    from ..cli import ProgressPrinter, finish_job, follow, make_client, options_from_args
+    from ..cli import ProgressPrinter, follow, make_client, options_from_args
 
     timeline_path, output_path, media_dir = _paths(args)
     progress = ProgressPrinter(quiet=args.quiet)
@@ -58,7 +58,12 @@ def cmd_otio(args: argparse.Namespace, run_clip: RunClip | None = None) -> int:
         return _with_refusals(_run_local(args, timeline_path, output_path, media_dir, progress, run_clip), args.json)
     with make_client(args) as client:
         job = client.process_timeline(
-            timeline_path, output_path, media_dir, options=options_from_args(args), overwrite=args.overwrite, client_name="cli"
+            timeline_path,
+            output_path,
+            media_dir,
+            options=options_from_args(args),
+            overwrite=args.overwrite,
+            client_name="cli",
         )
         if not args.json:
             print(f"job {job.id} queued", file=sys.stderr)
@@ -73,13 +78,17 @@ def _with_refusals(job: pb.Job, as_json: bool) -> int:
     refused = [w for w in job.warnings if w.startswith(NOT_CLEANED_PREFIX)]
     if code != EXIT_OK or not refused:
         return code
-    print(f"peanut: {len(refused)} prompted clip{'s were' if len(refused) > 1 else ' was'} not cleaned:", file=sys.stderr)
+    print(
+        f"peanut: {len(refused)} prompted clip{'s were' if len(refused) > 1 else ' was'} not cleaned:", file=sys.stderr
+    )
     for line in refused:
         print(f"  {line}", file=sys.stderr)
     return EXIT_JOB_FAILED
 
 
-def _run_local(args, timeline_path: str, output_path: str, media_dir: str, progress, run_clip: RunClip | None) -> pb.Job:
+def _run_local(
+    args, timeline_path: str, output_path: str, media_dir: str, progress, run_clip: RunClip | None
+) -> pb.Job:
     from ..cli import options_from_args
     from ..client import _options_message
     from ..errors import JobCancelled
@@ -93,6 +102,7 @@ def _run_local(args, timeline_path: str, output_path: str, media_dir: str, progr
         from ..pipeline import Pipeline
 
         run_clip = pipeline_run_clip(Pipeline(), _options_message(options_from_args(args)), job.id, client="cli")
+
     def warn(message: str) -> None:
         job.warnings.append(message)  # in the job, as the daemon records them
         progress.warn(message)

@@ -22,7 +22,12 @@ if TYPE_CHECKING:  # the pipeline pulls numpy/cv2; only the worker needs it
 
 log = logging.getLogger(__name__)
 
-STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
+STAGE_ENUM = {
+    "masker": pb.STAGE_MASKER,
+    "eraser": pb.STAGE_ERASER,
+    "upscaler": pb.STAGE_UPSCALER,
+    "flow": pb.STAGE_FLOW,
+}
 
 
 def _absolute(path: str, what: str) -> str:
@@ -37,7 +42,11 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
     """Refuse up front what would fail later: paths, unreadable timelines, nothing to do."""
     timeline_path = _absolute(request.timeline_path, "timeline")
     output_path = _absolute(request.output_path, "output timeline")
-    media_dir = _absolute(request.media_dir, "media folder") if request.media_dir else os.path.splitext(output_path)[0] + "_media"
+    media_dir = (
+        _absolute(request.media_dir, "media folder")
+        if request.media_dir
+        else os.path.splitext(output_path)[0] + "_media"
+    )
     if os.path.realpath(output_path) == os.path.realpath(timeline_path):
         raise OutputError("the output timeline must not replace the input timeline")
     check_destination(output_path, media_dir)
@@ -53,15 +62,17 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
     refused: list[ClipRefusal] = []
     if not collect_clip_jobs(timeline, Path(timeline_path).parent, refused=refused):
         if refused:  # every prompted clip is refused: say which and why, up front
-            raise InvalidRequest("no prompted clip can be cleaned: " + "; ".join(
-                f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused))
+            raise InvalidRequest(
+                "no prompted clip can be cleaned: "
+                + "; ".join(f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused)
+            )
         raise InvalidRequest(
             f"no clip in {Path(timeline_path).name} carries a prompt (a marker named 'peanut') "
             "or metadata peanut.prompt / peanut.mask / peanut.box"
         )
 
 
-def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: str, client: str = "otio") -> RunClip:
+def pipeline_run_clip(pipeline: Pipeline, options: pb.Options | None, job_id: str, client: str = "otio") -> RunClip:
     """A run_clip that sends each timeline clip through `pipeline` as an ordinary removal job."""
     from ..pipeline import spec_from_request
     from ..pipeline.spec import parse_frame_prompts
@@ -73,9 +84,14 @@ def pipeline_run_clip(pipeline: "Pipeline", options: pb.Options | None, job_id: 
         source = pb.MediaRange(path=job.source_path, start_frame=job.start_frame, end_frame=job.end_frame)
         request = pb.SubmitRequest(
             source=source,
-            mask=pb.MaskSpec(text=job.prompt, mask_path=job.mask_path, approximate=job.approximate,
-                             frame_prompts=parse_frame_prompts(list(job.boxes), [], [],
-                                                               names=(f"peanut.box of clip {job.clip_name!r}", "", ""))),
+            mask=pb.MaskSpec(
+                text=job.prompt,
+                mask_path=job.mask_path,
+                approximate=job.approximate,
+                frame_prompts=parse_frame_prompts(
+                    list(job.boxes), [], [], names=(f"peanut.box of clip {job.clip_name!r}", "", "")
+                ),
+            ),
             mode=pb.MODE_REMOVE,
             options=options or pb.Options(),
             output=pb.OutputSpec(path=output_path, matte_path=matte_path, overwrite=job.overwrite),
@@ -110,7 +126,9 @@ def timeline_result_message(result) -> pb.JobResult:
     return message
 
 
-def run_timeline_job(request: pb.ProcessTimelineRequest, pipeline: "Pipeline", reporter: Reporter, job_id: str) -> pb.JobResult:
+def run_timeline_job(
+    request: pb.ProcessTimelineRequest, pipeline: Pipeline, reporter: Reporter, job_id: str
+) -> pb.JobResult:
     result = run_timeline(
         request.timeline_path,
         request.output_path,
@@ -121,6 +139,12 @@ def run_timeline_job(request: pb.ProcessTimelineRequest, pipeline: "Pipeline", r
         # With a cluster behind the pipeline, the clips fan out; on this machine they take turns.
         parallel=pipeline.executor.clips_at_once() if getattr(pipeline, "executor", None) is not None else 1,
     )
-    log.info("timeline job %s: %d clips (%d not cleaned), %d frames -> %s", job_id, len(result.clips),
-             len(result.refused), result.frame_count, result.output_path)
+    log.info(
+        "timeline job %s: %d clips (%d not cleaned), %d frames -> %s",
+        job_id,
+        len(result.clips),
+        len(result.refused),
+        result.frame_count,
+        result.output_path,
+    )
     return timeline_result_message(result)

@@ -32,11 +32,11 @@ import re
 import tempfile
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PureWindowsPath
-from typing import Any, Callable
+from typing import Any
 
 import opentimelineio as otio
 from opentimelineio import url_utils
@@ -66,18 +66,18 @@ _SAME_RATE = 1e-4
 class ClipJob:
     """One clip to clean: where its media is and which source frames it shows."""
 
-    index: int                      # 0-based order of the job in the timeline
-    track_index: int                # index of the clip's track among the timeline's tracks
+    index: int  # 0-based order of the job in the timeline
+    track_index: int  # index of the clip's track among the timeline's tracks
     track_name: str
     clip_name: str
-    source_path: str                # absolute path of the media (file or frame folder)
-    start_frame: int                # first source frame, 0-based as decoded
-    end_frame: int                  # exclusive
-    rate: float                     # the media's frame rate as written in the timeline
+    source_path: str  # absolute path of the media (file or frame folder)
+    start_frame: int  # first source frame, 0-based as decoded
+    end_frame: int  # exclusive
+    rate: float  # the media's frame rate as written in the timeline
     prompt: str = ""
-    mask_path: str = ""             # absolute, or "" for none
-    boxes: tuple[str, ...] = ()     # metadata peanut.box: "F:X,Y,W,H" (source frame, source pixels)
-    approximate: bool = False       # metadata peanut.approximate: accept words the masker cannot check
+    mask_path: str = ""  # absolute, or "" for none
+    boxes: tuple[str, ...] = ()  # metadata peanut.box: "F:X,Y,W,H" (source frame, source pixels)
+    approximate: bool = False  # metadata peanut.approximate: accept words the masker cannot check
     overwrite: bool = False
     # Where the clip's visible frames sit in the top-level timeline (for nested
     # clips: through every parent's position and trim).
@@ -94,7 +94,7 @@ class ClipRefusal:
     """A prompted clip that is not cleaned, and why."""
 
     clip_name: str
-    where: str                      # "in 'Nested Stack 1' on track 'V1'"
+    where: str  # "in 'Nested Stack 1' on track 'V1'"
     reason: str
 
     def message(self) -> str:
@@ -152,7 +152,9 @@ def source_frame_range(clip: otio.schema.Clip) -> tuple[int, int]:
     return start, start + count
 
 
-def timeline_to_source_frame(timeline: otio.schema.Timeline, clip: otio.schema.Clip, time: otio.opentime.RationalTime) -> int:
+def timeline_to_source_frame(
+    timeline: otio.schema.Timeline, clip: otio.schema.Clip, time: otio.opentime.RationalTime
+) -> int:
     """The 0-based source frame that `clip` shows at `time` on the timeline's clock.
 
     `time` counts from the timeline's global start time, as an editor reads it
@@ -168,7 +170,9 @@ def timeline_to_source_frame(timeline: otio.schema.Timeline, clip: otio.schema.C
     return source_frame_range(clip)[0] + local
 
 
-def source_frame_to_timeline(timeline: otio.schema.Timeline, clip: otio.schema.Clip, frame: int) -> otio.opentime.RationalTime:
+def source_frame_to_timeline(
+    timeline: otio.schema.Timeline, clip: otio.schema.Clip, frame: int
+) -> otio.opentime.RationalTime:
     """Inverse of timeline_to_source_frame: where source `frame` of `clip` shows on the timeline."""
     rate = media_rate(clip)
     first, end = source_frame_range(clip)
@@ -196,8 +200,8 @@ def clip_prompt(clip: otio.schema.Clip) -> str:
     for marker in clip.markers:
         name = marker.name.strip()
         # "peanut: <prompt>" in the name serves formats whose markers carry no comment (CMX 3600 EDL).
-        if name.lower().startswith(MARKER_NAME + ":") and name[len(MARKER_NAME) + 1:].strip():
-            return name[len(MARKER_NAME) + 1:].strip()
+        if name.lower().startswith(MARKER_NAME + ":") and name[len(MARKER_NAME) + 1 :].strip():
+            return name[len(MARKER_NAME) + 1 :].strip()
         if name.lower() != MARKER_NAME:
             continue
         text = (marker.comment or "").strip()
@@ -257,7 +261,9 @@ def _ancestors(clip: otio.schema.Clip) -> list[otio.core.Composition]:
 
 
 def _where(chain: list[otio.core.Composition]) -> str:
-    inner = [f"in {c.name or type(c).__name__!r}" if c.name else f"in an unnamed {type(c).__name__}" for c in chain[:-1]]
+    inner = [
+        f"in {c.name or type(c).__name__!r}" if c.name else f"in an unnamed {type(c).__name__}" for c in chain[:-1]
+    ]
     return " ".join(inner + [f"on track {chain[-1].name!r}"]) if chain else "on the timeline"
 
 
@@ -275,7 +281,9 @@ def _time_effect(item: otio.core.Item) -> str:
     return ""
 
 
-def _visible(clip: otio.schema.Clip, chain: list[otio.core.Composition]) -> tuple[otio.opentime.RationalTime, otio.opentime.TimeRange]:
+def _visible(
+    clip: otio.schema.Clip, chain: list[otio.core.Composition]
+) -> tuple[otio.opentime.RationalTime, otio.opentime.TimeRange]:
     """The clip's first visible source time, and where its visible frames sit in the top-level timeline.
 
     Walks up from the clip: its range in each parent is cut to the parent's
@@ -284,7 +292,7 @@ def _visible(clip: otio.schema.Clip, chain: list[otio.core.Composition]) -> tupl
     """
     trimmed = clip.trimmed_range()
     source_start, duration = trimmed.start_time, trimmed.duration
-    start = clip.range_in_parent().start_time         # in the parent's time
+    start = clip.range_in_parent().start_time  # in the parent's time
     for parent in chain:
         window = parent.trimmed_range()
         lo = max(start, window.start_time)
@@ -307,17 +315,30 @@ def _transition_note(clip: otio.schema.Clip) -> str:
     before, after = parent.neighbors_of(clip)
     notes = []
     if isinstance(before, otio.schema.Transition):
-        notes.append(f"transition {before.name or 'in'!r} shows {frames_at(before.in_offset, media_rate(clip))} frames before its cut")
+        notes.append(
+            f"transition {before.name or 'in'!r} shows {frames_at(before.in_offset, media_rate(clip))} frames before its cut"
+        )
     if isinstance(after, otio.schema.Transition):
-        notes.append(f"transition {after.name or 'out'!r} shows {frames_at(after.out_offset, media_rate(clip))} frames after its cut")
+        notes.append(
+            f"transition {after.name or 'out'!r} shows {frames_at(after.out_offset, media_rate(clip))} frames after its cut"
+        )
     if not notes:
         return ""
-    return (f"clip {clip.name!r}: the {' and the '.join(notes)}; those frames are not cleaned, "
-            "and over the transition the cleaned layer shows this clip alone")
+    return (
+        f"clip {clip.name!r}: the {' and the '.join(notes)}; those frames are not cleaned, "
+        "and over the transition the cleaned layer shows this clip alone"
+    )
 
 
-def _clip_job(clip: otio.schema.Clip, chain: list[otio.core.Composition], track_index: int, base: Path,
-              overwrite: bool, prompt: str, mask: str) -> ClipJob:
+def _clip_job(
+    clip: otio.schema.Clip,
+    chain: list[otio.core.Composition],
+    track_index: int,
+    base: Path,
+    overwrite: bool,
+    prompt: str,
+    mask: str,
+) -> ClipJob:
     for item in [clip, *chain]:
         if not item.enabled:
             raise _Refused("it is disabled" + ("" if item is clip else f" (its parent {item.name!r} is disabled)"))
@@ -344,8 +365,11 @@ def _clip_job(clip: otio.schema.Clip, chain: list[otio.core.Composition], track_
     rate = media_rate(clip)
     start = frames_at(source_start, rate) - _media_start(clip, rate)
     end = start + frames_at(placed.duration, rate)
-    if start < 0 or end <= start or (getattr(ref, "available_range", None) is not None
-                                      and end > frames_at(ref.available_range.duration, rate)):
+    if (
+        start < 0
+        or end <= start
+        or (getattr(ref, "available_range", None) is not None and end > frames_at(ref.available_range.duration, rate))
+    ):
         raise _Refused(f"it shows source frames {start}..{end - 1}, outside its media's available range")
     if not os.path.exists(source_path):
         raise _Refused(f"media not found: {source_path}")
@@ -353,9 +377,19 @@ def _clip_job(clip: otio.schema.Clip, chain: list[otio.core.Composition], track_
         raise _Refused(f"mask not found: {mask_path}")
     top = chain[-1]
     return ClipJob(
-        index=0, track_index=track_index, track_name=top.name, clip_name=clip.name, source_path=source_path,
-        start_frame=start, end_frame=end, rate=rate, prompt=prompt, mask_path=mask_path, overwrite=overwrite,
-        range_in_parent=placed, clip=clip,
+        index=0,
+        track_index=track_index,
+        track_name=top.name,
+        clip_name=clip.name,
+        source_path=source_path,
+        start_frame=start,
+        end_frame=end,
+        rate=rate,
+        prompt=prompt,
+        mask_path=mask_path,
+        overwrite=overwrite,
+        range_in_parent=placed,
+        clip=clip,
     )
 
 
@@ -396,7 +430,8 @@ def collect_clip_jobs(
                 continue
             if boxes or _peanut_metadata(clip.metadata, "approximate"):
                 job = replace(
-                    job, boxes=boxes,
+                    job,
+                    boxes=boxes,
                     approximate=_peanut_metadata(clip.metadata, "approximate").lower() in ("1", "true", "yes"),
                 )
             found.append((job.range_in_parent.start_time, track_index, job))
@@ -461,7 +496,9 @@ def _result_clip(job: ClipJob, path: str, kind: str, result: dict) -> otio.schem
     )
 
 
-def _lanes(placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]) -> list[list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]]:
+def _lanes(
+    placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]],
+) -> list[list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]]:
     """Spread clips over as few tracks as possible (clips from different tracks may overlap)."""
     lanes: list[list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]] = []
     for item in sorted(placed, key=lambda p: p[0].start_time.to_seconds()):
@@ -479,14 +516,16 @@ def _lanes(placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]) -> li
 def _build_tracks(name: str, placed: list[tuple[otio.opentime.TimeRange, otio.schema.Clip]]) -> list[otio.schema.Track]:
     tracks = []
     for number, lane in enumerate(_lanes(placed), start=1):
-        track = otio.schema.Track(
-            name=name if number == 1 else f"{name} {number}", kind=otio.schema.TrackKind.Video
-        )
+        track = otio.schema.Track(name=name if number == 1 else f"{name} {number}", kind=otio.schema.TrackKind.Video)
         cursor = otio.opentime.RationalTime(0, lane[0][0].start_time.rate)
         for in_parent, clip in lane:
             gap = in_parent.start_time - cursor
             if gap.value > 1e-9:
-                track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=gap.rescaled_to(in_parent.start_time.rate))))
+                track.append(
+                    otio.schema.Gap(
+                        source_range=otio.opentime.TimeRange(duration=gap.rescaled_to(in_parent.start_time.rate))
+                    )
+                )
             track.append(clip)
             cursor = in_parent.end_time_exclusive()
         tracks.append(track)
@@ -507,7 +546,9 @@ def read_timeline(path: str | Path) -> otio.schema.Timeline:
         raise InvalidRequest(f"cannot read timeline {path.name}: {exc}") from None
     if isinstance(result, otio.schema.Timeline):
         return result
-    timelines = list(result.find_children(descended_from_type=otio.schema.Timeline)) if hasattr(result, "find_children") else []
+    timelines = (
+        list(result.find_children(descended_from_type=otio.schema.Timeline)) if hasattr(result, "find_children") else []
+    )
     if not timelines:
         raise InvalidRequest(f"{path.name} holds no timeline")
     if len(timelines) > 1:
@@ -559,17 +600,26 @@ def check_destination(output_path: str | Path, media: str | Path) -> None:
     _no_link(media, "the media folder")
 
 
-def _run_clips_in_turn(jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip,
-                       reporter: Reporter) -> Iterator[dict[str, Any]]:
+def _run_clips_in_turn(
+    jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip, reporter: Reporter
+) -> Iterator[dict[str, Any]]:
     for job, (out, matte) in zip(jobs, places):
         reporter.check()
-        log.info("clip %d/%d %r: source frames %d..%d", job.index + 1, len(jobs), job.clip_name, job.start_frame, job.end_frame - 1)
+        log.info(
+            "clip %d/%d %r: source frames %d..%d",
+            job.index + 1,
+            len(jobs),
+            job.clip_name,
+            job.start_frame,
+            job.end_frame - 1,
+        )
         reporter.stage(f"clip {job.index + 1}/{len(jobs)}: {job.clip_name}", total=job.frame_count)
         yield run_clip(job, out, matte, reporter)
 
 
-def _run_clips_at_once(jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip,
-                       reporter: Reporter, parallel: int) -> list[dict[str, Any]]:
+def _run_clips_at_once(
+    jobs: list[ClipJob], places: list[tuple[str, str]], run_clip: RunClip, reporter: Reporter, parallel: int
+) -> list[dict[str, Any]]:
     """Up to `parallel` clips at once, each with a Reporter of its own.
 
     The clips' reporters share the job's interrupt and get a cancel of their own,
@@ -577,12 +627,16 @@ def _run_clips_at_once(jobs: list[ClipJob], places: list[tuple[str, str]], run_c
     Progress counts finished clips' frames.
     """
     stop = threading.Event()
-    reporters = [Reporter(cancel_event=stop, interrupt_event=reporter.interrupt_event,
-                          warn_callback=reporter.warn_callback) for _ in jobs]
+    reporters = [
+        Reporter(cancel_event=stop, interrupt_event=reporter.interrupt_event, warn_callback=reporter.warn_callback)
+        for _ in jobs
+    ]
     reporter.stage(f"{len(jobs)} clips, {min(parallel, len(jobs))} at a time", total=sum(j.frame_count for j in jobs))
     with ThreadPoolExecutor(max_workers=min(parallel, len(jobs)), thread_name_prefix="peanut-clip") as pool:
-        futures = [pool.submit(run_clip, job, out, matte, clip_reporter)
-                   for job, (out, matte), clip_reporter in zip(jobs, places, reporters)]
+        futures = [
+            pool.submit(run_clip, job, out, matte, clip_reporter)
+            for job, (out, matte), clip_reporter in zip(jobs, places, reporters)
+        ]
         pending = set(futures)
 
         def stop_all() -> None:
@@ -654,8 +708,10 @@ def run_timeline(
             "or metadata peanut.prompt / peanut.mask"
         )
     if not jobs:
-        raise InvalidRequest("no prompted clip can be cleaned: " + "; ".join(
-            f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused))
+        raise InvalidRequest(
+            "no prompted clip can be cleaned: "
+            + "; ".join(f"clip {r.clip_name!r} {r.where}: {r.reason}" for r in refused)
+        )
     for job in jobs:
         if os.path.isdir(job.source_path) and _inside(str(media), job.source_path):
             raise OutputError(f"media folder {media} is inside the source folder {job.source_path}")

@@ -30,7 +30,7 @@ def stage_backends(stage: str) -> dict[str, Any]:
 @dataclass
 class Choice:
     cls: Any
-    note: str           # why this one, e.g. "auto: basicvsrpp unavailable (no weights)"
+    note: str  # why this one, e.g. "auto: basicvsrpp unavailable (no weights)"
 
 
 def choose(stage: str, name: str, *, candidates: dict[str, Any] | None = None) -> Choice:
@@ -66,7 +66,13 @@ def describe() -> list[dict]:
             is_default = ok and not default_taken
             default_taken = default_taken or ok
             rows.append(
-                dict(stage=stage, name=name, available=ok, reason=reason,
-                     learned=bool(getattr(cls, "learned", False)), is_default=is_default)
+                dict(
+                    stage=stage,
+                    name=name,
+                    available=ok,
+                    reason=reason,
+                    learned=bool(getattr(cls, "learned", False)),
+                    is_default=is_default,
+                )
             )
     return rows

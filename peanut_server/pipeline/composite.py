@@ -60,8 +60,12 @@ def region_box(mask: np.ndarray, pad: int) -> tuple[int, int, int, int] | None:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
     height, width = mask.shape
-    return (max(0, int(rows[0]) - pad), min(height, int(rows[-1]) + 1 + pad),
-            max(0, int(cols[0]) - pad), min(width, int(cols[-1]) + 1 + pad))
+    return (
+        max(0, int(rows[0]) - pad),
+        min(height, int(rows[-1]) + 1 + pad),
+        max(0, int(cols[0]) - pad),
+        min(width, int(cols[-1]) + 1 + pad),
+    )
 
 
 def hole_region(mask: np.ndarray, hole_lr: np.ndarray) -> np.ndarray:
@@ -92,8 +96,7 @@ def composite_alpha(mask: np.ndarray, lr_size: tuple[int, int], mask_dilation: i
     return alpha
 
 
-def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None,
-            alpha_box: np.ndarray | None) -> np.ndarray:
+def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None, alpha_box: np.ndarray | None) -> np.ndarray:
     """A full-frame 16-bit matte from the alpha of a box (0 outside it), converted on the box only."""
     matte = np.zeros(shape, np.uint16)
     if box is not None and alpha_box is not None:
@@ -102,7 +105,7 @@ def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None,
     return matte
 
 
-def alpha_matte(matte: "FrameSink", lr_size: tuple[int, int], mask_dilation: int, feather: int) -> None:
+def alpha_matte(matte: FrameSink, lr_size: tuple[int, int], mask_dilation: int, feather: int) -> None:
     """Turn a matte's staged object masks into the alphas their frames were composited with.
 
     The erase pass replaces each frame's mask by its alpha as it writes the
@@ -110,6 +113,7 @@ def alpha_matte(matte: "FrameSink", lr_size: tuple[int, int], mask_dilation: int
     so it must give the same alpha. In place (each frame replaced atomically)
     and idempotent: frames already holding a 16-bit alpha are left alone.
     """
+
     def convert(k: int) -> None:
         if matte.staged_bit_depth(k) == 16:
             return
@@ -172,7 +176,12 @@ def crop_for(mask_lr: np.ndarray, lr_size: tuple[int, int], src_size: tuple[int,
     x1 = min(w, -(-(int(xs.max()) + 1 + margin) // gx) * gx)
     y1 = min(h, -(-(int(ys.max()) + 1 + margin) // gy) * gy)
     return Crop(
-        x0, y0, x1, y1,
-        int(round(x0 * scale_x)), int(round(y0 * scale_y)),
-        int(round(x1 * scale_x)), int(round(y1 * scale_y)),
+        x0,
+        y0,
+        x1,
+        y1,
+        int(round(x0 * scale_x)),
+        int(round(y0 * scale_y)),
+        int(round(x1 * scale_x)),
+        int(round(y1 * scale_y)),
     )

@@ -37,8 +37,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -68,11 +69,11 @@ class ExecutorError(PeanutError):
 class RayOptions:
     """How the daemon talks to Ray and what each task asks the scheduler for."""
 
-    address: str = "local"          # "local": start a runtime here; "auto": join this node's cluster; "ray://h:p"
-    local_cpus: int | None = None   # CPUs a "local" runtime may use (None: all of this machine's)
+    address: str = "local"  # "local": start a runtime here; "auto": join this node's cluster; "ray://h:p"
+    local_cpus: int | None = None  # CPUs a "local" runtime may use (None: all of this machine's)
     cpus_per_task: float = 1.0
-    gpus_per_task: float = 0.0      # > 0 on a cluster with GPUs for the learned backends
-    max_in_flight: int = 0          # erase tasks of one job at once; 0 = the cluster's CPUs / cpus_per_task
+    gpus_per_task: float = 0.0  # > 0 on a cluster with GPUs for the learned backends
+    max_in_flight: int = 0  # erase tasks of one job at once; 0 = the cluster's CPUs / cpus_per_task
 
 
 def _packed(masks: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -135,8 +136,9 @@ def mask_task(spec: RemovalSpec, start: int, end: int) -> Iterator[dict[str, Any
     yield {"report": masker.report, "name": masker.name}
 
 
-def erase_task(spec: RemovalSpec, first: int, pos: int, end: int, packed: np.ndarray,
-               shape: tuple[int, ...]) -> dict[str, Any]:
+def erase_task(
+    spec: RemovalSpec, first: int, pos: int, end: int, packed: np.ndarray, shape: tuple[int, ...]
+) -> dict[str, Any]:
     """Ray task: frames pos..end-1 of the range erased, upscaled and composited at source resolution.
 
     Frames first..pos-1 are the lead-in: erased with their masks for temporal
@@ -149,20 +151,30 @@ def erase_task(spec: RemovalSpec, first: int, pos: int, end: int, packed: np.nda
     plan, runs = pipeline._erase_plan(info, start, stop - start, spec)
     reporter = Reporter()
     with open_source(spec.source_path) as source:
-        decoded = pipeline._decode_window(source, _PackedMatte(first, packed, shape), plan,
-                                          _Bounds(first, end, 0), keep=plan.window_bytes <= KEEP_SOURCE_BYTES)
+        decoded = pipeline._decode_window(
+            source,
+            _PackedMatte(first, packed, shape),
+            plan,
+            _Bounds(first, end, 0),
+            keep=plan.window_bytes <= KEEP_SOURCE_BYTES,
+        )
         window = pipeline._assemble_window(plan, decoded, [], reporter)
         result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, reporter)
         crop, upscaled = pipeline._upscale_window(plan, window, result, reporter)
-        frames = [frame for frame, _ in pipeline._composite_window(source, plan, window, result.frames, crop, upscaled,
-                                                                   spec.patch_layer)]
+        frames = [
+            frame
+            for frame, _ in pipeline._composite_window(
+                source, plan, window, result.frames, crop, upscaled, spec.patch_layer
+            )
+        ]
     checkpoint = getattr(plan.upscaler, "ran_model_id", "")
     if checkpoint:
         runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
-    return {"frames": np.stack(frames[pos - first:]), "runs": runs}
+    return {"frames": np.stack(frames[pos - first :]), "runs": runs}
 
 
 # -- the daemon's side --------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class RayWindow:
@@ -234,8 +246,9 @@ class RayExecutor:
 
         working = working_size(info.width, info.height, spec.options.working_height)
         estimate = estimate_job_bytes(info.width, info.height, working, window, 0)
-        return dict(num_cpus=self.options.cpus_per_task, num_gpus=self.options.gpus_per_task,
-                    memory=int(estimate.total))
+        return dict(
+            num_cpus=self.options.cpus_per_task, num_gpus=self.options.gpus_per_task, memory=int(estimate.total)
+        )
 
     def _max_in_flight(self) -> int:
         if self.options.max_in_flight > 0:
@@ -275,8 +288,17 @@ class RayExecutor:
 
     # -- the passes -------------------------------------------------------------
 
-    def mask_pass(self, pipeline, spec: RemovalSpec, info: MediaInfo, start: int, end: int, choice: Choice,
-                  matte, reporter: Reporter) -> MaskReport:
+    def mask_pass(
+        self,
+        pipeline,
+        spec: RemovalSpec,
+        info: MediaInfo,
+        start: int,
+        end: int,
+        choice: Choice,
+        matte,
+        reporter: Reporter,
+    ) -> MaskReport:
         count = end - start
         if matte.written >= count:
             report = MaskReport(backend=choice.cls.name)
@@ -306,8 +328,18 @@ class RayExecutor:
             raise
         return result.get("report") or MaskReport(backend=choice.cls.name)
 
-    def erase_pass(self, pipeline, spec: RemovalSpec, info: MediaInfo, start: int, count: int, matte, output,
-                   reporter: Reporter, timings: dict[str, float]) -> list:
+    def erase_pass(
+        self,
+        pipeline,
+        spec: RemovalSpec,
+        info: MediaInfo,
+        start: int,
+        count: int,
+        matte,
+        output,
+        reporter: Reporter,
+        timings: dict[str, float],
+    ) -> list:
         opts = spec.options
         window = max(2, opts.subvideo_length)
         overlap = min(opts.window_overlap, window // 2)
@@ -327,10 +359,12 @@ class RayExecutor:
             while tasks or in_flight:
                 while tasks and len(in_flight) < limit:
                     task = tasks.popleft()
-                    packed, shape = _packed([_mask_from_matte(matte.read(i), start + i)
-                                             for i in range(task.first, task.end)])
-                    ref = self._erase_task.options(**options).remote(spec, task.first, task.pos, task.end,
-                                                                      packed, shape)
+                    packed, shape = _packed(
+                        [_mask_from_matte(matte.read(i), start + i) for i in range(task.first, task.end)]
+                    )
+                    ref = self._erase_task.options(**options).remote(
+                        spec, task.first, task.pos, task.end, packed, shape
+                    )
                     in_flight.append((task, ref))
                 task, ref = in_flight[0]  # written in order: wait for the oldest
                 clock = time.monotonic()

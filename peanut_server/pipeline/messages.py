@@ -9,7 +9,12 @@ from __future__ import annotations
 from ..api import peanut_pb2 as pb
 from .run import RemovalResult
 
-STAGE_ENUM = {"masker": pb.STAGE_MASKER, "eraser": pb.STAGE_ERASER, "upscaler": pb.STAGE_UPSCALER, "flow": pb.STAGE_FLOW}
+STAGE_ENUM = {
+    "masker": pb.STAGE_MASKER,
+    "eraser": pb.STAGE_ERASER,
+    "upscaler": pb.STAGE_UPSCALER,
+    "flow": pb.STAGE_FLOW,
+}
 
 
 def result_message(result: RemovalResult) -> pb.JobResult:

@@ -33,16 +33,27 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..eraser.effects import grow_to_effects
 from ..errors import JobInterrupted, MaskError, MediaError, MediaNotFound, PromptError
 from ..masker.base import Masker, MaskReport
 from ..masker.external import ExternalMasker
 from ..masker.prompt import PromptNotUnderstood, check_frame_prompts, refusal_message
-from ..media import MediaInfo, check_masks, check_output, frame_filename, open_sink, open_source, probe, validate_range
+from ..media import MediaInfo, check_masks, check_output, open_sink, open_source, probe, validate_range
 from ..progress import Reporter
 from .backends import Choice, choose
-from .composite import (Crop, alpha_matte, composite, crop_for, dilate, downscale_mask, feather_alpha, hole_region,
-                        matte16, region_box, working_size)
-from ..eraser.effects import grow_to_effects
+from .composite import (
+    Crop,
+    alpha_matte,
+    composite,
+    crop_for,
+    dilate,
+    downscale_mask,
+    feather_alpha,
+    hole_region,
+    matte16,
+    region_box,
+    working_size,
+)
 from .spec import RemovalSpec
 
 if TYPE_CHECKING:
@@ -78,7 +89,7 @@ class RemovalResult:
     chosen_object: str = ""
     chosen_score: float = 0.0
     warnings: list[str] = field(default_factory=list)
-    ignored_words: list[str] = field(default_factory=list)   # prompt words the masker could not check
+    ignored_words: list[str] = field(default_factory=list)  # prompt words the masker could not check
     seconds: float = 0.0
     # Wall time per part ("masking", "decode", "erase", "upscale", "composite"), for benchmarks.
     timings: dict[str, float] = field(default_factory=dict)
@@ -161,8 +172,13 @@ def _mask_to_png(mask: np.ndarray) -> np.ndarray:
 class Pipeline:
     """Composes a masker, an eraser and an upscaler; keeps their instances (and models) loaded."""
 
-    def __init__(self, instances: MutableMapping[tuple[str, str], object] | None = None,
-                 streaming: bool = True, executor: "RayExecutor | None" = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        instances: MutableMapping[tuple[str, str], object] | None = None,
+        streaming: bool = True,
+        executor: RayExecutor | None = None,
+        threads: int | None = None,
+    ) -> None:
         # The daemon passes a ModelCache (daemon/budget.py) that unloads least
         # recently used backends past its memory budget; --local keeps a dict.
         self._instances: MutableMapping[tuple[str, str], object] = {} if instances is None else instances
@@ -186,8 +202,14 @@ class Pipeline:
         if spec.prompt.mask_path:
             check_masks(spec.prompt.mask_path, info, start, end)
         choice = self.masker_choice(spec)
-        check_frame_prompts(spec.prompt.frame_prompts, info.width, info.height, start, end,
-                            mask_given=spec.prompt.tracked_mask_frame is not None)
+        check_frame_prompts(
+            spec.prompt.frame_prompts,
+            info.width,
+            info.height,
+            start,
+            end,
+            mask_given=spec.prompt.tracked_mask_frame is not None,
+        )
         unchecked = choice.cls.unchecked_words(spec.prompt)
         if unchecked and not spec.prompt.approximate:
             # Refused before any work: a job that silently dropped a noun would exit 0 on the wrong object.
@@ -232,8 +254,12 @@ class Pipeline:
         try:
             with open_source(spec.source_path) as source:
                 matte = open_sink(
-                    spec.matte_path, info, start, count,
-                    overwrite=spec.overwrite, staging_dir=staging_path(spec.matte_path, job_id),
+                    spec.matte_path,
+                    info,
+                    start,
+                    count,
+                    overwrite=spec.overwrite,
+                    staging_dir=staging_path(spec.matte_path, job_id),
                 )
                 sinks.append(matte)
                 clock = time.monotonic()
@@ -248,28 +274,48 @@ class Pipeline:
                 result.ignored_words = list(report.ignored_words)
                 if not spec.matte_only:
                     output = open_sink(
-                        spec.output_path, info, start, count,
-                        overwrite=spec.overwrite, alpha=spec.patch_layer,
-                        staging_dir=staging_path(spec.output_path, job_id), audio_from=info,
+                        spec.output_path,
+                        info,
+                        start,
+                        count,
+                        overwrite=spec.overwrite,
+                        alpha=spec.patch_layer,
+                        staging_dir=staging_path(spec.output_path, job_id),
+                        audio_from=info,
                     )
                     sinks.append(output)
                     # A Ray executor's erase pass leaves the matte as masks; the alpha pass below
                     # converts them (the same alpha the compositor used).
                     alpha_out = matte if spec.matte_mode == "alpha" else None
                     if self.executor is not None:
-                        runs = self.executor.erase_pass(self, spec, info, start, count, matte, output, reporter,
-                                                        result.timings)
+                        runs = self.executor.erase_pass(
+                            self, spec, info, start, count, matte, output, reporter, result.timings
+                        )
                     else:
-                        runs = self._erase_pass(source, info, start, count, spec, matte, output, reporter,
-                                                result.timings, alpha_out=alpha_out)
+                        runs = self._erase_pass(
+                            source,
+                            info,
+                            start,
+                            count,
+                            spec,
+                            matte,
+                            output,
+                            reporter,
+                            result.timings,
+                            alpha_out=alpha_out,
+                        )
                     result.backends.extend(runs)
                     if spec.matte_mode == "alpha":
                         # The matte is the exact alpha each frame was composited with: the erase
                         # pass wrote it; this converts any frame a stop left as a mask.
                         clock = time.monotonic()
                         opts = spec.options
-                        alpha_matte(matte, working_size(info.width, info.height, opts.working_height),
-                                    opts.mask_dilation, opts.feather)
+                        alpha_matte(
+                            matte,
+                            working_size(info.width, info.height, opts.working_height),
+                            opts.mask_dilation,
+                            opts.feather,
+                        )
                         result.timings["matte"] = time.monotonic() - clock
             reporter.stage("writing", count, outer=True)
             # The cleaned frames land before the matte: an editor who sees the
@@ -298,8 +344,9 @@ class Pipeline:
         return masker.report
 
     @staticmethod
-    def _write_masks(masks: Iterable[np.ndarray], name: str, info: MediaInfo, start: int, count: int, spec,
-                     matte, reporter: Reporter) -> None:
+    def _write_masks(
+        masks: Iterable[np.ndarray], name: str, info: MediaInfo, start: int, count: int, spec, matte, reporter: Reporter
+    ) -> None:
         """Stage the masker's masks as the matte, after those a resumed job already has; check what came."""
         end = start + count
         height, width = info.height, info.width
@@ -307,7 +354,9 @@ class Pipeline:
         any_mask = False
         for index, mask in enumerate(masks):
             if mask.shape != (height, width):
-                raise MaskError(f"masker {name} returned a {mask.shape[1]}x{mask.shape[0]} mask for a {width}x{height} clip")
+                raise MaskError(
+                    f"masker {name} returned a {mask.shape[1]}x{mask.shape[0]} mask for a {width}x{height} clip"
+                )
             produced += 1
             any_mask = any_mask or bool(mask.any())
             if index < matte.written:
@@ -319,8 +368,19 @@ class Pipeline:
         if not any_mask and matte.written == count and not spec.prompt.mask_path:
             raise PromptError(f"nothing matching {spec.prompt.text!r} was found in frames {start}..{end - 1}")
 
-    def _erase_pass(self, source, info: MediaInfo, start, count, spec, matte, output, reporter,
-                    timings: dict[str, float], alpha_out=None) -> list[StageRun]:
+    def _erase_pass(
+        self,
+        source,
+        info: MediaInfo,
+        start,
+        count,
+        spec,
+        matte,
+        output,
+        reporter,
+        timings: dict[str, float],
+        alpha_out=None,
+    ) -> list[StageRun]:
         """Erase, upscale and composite the clip window by window (see _ErasePlan).
 
         Each window goes through four steps: decode (its source frames and masks),
@@ -340,7 +400,11 @@ class Pipeline:
         # Frames finished by the previous window (or, resumed, the last frames
         # already written) seed the next one with an empty mask, so content
         # carries across window borders without a seam in time.
-        tail = [plan.to_lr(output.read(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)] if plan.overlap else []
+        tail = (
+            [plan.to_lr(output.read(i)[..., :3]) for i in range(max(0, pos - plan.overlap), pos)]
+            if plan.overlap
+            else []
+        )
         windows = list(_window_bounds(plan, pos, len(tail)))
         reporter.stage("erasing", count, done=pos, outer=True)
         for part in ("decode", "erase", "upscale", "composite", "write"):
@@ -354,8 +418,19 @@ class Pipeline:
             runs[-1].note = f"{runs[-1].note}; weights {checkpoint}"
         return runs
 
-    def _erase_sequential(self, source, spec, plan: "_ErasePlan", windows: list["_Bounds"], tail: list[np.ndarray],
-                          matte, output, reporter: Reporter, timings: dict[str, float], alpha_out=None) -> None:
+    def _erase_sequential(
+        self,
+        source,
+        spec,
+        plan: _ErasePlan,
+        windows: list[_Bounds],
+        tail: list[np.ndarray],
+        matte,
+        output,
+        reporter: Reporter,
+        timings: dict[str, float],
+        alpha_out=None,
+    ) -> None:
         """The steps of every window one after another, in the calling thread."""
         stage_reporter = _StageReporter(reporter, threading.Event())
         keep = plan.window_bytes <= KEEP_SOURCE_BYTES
@@ -371,16 +446,28 @@ class Pipeline:
             clock = time.monotonic()
             crop, upscaled = self._upscale_window(plan, window, result, stage_reporter)
             timings["upscale"] += time.monotonic() - clock
-            frames = self._composite_window(source, plan, window, result.frames, crop, upscaled, spec.patch_layer,
-                                            with_matte=alpha_out is not None)
+            frames = self._composite_window(
+                source, plan, window, result.frames, crop, upscaled, spec.patch_layer, with_matte=alpha_out is not None
+            )
             for out, alpha in _timed(frames, timings, "composite"):
                 clock = time.monotonic()
                 _write_frame(output, out, alpha_out, alpha)
                 timings["write"] += time.monotonic() - clock
                 reporter.advance(outer=True)
 
-    def _erase_streaming(self, source, spec, plan: "_ErasePlan", windows: list["_Bounds"], tail: list[np.ndarray],
-                         matte, output, reporter: Reporter, timings: dict[str, float], alpha_out=None) -> None:
+    def _erase_streaming(
+        self,
+        source,
+        spec,
+        plan: _ErasePlan,
+        windows: list[_Bounds],
+        tail: list[np.ndarray],
+        matte,
+        output,
+        reporter: Reporter,
+        timings: dict[str, float],
+        alpha_out=None,
+    ) -> None:
         """The four steps in four threads, joined by bounded queues; the slowest sets the pace.
 
         At most WINDOWS_IN_FLIGHT windows are between decode and the end of their
@@ -416,8 +503,9 @@ class Pipeline:
                 item = handoff.get(decoded)
                 clock = time.monotonic()
                 window = self._assemble_window(plan, item, seed, handoff.reporter)
-                result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options,
-                                           handoff.reporter)
+                result = plan.eraser.erase(
+                    window.lr_frames, window.lr_masks, plan.options.eraser_options, handoff.reporter
+                )
                 timings["erase"] += time.monotonic() - clock
                 seed = _next_tail(plan, window, result)
                 handoff.put(erased, (window, result))
@@ -431,8 +519,16 @@ class Pipeline:
                 timings["upscale"] += time.monotonic() - clock
                 if window.source_frames is None and not sources:
                     sources.append(open_source(spec.source_path))
-                frames = self._composite_window(sources[0] if sources else source, plan, window, result.frames,
-                                                crop, upscaled, spec.patch_layer, with_matte=alpha_out is not None)
+                frames = self._composite_window(
+                    sources[0] if sources else source,
+                    plan,
+                    window,
+                    result.frames,
+                    crop,
+                    upscaled,
+                    spec.patch_layer,
+                    with_matte=alpha_out is not None,
+                )
                 for item in _timed(frames, timings, "composite"):
                     handoff.put(composited, item)
                 del window, result, frames  # before the slot is given back
@@ -463,7 +559,7 @@ class Pipeline:
         if errors:  # pragma: no cover - a stage stopped with no stage failing
             raise errors[0]
 
-    def _erase_plan(self, info: MediaInfo, start: int, count: int, spec) -> tuple["_ErasePlan", list[StageRun]]:
+    def _erase_plan(self, info: MediaInfo, start: int, count: int, spec) -> tuple[_ErasePlan, list[StageRun]]:
         opts = spec.options
         width, height = info.width, info.height
         lr_size = working_size(width, height, opts.working_height)
@@ -480,17 +576,24 @@ class Pipeline:
         scale = width / lr_size[0]
         window = max(2, opts.subvideo_length)
         plan = _ErasePlan(
-            start=start, count=count, size=(width, height), lr_size=lr_size, options=opts,
-            eraser=self._instance("eraser", eraser_choice.cls), upscaler=upscaler,
+            start=start,
+            count=count,
+            size=(width, height),
+            lr_size=lr_size,
+            options=opts,
+            eraser=self._instance("eraser", eraser_choice.cls),
+            upscaler=upscaler,
             # The crop margin must hold the feather (source pixels) plus context for the upscaler.
             margin=int(math.ceil(opts.feather / scale)) + 8,
-            window=window, overlap=min(opts.window_overlap, window // 2),
+            window=window,
+            overlap=min(opts.window_overlap, window // 2),
         )
         return plan, runs
 
     @staticmethod
-    def _decode_window(source, matte, plan: "_ErasePlan", bounds: "_Bounds", keep: bool,
-                       check: Callable[[], None] | None = None) -> "_Decoded":
+    def _decode_window(
+        source, matte, plan: _ErasePlan, bounds: _Bounds, keep: bool, check: Callable[[], None] | None = None
+    ) -> _Decoded:
         """Source frames bounds.pos..end-1 and their masks: what a window needs that the previous one does not give.
 
         `keep`: hold the full-resolution frames for the compositor (else it decodes them again).
@@ -510,8 +613,7 @@ class Pipeline:
         return _Decoded(bounds=bounds, source_frames=source_frames, lr_new=lr_new, masks_hr=masks_hr, objects=objects)
 
     @staticmethod
-    def _assemble_window(plan: "_ErasePlan", decoded: "_Decoded", tail: list[np.ndarray],
-                         reporter: Reporter) -> "_Window":
+    def _assemble_window(plan: _ErasePlan, decoded: _Decoded, tail: list[np.ndarray], reporter: Reporter) -> _Window:
         """The eraser's input: the tail (finished frames, empty masks), then the decoded frames with their holes."""
         opts = plan.options
         known = decoded.bounds.known
@@ -523,42 +625,63 @@ class Pipeline:
             # Before dilation: the shadow must touch the object itself.
             objects = grow_to_effects(lr_frames, objects, check=reporter.check)
         lr_masks = np.stack([m if t < known else dilate(m, opts.mask_dilation) for t, m in enumerate(objects)])
-        return _Window(pos=decoded.bounds.pos, end=decoded.bounds.end, known=known,
-                       source_frames=decoded.source_frames, lr_frames=lr_frames, lr_masks=lr_masks,
-                       masks_hr=decoded.masks_hr)
+        return _Window(
+            pos=decoded.bounds.pos,
+            end=decoded.bounds.end,
+            known=known,
+            source_frames=decoded.source_frames,
+            lr_frames=lr_frames,
+            lr_masks=lr_masks,
+            masks_hr=decoded.masks_hr,
+        )
 
     @staticmethod
-    def _upscale_window(plan: "_ErasePlan", window: "_Window", result,
-                        reporter: Reporter) -> tuple[Crop | None, np.ndarray | None]:
+    def _upscale_window(
+        plan: _ErasePlan, window: _Window, result, reporter: Reporter
+    ) -> tuple[Crop | None, np.ndarray | None]:
         """The filled frames' crop around every hole of the window, at source resolution."""
         if plan.upscaler is None:
             return None, None
-        union = np.logical_or.reduce(window.lr_masks[window.known:])
+        union = np.logical_or.reduce(window.lr_masks[window.known :])
         crop = crop_for(union, plan.lr_size, plan.size, plan.margin)
         if crop is None:
             return None, None
         flows = None
         if result.flows is not None:
             flows = type(result.flows)(
-                forward=result.flows.forward[:, crop.y0:crop.y1, crop.x0:crop.x1],
-                backward=result.flows.backward[:, crop.y0:crop.y1, crop.x0:crop.x1],
+                forward=result.flows.forward[:, crop.y0 : crop.y1, crop.x0 : crop.x1],
+                backward=result.flows.backward[:, crop.y0 : crop.y1, crop.x0 : crop.x1],
             )
         upscaled = plan.upscaler.upscale(
-            result.frames[:, crop.y0:crop.y1, crop.x0:crop.x1], crop.source_size, flows,
-            plan.options.upscaler_options, reporter,
+            result.frames[:, crop.y0 : crop.y1, crop.x0 : crop.x1],
+            crop.source_size,
+            flows,
+            plan.options.upscaler_options,
+            reporter,
         )
         return crop, upscaled
 
-    def _composite_window(self, source, plan: "_ErasePlan", window: "_Window", filled: np.ndarray,
-                          crop: Crop | None, upscaled: np.ndarray | None, patch_layer: bool,
-                          with_matte: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def _composite_window(
+        self,
+        source,
+        plan: _ErasePlan,
+        window: _Window,
+        filled: np.ndarray,
+        crop: Crop | None,
+        upscaled: np.ndarray | None,
+        patch_layer: bool,
+        with_matte: bool = False,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Each new frame of the window, in order: the cleaned pixels inside the feathered mask, the source
         elsewhere; with `with_matte`, paired with the 16-bit alpha it was composited with (for the matte)."""
         opts = plan.options
         width, height = plan.size
         scaled = plan.upscaler is not None
-        frames = window.source_frames if window.source_frames is not None else \
-            source.frames(plan.start + window.pos, plan.start + window.end)
+        frames = (
+            window.source_frames
+            if window.source_frames is not None
+            else source.frames(plan.start + window.pos, plan.start + window.end)
+        )
         for j, frame in enumerate(frames, start=window.known):
             mask_hr = window.masks_hr[j - window.known]
             region = hole_region(mask_hr, window.lr_masks[j])
@@ -570,7 +693,9 @@ class Pipeline:
                 # Everything below works on the box around the mask (plus the feather):
                 # at 4K/8K a full-frame float alpha and a copied frame per frame add up.
                 alpha_box = feather_alpha(region[y0:y1, x0:x1], opts.feather)
-                patch = self._cleaned_patch(frame, filled[j], box, crop, None if upscaled is None else upscaled[j], scaled)
+                patch = self._cleaned_patch(
+                    frame, filled[j], box, crop, None if upscaled is None else upscaled[j], scaled
+                )
                 if patch_layer:
                     # Straight alpha: the layer's colour is the cleaned pixels, so that
                     # source x (1 - alpha) + layer x alpha is the composited output.
@@ -595,8 +720,9 @@ class Pipeline:
             iy0, iy1 = max(y0, crop.sy0), min(y1, crop.sy1)
             ix0, ix1 = max(x0, crop.sx0), min(x1, crop.sx1)
             if iy1 > iy0 and ix1 > ix0:
-                patch[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = \
-                    upscaled[iy0 - crop.sy0:iy1 - crop.sy0, ix0 - crop.sx0:ix1 - crop.sx0]
+                patch[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = upscaled[
+                    iy0 - crop.sy0 : iy1 - crop.sy0, ix0 - crop.sx0 : ix1 - crop.sx0
+                ]
         return patch
 
     # -- one frame, quickly --------------------------------------------------
@@ -626,16 +752,16 @@ def _mask_from_matte(image: np.ndarray, frame: int) -> np.ndarray:
 class _ErasePlan:
     """What every window of one erase pass shares."""
 
-    start: int                     # first source frame of the range
-    count: int                     # frames in the range
-    size: tuple[int, int]          # source (width, height)
-    lr_size: tuple[int, int]       # working (width, height)
-    options: object                # PipelineOptions
+    start: int  # first source frame of the range
+    count: int  # frames in the range
+    size: tuple[int, int]  # source (width, height)
+    lr_size: tuple[int, int]  # working (width, height)
+    options: object  # PipelineOptions
     eraser: object
-    upscaler: object | None        # None when the working size is the source size
-    margin: int                    # working pixels of context around the upscaled crop
-    window: int                    # frames per eraser window, tail included
-    overlap: int                   # finished frames carried into the next window
+    upscaler: object | None  # None when the working size is the source size
+    margin: int  # working pixels of context around the upscaled crop
+    window: int  # frames per eraser window, tail included
+    overlap: int  # finished frames carried into the next window
 
     def to_lr(self, frame: np.ndarray) -> np.ndarray:
         return frame if self.lr_size == self.size else cv2.resize(frame, self.lr_size, interpolation=cv2.INTER_AREA)
@@ -668,7 +794,7 @@ def _window_bounds(plan: _ErasePlan, pos: int, known: int) -> Iterator[_Bounds]:
         pos = end
 
 
-def _next_tail(plan: _ErasePlan, window: "_Window", result) -> list[np.ndarray]:
+def _next_tail(plan: _ErasePlan, window: _Window, result) -> list[np.ndarray]:
     """The erased frames the next window starts from (none after the last window)."""
     n = len(result.frames)
     more = window.end < plan.count and plan.overlap
@@ -704,10 +830,10 @@ class _Decoded:
     """A window's own frames, read before its turn at the eraser (nothing here depends on the previous window)."""
 
     bounds: _Bounds
-    source_frames: list[np.ndarray] | None   # full resolution, when kept for the compositor
-    lr_new: list[np.ndarray]                 # the same frames at working resolution
-    masks_hr: list[np.ndarray]               # the object masks at source resolution
-    objects: list[np.ndarray]                # the object masks at working resolution, not dilated
+    source_frames: list[np.ndarray] | None  # full resolution, when kept for the compositor
+    lr_new: list[np.ndarray]  # the same frames at working resolution
+    masks_hr: list[np.ndarray]  # the object masks at source resolution
+    objects: list[np.ndarray]  # the object masks at working resolution, not dilated
 
 
 class _Stopped(Exception):
@@ -775,7 +901,7 @@ class _Window:
     pos: int
     end: int
     known: int
-    source_frames: list[np.ndarray] | None   # kept when small enough, else decoded again to composite
-    lr_frames: np.ndarray                    # (known + end - pos, h, w, 3) at working resolution
-    lr_masks: np.ndarray                     # holes at working resolution, dilated (empty for known)
-    masks_hr: list[np.ndarray]               # the object masks at source resolution
+    source_frames: list[np.ndarray] | None  # kept when small enough, else decoded again to composite
+    lr_frames: np.ndarray  # (known + end - pos, h, w, 3) at working resolution
+    lr_masks: np.ndarray  # holes at working resolution, dilated (empty for known)
+    masks_hr: list[np.ndarray]  # the object masks at source resolution

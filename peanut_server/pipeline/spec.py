@@ -37,13 +37,13 @@ class PipelineOptions:
     masker: str = "auto"
     eraser: str = "auto"
     upscaler: str = "auto"
-    working_height: int = 432        # 0 = the source's own height
-    mask_dilation: int = 4           # pixels at working resolution
-    feather: int = 3                 # pixels at source resolution
-    subvideo_length: int = 80        # frames per eraser window
-    window_overlap: int = 10         # frames shared by consecutive windows
-    include_effects: bool = False    # grow the masks to the object's shadow (eraser/effects.py)
-    device: str = ""                 # learned backends: "" = the daemon's device policy; cpu, cuda[:N], mps
+    working_height: int = 432  # 0 = the source's own height
+    mask_dilation: int = 4  # pixels at working resolution
+    feather: int = 3  # pixels at source resolution
+    subvideo_length: int = 80  # frames per eraser window
+    window_overlap: int = 10  # frames shared by consecutive windows
+    include_effects: bool = False  # grow the masks to the object's shadow (eraser/effects.py)
+    device: str = ""  # learned backends: "" = the daemon's device policy; cpu, cuda[:N], mps
     eraser_options: EraserOptions = field(default_factory=EraserOptions)
     masker_options: MaskerOptions = field(default_factory=MaskerOptions)
     upscaler_options: UpscalerOptions = field(default_factory=UpscalerOptions)
@@ -53,7 +53,7 @@ class PipelineOptions:
 class RemovalSpec:
     source_path: str
     start: int
-    end: int | None                  # exclusive; None = to the end
+    end: int | None  # exclusive; None = to the end
     prompt: MaskPrompt
     output_path: str
     matte_path: str
@@ -165,8 +165,12 @@ def _numbers(text: str, count: int, option: str, syntax: str) -> tuple[int, list
     return number, numbers
 
 
-def parse_frame_prompts(boxes: list[str], points: list[str], exclude_points: list[str],
-                        names: tuple[str, str, str] = ("--box", "--point", "--exclude-point")) -> list[pb.FramePrompt]:
+def parse_frame_prompts(
+    boxes: list[str],
+    points: list[str],
+    exclude_points: list[str],
+    names: tuple[str, str, str] = ("--box", "--point", "--exclude-point"),
+) -> list[pb.FramePrompt]:
     """Boxes `F:X,Y,W,H` and points `F:X,Y` (source frame, source pixels) as proto frame prompts,
     one per frame. `names` are what the user typed them as (CLI options, OTIO metadata keys)."""
     by_frame: dict[int, pb.FramePrompt] = {}

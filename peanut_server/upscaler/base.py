@@ -20,9 +20,9 @@ from ..progress import Reporter
 
 @dataclass
 class UpscalerOptions:
-    reuse_flow: bool = True       # align with the eraser's flow instead of SPyNet
-    tile: int = 0                 # spatial tile size at low resolution, 0 = auto
-    chunk: int = 0                # temporal chunk length, 0 = auto
+    reuse_flow: bool = True  # align with the eraser's flow instead of SPyNet
+    tile: int = 0  # spatial tile size at low resolution, 0 = auto
+    chunk: int = 0  # temporal chunk length, 0 = auto
     device: str = "auto"
 
 

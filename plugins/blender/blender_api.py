@@ -44,8 +44,11 @@ def _retimed(strip) -> bool:
     if not keys:
         return False
     # Two keys on the content's ends are the identity mapping Blender may keep after a reset.
-    identity = (len(keys) == 2 and abs(keys[0].timeline_frame - strip.frame_start) < 0.5
-                and abs(keys[1].timeline_frame - (strip.frame_start + strip.frame_duration)) < 0.5)
+    identity = (
+        len(keys) == 2
+        and abs(keys[0].timeline_frame - strip.frame_start) < 0.5
+        and abs(keys[1].timeline_frame - (strip.frame_start + strip.frame_duration)) < 0.5
+    )
     return not identity
 
 
@@ -106,9 +109,14 @@ def mask_polygons(mask, width: int, height: int, frame: int) -> list[list[tuple[
         if layer.hide_render:
             continue
         for spline in layer.splines:
-            pts = [((p.handle_left[0] * width, (1 - p.handle_left[1]) * height),
+            pts = [
+                (
+                    (p.handle_left[0] * width, (1 - p.handle_left[1]) * height),
                     (p.co[0] * width, (1 - p.co[1]) * height),
-                    (p.handle_right[0] * width, (1 - p.handle_right[1]) * height)) for p in spline.points]
+                    (p.handle_right[0] * width, (1 - p.handle_right[1]) * height),
+                )
+                for p in spline.points
+            ]
             if len(pts) >= 3:
                 polygons.append(core.bezier_polygon(pts))
     return polygons

@@ -45,8 +45,7 @@ PLATFORMS = {
 }
 ADDON_FILES = ("__init__.py", "blender_api.py", "core.py", "jobs.py", "operators.py", "panel.py", "props.py")
 # What the thin client needs of peanut_server; api/generate.py is a developer tool (grpc_tools).
-VENDORED = ("__init__.py", "client.py", "statedir.py", "api/__init__.py", "api/peanut_pb2.py",
-            "api/peanut_pb2_grpc.py")
+VENDORED = ("__init__.py", "client.py", "statedir.py", "api/__init__.py", "api/peanut_pb2.py", "api/peanut_pb2_grpc.py")
 # Top-level modules the vendored copy may import: stdlib, grpc, protobuf and google.rpc only.
 FORBIDDEN_MODULES = {"torch", "numpy", "cv2", "av", "peanut_server", "torchvision", "transformers"}
 VENDOR_INIT = '"""Copies of peanut_server modules the extension needs (made by build.py; do not edit)."""\n'
@@ -60,9 +59,22 @@ def manifest_version(text: str) -> str:
 
 
 def _pip_download(target: Path, requirement: str, platform_args: list[str]) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-           "--only-binary=:all:", "--no-deps", "--python-version", PYTHON_VERSION, *platform_args,
-           "-d", str(target), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--no-deps",
+        "--python-version",
+        PYTHON_VERSION,
+        *platform_args,
+        "-d",
+        str(target),
+        requirement,
+    ]
     subprocess.run(cmd, check=True)
 
 
@@ -125,8 +137,10 @@ def vendored_sources() -> dict[str, str]:
         bad = forbidden_imports(text)
         if bad:
             # Absolute peanut_server imports would load a different copy than the vendored one.
-            raise SystemExit(f"peanut_server/{rel} imports {', '.join(bad)}; the vendored client must use "
-                             "relative imports and only grpc/protobuf/stdlib")
+            raise SystemExit(
+                f"peanut_server/{rel} imports {', '.join(bad)}; the vendored client must use "
+                "relative imports and only grpc/protobuf/stdlib"
+            )
         out[f"vendor/peanut_server/{rel}"] = text
     return out
 
@@ -157,8 +171,12 @@ def build(platforms: list[str], out_dir: Path, cache: Path, offline: bool = Fals
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
-                        help="Blender platform(s) to bundle wheels for (default: all)")
+    parser.add_argument(
+        "--platform",
+        action="append",
+        choices=sorted(PLATFORMS),
+        help="Blender platform(s) to bundle wheels for (default: all)",
+    )
     parser.add_argument("--split-platforms", action="store_true", help="one zip per platform")
     parser.add_argument("--output-dir", type=Path, default=DIST)
     parser.add_argument("--wheel-cache", type=Path, default=DIST / "wheels")

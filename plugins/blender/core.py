@@ -107,7 +107,7 @@ def folder_frames(directory: str) -> list[str]:
 def image_strip_range(directory: str, elements: list[str], t: StripTiming) -> SourceRange:
     """Source range of an image strip: its elements must be a contiguous run of the folder."""
     first, length, timeline_start = visible_range(t)
-    shown = elements[first:first + length]
+    shown = elements[first : first + length]
     if len(shown) != length:
         raise StripError("the strip shows more frames than it has images")
     folder = folder_frames(directory)
@@ -115,7 +115,7 @@ def image_strip_range(directory: str, elements: list[str], t: StripTiming) -> So
         index = folder.index(shown[0])
     except ValueError:
         raise StripError(f"{shown[0]} is missing from {directory}") from None
-    if folder[index:index + length] != shown:
+    if folder[index : index + length] != shown:
         raise StripError(
             "the strip's images are not a contiguous, sorted run of its folder's images; "
             "put the sequence in a folder of its own"
@@ -187,8 +187,10 @@ def format_eta(seconds: float) -> str:
 
 # -- a Blender Mask datablock as the first-frame mask (pure Python: the add-on imports no numpy) ------
 
-def bezier_polygon(points: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]],
-                   steps: int = 12) -> list[tuple[float, float]]:
+
+def bezier_polygon(
+    points: list[tuple[tuple[float, float], tuple[float, float], tuple[float, float]]], steps: int = 12
+) -> list[tuple[float, float]]:
     """A closed spline's outline: points are (handle_left, co, handle_right); cubic segments sampled."""
     out: list[tuple[float, float]] = []
     n = len(points)
@@ -197,7 +199,7 @@ def bezier_polygon(points: list[tuple[tuple[float, float], tuple[float, float], 
         h1, p1, _ = points[(i + 1) % n]
         for k in range(steps):
             t = k / steps
-            a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3
+            a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3
             out.append((a * p0[0] + b * h0[0] + c * h1[0] + d * p1[0], a * p0[1] + b * h0[1] + c * h1[1] + d * p1[1]))
     return out
 
@@ -209,8 +211,7 @@ def rasterize(polygons: list[list[tuple[float, float]]], width: int, height: int
     edges = [(poly[i], poly[(i + 1) % len(poly)]) for poly in polygons if len(poly) >= 3 for i in range(len(poly))]
     for y in range(height):
         yc = y + 0.5
-        xs = sorted(x0 + (yc - y0) * (x1 - x0) / (y1 - y0)
-                    for (x0, y0), (x1, y1) in edges if (y0 <= yc) != (y1 <= yc))
+        xs = sorted(x0 + (yc - y0) * (x1 - x0) / (y1 - y0) for (x0, y0), (x1, y1) in edges if (y0 <= yc) != (y1 <= yc))
         row = rows[y]
         for a, b in zip(xs[0::2], xs[1::2]):
             lo, hi = max(0, int(a + 0.5)), min(width, int(b + 0.5))
@@ -231,8 +232,12 @@ def write_grey_png(path: str, rows: list[bytearray]) -> None:
 
     raw = b"".join(b"\x00" + bytes(r) for r in rows)
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+        f.write(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b"")
+        )
 
 
 def box_in_source(box: tuple[int, int, int, int], width: int, height: int) -> str:

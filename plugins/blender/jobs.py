@@ -12,8 +12,9 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Task:
         self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def start(self) -> "Task":
+    def start(self) -> Task:
         self._thread.start()
         return self
 
@@ -77,9 +78,9 @@ class RemovalRequest:
     mask_path: str = ""
     mode: str = "remove"  # or "matte"
     options: dict = field(default_factory=dict)
-    box: tuple[int, int, int, int] | None = None   # x, y, w, h in source pixels, on source frame box_frame
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels, on source frame box_frame
     box_frame: int = 0
-    mask_frame: int | None = None                  # mask_path is one image of the object on this frame: track it
+    mask_frame: int | None = None  # mask_path is one image of the object on this frame: track it
     approximate: bool = False
 
 
@@ -108,7 +109,7 @@ class RemovalJob:
         self._client = None
         self._thread = threading.Thread(target=self._run, name="peanut-job", daemon=True)
 
-    def start(self) -> "RemovalJob":
+    def start(self) -> RemovalJob:
         self._thread.start()
         return self
 
@@ -157,11 +158,18 @@ class RemovalJob:
                 # The proto's way to say "this one mask image is the object on that frame".
                 frame_prompts.append(mod.pb.FramePrompt(frame=r.mask_frame))
             job = client.submit(
-                r.source_path, r.start, r.end,
-                output_path=r.output_path, matte_path=r.matte_path,
-                prompt=r.prompt, mask_path=r.mask_path, mode=r.mode,
-                options=r.options, client_name="blender",
-                frame_prompts=frame_prompts, approximate=r.approximate,
+                r.source_path,
+                r.start,
+                r.end,
+                output_path=r.output_path,
+                matte_path=r.matte_path,
+                prompt=r.prompt,
+                mask_path=r.mask_path,
+                mode=r.mode,
+                options=r.options,
+                client_name="blender",
+                frame_prompts=frame_prompts,
+                approximate=r.approximate,
             )
             with self._lock:
                 self.job_id = job.id
@@ -201,6 +209,7 @@ class RemovalJob:
 
 
 # -- connection state, shown in the panel --------------------------------------------------------
+
 
 @dataclass
 class ServerStatus:
@@ -245,7 +254,8 @@ def start_daemon(command: list[str], log_path: str) -> subprocess.Popen:
         kwargs["start_new_session"] = True  # survives Blender and its Ctrl-C
     else:
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
-            subprocess, "DETACHED_PROCESS", 0)
+            subprocess, "DETACHED_PROCESS", 0
+        )
     try:
         return subprocess.Popen(command, **kwargs)
     finally:

@@ -91,6 +91,7 @@ def _prop_or_setting(op, settings, name: str):
 
 # -- result placement ------------------------------------------------------------------------------
 
+
 def _copy_look(source, target) -> None:
     """Make the new strip sit exactly over the source on screen (transform, crop, colour space)."""
     for attr in ("scale_x", "scale_y", "offset_x", "offset_y", "rotation", "origin", "filter"):
@@ -116,8 +117,9 @@ def _add_media(collection, name: str, path: str, start: int, count: int, channel
         missing = [f for f in files if not os.path.isfile(os.path.join(path, f))]
         if missing:
             raise core.StripError(f"{len(missing)} of {count} result frames are missing in {path} (first {missing[0]})")
-        strip = collection.new_image(name=name, filepath=os.path.join(path, files[0]),
-                                     channel=channel, frame_start=timeline_start)
+        strip = collection.new_image(
+            name=name, filepath=os.path.join(path, files[0]), channel=channel, frame_start=timeline_start
+        )
         for f in files[1:]:
             strip.elements.append(f)
     else:
@@ -129,8 +131,7 @@ def _add_media(collection, name: str, path: str, start: int, count: int, channel
     return strip
 
 
-def place_result(context, source, rng: core.SourceRange, job: jobs.RemovalJob, prompt: str,
-                 import_matte: bool) -> list:
+def place_result(context, source, rng: core.SourceRange, job: jobs.RemovalJob, prompt: str, import_matte: bool) -> list:
     """Add the result strip(s) above the source; the source strip is not touched."""
     editor = context.scene.sequence_editor
     collection = blender_api.container_of(editor, source)
@@ -141,19 +142,40 @@ def place_result(context, source, rng: core.SourceRange, job: jobs.RemovalJob, p
     try:
         if job.request.mode == "matte":
             channel = core.first_free_channel(blender_api.occupied(collection), source.channel, start, end)
-            added.append(_add_media(collection, core.result_name(source.name, label, "matte"),
-                                    result.matte_path or job.request.matte_path, rng.start, rng.length,
-                                    channel, start))
+            added.append(
+                _add_media(
+                    collection,
+                    core.result_name(source.name, label, "matte"),
+                    result.matte_path or job.request.matte_path,
+                    rng.start,
+                    rng.length,
+                    channel,
+                    start,
+                )
+            )
         else:
             channel = core.first_free_channel(blender_api.occupied(collection), source.channel, start, end)
-            clean = _add_media(collection, core.result_name(source.name, label),
-                               result.output_path or job.request.output_path, rng.start, rng.length, channel, start)
+            clean = _add_media(
+                collection,
+                core.result_name(source.name, label),
+                result.output_path or job.request.output_path,
+                rng.start,
+                rng.length,
+                channel,
+                start,
+            )
             added.append(clean)
             if import_matte and (result.matte_path or job.request.matte_path):
                 channel = core.first_free_channel(blender_api.occupied(collection), clean.channel, start, end)
-                matte = _add_media(collection, core.result_name(source.name, label, "matte"),
-                                   result.matte_path or job.request.matte_path, rng.start, rng.length, channel,
-                                   start)
+                matte = _add_media(
+                    collection,
+                    core.result_name(source.name, label, "matte"),
+                    result.matte_path or job.request.matte_path,
+                    rng.start,
+                    rng.length,
+                    channel,
+                    start,
+                )
                 matte.mute = True
                 added.append(matte)
     except Exception:
@@ -167,6 +189,7 @@ def place_result(context, source, rng: core.SourceRange, job: jobs.RemovalJob, p
 
 # -- operators -------------------------------------------------------------------------------------
 
+
 class PEANUT_OT_remove_object(bpy.types.Operator):
     """Remove an object from the active strip; the cleaned shot lands on the channel above"""
 
@@ -178,14 +201,21 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
 
     prompt: StringProperty(name="Prompt", default="")
     mask_path: StringProperty(name="Mask", default="", subtype="FILE_PATH")
-    box: IntVectorProperty(name="Box", size=4, default=(0, 0, 0, 0),
-                           description="X, Y, width, height of the object on the current frame, source pixels")
-    mask_name: StringProperty(name="Mask shape", description="Name of a Mask datablock: the object on the "
-                              "current frame, tracked through the strip", default="")
-    approximate: BoolProperty(name="Approximate", default=False,
-                              description="Accept the best match on the words the masker understands")
-    include_effects: BoolProperty(name="Shadow too", default=False,
-                                  description="Also remove the object's shadow")
+    box: IntVectorProperty(
+        name="Box",
+        size=4,
+        default=(0, 0, 0, 0),
+        description="X, Y, width, height of the object on the current frame, source pixels",
+    )
+    mask_name: StringProperty(
+        name="Mask shape",
+        description="Name of a Mask datablock: the object on the current frame, tracked through the strip",
+        default="",
+    )
+    approximate: BoolProperty(
+        name="Approximate", default=False, description="Accept the best match on the words the masker understands"
+    )
+    include_effects: BoolProperty(name="Shadow too", default=False, description="Also remove the object's shadow")
     server: StringProperty(name="Server", description="Address overriding the preference", default="")
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")
@@ -193,10 +223,12 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
     upscaler: EnumProperty(name="Upscaler", items=UPSCALER_ITEMS, default="auto")
     import_matte: BoolProperty(name="Import matte", default=False)
     strip_name: StringProperty(name="Strip", description="Strip to process; empty: the active strip", default="")
-    output_dir: StringProperty(name="Output folder", description="Empty: the preference", default="",
-                               subtype="DIR_PATH")
-    timeout: IntProperty(name="Timeout", description="EXEC_DEFAULT only: seconds to wait, 0 = no limit",
-                         default=0, min=0)
+    output_dir: StringProperty(
+        name="Output folder", description="Empty: the preference", default="", subtype="DIR_PATH"
+    )
+    timeout: IntProperty(
+        name="Timeout", description="EXEC_DEFAULT only: seconds to wait, 0 = no limit", default=0, min=0
+    )
 
     _timer = None
 
@@ -213,15 +245,23 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         settings = context.scene.peanut
         editor = context.scene.sequence_editor
         if self.strip_name:
-            source = editor.strips_all.get(self.strip_name) if hasattr(editor, "strips_all") else \
-                editor.sequences_all.get(self.strip_name)
+            source = (
+                editor.strips_all.get(self.strip_name)
+                if hasattr(editor, "strips_all")
+                else editor.sequences_all.get(self.strip_name)
+            )
         else:
             source = editor.active_strip
         prompt = _prop_or_setting(self, settings, "prompt").strip()
         mask_path = _prop_or_setting(self, settings, "mask_path").strip()
         mode = _prop_or_setting(self, settings, "mode")
-        box = tuple(self.box) if self.properties.is_property_set("box") else \
-            tuple(settings.box) if settings.use_box else None
+        box = (
+            tuple(self.box)
+            if self.properties.is_property_set("box")
+            else tuple(settings.box)
+            if settings.use_box
+            else None
+        )
         shape = bpy.data.masks.get(self.mask_name) if self.mask_name else settings.mask_datablock
         if self.mask_name and shape is None:
             self.report({"ERROR"}, f"there is no Mask named {self.mask_name!r}")
@@ -243,11 +283,17 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             mask_path = os.path.realpath(bpy.path.abspath(mask_path))
         base = os.path.realpath(bpy.path.abspath(self.output_dir)) if self.output_dir else _output_base(context)
         os.makedirs(base, exist_ok=True)
-        label = prompt or (shape.name if shape is not None else "box" if box is not None else
-                           os.path.splitext(os.path.basename(mask_path))[0])
+        label = prompt or (
+            shape.name
+            if shape is not None
+            else "box"
+            if box is not None
+            else os.path.splitext(os.path.basename(mask_path))[0]
+        )
         output = core.unique_output_dir(base, source.name, label)
-        width, height = (blender_api.source_size(context.scene, source) if box is not None or shape is not None
-                         else (0, 0))
+        width, height = (
+            blender_api.source_size(context.scene, source) if box is not None or shape is not None else (0, 0)
+        )
         if box is not None:
             problem = core.box_in_source(box, width, height)
             if problem:
@@ -274,11 +320,20 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             options["include_effects"] = True
         p = prefs(context)
         request = jobs.RemovalRequest(
-            address=_address(context, self.server), state_dir=p.state_dir,
-            source_path=rng.path, start=rng.start, end=rng.end,
-            output_path=output, matte_path=output + "_matte",
-            prompt=prompt, mask_path=mask_path, mode="matte" if mode == "MATTE" else "remove", options=options,
-            box=box, box_frame=here, mask_frame=mask_frame,
+            address=_address(context, self.server),
+            state_dir=p.state_dir,
+            source_path=rng.path,
+            start=rng.start,
+            end=rng.end,
+            output_path=output,
+            matte_path=output + "_matte",
+            prompt=prompt,
+            mask_path=mask_path,
+            mode="matte" if mode == "MATTE" else "remove",
+            options=options,
+            box=box,
+            box_frame=here,
+            mask_frame=mask_frame,
             approximate=bool(_prop_or_setting(self, settings, "approximate")),
         )
         self._source_name = source.name
@@ -314,8 +369,9 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         if job.job.result.ignored_words:
             self.report({"WARNING"}, "PEANUT (approximate) ignored: " + ", ".join(job.job.result.ignored_words))
         backends = ", ".join(f"{b.backend}" for b in job.job.result.backends)
-        self.report({"INFO"}, f"PEANUT: added {', '.join(s.name for s in added)} on channel "
-                              f"{added[0].channel} ({backends})")
+        self.report(
+            {"INFO"}, f"PEANUT: added {', '.join(s.name for s in added)} on channel {added[0].channel} ({backends})"
+        )
         return {"FINISHED"}
 
     def execute(self, context):
@@ -535,8 +591,13 @@ class PEANUT_OT_start_server(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (PEANUT_OT_remove_object, PEANUT_OT_cancel, PEANUT_OT_preview_mask, PEANUT_OT_check_server,
-           PEANUT_OT_start_server)
+CLASSES = (
+    PEANUT_OT_remove_object,
+    PEANUT_OT_cancel,
+    PEANUT_OT_preview_mask,
+    PEANUT_OT_check_server,
+    PEANUT_OT_start_server,
+)
 
 
 def register() -> None:

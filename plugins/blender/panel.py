@@ -34,8 +34,10 @@ class PEANUT_PT_main(bpy.types.Panel):
             if settings.show_backends:
                 col = box.column(align=True)
                 for stage, name, available, reason in status.backends:
-                    col.label(text=f"{stage}: {name}" + ("" if available else f" ({reason})"),
-                              icon="CHECKBOX_HLT" if available else "CHECKBOX_DEHLT")
+                    col.label(
+                        text=f"{stage}: {name}" + ("" if available else f" ({reason})"),
+                        icon="CHECKBOX_HLT" if available else "CHECKBOX_DEHLT",
+                    )
         else:
             box.label(text=status.message if status.checked else "checking...", icon="ERROR")
             if status.checked:

@@ -34,7 +34,8 @@ class PeanutPreferences(bpy.types.AddonPreferences):
     state_dir: StringProperty(
         name="State directory",
         description="The daemon's state directory (token, server.json); empty: $PEANUT_STATE_DIR or the per-user default",
-        default="", subtype="DIR_PATH",
+        default="",
+        subtype="DIR_PATH",
     )
     server_command: StringProperty(
         name="Server command",
@@ -44,7 +45,8 @@ class PeanutPreferences(bpy.types.AddonPreferences):
     output_dir: StringProperty(
         name="Output folder",
         description="Where cleaned frames go; empty: a 'peanut' folder beside the .blend file (temp folder if unsaved)",
-        default="", subtype="DIR_PATH",
+        default="",
+        subtype="DIR_PATH",
     )
 
     def draw(self, context):
@@ -71,43 +73,57 @@ def prefs(context=None) -> Prefs:
     if addon is None or addon.preferences is None:
         return Prefs()
     p = addon.preferences
-    return Prefs(p.server_address.strip(), bpy.path.abspath(p.state_dir) if p.state_dir else "",
-                 p.server_command.strip() or "peanut-server", p.output_dir)
+    return Prefs(
+        p.server_address.strip(),
+        bpy.path.abspath(p.state_dir) if p.state_dir else "",
+        p.server_command.strip() or "peanut-server",
+        p.output_dir,
+    )
 
 
 class PeanutSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What to remove, e.g. 'the running dog'", default="")
     mask_path: StringProperty(
-        name="Mask", description="External mask (image, folder or video) instead of a prompt",
-        default="", subtype="FILE_PATH",
+        name="Mask",
+        description="External mask (image, folder or video) instead of a prompt",
+        default="",
+        subtype="FILE_PATH",
     )
-    use_box: BoolProperty(name="Box", description="Point at the object with a box on the current frame",
-                          default=False)
-    box: IntVectorProperty(name="Box", size=4, min=0, default=(0, 0, 0, 0),
-                           description="X, Y (top-left), width, height of the object on the current frame, in "
-                                       "source pixels")
+    use_box: BoolProperty(name="Box", description="Point at the object with a box on the current frame", default=False)
+    box: IntVectorProperty(
+        name="Box",
+        size=4,
+        min=0,
+        default=(0, 0, 0, 0),
+        description="X, Y (top-left), width, height of the object on the current frame, in source pixels",
+    )
     mask_datablock: PointerProperty(
-        name="Mask shape", type=bpy.types.Mask,
+        name="Mask shape",
+        type=bpy.types.Mask,
         description="A Mask drawn in the Mask editor: the object on the current frame, tracked through the strip",
     )
     approximate: BoolProperty(
-        name="Approximate", default=False,
+        name="Approximate",
+        default=False,
         description="Accept the best match on the words the masker understands; the others are named in the "
-                    "report (without it such a prompt is refused)",
+        "report (without it such a prompt is refused)",
     )
     include_effects: BoolProperty(
-        name="Shadow too", default=False,
+        name="Shadow too",
+        default=False,
         description="Also remove the object's shadow: dark regions that move with it and touch it",
     )
     mode: EnumProperty(name="Mode", items=MODE_ITEMS, default="REMOVE")
     preset: EnumProperty(name="Quality", items=PRESET_ITEMS, default="BALANCED")
     mask_dilation: IntProperty(
-        name="Mask dilation", description="Grow the mask by this many pixels; -1: the preset's default",
-        default=-1, min=-1, max=64,
+        name="Mask dilation",
+        description="Grow the mask by this many pixels; -1: the preset's default",
+        default=-1,
+        min=-1,
+        max=64,
     )
     upscaler: EnumProperty(name="Upscaler", items=UPSCALER_ITEMS, default="auto")
-    import_matte: BoolProperty(name="Import matte", description="Add the matte, muted, above the result",
-                               default=False)
+    import_matte: BoolProperty(name="Import matte", description="Add the matte, muted, above the result", default=False)
     show_backends: BoolProperty(name="Backends", default=False)
 
 

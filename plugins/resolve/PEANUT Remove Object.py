@@ -30,8 +30,9 @@ def _module_dirs():
     # all-users Fusion folders of the README's "Using a script" section (never a relative
     # path: that would load whatever peanut_resolve.py the working folder holds).
     for fusion in (
-        os.path.join(os.path.expanduser("~"), "Library", "Application Support", "Blackmagic Design",
-                     "DaVinci Resolve", "Fusion"),
+        os.path.join(
+            os.path.expanduser("~"), "Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion"
+        ),
         os.path.join(os.environ.get("APPDATA") or os.sep, "Blackmagic Design", "DaVinci Resolve", "Support", "Fusion"),
         os.path.join(os.path.expanduser("~"), ".local", "share", "DaVinciResolve", "Fusion"),
         os.path.join(os.sep, "Library", "Application Support", "Blackmagic Design", "DaVinci Resolve", "Fusion"),
@@ -70,28 +71,40 @@ def main(resolve, fusion, bmd):
     dispatcher = bmd.UIDispatcher(ui)
     window = dispatcher.AddWindow(
         {"ID": "PeanutWin", "WindowTitle": "PEANUT Remove Object", "Geometry": [200, 200, 460, 210]},
-        ui.VGroup([
-            ui.Label({"Text": "What should disappear from the clip under the playhead?"}),
-            ui.LineEdit({"ID": "Prompt", "PlaceholderText": "the man in the red jacket"}),
-            ui.HGroup([
-                ui.LineEdit({"ID": "Mask", "PlaceholderText": "or a mask image / folder / video (optional)"}),
-                ui.Button({"ID": "Browse", "Text": "Browse", "Weight": 0}),
-            ]),
-            ui.HGroup([
-                ui.LineEdit({"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}),
-                ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
-                ui.CheckBox({"ID": "IncludeEffects", "Text": "Shadow too", "Weight": 0}),
-            ]),
-            ui.HGroup([
-                ui.Label({"Text": "Quality", "Weight": 0}),
-                ui.ComboBox({"ID": "Preset"}),
-            ]),
-            ui.Label({"ID": "Status", "Text": "Ready."}),
-            ui.HGroup([
-                ui.Button({"ID": "Run", "Text": "Remove"}),
-                ui.Button({"ID": "Cancel", "Text": "Close"}),
-            ]),
-        ]),
+        ui.VGroup(
+            [
+                ui.Label({"Text": "What should disappear from the clip under the playhead?"}),
+                ui.LineEdit({"ID": "Prompt", "PlaceholderText": "the man in the red jacket"}),
+                ui.HGroup(
+                    [
+                        ui.LineEdit({"ID": "Mask", "PlaceholderText": "or a mask image / folder / video (optional)"}),
+                        ui.Button({"ID": "Browse", "Text": "Browse", "Weight": 0}),
+                    ]
+                ),
+                ui.HGroup(
+                    [
+                        ui.LineEdit(
+                            {"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}
+                        ),
+                        ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
+                        ui.CheckBox({"ID": "IncludeEffects", "Text": "Shadow too", "Weight": 0}),
+                    ]
+                ),
+                ui.HGroup(
+                    [
+                        ui.Label({"Text": "Quality", "Weight": 0}),
+                        ui.ComboBox({"ID": "Preset"}),
+                    ]
+                ),
+                ui.Label({"ID": "Status", "Text": "Ready."}),
+                ui.HGroup(
+                    [
+                        ui.Button({"ID": "Run", "Text": "Remove"}),
+                        ui.Button({"ID": "Cancel", "Text": "Close"}),
+                    ]
+                ),
+            ]
+        ),
     )
     items = window.GetItems()
     for preset in ("balanced", "draft", "quality"):
@@ -111,8 +124,9 @@ def main(resolve, fusion, bmd):
         if state["thread"] is not None:
             return
         try:
-            plan, project, timeline = pr.plan_current_clip(resolve, items["Prompt"].Text, items["Mask"].Text,
-                                                           items["Box"].Text.strip())
+            plan, project, timeline = pr.plan_current_clip(
+                resolve, items["Prompt"].Text, items["Mask"].Text, items["Box"].Text.strip()
+            )
         except pr.ResolveScriptError as exc:
             set_status(str(exc))
             return
@@ -121,9 +135,18 @@ def main(resolve, fusion, bmd):
         options = {"preset": items["Preset"].CurrentText}
         if items["IncludeEffects"].Checked:
             options["include_effects"] = True
-        request = pr.JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
-                                plan.output_path, plan.matte_path, options, box=items["Box"].Text.strip(),
-                                approximate=bool(items["Approximate"].Checked))
+        request = pr.JobRequest(
+            plan.source_path,
+            plan.start,
+            plan.end,
+            plan.prompt,
+            plan.mask_path,
+            plan.output_path,
+            plan.matte_path,
+            options,
+            box=items["Box"].Text.strip(),
+            approximate=bool(items["Approximate"].Checked),
+        )
 
         def progress(stage, done, total):
             state["progress"] = f"{stage}: {done}/{total} frames" if total else stage

@@ -57,9 +57,9 @@ def install(target: Path) -> list[Path]:
     shutil.copy2(HERE / MODULE, modules / MODULE)
     config = {
         "installed": [f"Edit/{MENU_SCRIPT}", f"Modules/{MODULE}", f"Modules/{CONFIG}"],
-        "source_paths": [str(HERE.parents[1])],      # the checkout, for peanut_server.client
+        "source_paths": [str(HERE.parents[1])],  # the checkout, for peanut_server.client
         "site_packages": [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
-        "python_version": "%d.%d" % sys.version_info[:2],
+        "python_version": "{}.{}".format(*sys.version_info[:2]),
         "peanut": shutil.which("peanut") or str(Path(sys.executable).with_name("peanut")),
     }
     (modules / CONFIG).write_text(json.dumps(config, indent=2))

@@ -27,7 +27,8 @@ import re
 import shutil
 import subprocess
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("peanut.resolve")
 
@@ -54,22 +55,32 @@ class ResolveScriptError(Exception):
 class JobRequest:
     """One removal job: source frames start..end-1 (0-based as PEANUT decodes), prompt or mask, outputs."""
 
-    def __init__(self, source_path: str, start: int, end: int, prompt: str, mask_path: str,
-                 output_path: str, matte_path: str, options: Optional[dict] = None,
-                 box: str = "", approximate: bool = False) -> None:
+    def __init__(
+        self,
+        source_path: str,
+        start: int,
+        end: int,
+        prompt: str,
+        mask_path: str,
+        output_path: str,
+        matte_path: str,
+        options: dict | None = None,
+        box: str = "",
+        approximate: bool = False,
+    ) -> None:
         self.source_path = source_path
         self.start = start
-        self.end = end                      # exclusive
+        self.end = end  # exclusive
         self.prompt = prompt
         self.mask_path = mask_path
         self.output_path = output_path
         self.matte_path = matte_path
         self.options = dict(options or {})
-        self.box = box                      # "F:X,Y,W,H": the object's box on source frame F, source pixels
-        self.approximate = approximate      # accept the best match on the words the masker understands
+        self.box = box  # "F:X,Y,W,H": the object's box on source frame F, source pixels
+        self.approximate = approximate  # accept the best match on the words the masker understands
 
 
-def parse_box(text: str) -> Tuple[int, float, float, float, float]:
+def parse_box(text: str) -> tuple[int, float, float, float, float]:
     """The dialog's box field, "F:X,Y,W,H" (source frame, source pixels), checked for shape."""
     frame, sep, rest = (text or "").strip().partition(":")
     values = rest.split(",")
@@ -98,7 +109,7 @@ class JobOutcome:
 class GrpcTransport:
     """Talks to the daemon through peanut_server.client (grpcio + protobuf only)."""
 
-    def __init__(self, address: Optional[str] = None, state_dir: Optional[str] = None) -> None:
+    def __init__(self, address: str | None = None, state_dir: str | None = None) -> None:
         from peanut_server.client import PeanutClient  # raises ImportError without grpcio
 
         self._client_class = PeanutClient
@@ -113,11 +124,17 @@ class GrpcTransport:
         try:
             with self._client_class(self.address, state_dir=self.state_dir) as client:
                 job = client.submit(
-                    request.source_path, request.start, request.end,
-                    prompt=request.prompt, mask_path=request.mask_path,
-                    output_path=request.output_path, matte_path=request.matte_path,
-                    options=request.options or None, client_name="resolve",
-                    frame_prompts=frame_prompts, approximate=request.approximate,
+                    request.source_path,
+                    request.start,
+                    request.end,
+                    prompt=request.prompt,
+                    mask_path=request.mask_path,
+                    output_path=request.output_path,
+                    matte_path=request.matte_path,
+                    options=request.options or None,
+                    client_name="resolve",
+                    frame_prompts=frame_prompts,
+                    approximate=request.approximate,
                 )
                 cancelled = threading.Event()
 
@@ -143,15 +160,27 @@ class GrpcTransport:
 class CliTransport:
     """Runs `peanut remove ... --json` and reads the final Job (MessageToDict) from stdout."""
 
-    def __init__(self, executable: str = "peanut", address: Optional[str] = None, state_dir: Optional[str] = None) -> None:
+    def __init__(self, executable: str = "peanut", address: str | None = None, state_dir: str | None = None) -> None:
         self.executable = executable
         self.address = address
         self.state_dir = state_dir
 
-    def command(self, request: JobRequest) -> List[str]:
-        argv = [self.executable, "remove", request.source_path, "-o", request.output_path,
-                "--matte", request.matte_path, "--start", str(request.start), "--end", str(request.end),
-                "--json", "--quiet"]
+    def command(self, request: JobRequest) -> list[str]:
+        argv = [
+            self.executable,
+            "remove",
+            request.source_path,
+            "-o",
+            request.output_path,
+            "--matte",
+            request.matte_path,
+            "--start",
+            str(request.start),
+            "--end",
+            str(request.end),
+            "--json",
+            "--quiet",
+        ]
         if request.prompt:
             argv += ["--prompt", request.prompt]
         if request.mask_path:
@@ -180,8 +209,9 @@ class CliTransport:
     def run(self, request: JobRequest, on_progress=None, should_cancel=None) -> JobOutcome:
         argv = self.command(request)
         try:
-            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       universal_newlines=True)  # text= needs Python 3.7
+            process = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True
+            )  # text= needs Python 3.7
         except OSError as exc:
             raise ResolveScriptError(
                 f"cannot run {self.executable!r} ({exc.strerror}); install PEANUT or set its path in the dialog"
@@ -201,11 +231,11 @@ class CliTransport:
         job = _last_json_object(stdout)
         if job is None:
             reason = (stderr.strip().splitlines() or [f"exit status {process.returncode}"])[-1]
-            raise ResolveScriptError(reason[len("peanut: "):] if reason.startswith("peanut: ") else reason)
+            raise ResolveScriptError(reason[len("peanut: ") :] if reason.startswith("peanut: ") else reason)
         return outcome_from_job_dict(job)
 
 
-def _last_json_object(text: str) -> Optional[dict]:
+def _last_json_object(text: str) -> dict | None:
     for line in reversed(text.strip().splitlines()):
         try:
             value = json.loads(line)
@@ -218,6 +248,7 @@ def _last_json_object(text: str) -> Optional[dict]:
 
 def outcome_from_job_dict(job: dict) -> JobOutcome:
     """Read a Job printed with MessageToDict (field names as in the proto or camelCase; int64 as strings)."""
+
     def get(mapping: dict, name: str, default: Any = "") -> Any:
         camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), name)
         return mapping.get(name, mapping.get(camel, default))
@@ -236,7 +267,7 @@ CONFIG_NAME = "peanut_resolve.json"
 _config = {}  # type: Dict[str, Any]
 
 
-def load_install_config(folder: Optional[str] = None) -> dict:
+def load_install_config(folder: str | None = None) -> dict:
     """Read what install.py recorded beside this module: import paths and the `peanut` executable.
 
     The installing Python's site-packages are only added when Resolve runs the
@@ -251,7 +282,7 @@ def load_install_config(folder: Optional[str] = None) -> dict:
     import sys
 
     paths = list(config.get("source_paths", []))
-    if config.get("python_version") == "%d.%d" % sys.version_info[:2]:
+    if config.get("python_version") == "{}.{}".format(*sys.version_info[:2]):
         paths += config.get("site_packages", [])
     for path in paths:
         if path not in sys.path:
@@ -261,7 +292,7 @@ def load_install_config(folder: Optional[str] = None) -> dict:
     return config
 
 
-def default_transport(server: Optional[str] = None, peanut_executable: Optional[str] = None):
+def default_transport(server: str | None = None, peanut_executable: str | None = None):
     try:
         return GrpcTransport(server)
     except Exception as exc:  # ImportError, or a compiled grpcio built for another Python
@@ -276,17 +307,32 @@ def default_transport(server: Optional[str] = None, peanut_executable: Optional[
 class ClipPlan:
     """What the current clip shows, and where its result goes."""
 
-    def __init__(self, clip_name: str, track_index: int, record_start: int, duration: int, source_path: str,
-                 start: int, end: int, fps: float, output_path: str, matte_path: str, prompt: str = "",
-                 mask_path: str = "", project_id: str = "", project_name: str = "", timeline_id: str = "",
-                 timeline_name: str = "") -> None:
+    def __init__(
+        self,
+        clip_name: str,
+        track_index: int,
+        record_start: int,
+        duration: int,
+        source_path: str,
+        start: int,
+        end: int,
+        fps: float,
+        output_path: str,
+        matte_path: str,
+        prompt: str = "",
+        mask_path: str = "",
+        project_id: str = "",
+        project_name: str = "",
+        timeline_id: str = "",
+        timeline_name: str = "",
+    ) -> None:
         self.clip_name = clip_name
-        self.track_index = track_index      # 1-based video track of the source item
-        self.record_start = record_start    # timeline frame of its first frame (GetStart)
-        self.duration = duration            # timeline frames (GetDuration)
-        self.source_path = source_path      # video file or frame folder for PEANUT
-        self.start = start                  # first source frame, 0-based
-        self.end = end                      # exclusive
+        self.track_index = track_index  # 1-based video track of the source item
+        self.record_start = record_start  # timeline frame of its first frame (GetStart)
+        self.duration = duration  # timeline frames (GetDuration)
+        self.source_path = source_path  # video file or frame folder for PEANUT
+        self.start = start  # first source frame, 0-based
+        self.end = end  # exclusive
         self.fps = fps
         self.output_path = output_path
         self.matte_path = matte_path
@@ -299,8 +345,10 @@ class ClipPlan:
         self.timeline_name = timeline_name
 
     def __repr__(self) -> str:
-        return "ClipPlan(%r, track %d, record %d+%d, %s frames %d..%d)" % (
-            self.clip_name, self.track_index, self.record_start, self.duration, self.source_path, self.start, self.end - 1)
+        return (
+            f"ClipPlan({self.clip_name!r}, track {self.track_index}, record {self.record_start}+{self.duration}, "
+            f"{self.source_path} frames {self.start}..{self.end - 1})"
+        )
 
 
 def _need(value: Any, message: str) -> Any:
@@ -328,7 +376,7 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "mask"
 
 
-def media_source(file_path: str, start_property: str) -> Tuple[str, int]:
+def media_source(file_path: str, start_property: str) -> tuple[str, int]:
     """PEANUT's source path for a clip, and the media frame number of PEANUT frame 0.
 
     A movie is itself; an image sequence ("/shots/a_[0100-0199].png") is its
@@ -386,8 +434,9 @@ def _source_span(item, name: str, duration: int) -> None:
         )
 
 
-def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None,
-                      box: str = "") -> Tuple[ClipPlan, Any, Any]:
+def plan_current_clip(
+    resolve, prompt: str | None = None, mask_path: str | None = None, box: str = ""
+) -> tuple[ClipPlan, Any, Any]:
     """Read everything needed from Resolve; changes nothing. Returns (plan, project, timeline)."""
     prompt = (prompt or "").strip()
     mask_path = (mask_path or "").strip()
@@ -397,7 +446,9 @@ def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional
         raise ResolveScriptError("describe what to remove (or give a box, or choose a mask file)")
     if mask_path and not os.path.exists(mask_path):
         raise ResolveScriptError(f"mask not found: {mask_path}")
-    manager = _need(resolve.GetProjectManager() if resolve is not None else None, "cannot reach DaVinci Resolve's project manager")
+    manager = _need(
+        resolve.GetProjectManager() if resolve is not None else None, "cannot reach DaVinci Resolve's project manager"
+    )
     project = _need(manager.GetCurrentProject(), "no project is open in DaVinci Resolve")
     timeline = _need(project.GetCurrentTimeline(), "no timeline is open: open one on the Edit page")
     item = _need(
@@ -439,12 +490,22 @@ def plan_current_clip(resolve, prompt: Optional[str] = None, mask_path: Optional
     track_index = _find_track(timeline, item)
     folder = _output_folder(source_path, name, prompt or os.path.basename(mask_path) or "box")
     plan = ClipPlan(
-        clip_name=name, track_index=track_index, record_start=record_start, duration=duration,
-        source_path=source_path, start=start, end=start + duration, fps=fps or timeline_fps,
-        output_path=os.path.join(folder, "cleaned"), matte_path=os.path.join(folder, "matte"),
-        prompt=prompt, mask_path=mask_path,
-        project_id=project.GetUniqueId() or "", project_name=project.GetName() or "",
-        timeline_id=timeline.GetUniqueId() or "", timeline_name=timeline.GetName() or "",
+        clip_name=name,
+        track_index=track_index,
+        record_start=record_start,
+        duration=duration,
+        source_path=source_path,
+        start=start,
+        end=start + duration,
+        fps=fps or timeline_fps,
+        output_path=os.path.join(folder, "cleaned"),
+        matte_path=os.path.join(folder, "matte"),
+        prompt=prompt,
+        mask_path=mask_path,
+        project_id=project.GetUniqueId() or "",
+        project_name=project.GetName() or "",
+        timeline_id=timeline.GetUniqueId() or "",
+        timeline_name=timeline.GetName() or "",
     )
     return plan, project, timeline
 
@@ -458,9 +519,9 @@ class _Undo:
     def __init__(self, media_pool, timeline) -> None:
         self.media_pool = media_pool
         self.timeline = timeline
-        self.items = []              # type: List[Any]
-        self.track = None            # type: Optional[int]
-        self.media = []              # type: List[Any]
+        self.items = []  # type: List[Any]
+        self.track = None  # type: Optional[int]
+        self.media = []  # type: List[Any]
         self.bin = None
         self.previous_folder = None
 
@@ -491,7 +552,9 @@ def _peanut_bin(media_pool, undo: _Undo):
 
 
 def _import_sequence(media_pool, folder: str, start: int, end: int, what: str, undo: _Undo):
-    items = media_pool.ImportMedia([{"FilePath": os.path.join(folder, FRAME_PATTERN), "StartIndex": start, "EndIndex": end - 1}])
+    items = media_pool.ImportMedia(
+        [{"FilePath": os.path.join(folder, FRAME_PATTERN), "StartIndex": start, "EndIndex": end - 1}]
+    )
     if not items:
         raise ResolveScriptError(f"Resolve could not import the {what} frames from {folder}")
     undo.media.extend(items)  # every item, so a refusal below removes them all
@@ -520,8 +583,11 @@ def _track_is_usable(timeline, index: int) -> bool:
 def _target_track(timeline, plan: ClipPlan, undo: _Undo) -> int:
     above = plan.track_index + 1
     count = int(timeline.GetTrackCount("video") or 0)
-    if (above <= count and _track_is_usable(timeline, above)
-            and _track_is_free(timeline, above, plan.record_start, plan.record_start + plan.duration)):
+    if (
+        above <= count
+        and _track_is_usable(timeline, above)
+        and _track_is_free(timeline, above, plan.record_start, plan.record_start + plan.duration)
+    ):
         return above
     if not timeline.AddTrack("video"):
         raise ResolveScriptError("Resolve could not add a video track for the cleaned clip")
@@ -533,14 +599,22 @@ def _target_track(timeline, plan: ClipPlan, undo: _Undo) -> int:
 
 
 def _append(media_pool, mpi, track: int, plan: ClipPlan, start_frame: int, end_frame: int):
-    items = media_pool.AppendToTimeline([{
-        "mediaPoolItem": mpi, "startFrame": start_frame, "endFrame": end_frame,
-        "trackIndex": track, "recordFrame": plan.record_start, "mediaType": 1,
-    }])
+    items = media_pool.AppendToTimeline(
+        [
+            {
+                "mediaPoolItem": mpi,
+                "startFrame": start_frame,
+                "endFrame": end_frame,
+                "trackIndex": track,
+                "recordFrame": plan.record_start,
+                "mediaType": 1,
+            }
+        ]
+    )
     return items[0] if items else None
 
 
-def _read_placed(item) -> Optional[Tuple[int, int, Optional[int], Optional[int], str]]:
+def _read_placed(item) -> tuple[int, int, int | None, int | None, str] | None:
     """(start, duration, source start, left offset, media pool item id), or None for a dead item.
 
     Resolve can hand back an item whose Get* calls all return None when the
@@ -551,8 +625,13 @@ def _read_placed(item) -> Optional[Tuple[int, int, Optional[int], Optional[int],
         return None
     mpi = item.GetMediaPoolItem()
     source_start, left = item.GetSourceStartFrame(), item.GetLeftOffset()
-    return (int(start), int(duration), None if source_start is None else int(source_start),
-            None if left is None else int(left), (mpi.GetUniqueId() if mpi is not None else "") or "")
+    return (
+        int(start),
+        int(duration),
+        None if source_start is None else int(source_start),
+        None if left is None else int(left),
+        (mpi.GetUniqueId() if mpi is not None else "") or "",
+    )
 
 
 def _place_cleaned(media_pool, timeline, cleaned, track: int, plan: ClipPlan, undo: _Undo):
@@ -587,7 +666,8 @@ def _place_cleaned(media_pool, timeline, cleaned, track: int, plan: ClipPlan, un
             shift = left
             if source_start is not None and source_start not in (first + left, left):
                 raise ResolveScriptError(
-                    f"Resolve reports the placed clip starting at source frame {source_start} but trimmed by {left}")
+                    f"Resolve reports the placed clip starting at source frame {source_start} but trimmed by {left}"
+                )
         elif source_start is not None:
             shift = source_start - first  # as plan_current_clip reads it: the clip's own numbering
         else:
@@ -618,9 +698,7 @@ def _select_planned_timeline(resolve, project, timeline, plan: ClipPlan):
     manager = resolve.GetProjectManager() if resolve is not None else None
     current_project = manager.GetCurrentProject() if manager is not None else None
     if current_project is None or (current_project.GetUniqueId() or "") != plan.project_id:
-        raise ResolveScriptError(
-            f"project '{plan.project_name}' is no longer open; nothing was added to the timeline"
-        )
+        raise ResolveScriptError(f"project '{plan.project_name}' is no longer open; nothing was added to the timeline")
     current = current_project.GetCurrentTimeline()
     if current is not None and (current.GetUniqueId() or "") == plan.timeline_id:
         return None
@@ -682,13 +760,13 @@ def _place(project, timeline, plan: ClipPlan, outcome: JobOutcome):
 
 def remove_current_clip(
     resolve,
-    prompt: Optional[str] = None,
-    mask_path: Optional[str] = None,
+    prompt: str | None = None,
+    mask_path: str | None = None,
     server: Any = None,
-    options: Optional[dict] = None,
+    options: dict | None = None,
     *,
-    on_progress: Optional[ProgressCallback] = None,
-    should_cancel: Optional[Callable[[], bool]] = None,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
     box: str = "",
     approximate: bool = False,
 ):
@@ -704,9 +782,20 @@ def remove_current_clip(
     os.makedirs(run_folder, exist_ok=True)
     try:
         outcome = transport.run(
-            JobRequest(plan.source_path, plan.start, plan.end, plan.prompt, plan.mask_path,
-                       plan.output_path, plan.matte_path, dict(options or {}), box=box, approximate=approximate),
-            on_progress, should_cancel,
+            JobRequest(
+                plan.source_path,
+                plan.start,
+                plan.end,
+                plan.prompt,
+                plan.mask_path,
+                plan.output_path,
+                plan.matte_path,
+                dict(options or {}),
+                box=box,
+                approximate=approximate,
+            ),
+            on_progress,
+            should_cancel,
         )
     except BaseException:
         _remove_if_empty(run_folder)
@@ -714,8 +803,9 @@ def remove_current_clip(
     return place_result(resolve, project, timeline, plan, outcome)
 
 
-def run_in_console(resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None,
-                   options: Optional[dict] = None, server: Any = None):
+def run_in_console(
+    resolve, prompt: str | None = None, mask_path: str | None = None, options: dict | None = None, server: Any = None
+):
     """The text route, for Resolve's Console when the menu dialog cannot open (no UIManager).
 
         import peanut_resolve; peanut_resolve.run_in_console(resolve, "the boom mic")

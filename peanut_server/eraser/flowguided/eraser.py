@@ -13,7 +13,7 @@ from ...flow import complete_flow_fields, get_estimator
 from ...flow.base import FlowEstimator
 from ...flow.dis import DISFlow, DISOptions
 from ...progress import Reporter
-from ..base import EraseResult, Eraser, EraserOptions, FlowFields
+from ..base import Eraser, EraseResult, EraserOptions, FlowFields
 from ..lama import Inpainter, OpenCVInpainter, get_inpainter
 from .fill import fill_window, push_pull
 
@@ -114,17 +114,27 @@ class FlowGuidedEraser(Eraser):
             needs.append(lama_need(working, options.device or None))
         return needs
 
-    def _guide_round(self, guide: np.ndarray, masks: np.ndarray, options: EraserOptions, reporter: Reporter) -> np.ndarray:
+    def _guide_round(
+        self, guide: np.ndarray, masks: np.ndarray, options: EraserOptions, reporter: Reporter
+    ) -> np.ndarray:
         height, width = masks.shape[1:]
         size = (max(width // 2, 16), max(height // 2, 16))
         small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in guide])
-        small_masks = np.stack([cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0 for m in masks])
+        small_masks = np.stack(
+            [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0 for m in masks]
+        )
         forward, backward = self._quick_flow.window(small, reporter)
         dilation = options.flow_completion_dilation // 2
         forward, backward = complete_flow_fields(forward, backward, small_masks, dilation, reporter, scale=1)
         filled, _ = fill_window(
-            small, small_masks, forward, backward, neighbor_stride=options.neighbor_stride,
-            step=options.step, inpainter=OpenCVInpainter(), check=reporter.check,
+            small,
+            small_masks,
+            forward,
+            backward,
+            neighbor_stride=options.neighbor_stride,
+            step=options.step,
+            inpainter=OpenCVInpainter(),
+            check=reporter.check,
             temporal_smoothing=options.temporal_smoothing,
         )
         out = guide.copy()

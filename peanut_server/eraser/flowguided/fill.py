@@ -58,10 +58,10 @@ BLEND_RING = 2
 
 @dataclass
 class FillStats:
-    propagated: int = 0        # hole pixels filled from real pixels of other frames
-    invented: int = 0          # hole pixels invented on keyframes
-    carried: int = 0           # hole pixels carried from invented keyframe content
-    fallback: int = 0          # hole pixels filled per frame as a last resort
+    propagated: int = 0  # hole pixels filled from real pixels of other frames
+    invented: int = 0  # hole pixels invented on keyframes
+    carried: int = 0  # hole pixels carried from invented keyframe content
+    fallback: int = 0  # hole pixels filled per frame as a last resort
 
 
 def fill_window(
@@ -110,7 +110,7 @@ def fill_window(
             continue
         total = np.zeros((len(ys), 3), np.float32)
         weight = np.zeros(len(ys), np.float32)
-        for pointers, sign in ((from_past[t], 1), (from_future[t], -1)):
+        for pointers in (from_past[t], from_future[t]):
             has = pointers.src >= 0
             colour, ok = sample_known(frames, known, np.maximum(pointers.src, 0), pointers.px, pointers.py)
             ok &= has
@@ -266,7 +266,9 @@ def _hallucinate(
         ys, xs = np.nonzero(unfilled[t])
         pointers = Pointers.empty(ys.astype(np.int32), xs.astype(np.int32))
         if t > 0 and len(ys) and previous is not None:
-            step_pointers(pointers, backward[t - 1], forward[t - 1], t - 1, valid[t - 1], previous_index, previous, valid)
+            step_pointers(
+                pointers, backward[t - 1], forward[t - 1], t - 1, valid[t - 1], previous_index, previous, valid
+            )
             has = pointers.src >= 0
             colour, ok = sample_known(out, valid, np.maximum(pointers.src, 0), pointers.px, pointers.py)
             ok &= has

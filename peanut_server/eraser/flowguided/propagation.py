@@ -31,20 +31,21 @@ CONSISTENCY_ABS = 0.5
 class Pointers:
     """For the target pixels (ys, xs) of one frame: where their colour comes from."""
 
-    ys: np.ndarray      # (N,) int32 target rows
-    xs: np.ndarray      # (N,) int32 target columns
-    src: np.ndarray     # (N,) int32 source frame, -1 = none found
-    px: np.ndarray      # (N,) float32 source column
-    py: np.ndarray      # (N,) float32 source row
+    ys: np.ndarray  # (N,) int32 target rows
+    xs: np.ndarray  # (N,) int32 target columns
+    src: np.ndarray  # (N,) int32 source frame, -1 = none found
+    px: np.ndarray  # (N,) float32 source column
+    py: np.ndarray  # (N,) float32 source row
 
     @classmethod
-    def empty(cls, ys: np.ndarray, xs: np.ndarray) -> "Pointers":
+    def empty(cls, ys: np.ndarray, xs: np.ndarray) -> Pointers:
         n = len(ys)
         return cls(ys, xs, np.full(n, -1, np.int32), np.zeros(n, np.float32), np.zeros(n, np.float32))
 
 
-def bilinear_corners(px: np.ndarray, py: np.ndarray, width: int, height: int
-                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def bilinear_corners(
+    px: np.ndarray, py: np.ndarray, width: int, height: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The four pixels (y, x) around each float position, clamped at the border, with their
     bilinear weights: the one footprint that sampling, known-only sampling and visibility share."""
     x0 = np.clip(np.floor(px), 0, width - 1).astype(np.int32)
@@ -128,7 +129,12 @@ def step_pointers(
     y1 = np.minimum(y0 + 1, height - 1)
     fx, fy = px - x0, py - y0
     motion_sq = np.sum(motion**2, axis=1)
-    for cy, cx, weight in ((y0, x0, (1 - fx) * (1 - fy)), (y0, x1, fx * (1 - fy)), (y1, x0, (1 - fx) * fy), (y1, x1, fx * fy)):
+    for cy, cx, weight in (
+        (y0, x0, (1 - fx) * (1 - fy)),
+        (y0, x1, fx * (1 - fy)),
+        (y1, x0, (1 - fx) * fy),
+        (y1, x1, fx * fy),
+    ):
         back = flow_from_neighbour[cy, cx]
         mismatch = np.sum((motion + back) ** 2, axis=1)
         scale = motion_sq + np.sum(back**2, axis=1)

@@ -65,7 +65,7 @@ def deform_conv_missing() -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def weight_bytes(mid_channels: int = 64, num_blocks: int = 7) -> int:
     """Parameters + buffers of the network in fp32, counted on torch's meta device (nothing allocated)."""
     import torch
@@ -83,7 +83,7 @@ class BasicVSRPPUpscaler(Upscaler):
 
     def __init__(self, model_id: str | None = None) -> None:
         self.model_id = model_id  # None: the first one found, in preference order
-        self.ran_model_id = ""    # which checkpoint the last call used, for job results
+        self.ran_model_id = ""  # which checkpoint the last call used, for job results
 
     @classmethod
     def availability(cls, device: str | None = None) -> tuple[bool, str]:
@@ -114,7 +114,7 @@ class BasicVSRPPUpscaler(Upscaler):
         return hit
 
     @classmethod
-    def model_needs(cls, options: UpscalerOptions, working: tuple[int, int]) -> list["ModelNeed"]:
+    def model_needs(cls, options: UpscalerOptions, working: tuple[int, int]) -> list[ModelNeed]:
         """What the network will hold for a job whose crops are at most `working` (width, height)."""
         import torch
 
@@ -127,10 +127,17 @@ class BasicVSRPPUpscaler(Upscaler):
         hit = find_weights()
         model_id, path = hit if hit is not None else (BASICVSRPP_MODEL_IDS[0], None)
         w, h = working
-        settings = choose_settings(h, w, 64, torch.device(placement.device), options.tile, options.chunk,
-                                   dtype=placement.dtype)
-        return [ModelNeed(key=model_key(model_id, placement.device, path), pool=device_pool(placement.device),
-                          weight_bytes=weight_bytes(), activation_bytes=activation_bytes(h, w, settings, 64))]
+        settings = choose_settings(
+            h, w, 64, torch.device(placement.device), options.tile, options.chunk, dtype=placement.dtype
+        )
+        return [
+            ModelNeed(
+                key=model_key(model_id, placement.device, path),
+                pool=device_pool(placement.device),
+                weight_bytes=weight_bytes(),
+                activation_bytes=activation_bytes(h, w, settings, 64),
+            )
+        ]
 
     def model(self, device: str = "auto") -> BasicVSRPlusPlus:
         """The network on the job's device, from the daemon's model cache (loaded on first use)."""
@@ -142,7 +149,8 @@ class BasicVSRPPUpscaler(Upscaler):
         placement = select("basicvsrpp", None if device in ("", "auto") else device)
         key = model_key(model_id, placement.device, path)
         net = model_cache().get_or_load(
-            key, lambda: load_checkpoint(path).to(placement.device),
+            key,
+            lambda: load_checkpoint(path).to(placement.device),
             reserve={device_pool(placement.device): weight_bytes()},
         )
         self.ran_model_id = model_id
@@ -164,14 +172,19 @@ class BasicVSRPPUpscaler(Upscaler):
         if t == 0:
             return out
         net = self.model(options.device)
-        settings = choose_settings(
-            h, w, net.mid_channels, resolve_device(options.device), options.tile, options.chunk
-        )
+        settings = choose_settings(h, w, net.mid_channels, resolve_device(options.device), options.tile, options.chunk)
         use_flows = flows if options.reuse_flow else None
         log.info(
             "BasicVSR++ (%s) %d frames %dx%d -> %dx%d, flow %s, tile %d, chunk %d",
-            self.ran_model_id, t, w, h, size[1], size[0],
-            "reused" if use_flows is not None else "SPyNet", settings.tile, settings.chunk,
+            self.ran_model_id,
+            t,
+            w,
+            h,
+            size[1],
+            size[0],
+            "reused" if use_flows is not None else "SPyNet",
+            settings.tile,
+            settings.chunk,
         )
         for start, chunk in iter_upscaled(net, frames, use_flows, settings, reporter.check):
             for i, frame in enumerate(chunk):

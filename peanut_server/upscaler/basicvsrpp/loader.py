@@ -35,7 +35,7 @@ def normalize_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Te
     for key, value in state.items():
         if key in IGNORED_KEYS:
             continue
-        name = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        name = key[len(PREFIX) :] if key.startswith(PREFIX) else key
         if not isinstance(value, torch.Tensor):
             raise ModelError(f"BasicVSR++ checkpoint entry {key!r} is not a tensor")
         out[name] = value

@@ -32,10 +32,10 @@ BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
 
 @dataclass(frozen=True)
 class BasicVSRPPConfig:
-    mid_channels: int = 64        # the released x4 models: 64
-    num_blocks: int = 7           # residual blocks per propagation branch: 7
+    mid_channels: int = 64  # the released x4 models: 64
+    num_blocks: int = 7  # residual blocks per propagation branch: 7
     max_residue_magnitude: float = 10.0  # bound on learned offsets around the flow (Eq. 6)
-    deform_groups: int = 16       # offset groups of the deformable alignment
+    deform_groups: int = 16  # offset groups of the deformable alignment
 
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
@@ -53,9 +53,7 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") 
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     pos_x = grid_x + flow[:, 0]
     pos_y = grid_y + flow[:, 1]
-    grid = torch.stack(
-        (2.0 * pos_x / max(w - 1, 1) - 1.0, 2.0 * pos_y / max(h - 1, 1) - 1.0), dim=-1
-    )
+    grid = torch.stack((2.0 * pos_x / max(w - 1, 1) - 1.0, 2.0 * pos_y / max(h - 1, 1) - 1.0), dim=-1)
     # Sample in float32 even under fp16 autocast: a half-precision grid is off
     # by a quarter pixel at 1000 px, which would blur every alignment.
     out = F.grid_sample(x.float(), grid.float(), mode="bilinear", padding_mode=padding_mode, align_corners=True)
@@ -112,9 +110,7 @@ class SPyNetBasicModule(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         chans = (8, 32, 64, 32, 16, 2)
-        self.basic_module = nn.Sequential(
-            *[_ConvAct(chans[i], chans[i + 1], relu=i < 4) for i in range(5)]
-        )
+        self.basic_module = nn.Sequential(*[_ConvAct(chans[i], chans[i + 1], relu=i < 4) for i in range(5)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.basic_module(x)
@@ -155,9 +151,7 @@ class SPyNet(nn.Module):
         w_up = -(-w // 32) * 32
         ref = F.interpolate(ref, size=(h_up, w_up), mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=(h_up, w_up), mode="bilinear", align_corners=False)
-        flow = F.interpolate(
-            self._flow_at_multiple_of_32(ref, supp), size=(h, w), mode="bilinear", align_corners=False
-        )
+        flow = F.interpolate(self._flow_at_multiple_of_32(ref, supp), size=(h, w), mode="bilinear", align_corners=False)
         scale = flow.new_tensor([w / w_up, h / h_up]).view(1, 2, 1, 1)
         return flow * scale
 
@@ -192,9 +186,7 @@ class SecondOrderDeformableAlignment(nn.Module):
         nn.init.zeros_(self.conv_offset[-1].weight)
         nn.init.zeros_(self.conv_offset[-1].bias)
 
-    def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, flow_1: torch.Tensor, flow_2: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, flow_1: torch.Tensor, flow_2: torch.Tensor) -> torch.Tensor:
         """x: (n, 2c) = [feat from t-1, feat from t-2] (unwarped); cond: (n, 3c)."""
         out = self.conv_offset(torch.cat([cond, flow_1, flow_2], dim=1))
         o1, o2, mask = torch.chunk(out, 3, dim=1)
@@ -205,9 +197,7 @@ class SecondOrderDeformableAlignment(nn.Module):
         offset_1 = res_1 + flow_1.flip(1).repeat(1, taps, 1, 1)
         offset_2 = res_2 + flow_2.flip(1).repeat(1, taps, 1, 1)
         offset = torch.cat([offset_1, offset_2], dim=1)
-        return deform_conv2d(
-            x, offset, self.weight, self.bias, padding=(1, 1), mask=torch.sigmoid(mask)
-        )
+        return deform_conv2d(x, offset, self.weight, self.bias, padding=(1, 1), mask=torch.sigmoid(mask))
 
 
 class PixelShufflePack(nn.Module):
@@ -257,9 +247,7 @@ class BasicVSRPlusPlus(nn.Module):
         flows_forward = self.spynet(nxt, prev).view(n, t - 1, 2, h, w)
         return flows_forward, flows_backward
 
-    def propagate(
-        self, feats: dict[str, list[torch.Tensor]], flows: torch.Tensor, name: str
-    ) -> None:
+    def propagate(self, feats: dict[str, list[torch.Tensor]], flows: torch.Tensor, name: str) -> None:
         """Run one propagation branch over the sequence, appending to feats[name]."""
         t = len(feats["spatial"])
         backward = name.startswith("backward")
@@ -284,9 +272,7 @@ class BasicVSRPlusPlus(nn.Module):
                     flow_n2 = flow_n1 + flow_warp(flow_prev, flow_n1)
                     cond_n2 = flow_warp(feat_n2, flow_n2)
                 cond = torch.cat([cond_n1, current, cond_n2], dim=1)
-                feat_prop = self.deform_align[name](
-                    torch.cat([feat_prop, feat_n2], dim=1), cond, flow_n1, flow_n2
-                )
+                feat_prop = self.deform_align[name](torch.cat([feat_prop, feat_n2], dim=1), cond, flow_n1, flow_n2)
             parts = [current] + [feats[k][idx] for k in earlier] + [feat_prop]
             feat_prop = feat_prop + self.backbone[name](torch.cat(parts, dim=1))
             out.append(feat_prop)

@@ -40,11 +40,11 @@ _FEATURE_BUDGET_BYTES = {"cpu": 768 << 20, "cuda": 4096 << 20}
 @dataclass(frozen=True)
 class RunSettings:
     device: torch.device
-    tile: int            # tile size at low resolution (0 = whole frame)
-    tile_pad: int        # context pixels around each tile, discarded
-    chunk: int           # frames kept per chunk
-    chunk_overlap: int   # context frames each side of a chunk, discarded
-    half: bool           # autocast in `dtype` (the device policy allows it on CUDA only)
+    tile: int  # tile size at low resolution (0 = whole frame)
+    tile_pad: int  # context pixels around each tile, discarded
+    chunk: int  # frames kept per chunk
+    chunk_overlap: int  # context frames each side of a chunk, discarded
+    half: bool  # autocast in `dtype` (the device policy allows it on CUDA only)
     dtype: str = "float16"
 
 
@@ -56,7 +56,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def choose_settings(
-    h: int, w: int, mid_channels: int, device: torch.device, tile: int = 0, chunk: int = 0,
+    h: int,
+    w: int,
+    mid_channels: int,
+    device: torch.device,
+    tile: int = 0,
+    chunk: int = 0,
     dtype: str | None = None,
 ) -> RunSettings:
     """Fill in tile and chunk sizes (0 = auto) for a crop of h x w at low resolution.
@@ -79,8 +84,15 @@ def choose_settings(
         bytes_per_frame = 5 * mid_channels * tile_h * tile_w * 4
         budget = _FEATURE_BUDGET_BYTES["cuda" if on_gpu else "cpu"]
         chunk = max(4, min(60, budget // bytes_per_frame - 2 * overlap))
-    return RunSettings(device, tile, tile_pad, chunk, overlap, half=dtype != "float32",
-                       dtype=dtype if dtype != "float32" else "float16")
+    return RunSettings(
+        device,
+        tile,
+        tile_pad,
+        chunk,
+        overlap,
+        half=dtype != "float32",
+        dtype=dtype if dtype != "float32" else "float16",
+    )
 
 
 def activation_bytes(h: int, w: int, settings: RunSettings, mid_channels: int, scale: int = 4) -> int:
@@ -108,16 +120,12 @@ def network_flows(flows: FlowFields, t: int, h: int, w: int) -> tuple[np.ndarray
     for name, field in (("backward", flows.backward), ("forward", flows.forward)):
         field = np.asarray(field, dtype=np.float32)
         if field.ndim != 4 or field.shape[0] != t - 1 or field.shape[3] != 2:
-            raise InvalidRequest(
-                f"flows.{name} has shape {field.shape}, expected ({t - 1}, h, w, 2) for {t} frames"
-            )
+            raise InvalidRequest(f"flows.{name} has shape {field.shape}, expected ({t - 1}, h, w, 2) for {t} frames")
         fh, fw = field.shape[1:3]
         if (fh, fw) != (h, w):
             # Resample the field and rescale its vectors to the crop's pixels.
             scale = np.array([w / fw, h / fh], dtype=np.float32)
-            field = np.stack(
-                [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) * scale for f in field]
-            )
+            field = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) * scale for f in field])
         pairs.append(np.ascontiguousarray(field.transpose(0, 3, 1, 2)))
     return pairs[0], pairs[1]
 
@@ -158,7 +166,12 @@ def iter_upscaled(
     x_spans = _spans(w, settings.tile, settings.tile_pad)
     log.debug(
         "BasicVSR++ %d frames %dx%d: %d chunks x %d tiles on %s",
-        t, w, h, len(time_spans), len(y_spans) * len(x_spans), settings.device,
+        t,
+        w,
+        h,
+        len(time_spans),
+        len(y_spans) * len(x_spans),
+        settings.device,
     )
     for keep0, keep1, read0, read1 in time_spans:
         out = np.empty((keep1 - keep0, h * scale, w * scale, 3), dtype=np.uint8)
@@ -168,14 +181,12 @@ def iter_upscaled(
                 piece = frames[read0:read1, ry0:ry1, rx0:rx1]
                 tile_flows = None
                 if net_flows is not None:
-                    tile_flows = tuple(
-                        f[read0:read1 - 1, :, ry0:ry1, rx0:rx1] for f in net_flows
-                    )
+                    tile_flows = tuple(f[read0 : read1 - 1, :, ry0:ry1, rx0:rx1] for f in net_flows)
                 sr = _run(model, piece, tile_flows, settings)
-                out[:, ky0 * scale:ky1 * scale, kx0 * scale:kx1 * scale] = sr[
-                    keep0 - read0:keep1 - read0,
-                    (ky0 - ry0) * scale:(ky1 - ry0) * scale,
-                    (kx0 - rx0) * scale:(kx1 - rx0) * scale,
+                out[:, ky0 * scale : ky1 * scale, kx0 * scale : kx1 * scale] = sr[
+                    keep0 - read0 : keep1 - read0,
+                    (ky0 - ry0) * scale : (ky1 - ry0) * scale,
+                    (kx0 - rx0) * scale : (kx1 - rx0) * scale,
                 ]
         yield keep0, out
 

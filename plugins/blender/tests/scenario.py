@@ -32,10 +32,16 @@ def call(op, *args, **kwargs):
 
 def strip_state(s) -> dict:
     return {
-        "name": s.name, "type": s.type, "channel": s.channel, "mute": s.mute,
-        "frame_start": s.frame_start, "frame_final_start": s.frame_final_start,
-        "frame_final_end": s.frame_final_end, "frame_final_duration": s.frame_final_duration,
-        "frame_offset_start": s.frame_offset_start, "frame_offset_end": s.frame_offset_end,
+        "name": s.name,
+        "type": s.type,
+        "channel": s.channel,
+        "mute": s.mute,
+        "frame_start": s.frame_start,
+        "frame_final_start": s.frame_final_start,
+        "frame_final_end": s.frame_final_end,
+        "frame_final_duration": s.frame_final_duration,
+        "frame_offset_start": s.frame_offset_start,
+        "frame_offset_end": s.frame_offset_end,
         "animation_offset_start": getattr(s, "animation_offset_start", 0),
         "directory": bpy.path.abspath(getattr(s, "directory", "") or ""),
         "filepath": bpy.path.abspath(getattr(s, "filepath", "") or ""),
@@ -50,13 +56,17 @@ def strips(ed) -> dict:
 def main() -> None:
     # -- install the .zip the way a user does, into the isolated user resources ------------------
     modules_before = set(sys.modules)
-    ret = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default",
-                                                   enable_on_install=True)
+    ret = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default", enable_on_install=True)
     result["install"] = sorted(ret)
     result["addons"] = [a.module for a in bpy.context.preferences.addons if "peanut" in a.module]
-    result["operators"] = {name: hasattr(bpy.types, cls) for name, cls in (
-        ("peanut.remove_object", "PEANUT_OT_remove_object"), ("peanut.cancel", "PEANUT_OT_cancel"),
-        ("peanut.preview_mask", "PEANUT_OT_preview_mask"))}
+    result["operators"] = {
+        name: hasattr(bpy.types, cls)
+        for name, cls in (
+            ("peanut.remove_object", "PEANUT_OT_remove_object"),
+            ("peanut.cancel", "PEANUT_OT_cancel"),
+            ("peanut.preview_mask", "PEANUT_OT_preview_mask"),
+        )
+    }
     result["panel"] = hasattr(bpy.types, "PEANUT_PT_main")
     package = result["addons"][0]
     operators = sys.modules[package + ".operators"]
@@ -69,15 +79,15 @@ def main() -> None:
     scene.view_settings.view_transform = "Standard"  # renders show the pixels, not a filmic look
     ed = scene.sequence_editor_create()
     src = ed.strips.new_movie(name="Shot", filepath=config["clip"], channel=2, frame_start=11)
-    src.animation_offset_start = 2   # the strip's media starts at file frame 2
+    src.animation_offset_start = 2  # the strip's media starts at file frame 2
     src.frame_offset_start = 3
     src.frame_offset_end = 4
     # Channel 3 is busy over the shot; channel 5 only after it: the result must land on 4.
-    blocker = ed.strips.new_effect(name="Blocker", type="COLOR", channel=3,
-                                   frame_start=src.frame_final_start - 2, length=6)
+    blocker = ed.strips.new_effect(
+        name="Blocker", type="COLOR", channel=3, frame_start=src.frame_final_start - 2, length=6
+    )
     blocker.mute = True
-    later = ed.strips.new_effect(name="Later", type="COLOR", channel=5, frame_start=src.frame_final_end + 5,
-                                 length=5)
+    later = ed.strips.new_effect(name="Later", type="COLOR", channel=5, frame_start=src.frame_final_end + 5, length=5)
     later.mute = True
     ed.active_strip = src
     scene.frame_start, scene.frame_end = src.frame_final_start, src.frame_final_end - 1
@@ -91,21 +101,28 @@ def main() -> None:
     result["toplevel_peanut_server"] = "peanut_server" in sys.modules
     client = sys.modules.get(package + ".vendor.peanut_server.client")
     result["client_file"] = client.__file__ if client else ""
-    result["heavy_modules_loaded"] = sorted(m for m in set(sys.modules) - modules_before
-                                            if m.split(".")[0] in ("torch", "cv2", "av"))
+    result["heavy_modules_loaded"] = sorted(
+        m for m in set(sys.modules) - modules_before if m.split(".")[0] in ("torch", "cv2", "av")
+    )
     result["server_status"] = {"ok": status.ok, "message": status.message, "backends": status.backends}
 
     # -- a daemon that is down: a report, not a traceback -----------------------------------------
     t0 = time.monotonic()
-    result["down"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", mask_path=config["mask"],
-                          server=config["dead_address"], output_dir=os.path.join(config["work"], "down"))
+    result["down"] = call(
+        bpy.ops.peanut.remove_object,
+        "EXEC_DEFAULT",
+        mask_path=config["mask"],
+        server=config["dead_address"],
+        output_dir=os.path.join(config["work"], "down"),
+    )
     result["down"]["seconds"] = time.monotonic() - t0
     result["down"]["strips"] = len(ed.strips_all)
 
     # -- preview the mask on the current frame -----------------------------------------------------
     scene.frame_current = src.frame_final_start + 1
-    result["preview"] = call(bpy.ops.peanut.preview_mask, "EXEC_DEFAULT", mask_path=config["mask"],
-                             server=config["address"])
+    result["preview"] = call(
+        bpy.ops.peanut.preview_mask, "EXEC_DEFAULT", mask_path=config["mask"], server=config["address"]
+    )
     image = bpy.data.images.get(operators.PREVIEW_IMAGE)
     if image is not None:
         px = list(image.pixels)
@@ -113,7 +130,8 @@ def main() -> None:
         # The mask itself, red channel thresholded, rows bottom-up as Blender stores them.
         result["preview"]["mask_rows_bottom_up"] = [
             "".join("1" if px[4 * (y * image.size[0] + x)] > 0.5 else "0" for x in range(image.size[0]))
-            for y in range(image.size[1])]
+            for y in range(image.size[1])
+        ]
         result["preview"]["filepath"] = bpy.path.abspath(image.filepath)
     result["user_dir"] = bpy.utils.extension_path_user(package)
     result["remove_bl_options"] = sorted(operators.PEANUT_OT_remove_object.bl_options)
@@ -125,24 +143,39 @@ def main() -> None:
     n_before = len(ed.strips_all)
     before = strips(ed)
     # undo=True: push an undo step as a click in the UI does (scripted calls skip it by default).
-    result["remove"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", True, mask_path=config["mask"],
-                            server=config["address"], import_matte=True,
-                            output_dir=os.path.join(config["work"], "out"))
+    result["remove"] = call(
+        bpy.ops.peanut.remove_object,
+        "EXEC_DEFAULT",
+        True,
+        mask_path=config["mask"],
+        server=config["address"],
+        import_matte=True,
+        output_dir=os.path.join(config["work"], "out"),
+    )
     after = strips(bpy.context.scene.sequence_editor)
     result["added"] = [after[name] for name in after if name not in before]
     result["source_after"] = after.get("Shot")
     job = operators.active_job()
     if job is None:
         raise RuntimeError(f"no job was started: {result['remove']}")
-    result["job"] = {"id": job.job_id, "state": job.state, "output": job.request.output_path,
-                     "matte": job.request.matte_path, "start": job.request.start, "end": job.request.end}
+    result["job"] = {
+        "id": job.job_id,
+        "state": job.state,
+        "output": job.request.output_path,
+        "matte": job.request.matte_path,
+        "start": job.request.start,
+        "end": job.request.end,
+    }
 
     # One undo step takes the new strips away again (and only that step: the marker stays).
     result["undo"] = call(bpy.ops.ed.undo)
     ed = bpy.context.scene.sequence_editor
-    result["after_undo"] = {"count": len(ed.strips_all), "before": n_before,
-                            "names": sorted(s.name for s in ed.strips_all),
-                            "marker": "before PEANUT" in bpy.context.scene.timeline_markers}
+    result["after_undo"] = {
+        "count": len(ed.strips_all),
+        "before": n_before,
+        "names": sorted(s.name for s in ed.strips_all),
+        "marker": "before PEANUT" in bpy.context.scene.timeline_markers,
+    }
     result["redo"] = call(bpy.ops.ed.redo)
     scene = bpy.context.scene
     ed = scene.sequence_editor
@@ -182,22 +215,28 @@ def main() -> None:
     thread = threading.Thread(target=canceller)
     thread.start()
     cancel_dir = os.path.join(config["work"], "cancel")
-    result["cancel"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", mask_path=config["mask"],
-                            server=config["address"], import_matte=True, output_dir=cancel_dir)
+    result["cancel"] = call(
+        bpy.ops.peanut.remove_object,
+        "EXEC_DEFAULT",
+        mask_path=config["mask"],
+        server=config["address"],
+        import_matte=True,
+        output_dir=cancel_dir,
+    )
     thread.join()
     job = operators.active_job()
     result["cancel"].update(seen)
     result["cancel"]["state"] = job.state
     result["cancel"]["strips_added"] = len(bpy.context.scene.sequence_editor.strips_all) - n_before
-    result["cancel"]["files_left"] = sorted(
-        os.path.join(d, f) for d, _, fs in os.walk(cancel_dir) for f in fs) if os.path.isdir(cancel_dir) else []
+    result["cancel"]["files_left"] = (
+        sorted(os.path.join(d, f) for d, _, fs in os.walk(cancel_dir) for f in fs) if os.path.isdir(cancel_dir) else []
+    )
     result["cancel"]["dirs_left"] = sorted(os.listdir(cancel_dir)) if os.path.isdir(cancel_dir) else []
     result["cancel_poll_after"] = bpy.types.PEANUT_OT_cancel.poll(bpy.context)
 
     # -- unsupported strip: a clear report --------------------------------------------------------------
     ed.active_strip = ed.strips_all["Blocker"]
-    result["wrong_type"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", prompt="dog",
-                                server=config["address"])
+    result["wrong_type"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", prompt="dog", server=config["address"])
 
 
 try:

@@ -30,19 +30,30 @@ def call(op, *args, **kwargs):
 
 
 def run(operators, name: str, **kwargs) -> dict:
-    out = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", server=config["address"], mode="MATTE",
-               output_dir=os.path.join(config["work"], name), timeout=240, **kwargs)
+    out = call(
+        bpy.ops.peanut.remove_object,
+        "EXEC_DEFAULT",
+        server=config["address"],
+        mode="MATTE",
+        output_dir=os.path.join(config["work"], name),
+        timeout=240,
+        **kwargs,
+    )
     job = operators.active_job()
     if job is not None and out["ret"] != ["RAISED"]:
-        out.update(state=job.state, output=job.request.output_path, start=job.request.start,
-                   end=job.request.end, mask_path=job.request.mask_path,
-                   ignored=list(job.job.result.ignored_words) if job.job is not None else [])
+        out.update(
+            state=job.state,
+            output=job.request.output_path,
+            start=job.request.start,
+            end=job.request.end,
+            mask_path=job.request.mask_path,
+            ignored=list(job.job.result.ignored_words) if job.job is not None else [],
+        )
     return out
 
 
 def main() -> None:
-    ret = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default",
-                                                   enable_on_install=True)
+    ret = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default", enable_on_install=True)
     result["install"] = sorted(ret)
     package = [a.module for a in bpy.context.preferences.addons if "peanut" in a.module][0]
     operators = sys.modules[package + ".operators"]
@@ -62,8 +73,13 @@ def main() -> None:
     result["noun_approximate"] = run(operators, "noun2", box=config["box"], prompt="the disc", approximate=True)
     # Outside the frame: a clear report, no job.
     w, h = config["width"], config["height"]
-    result["box_outside"] = call(bpy.ops.peanut.remove_object, "EXEC_DEFAULT", server=config["address"],
-                                 box=(w - 4, 0, 20, 20), output_dir=os.path.join(config["work"], "outside"))
+    result["box_outside"] = call(
+        bpy.ops.peanut.remove_object,
+        "EXEC_DEFAULT",
+        server=config["address"],
+        box=(w - 4, 0, 20, 20),
+        output_dir=os.path.join(config["work"], "outside"),
+    )
 
     # A Mask datablock drawn as a 16-point polygon around the object (normalised, y up).
     mask = bpy.data.masks.new("Disc")

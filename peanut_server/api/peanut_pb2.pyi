@@ -298,7 +298,7 @@ class JobResult(_message.Message):
     def __init__(self, output_path: _Optional[str] = ..., matte_path: _Optional[str] = ..., frame_count: _Optional[int] = ..., backends: _Optional[_Iterable[_Union[StageBackend, _Mapping]]] = ..., chosen_object: _Optional[str] = ..., chosen_score: _Optional[float] = ..., seconds: _Optional[float] = ..., output_files: _Optional[_Iterable[str]] = ..., ignored_words: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "request", "stage", "frames_done", "frames_total", "eta_seconds", "error", "error_code", "warnings", "result", "created_at", "updated_at", "windows_done", "kind")
+    __slots__ = ("id", "state", "request", "stage", "frames_done", "frames_total", "eta_seconds", "error", "error_code", "warnings", "result", "created_at", "updated_at", "kind")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -312,7 +312,6 @@ class Job(_message.Message):
     RESULT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
-    WINDOWS_DONE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
@@ -327,9 +326,8 @@ class Job(_message.Message):
     result: JobResult
     created_at: float
     updated_at: float
-    windows_done: int
     kind: str
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., request: _Optional[_Union[SubmitRequest, _Mapping]] = ..., stage: _Optional[str] = ..., frames_done: _Optional[int] = ..., frames_total: _Optional[int] = ..., eta_seconds: _Optional[float] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., windows_done: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., request: _Optional[_Union[SubmitRequest, _Mapping]] = ..., stage: _Optional[str] = ..., frames_done: _Optional[int] = ..., frames_total: _Optional[int] = ..., eta_seconds: _Optional[float] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job_id", "seq", "type", "job", "message")

@@ -30,7 +30,6 @@ class EraserOptions:
     flow_completion_dilation: int = 6  # grow the holes for flow completion (pixels)
     temporal_smoothing: int = 1  # passes of the [1, 2, 1] filter of the fill along the flow
     invent_everywhere: bool = False  # costly inpainter also for passing gaps, not only lasting ones
-    seed: int = 0
     device: str = ""  # learned parts (RAFT, LaMa): "" = the daemon's device policy, or cpu/cuda[:N]/mps
 
     def __post_init__(self) -> None:

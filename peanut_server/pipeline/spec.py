@@ -129,7 +129,7 @@ def options_from_message(message: pb.Options) -> PipelineOptions:
     if message.HasField("reuse_flow"):
         opts.upscaler_options.reuse_flow = message.reuse_flow
     if message.HasField("seed"):
-        opts.eraser_options.seed = opts.masker_options.seed = int(message.seed) & 0xFFFFFFFF
+        opts.masker_options.seed = int(message.seed) & 0xFFFFFFFF
     return opts
 
 

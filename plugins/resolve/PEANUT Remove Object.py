@@ -1,8 +1,10 @@
 """DaVinci Resolve menu script (Workspace > Scripts > Edit > PEANUT Remove Object).
 
-A thin dialog around peanut_resolve: prompt, mask file, preset, a progress
-line and Cancel. The job runs in a thread; Resolve's API is only called from
-the UI thread (reading the clip before, placing after).
+A thin dialog around peanut_resolve: prompt, mask file or box, Approximate and
+Shadow too checkboxes, preset, a progress line, and a button that reads
+Cancel while a job runs and Close otherwise. The job runs in a thread;
+Resolve's API is only called from the UI thread (reading the clip before,
+placing after).
 
 Only this file goes under Fusion/Scripts/Edit (Resolve lists every .py there as
 a menu entry); install.py puts peanut_resolve.py in Fusion/Modules/PEANUT,

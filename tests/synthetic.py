@@ -15,8 +15,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from ..errors import RangeError
-from ..media.types import MediaInfo, VideoSource
+from peanut_server.errors import RangeError
+from peanut_server.media.types import MediaInfo, VideoSource
 
 
 class ArraySource(VideoSource):

@@ -7,8 +7,9 @@ no-weights motion masker last.
 from __future__ import annotations
 
 from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
-from .grounded import GroundedEdgeTamMasker, GroundedSam2PackageMasker, GroundedTrackerMasker
-from .motion_masker import MotionMasker
+from .grounded import GroundedEdgeTamMasker, GroundedTrackerMasker
+from .motion import MotionMasker
+from .sam2 import GroundedSam2PackageMasker
 from .sam3 import Sam3Masker
 
 BACKENDS: dict[str, type[Masker]] = {

@@ -1,15 +1,13 @@
-"""Appearance of a masked region, and the CME memory of the tracked object.
+"""Colour of a masked region: named colours, and the colour feature the CME memory keeps.
 
 Without weights the feature is a colour histogram (hue x saturation, plus a
 value histogram) with a square root applied, so that the cosine between two
 features is the Bhattacharyya coefficient of the histograms: 1 for the same
-colour distribution, near 0 for unrelated ones. Learned backends can put any
-L2-normalised vector into the same memory.
+colour distribution, near 0 for unrelated ones (memory.py). Learned backends
+can put any L2-normalised vector into the same memory.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -29,13 +27,6 @@ def colour_descriptor(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     v = cv2.calcHist([hsv], [2], m, [V_BINS], [0, 256]).ravel()
     feat = np.sqrt(np.concatenate([hs / max(hs.sum(), 1.0), 0.5 * v / max(v.sum(), 1.0)]))
     return (feat / max(float(np.linalg.norm(feat)), 1e-8)).astype(np.float32)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na < 1e-8 or nb < 1e-8:
-        return 0.0
-    return float(np.dot(a, b) / (na * nb))
 
 
 def _colour_bands(hsv: np.ndarray) -> dict[str, np.ndarray]:
@@ -73,48 +64,3 @@ def colour_fractions(rgb: np.ndarray, mask: np.ndarray) -> dict[str, float]:
         return {name: 0.0 for name in COLOURS}
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[sel].astype(np.int32)
     return {name: float(band.sum()) / n for name, band in _colour_bands(hsv).items()}
-
-
-@dataclass
-class AppearanceMemory:
-    """A few prototypes of the target; Read() is a similarity-weighted average.
-
-    Only features that agree with the memory (S > tau) are written, so the
-    memory does not absorb a look-alike after a silent switch.
-    """
-
-    capacity: int = 8
-    tau: float = 0.7
-    temperature: float = 0.1
-    prototypes: list[np.ndarray] = field(default_factory=list)
-
-    def read(self, query: np.ndarray | None = None) -> np.ndarray:
-        if not self.prototypes:
-            raise ValueError("empty appearance memory")
-        protos = np.stack(self.prototypes)
-        if query is None:
-            weights = np.full(len(protos), 1.0 / len(protos))
-        else:
-            sims = protos @ query / (np.linalg.norm(protos, axis=1) * max(float(np.linalg.norm(query)), 1e-8) + 1e-8)
-            weights = np.exp((sims - sims.max()) / self.temperature)
-            weights /= weights.sum()
-        out = (weights[:, None] * protos).sum(0)
-        return out / max(float(np.linalg.norm(out)), 1e-8)
-
-    def score(self, feature: np.ndarray) -> float:
-        """S = cos(f, Read(memory)); 1.0 while the memory is empty."""
-        if not self.prototypes:
-            return 1.0
-        return cosine(feature, self.read(feature))
-
-    def write(self, feature: np.ndarray, force: bool = False) -> bool:
-        """Store the feature when it agrees with the memory (or when forced); True if stored."""
-        if not force and self.prototypes and self.score(feature) <= self.tau:
-            return False
-        if not np.any(feature):
-            return False
-        self.prototypes.append(feature.astype(np.float32))
-        # Keep the first prototype (the user's choice) and the most recent ones.
-        if len(self.prototypes) > self.capacity:
-            del self.prototypes[1]
-        return True

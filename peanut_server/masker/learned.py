@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
 from ..models.registry import get_spec, locate, missing_reason
-from .appearance import colour_fractions
-from .motion import Candidate
+from .candidates import Candidate
+from .colour import colour_fractions
 
 log = logging.getLogger(__name__)
 

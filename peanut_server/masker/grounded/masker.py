@@ -13,23 +13,24 @@ runs again and the tracker re-anchors on the candidate that matches memory.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
 
-from ..errors import BackendUnavailable, PromptError
-from ..media import VideoSource
-from ..progress import Reporter
-from .appearance import AppearanceMemory, colour_descriptor
-from .base import Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames, working_scale
-from .learned import ClipScorer, HFGrounder, HFVideoTracker, model_available, packages_missing
-from .motion import Candidate
-from .postprocess import MaskFinisher
-from .prompt import PromptQuery, parse_prompt
-from .ranking import describe_choice, rank_candidates
+from ...errors import BackendUnavailable, PromptError
+from ...media import VideoSource
+from ...progress import Reporter
+from ..base import Masker, MaskerOptions, MaskPrompt, MaskReport
+from ..candidates import Candidate
+from ..colour import colour_descriptor
+from ..frames import WorkFrame, working_frames, working_scale
+from ..learned import ClipScorer, HFGrounder, HFVideoTracker, model_available
+from ..memory import AppearanceMemory
+from ..postprocess import MaskFinisher
+from ..prompt import PromptQuery, parse_prompt
+from ..ranking import describe_choice, rank_candidates
+from ..tracking import Reanchor, TrackingBackend, track
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,6 @@ class Session(Protocol):
 
 class Tracker(Protocol):
     def start(self, rgb: np.ndarray, box=None, mask=None, points=None) -> tuple[Session, np.ndarray]: ...
-
-
-@dataclass
-class _Frame:
-    index: int
-    rgb: np.ndarray
 
 
 def _first_available(ids: tuple[str, ...]) -> tuple[str, str]:
@@ -62,7 +57,7 @@ def _first_available(ids: tuple[str, ...]) -> tuple[str, str]:
     return "", f"run `peanut models pull {ids[-1]}`{others}"
 
 
-class GroundedTrackerMasker(Masker):
+class GroundedTrackerMasker(Masker, TrackingBackend):
     """Grounding DINO / OWLv2 boxes + CLIP disambiguation + SAM 2.1 tracking (transformers)."""
 
     name = "grounded-sam2"
@@ -90,6 +85,9 @@ class GroundedTrackerMasker(Masker):
         self._grounder: HFGrounder | None = None
         self._tracker: Tracker | None = None
         self._clip: ClipScorer | None = None
+        # The job being tracked: its sentence (re-grounding on a drift) and mask threshold.
+        self._query: PromptQuery | None = None
+        self._threshold = 0.5
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -146,9 +144,9 @@ class GroundedTrackerMasker(Masker):
     def _scale(self, source: VideoSource) -> float:
         return working_scale(source, self.work_max_side)
 
-    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[_Frame]:
+    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[WorkFrame]:
         for index, rgb in working_frames(source, start, end, self.work_max_side):
-            yield _Frame(index, rgb)
+            yield WorkFrame(index, rgb)
 
     # ----- grounding ------------------------------------------------------------------------
 
@@ -160,7 +158,7 @@ class GroundedTrackerMasker(Masker):
                 c.text_score = float(s)
         return candidates
 
-    def _ground(self, query: PromptQuery, frame: _Frame) -> tuple[Candidate, float, str]:
+    def _ground(self, query: PromptQuery, frame: WorkFrame) -> tuple[Candidate, float, str]:
         candidates = self._candidates(query, frame.rgb)
         h, w = frame.rgb.shape[:2]
         ranked = rank_candidates(query, candidates, (w, h), what=f"objects ({self.grounder_id})")
@@ -210,7 +208,7 @@ class GroundedTrackerMasker(Masker):
         reporter.stage("mask", end - start)
         scale = self._scale(source)
         frames_in = self._work(source, start, end)
-        cache: list[_Frame] = []
+        cache: list[WorkFrame] = []
         window = max(1, options.clip_window)
         query = parse_prompt(prompt.text) if prompt.text else None
         start_kwargs: dict | None = None
@@ -245,97 +243,44 @@ class GroundedTrackerMasker(Masker):
                     f"the points/box are on frame {prompt_frames[0]}, outside [{start}, {end})", code="PROMPT_BAD_FRAME"
                 )
             raise last_error or PromptError(f"found nothing for \u201c{prompt.text}\u201d", code="PROMPT_NOTHING_FOUND")
-        yield from self._propagate(source, cache, frames_in, start_kwargs, query, options, reporter)
+        self._query, self._threshold = query, options.threshold
+        size = (source.info.width, source.info.height)
+        yield from track(self, cache, frames_in, len(cache) - 1, start_kwargs, size, options, reporter, self.report)
 
-    def _propagate(
-        self,
-        source: VideoSource,
-        cache: list[_Frame],
-        frames_in: Iterator[_Frame],
-        start_kwargs: dict,
-        query: PromptQuery | None,
-        options: MaskerOptions,
-        reporter: Reporter,
-    ) -> Iterator[np.ndarray]:
-        finisher = MaskFinisher(
-            (source.info.width, source.info.height), options.threshold, options.fill_holes, options.temporal_smoothing
-        )
-        threshold = options.threshold
-        window = max(1, options.clip_window)
-        anchor = cache[-1]
+    # ----- the per-frame part of tracking (tracking.py runs the loop) -------------------------
 
-        def emit(prob: np.ndarray) -> Iterator[np.ndarray]:
-            if (prob > threshold).mean() > 0.9:
-                # A tracker that lost the object can light up everything: never hand that on.
-                self.report.warnings.append("a near full-frame mask was dropped")
-                prob = np.zeros_like(prob)
-            for out in finisher.push(prob):
-                reporter.advance()
-                yield out
+    def track_start(self, frame: WorkFrame, anchor: dict) -> tuple[Session, np.ndarray]:
+        return self.tracker.start(frame.rgb, **anchor)
 
-        # Backwards over the frames read before the anchor.
-        if len(cache) > 1:
-            back, _ = self.tracker.start(anchor.rgb, **start_kwargs)
-            probs = [back.step(f.rgb) for f in reversed(cache[:-1])]
-            for prob in reversed(probs):
-                yield from emit(prob)
-            del probs, back
-        cache.clear()
+    def track_step(self, run: Session, frame: WorkFrame, memory: AppearanceMemory, forward: bool) -> np.ndarray:
+        return run.step(frame.rgb)
 
-        session, prob = self.tracker.start(anchor.rgb, **start_kwargs)
-        memory = AppearanceMemory(tau=self.tau)
-        memory.write(self._feature(anchor.rgb, prob > threshold), force=True)
-        buffer: deque[tuple[_Frame, np.ndarray]] = deque([(anchor, prob)])
-        last_good, checks, reanchors = anchor.index, 0, 0
-        for step, frame in enumerate(frames_in, start=1):
-            reporter.check()
-            prob = session.step(frame.rgb)
-            if step % window == 0:
-                checks += 1
-                mask = prob > threshold
-                s = memory.score(self._feature(frame.rgb, mask)) if mask.any() else 0.0
-                if s > memory.tau:
-                    memory.write(self._feature(frame.rgb, mask))
-                    last_good = frame.index
-                elif query is not None:
-                    other = self._reanchor_candidate(query, frame, mask, memory, s)
-                    if other is not None:
-                        reanchors += 1
-                        session, prob = self.tracker.start(frame.rgb, box=other.bbox)
-                        self._repair(buffer, frame, other.bbox, last_good)
-                        self.report.warnings.append(
-                            f"re-anchored on frame {frame.index} (consistency {s:.2f} fell below {memory.tau})"
-                        )
-                        last_good = frame.index
-            buffer.append((frame, prob))
-            while len(buffer) > window:
-                yield from emit(buffer.popleft()[1])
-        while buffer:
-            yield from emit(buffer.popleft()[1])
-        for out in finisher.flush():
-            reporter.advance()
-            yield out
-        self.report.extra.update({"cme_checks": str(checks), "reanchors": str(reanchors)})
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray | None:
+        mask = output > self._threshold
+        return self._feature(frame.rgb, mask) if mask.any() else None
 
-    def _reanchor_candidate(
-        self, query: PromptQuery, frame: _Frame, mask: np.ndarray, memory: AppearanceMemory, s_tracked: float
-    ) -> Candidate | None:
-        best, best_s = None, max(memory.tau, s_tracked + self.switch_margin)
-        for c in self._candidates(query, frame.rgb):
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        if (output > self._threshold).mean() > 0.9:
+            # A tracker that lost the object can light up everything: never hand that on.
+            self.report.warnings.append("a near full-frame mask was dropped")
+            return np.zeros_like(output)
+        return output
+
+    def track_lookalike(
+        self, frame: WorkFrame, output: np.ndarray, run: Session, memory: AppearanceMemory, score: float
+    ) -> Reanchor | None:
+        """Ground the sentence again; a candidate apart from the tracked mask that matches memory better."""
+        if self._query is None:
+            return None
+        mask = output > self._threshold
+        best, best_s = None, max(memory.tau, score + self.switch_margin)
+        for c in self._candidates(self._query, frame.rgb):
             if mask.any() and np.logical_and(c.mask, mask).sum() > 0.5 * min(c.area, int(mask.sum())):
                 continue
             s = memory.score(self._feature(frame.rgb, c.mask))
             if s > best_s:
                 best, best_s = c, s
-        return best
-
-    def _repair(self, buffer: deque[tuple[_Frame, np.ndarray]], frame: _Frame, box, last_good: int) -> None:
-        back, _ = self.tracker.start(frame.rgb, box=box)
-        for i in range(len(buffer) - 1, -1, -1):
-            old, _ = buffer[i]
-            if old.index <= last_good:
-                break
-            buffer[i] = (old, back.step(old.rgb))
+        return Reanchor({"box": best.bbox}) if best is not None else None
 
 
 class GroundedEdgeTamMasker(GroundedTrackerMasker):
@@ -343,22 +288,3 @@ class GroundedEdgeTamMasker(GroundedTrackerMasker):
 
     name = "grounded-edgetam"
     tracker_ids = ("edgetam",)
-
-
-class GroundedSam2PackageMasker(GroundedTrackerMasker):
-    """The same grounding, tracked by the official `sam2` package with .pt checkpoints."""
-
-    name = "grounded-sam2-package"
-    tracker_ids = ("sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small", "sam2.1-hiera-tiny")
-    hydra_overrides: tuple[str, ...] = ()
-
-    @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        if packages_missing("sam2"):
-            return False, "the sam2 package is not installed (pip install sam2)"
-        return super().availability()
-
-    def _make_tracker(self) -> Tracker:
-        from .sam2pkg import Sam2PackageTracker
-
-        return Sam2PackageTracker(self.tracker_id, device=self.device, hydra_overrides=self.hydra_overrides)

@@ -7,7 +7,7 @@ GrabCut in a window around it. A mask that shrinks to almost nothing means
 the object left or was covered: the tracker reports it lost (an empty mask,
 never a full-frame one) and the caller looks for the object again.
 
-PriorTracker (below) is used for a mask the editor gave (MotionMasker.propagate):
+PriorTracker (below) is used for a mask the editor gave (a one-frame mask, a box or points):
 the warped mask is a prior, updated per pixel by colour and motion likelihoods.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .motion import (
+from .segment import (
     ColourModels,
     FlowEstimator,
     camera_flow,

@@ -21,16 +21,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import PromptError
-from ..media import VideoSource
-from ..progress import Reporter
-from .appearance import AppearanceMemory, colour_descriptor, colour_fractions, colour_pixels
-from .base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames, working_scale
+from ...errors import PromptError
+from ...media import VideoSource
+from ...progress import Reporter
+from ..base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
+from ..candidates import Candidate, candidate_from_mask
+from ..colour import colour_descriptor, colour_fractions, colour_pixels
+from ..frames import WorkFrame, working_frames, working_scale
+from ..memory import AppearanceMemory
+from ..postprocess import fill_small_holes, soft_mask, to_source
+from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
+from ..ranking import describe_choice, rank_candidates
+from ..tracking import Reanchor, TrackingBackend, track
 from .flowtrack import FlowTracker, PriorTracker
-from .motion import Candidate, FlowEstimator, candidate_from_mask, refine_mask, residual_motion, segment_moving, to_gray
-from .postprocess import MaskFinisher, fill_small_holes, soft_mask, to_source
-from .prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
-from .ranking import describe_choice, rank_candidates
+from .segment import FlowEstimator, refine_mask, residual_motion, segment_moving
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +42,6 @@ APPROXIMATE_WARNING = (
     "approximate: the no-weights masker could not check {words}; it took the best match on the "
     "other words (colour, position, size, order, motion) or on the box/points"
 )
-
-
-@dataclass
-class _Frame:
-    index: int  # absolute source frame number
-    rgb: np.ndarray  # working resolution
-    gray: np.ndarray
 
 
 @dataclass
@@ -87,7 +84,7 @@ class _MotionModel:
         return x1 + vx * (index - i1), y1 + vy * (index - i1)
 
 
-class MotionMasker(Masker):
+class MotionMasker(Masker, TrackingBackend):
     name = "motion"
     learned = False
     tracks_given_mask = True
@@ -106,7 +103,8 @@ class MotionMasker(Masker):
         super().__init__()
         self.cme = cme or CMESettings()
         self.flow = FlowEstimator()
-        self._given_mask = False
+        self._given_mask = False  # tracking a mask the editor gave (or pointed at): PriorTracker
+        self._motion = _MotionModel()  # where the target went, going forwards
         self._colour_lock: list[str] = []  # colours a text-grounded target is held to
         self._lock_area = 0  # ... and its size when it was found
 
@@ -123,16 +121,16 @@ class MotionMasker(Masker):
     def _scale(self, source: VideoSource) -> float:
         return working_scale(source, self.work_max_side)
 
-    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[_Frame]:
+    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[WorkFrame]:
         for index, rgb in working_frames(source, start, end, self.work_max_side):
-            yield _Frame(index, rgb, to_gray(rgb))
+            yield WorkFrame(index, rgb)
 
-    def _residuals(self, frame: _Frame, neighbours: list[_Frame]) -> list[np.ndarray]:
+    def _residuals(self, frame: WorkFrame, neighbours: list[WorkFrame]) -> list[np.ndarray]:
         return [residual_motion(self.flow(frame.gray, n.gray)) for n in neighbours]
 
     # ----- grounding ----------------------------------------------------------------------
 
-    def _ground(self, query: PromptQuery, frames: list[_Frame], k: int) -> tuple[Candidate, float, str]:
+    def _ground(self, query: PromptQuery, frames: list[WorkFrame], k: int) -> tuple[Candidate, float, str]:
         """Rank the moving objects of frames[k] (its neighbours give the motion)."""
         frame = frames[k]
         neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
@@ -175,7 +173,7 @@ class MotionMasker(Masker):
     def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], colours: list[str]) -> list[Candidate]:
         return [part for c in candidates for part in self._colour_parts(rgb, c, colours)]
 
-    def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[_Frame], k: int, scale: float) -> np.ndarray:
+    def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[WorkFrame], k: int, scale: float) -> np.ndarray:
         frame = frames[k]
         h, w = frame.gray.shape
         if fp.box is not None:
@@ -203,7 +201,7 @@ class MotionMasker(Masker):
         seed[max(0, int(min(ys)) - r) : int(max(ys)) + r, max(0, int(min(xs)) - r) : int(max(xs)) + r] = True
         return refine_mask(frame.rgb, seed)
 
-    def _mask_in_box(self, frames: list[_Frame], k: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    def _mask_in_box(self, frames: list[WorkFrame], k: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """The object inside a box: GrabCut from the box, checked against what moves in it.
 
         GrabCut alone takes whatever differs in colour from the box's surroundings; on real
@@ -249,7 +247,7 @@ class MotionMasker(Masker):
         return cut & movers if agree >= 0.4 else movers
 
     @staticmethod
-    def _read_given_mask(path: str, frame: _Frame) -> np.ndarray:
+    def _read_given_mask(path: str, frame: WorkFrame) -> np.ndarray:
         """A one-image mask (the object on the prompted frame) at working resolution."""
         image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if image is None:
@@ -261,7 +259,7 @@ class MotionMasker(Masker):
         return mask
 
     @staticmethod
-    def _check_words(query: PromptQuery, frame: _Frame, mask: np.ndarray, index: int) -> None:
+    def _check_words(query: PromptQuery, frame: WorkFrame, mask: np.ndarray, index: int) -> None:
         """Text plus a box: the box picks the object, the colour and position words must fit it."""
         if not mask.any():
             return
@@ -313,46 +311,16 @@ class MotionMasker(Masker):
         self._vocabulary_warning(prompt, reporter)
         scale = self._scale(source)
         frames_in = self._work(source, start, end)
-        cache: list[_Frame] = []
+        cache: list[WorkFrame] = []
         anchor_k, anchor_mask = self._find_anchor(prompt, frames_in, cache, scale, reporter)
         # A box or points is the editor pointing at the object, like a given mask: tracked the same way.
-        yield from self._propagate(
-            source,
-            cache,
-            frames_in,
-            anchor_k,
-            anchor_mask,
-            options,
-            reporter,
-            given_mask=self.prior_tracking and bool(prompt.frame_prompts),
-        )
-
-    def propagate(
-        self,
-        source: VideoSource,
-        start: int,
-        end: int,
-        first_mask: np.ndarray,
-        options: MaskerOptions,
-        reporter: Reporter,
-    ) -> Iterator[np.ndarray]:
-        """Track a given mask of frame `start` (source resolution) through [start, end)."""
-        self.report = MaskReport(
-            backend=self.name,
-            chosen_object="the given mask",
-            score=1.0,
-            extra={"grounder": "given mask", "tracker": "flow+grabcut"},
-        )
-        self._colour_lock = []
-        reporter.stage("mask", end - start)
-        cv2.setRNGSeed(options.seed)
-        frames_in = self._work(source, start, end)
-        first = next(frames_in)
-        h, w = first.gray.shape
-        mask = cv2.resize(first_mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        yield from self._propagate(
-            source, [first], frames_in, 0, mask, options, reporter, given_mask=self.prior_tracking
-        )
+        given_mask = self.prior_tracking and bool(prompt.frame_prompts)
+        self._given_mask = given_mask
+        if given_mask:
+            self.report.extra["tracker"] = "flow prior + colour/motion likelihoods"
+        self._motion = _MotionModel()
+        size = (source.info.width, source.info.height)
+        yield from track(self, cache, frames_in, anchor_k, anchor_mask, size, options, reporter, self.report)
 
     def preview(
         self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
@@ -399,7 +367,12 @@ class MotionMasker(Masker):
         reporter.warn(message)
 
     def _find_anchor(
-        self, prompt: MaskPrompt, frames_in: Iterator[_Frame], cache: list[_Frame], scale: float, reporter: Reporter
+        self,
+        prompt: MaskPrompt,
+        frames_in: Iterator[WorkFrame],
+        cache: list[WorkFrame],
+        scale: float,
+        reporter: Reporter,
     ) -> tuple[int, np.ndarray]:
         """Read frames until the object is found; returns (index into cache, working mask)."""
         if prompt.frame_prompts:
@@ -466,119 +439,76 @@ class MotionMasker(Masker):
             return PriorTracker(self.flow)
         return FlowTracker(self.flow, refine=self.refine_tracking)
 
-    def _propagate(
+    # ----- the per-frame part of tracking (tracking.py runs the loop) -----------------------
+
+    @property
+    def tau(self) -> float:
+        return self.cme.tau
+
+    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[FlowTracker | PriorTracker, np.ndarray]:
+        tracker = self._tracker(self._given_mask)
+        tracker.reset(frame.rgb, anchor)
+        return tracker, anchor
+
+    def track_step(
+        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory, forward: bool
+    ) -> np.ndarray:
+        mask = self._checked_step(run, frame, memory)
+        if forward and not run.lost and mask.sum() > 1.5 * self._motion.area:
+            # The mask grew over something else (two objects touching): keep the part
+            # that looks and moves like the target.
+            mask = self._split(frame, mask, memory, self._motion)
+            run.mask = mask
+        return mask
+
+    def track_lost(self, run: FlowTracker | PriorTracker) -> bool:
+        return run.lost
+
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray:
+        return colour_descriptor(frame.rgb, output)
+
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        return soft_mask(output)
+
+    def track_reacquire(
+        self, frame: WorkFrame, run: FlowTracker | PriorTracker, memory: AppearanceMemory
+    ) -> Reanchor | None:
+        found = self._reacquire(frame, run.last_residual, memory, self._motion)
+        return Reanchor(found.mask) if found is not None else None
+
+    def track_lookalike(
         self,
-        source: VideoSource,
-        cache: list[_Frame],
-        frames_in: Iterator[_Frame],
-        anchor_k: int,
-        anchor_mask: np.ndarray,
-        options: MaskerOptions,
-        reporter: Reporter,
-        given_mask: bool = False,
-    ) -> Iterator[np.ndarray]:
-        finisher = MaskFinisher(
-            (source.info.width, source.info.height), options.threshold, options.fill_holes, options.temporal_smoothing
-        )
-        window = max(1, options.clip_window)
-        memory = AppearanceMemory(tau=self.cme.tau)
-        anchor = cache[anchor_k]
-        memory.write(colour_descriptor(anchor.rgb, anchor_mask), force=True)
-        tracker = self._tracker(given_mask)
-        self._given_mask = given_mask
-        if given_mask:
-            self.report.extra["tracker"] = "flow prior + colour/motion likelihoods"
+        frame: WorkFrame,
+        output: np.ndarray,
+        run: FlowTracker | PriorTracker,
+        memory: AppearanceMemory,
+        score: float,
+    ) -> Reanchor | None:
+        other = self._lookalike_check(frame, run.last_residual, output, memory, score, self._motion)
+        return Reanchor(other.mask, feature=other.feature) if other is not None else None
 
-        def emit(mask: np.ndarray) -> Iterator[np.ndarray]:
-            for out in finisher.push(soft_mask(mask)):
-                reporter.advance()
-                yield out
+    def track_repair_step(
+        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
+    ) -> np.ndarray | None:
+        # The bare tracker step: a repair stops where the tracker loses the object.
+        mask = run.step(frame.rgb)
+        return None if run.lost else mask
 
-        # Backwards from the anchor to the start of the range (object found mid-clip).
-        before: list[np.ndarray] = []
-        tracker.reset(anchor.rgb, anchor_mask)
-        for frame in reversed(cache[:anchor_k]):
-            reporter.check()
-            before.append(self._checked_step(tracker, frame, memory))
-        for mask in reversed(before):
-            yield from emit(mask)
-        del before
+    def track_prefer_repaired(
+        self, frame: WorkFrame, repaired: np.ndarray, old: np.ndarray, memory: AppearanceMemory
+    ) -> bool:
+        # Taken when it agrees better with the memory than the mask the frame has.
+        s_new = memory.score(colour_descriptor(frame.rgb, repaired))
+        s_old = memory.score(colour_descriptor(frame.rgb, old)) if old.any() else -1.0
+        return s_new >= s_old
 
-        # Forwards, with a buffer of clip_window frames that a re-anchoring may rewrite.
-        tracker.reset(anchor.rgb, anchor_mask)
-        buffer: deque[tuple[_Frame, np.ndarray]] = deque([(anchor, anchor_mask)])
-        last_good = anchor.index
-        scores: list[float] = []
-        reanchors = 0
-        lost_since: int | None = None
-        motion = _MotionModel()
-        motion.update(anchor.index, anchor_mask)
+    def track_settled(self, frame: WorkFrame, output: np.ndarray) -> None:
+        if output.any():
+            self._motion.update(frame.index, output)
 
-        def forward() -> Iterator[_Frame]:
-            yield from cache[anchor_k + 1 :]
-            cache.clear()  # the cached prefix is no longer needed
-            yield from frames_in
-
-        for step, frame in enumerate(forward(), start=1):
-            reporter.check()
-            mask = self._checked_step(tracker, frame, memory)
-            if not tracker.lost and mask.sum() > 1.5 * motion.area:
-                # The mask grew over something else (two objects touching): keep the part
-                # that looks and moves like the target.
-                mask = self._split(frame, mask, memory, motion)
-                tracker.mask = mask
-            if tracker.lost:
-                if lost_since is None:
-                    lost_since = frame.index
-                found = self._reacquire(frame, tracker.last_residual, memory, motion)
-                if found is not None:
-                    mask = found.mask
-                    tracker.reset(frame.rgb, mask)
-                    repaired = self._repair(buffer, frame, mask, last_good, memory)
-                    self.report.warnings.append(
-                        f"object lost at frame {lost_since}, found again at frame "
-                        f"{frame.index}; {repaired} earlier frame(s) re-tracked"
-                    )
-                    lost_since = None
-            elif step % window == 0:
-                feature = colour_descriptor(frame.rgb, mask)
-                s = memory.score(feature)
-                scores.append(s)
-                if s > memory.tau:
-                    memory.write(feature)
-                    last_good = frame.index
-                else:
-                    other = self._lookalike_check(frame, tracker.last_residual, mask, memory, s, motion)
-                    if other is not None:
-                        reanchors += 1
-                        mask = other.mask
-                        tracker.reset(frame.rgb, mask)
-                        memory.write(other.feature)
-                        repaired = self._repair(buffer, frame, mask, last_good, memory)
-                        self.report.warnings.append(
-                            f"the tracked mask drifted to a look-alike (consistency {s:.2f}); re-anchored on frame "
-                            f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}"
-                        )
-                        last_good = frame.index
-            if mask.any():
-                motion.update(frame.index, mask)
-            buffer.append((frame, mask))
-            while len(buffer) > window:
-                yield from emit(buffer.popleft()[1])
-        while buffer:
-            yield from emit(buffer.popleft()[1])
-        for out in finisher.flush():
-            reporter.advance()
-            yield out
-        self.report.extra.update(
-            {
-                "cme_checks": str(len(scores)),
-                "cme_mean_consistency": f"{np.mean(scores):.3f}" if scores else "n/a",
-                "reanchors": str(reanchors),
-            }
-        )
-
-    def _checked_step(self, tracker: FlowTracker | PriorTracker, frame: _Frame, memory: AppearanceMemory) -> np.ndarray:
+    def _checked_step(
+        self, tracker: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
+    ) -> np.ndarray:
         """One tracker step; a mask that looks nothing like the target (it stayed on the
         background after the object vanished) counts as lost."""
         mask = tracker.step(frame.rgb)
@@ -607,7 +537,7 @@ class MotionMasker(Masker):
 
     def _pick(
         self,
-        frame: _Frame,
+        frame: WorkFrame,
         candidates: list[Candidate],
         memory: AppearanceMemory,
         motion: _MotionModel,
@@ -637,7 +567,7 @@ class MotionMasker(Masker):
         return best
 
     def _reacquire(
-        self, frame: _Frame, residual: np.ndarray | None, memory: AppearanceMemory, motion: _MotionModel
+        self, frame: WorkFrame, residual: np.ndarray | None, memory: AppearanceMemory, motion: _MotionModel
     ) -> Candidate | None:
         """A moving candidate that looks like the remembered target, after the target was lost."""
         if residual is None:
@@ -650,7 +580,7 @@ class MotionMasker(Masker):
 
     def _lookalike_check(
         self,
-        frame: _Frame,
+        frame: WorkFrame,
         residual: np.ndarray | None,
         mask: np.ndarray,
         memory: AppearanceMemory,
@@ -667,7 +597,7 @@ class MotionMasker(Masker):
                 others.append(c)
         return self._pick(frame, others, memory, motion, max(memory.tau, s_tracked + self.cme.switch_margin))
 
-    def _split(self, frame: _Frame, mask: np.ndarray, memory: AppearanceMemory, motion: _MotionModel) -> np.ndarray:
+    def _split(self, frame: WorkFrame, mask: np.ndarray, memory: AppearanceMemory, motion: _MotionModel) -> np.ndarray:
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
         if count <= 2:
             return mask
@@ -678,33 +608,3 @@ class MotionMasker(Masker):
         ]
         best = self._pick(frame, parts, memory, motion, -1.0)
         return best.mask if best is not None else mask
-
-    def _repair(
-        self,
-        buffer: deque[tuple[_Frame, np.ndarray]],
-        frame: _Frame,
-        mask: np.ndarray,
-        after: int,
-        memory: AppearanceMemory,
-    ) -> int:
-        """Re-track backwards from a new anchor over buffered frames after `after`.
-
-        A frame takes the backward mask when it agrees better with the memory than
-        the mask it has (which may sit on the look-alike). Returns frames changed.
-        """
-        tracker = self._tracker(self._given_mask)
-        tracker.reset(frame.rgb, mask)
-        changed = 0
-        for i in range(len(buffer) - 1, -1, -1):
-            old_frame, old_mask = buffer[i]
-            if old_frame.index <= after:
-                break
-            new_mask = tracker.step(old_frame.rgb)
-            if tracker.lost:
-                break
-            s_new = memory.score(colour_descriptor(old_frame.rgb, new_mask))
-            s_old = memory.score(colour_descriptor(old_frame.rgb, old_mask)) if old_mask.any() else -1.0
-            if s_new >= s_old:
-                buffer[i] = (old_frame, new_mask)
-                changed += 1
-        return changed

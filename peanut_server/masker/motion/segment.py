@@ -9,12 +9,10 @@ an object uncovers). Connected components of that map are the candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 
-from .appearance import colour_descriptor, colour_fractions
+from ..candidates import Candidate, candidate_from_mask
 
 _GRID_STEP = 6
 
@@ -55,37 +53,6 @@ def camera_flow(flow: np.ndarray) -> np.ndarray:
 def residual_motion(flow: np.ndarray) -> np.ndarray:
     """Per-pixel magnitude of the motion the camera does not explain."""
     return np.linalg.norm(flow - camera_flow(flow), axis=-1)
-
-
-@dataclass
-class Candidate:
-    """One object hypothesis on one frame, at working resolution."""
-
-    mask: np.ndarray  # (h, w) bool
-    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
-    area: int
-    centroid: tuple[float, float]  # x, y in pixels
-    speed: float = 0.0  # median residual motion, px/frame
-    feature: np.ndarray | None = None  # appearance descriptor
-    colours: dict[str, float] = field(default_factory=dict)
-    det_score: float = -1.0  # detector confidence, learned grounders
-    text_score: float = -1.0  # CLIP crop-vs-sentence, where available
-    label: str = ""
-
-
-def candidate_from_mask(rgb: np.ndarray, mask: np.ndarray, speed: float = 0.0) -> Candidate:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return Candidate(mask=mask.astype(bool), bbox=(0, 0, 0, 0), area=0, centroid=(0.0, 0.0))
-    return Candidate(
-        mask=mask.astype(bool),
-        bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
-        area=int(len(xs)),
-        centroid=(float(xs.mean()), float(ys.mean())),
-        speed=speed,
-        feature=colour_descriptor(rgb, mask),
-        colours=colour_fractions(rgb, mask),
-    )
 
 
 def moving_map(residuals: list[np.ndarray], min_px: float = 0.8) -> np.ndarray:

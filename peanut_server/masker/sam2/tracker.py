@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import BackendUnavailable, ModelError
-from ..models.registry import get_spec, locate, missing_reason
+from ...errors import BackendUnavailable, ModelError
+from ...models.registry import get_spec, locate, missing_reason
 
 log = logging.getLogger(__name__)
 

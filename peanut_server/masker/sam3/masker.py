@@ -15,16 +15,18 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import BackendUnavailable, PromptError
-from ..media import VideoSource
-from ..progress import Reporter
-from .appearance import AppearanceMemory, colour_descriptor
-from .base import Masker, MaskerOptions, MaskPrompt, MaskReport, working_frames
-from .learned import _load, model_available, model_dir, prune_session
-from .motion import candidate_from_mask
-from .postprocess import MaskFinisher
-from .prompt import parse_prompt
-from .ranking import describe_choice, rank_candidates
+from ...errors import BackendUnavailable, PromptError
+from ...media import VideoSource
+from ...progress import Reporter
+from ..base import Masker, MaskerOptions, MaskPrompt, MaskReport
+from ..candidates import candidate_from_mask
+from ..colour import colour_descriptor
+from ..frames import working_frames
+from ..learned import _load, model_available, model_dir, prune_session
+from ..memory import AppearanceMemory
+from ..postprocess import MaskFinisher
+from ..prompt import parse_prompt
+from ..ranking import describe_choice, rank_candidates
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 Grounding runs on the first frame of the range (then every clip_window frames
 until the object shows up); candidates are ranked by the sentence's words,
 the detector's score and, where a CLIP model is present, the crop's CLIP
-similarity to the sentence. Tracking runs backwards to the range start when
-the object was found later, then forwards. CME: every clip_window frames the
+similarity to the sentence. Tracking (the shared loop, ../tracking.py, with
+the video tracker's step) runs backwards to the range start when the object
+was found later, then forwards. CME: every clip_window frames the
 tracked mask's feature (CLIP image feature of the masked crop, or the colour
 histogram without CLIP) is compared with the memory; on a drift the grounder
 runs again and the tracker re-anchors on the candidate that matches memory.

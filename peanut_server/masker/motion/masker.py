@@ -1,14 +1,14 @@
 """The masker that needs no weights: moving objects, named by colour, place, size, motion.
 
-Grounding: moving-object segmentation (motion.py) on the first frame where
-something moves, ranked by the words of the prompt (ranking.py). Tracking:
-flow warping plus GrabCut (flowtrack.py), backwards to the start of the range
-when the object is found mid-clip, then forwards. CME: every clip_window
-frames the tracked mask's colour feature is compared with the memory of the
-target; a low score with a better-matching moving candidate elsewhere means
-the tracker slid onto a look-alike, so it re-anchors there and re-tracks the
-frames since the last good check. Yielding lags clip_window frames behind
-reading, so those frames can still be rewritten.
+Grounding: moving-object segmentation (segment.py) on the first frame where
+something moves, ranked by the words of the prompt (../ranking.py); or the
+box, points or one-frame mask the editor gave. Tracking: the shared loop
+(../tracking.py) with this backend's per-frame step, flow warping plus GrabCut
+or the given-mask prior tracker (flowtrack.py). CME: the tracked mask's colour
+feature against the memory of the target; a low score with a better-matching
+moving candidate elsewhere means the tracker slid onto a look-alike, so the
+loop re-anchors there. When the tracker loses the object, moving candidates
+that look like it are searched on every frame.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class MotionMasker(Masker, TrackingBackend):
     # GrabCut after each warp: sharp edges on clean objects; on cluttered real footage
     # plain warping + motion re-segmentation scores higher (see benchmarks/masker_sweep.py).
     refine_tracking = True
-    # A mask the editor gave (propagate) is tracked as a prior refined by colour and motion
+    # A mask the editor gave (or a box, points) is tracked as a prior refined by colour and motion
     # likelihoods (flowtrack.PriorTracker): on DAVIS footage it holds the object far better
     # than re-segmenting motion. Set False for the grounded path's tracker.
     prior_tracking = True

@@ -76,6 +76,7 @@ def peanut_mask(source: Path, out: Path, *options: str) -> MaskRun:
     """
     from peanut_server.cli import main
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     stdout, stderr = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

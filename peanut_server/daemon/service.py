@@ -31,7 +31,7 @@ from ..pipeline.composite import working_size
 from ..pipeline.messages import STAGE_ENUM, result_message
 from ..pipeline.spec import absolute_path
 from ..progress import ProgressState, Reporter
-from .budget import MemoryBudget, job_model_needs
+from .budget import WINDOWS_IN_FLIGHT, MemoryBudget, job_model_needs
 from .inputs import fingerprint_job, fingerprint_timeline, first_difference
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
@@ -599,7 +599,7 @@ class PeanutService(pb_grpc.PeanutServicer):
         return job
 
     def _check_memory(self, spec, info) -> None:
-        """Refuse up front a job whose window of frames plus models cannot fit the memory budget."""
+        """Refuse up front a job whose windows of frames in flight plus models cannot fit the memory budget."""
         if spec.options.device:
             from ..models.device import resolve_device
 
@@ -616,8 +616,18 @@ class PeanutService(pb_grpc.PeanutServicer):
             if working != (info.width, info.height):
                 backends.append(("upscaler", backend_table.choose("upscaler", opts.upscaler).cls))
         window = 1 if spec.matte_only else max(2, opts.subvideo_length)
+        # The streaming erase pass holds several windows at once; the sequential one and
+        # a Ray executor's daemon side hold one (the tasks declare their own to Ray).
+        pipeline = self.worker.pipeline
+        streams = pipeline.streaming and pipeline.executor is None and not spec.matte_only
         self.budget.check_job(
-            info.width, info.height, working, window, backends, needs=job_model_needs(backends, opts, working)
+            info.width,
+            info.height,
+            working,
+            window,
+            backends,
+            needs=job_model_needs(backends, opts, working),
+            windows_in_flight=WINDOWS_IN_FLIGHT if streams else 1,
         )
 
     @rpc

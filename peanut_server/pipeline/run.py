@@ -166,9 +166,12 @@ def set_thread_counts(threads: int | None = None) -> int:
     return n
 
 
-def _mask_to_png(mask: np.ndarray) -> np.ndarray:
-    grey = mask.astype(np.uint8) * 255
-    return np.repeat(grey[:, :, None], 3, axis=2)
+def _mask_to_png(mask: np.ndarray, grey: bool = False) -> np.ndarray:
+    """A mask as the matte stages it: white on black, RGB (the object matte an editor gets), or
+    one grey channel when it is only the alpha matte's first state (a third of the bytes to
+    write and read back, and the alpha replaces it)."""
+    values = mask.astype(np.uint8) * 255
+    return values if grey else np.repeat(values[:, :, None], 3, axis=2)
 
 
 class Pipeline:
@@ -365,6 +368,7 @@ class Pipeline:
         """Stage the masker's masks as the matte, after those a resumed job already has; check what came."""
         end = start + count
         height, width = info.height, info.width
+        alpha_later = not spec.matte_only and spec.matte_mode == "alpha"  # the masks are replaced by alphas
         produced = 0
         any_mask = False
         for index, mask in enumerate(masks):
@@ -376,7 +380,7 @@ class Pipeline:
             any_mask = any_mask or bool(mask.any())
             if index < matte.written:
                 continue  # resumed: this frame's mask is already on disk
-            matte.write(_mask_to_png(mask))
+            matte.write(_mask_to_png(mask, grey=alpha_later))
             reporter.advance(outer=True)
         if produced != count:
             raise MaskError(f"masker {name} gave {produced} masks for {count} frames")

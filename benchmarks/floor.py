@@ -1,6 +1,6 @@
 """How far a removal job is from the floor: decoding the clip and writing its frames.
 
-    python -m benchmarks.floor [--sizes 240p 720p 1080p 4K] [--frames N] [--preset balanced]
+    python -m benchmarks.floor [--sizes 240p 720p 1080p 4K] [--frames N] [--preset balanced] [--video .mov]
 
 For each source size, a clip made from real footage (shared data's
 running_car.mp4, scaled to the size, H.264 as a camera or an editor's proxy
@@ -12,6 +12,9 @@ memory is its own):
   and its own writer (FrameSink, a PNG sequence, committed), nothing between;
 - pipeline: the in-process Pipeline that `peanut remove --local --mask` runs,
   with the masks given, the preset's defaults, the default (alpha) matte.
+
+Outputs are PNG folders, or with --video a video of that kind (the floor's
+too, and the pipeline's matte).
 
 Prints and saves per-stage s/frame (the pipeline's own RemovalResult.timings),
 the ratio to the floor, peak RSS and CPU utilisation (process CPU time / wall /
@@ -127,6 +130,9 @@ def run_pipeline(clip: str, masks: str, output: str, preset: str) -> dict:
         options=pb.Options(preset=getattr(pb, f"PRESET_{preset.upper()}")),
         output=pb.OutputSpec(path=output, overwrite=True),
     )
+    stem, ext = os.path.splitext(output)
+    if ext:  # a video output: the matte as the same kind of video
+        request.output.matte_path = f"{stem}_matte{ext}"
     result = Pipeline().run(spec_from_request(request), Reporter())
     row = {"frames": result.frame_count, **_usage(started, cpu0)}
     timings = dict(result.timings)
@@ -259,6 +265,12 @@ def main() -> None:
         + ")",
     )
     parser.add_argument("--preset", default="balanced", choices=PRESETS)
+    parser.add_argument(
+        "--video",
+        default="",
+        choices=("", ".mov", ".mkv", ".mp4"),
+        help="write a video (and the pipeline's matte) of this kind instead of PNG folders, floor included",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -275,8 +287,8 @@ def main() -> None:
         for name in args.sizes:
             frames = args.frames or DEFAULT_FRAMES[name]
             clip, masks = make_clip(Path(tmp), name, SIZES[name], frames)
-            floor = child("floor", str(clip), str(Path(tmp) / f"floor_{name}"))
-            pipe = child("pipeline", str(clip), str(masks), str(Path(tmp) / f"cleaned_{name}"), args.preset)
+            floor = child("floor", str(clip), str(Path(tmp) / f"floor_{name}{args.video}"))
+            pipe = child("pipeline", str(clip), str(masks), str(Path(tmp) / f"cleaned_{name}{args.video}"), args.preset)
             rows.append(summarise(name, SIZES[name], floor, pipe, cores))
             print(
                 f"{name}: floor {rows[-1]['floor_s_per_frame']:.3f} s/frame, pipeline "
@@ -299,6 +311,7 @@ def main() -> None:
         },
         "commit": _commit(),
         "preset": args.preset,
+        "outputs": args.video or "PNG folders",
         "source_clip": "running_car.mp4 scaled, H.264 crf 18",
         "masks": "moving ellipse, 6 % -> 12 % of the frame",
         "rows": rows,

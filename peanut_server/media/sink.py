@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 STAGING_SUFFIX = ".peanut-partial"
 # Finished frames waiting for a video output's encoder thread: a writer that
 # outruns the encoder waits, so memory stays bounded by these frames.
-ENCODE_QUEUE = 8
+ENCODE_QUEUE = 4
 # How often a thread waiting on the encoder's queue looks whether the other side stopped (seconds).
 ENCODE_POLL_SECONDS = 0.1
 # PNG stays lossless whatever the settings; these are chosen for speed. Measured on a

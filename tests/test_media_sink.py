@@ -201,11 +201,14 @@ def test_resume_from_staging_dir(tmp_path: Path) -> None:
     first = open_sink(str(tmp_path / "out.mkv"), info, 10, 6, staging_dir=str(staging))
     for f in frames[:4]:
         first.write(f)
-    # Simulated crash: the sink is dropped unclosed, a half-written temp frame remains.
+    # Simulated crash: the sink is dropped unclosed, a half-written temp frame remains, and the
+    # partial video of a process killed mid-encode (no trailer: never adopted).
     (staging / ".frame_000014.png.tmp.png").write_bytes(b"half")
+    (staging / ".encoding-0123456789ab.mkv").write_bytes(b"\x1aE\xdf\xa3 killed mid-encode")
     del first
     again = open_sink(str(tmp_path / "out.mkv"), info, 10, 6, staging_dir=str(staging))
     assert again.written == 4
+    assert not (staging / ".encoding-0123456789ab.mkv").exists()
     for f in frames[again.written :]:
         again.write(f)
     path = again.commit()

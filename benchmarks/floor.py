@@ -1,6 +1,6 @@
 """How far a removal job is from the floor: decoding the clip and writing its frames.
 
-    python -m benchmarks.floor [--sizes 240p 720p 1080p 4K] [--frames N] [--preset balanced]
+    python -m benchmarks.floor [--sizes 240p 720p 1080p 4K] [--frames N] [--preset balanced] [--video .mov]
 
 For each source size, a clip made from real footage (shared data's
 running_car.mp4, scaled to the size, H.264 as a camera or an editor's proxy
@@ -12,6 +12,9 @@ memory is its own):
   and its own writer (FrameSink, a PNG sequence, committed), nothing between;
 - pipeline: the in-process Pipeline that `peanut remove --local --mask` runs,
   with the masks given, the preset's defaults, the default (alpha) matte.
+
+Outputs are PNG folders, or with --video a video of that kind (the floor's
+too, and the pipeline's matte).
 
 Prints and saves per-stage s/frame (the pipeline's own RemovalResult.timings),
 the ratio to the floor, peak RSS and CPU utilisation (process CPU time / wall /
@@ -45,9 +48,12 @@ SIZES = {"240p": (432, 240), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (
 # Frames per size by default: enough for several eraser steps, small enough for < 10 min in all.
 DEFAULT_FRAMES = {"240p": 48, "720p": 32, "1080p": 24, "4K": 10}
 PRESETS = ("draft", "balanced", "quality")
-# The pipeline's parts in the order they run (RemovalResult.timings keys); "other" is the rest
-# of the wall time (opening, committing outputs).
-STAGES = ("masking", "decode", "erase", "upscale", "composite", "matte", "other")
+# The pipeline's parts in the order they run, one after another (RemovalResult.timings keys):
+# they add up to the wall time, "other" being the rest (opening the job, checks, imports).
+STAGES = ("masking", "erase pass", "matte", "commit", "other")
+# Inside the erase pass, each stage's busy time: they run in threads at once (streaming), so
+# they overlap and may add up to more than the pass's wall time; the slowest sets the pace.
+PASS_STAGES = ("decode", "erase", "upscale", "composite", "write")
 
 
 def mask_for(t: int, frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -124,10 +130,13 @@ def run_pipeline(clip: str, masks: str, output: str, preset: str) -> dict:
         options=pb.Options(preset=getattr(pb, f"PRESET_{preset.upper()}")),
         output=pb.OutputSpec(path=output, overwrite=True),
     )
+    stem, ext = os.path.splitext(output)
+    if ext:  # a video output: the matte as the same kind of video
+        request.output.matte_path = f"{stem}_matte{ext}"
     result = Pipeline().run(spec_from_request(request), Reporter())
     row = {"frames": result.frame_count, **_usage(started, cpu0)}
     timings = dict(result.timings)
-    timings["other"] = max(0.0, row["wall_s"] - sum(timings.values()))
+    timings["other"] = max(0.0, row["wall_s"] - sum(timings.get(k, 0.0) for k in STAGES if k != "other"))
     row["timings_s"] = timings
     row["backends"] = {r.stage: r.backend for r in result.backends}
     return row
@@ -148,6 +157,7 @@ def child(kind: str, *args: str) -> dict:
 def summarise(name: str, size: tuple[int, int], floor: dict, pipe: dict, cores: int) -> dict:
     n = pipe["frames"]
     per_frame = {k: pipe["timings_s"].get(k, 0.0) / n for k in STAGES}
+    busy = {k: pipe["timings_s"].get(k, 0.0) / n for k in PASS_STAGES}
     return {
         "source": name,
         "width": size[0],
@@ -157,6 +167,7 @@ def summarise(name: str, size: tuple[int, int], floor: dict, pipe: dict, cores: 
         "pipeline_s_per_frame": pipe["wall_s"] / n,
         "ratio_to_floor": pipe["wall_s"] / n / (floor["wall_s"] / floor["frames"]),
         "stages_s_per_frame": per_frame,
+        "erase_pass_busy_s_per_frame": busy,
         "floor_peak_rss_mb": floor["peak_rss_mb"],
         "pipeline_peak_rss_mb": pipe["peak_rss_mb"],
         "floor_cpu_util": floor["cpu_s"] / floor["wall_s"] / cores,
@@ -172,16 +183,22 @@ def print_table(rows: list[dict]) -> None:
     head = (
         f"{'source':>7s} {'frames':>6s} {'floor':>7s} {'pipe':>7s} {'ratio':>6s} "
         + " ".join(f"{k[:7]:>7s}" for k in STAGES)
-        + f" {'RSS fl':>7s} {'RSS pipe':>8s} {'CPU fl':>6s} {'CPU pipe':>8s} {'CPUs/f fl':>9s} {'CPUs/f pipe':>11s}"
+        + " | "
+        + " ".join(f"{k[:7]:>7s}" for k in PASS_STAGES)
+        + f" | {'RSS fl':>7s} {'RSS pipe':>8s} {'CPU fl':>6s} {'CPU pipe':>8s} {'CPUs/f fl':>9s} {'CPUs/f pipe':>11s}"
     )
-    print("s/frame (wall); CPU = process CPU time / wall / cores; CPUs/f = CPU seconds per frame; RSS in MB")
+    print(
+        "s/frame (wall), parts one after another | the erase pass's stages, busy time (they overlap); "
+        "CPU = process CPU time / wall / cores; CPUs/f = CPU seconds per frame; RSS in MB"
+    )
     print(head)
     for r in rows:
         stages = " ".join(f"{r['stages_s_per_frame'][k]:7.3f}" for k in STAGES)
+        busy = " ".join(f"{r['erase_pass_busy_s_per_frame'][k]:7.3f}" for k in PASS_STAGES)
         print(
             f"{r['source']:>7s} {r['frames']:6d} {r['floor_s_per_frame']:7.3f} {r['pipeline_s_per_frame']:7.3f} "
-            f"{r['ratio_to_floor']:5.1f}x {stages} {r['floor_peak_rss_mb']:7.0f} {r['pipeline_peak_rss_mb']:8.0f} "
-            f"{100 * r['floor_cpu_util']:5.0f}% {100 * r['pipeline_cpu_util']:7.0f}% "
+            f"{r['ratio_to_floor']:5.1f}x {stages} | {busy} | {r['floor_peak_rss_mb']:7.0f} "
+            f"{r['pipeline_peak_rss_mb']:8.0f} {100 * r['floor_cpu_util']:5.0f}% {100 * r['pipeline_cpu_util']:7.0f}% "
             f"{r['floor_cpu_s_per_frame']:9.3f} {r['pipeline_cpu_s_per_frame']:11.3f}"
         )
 
@@ -248,6 +265,12 @@ def main() -> None:
         + ")",
     )
     parser.add_argument("--preset", default="balanced", choices=PRESETS)
+    parser.add_argument(
+        "--video",
+        default="",
+        choices=("", ".mov", ".mkv", ".mp4"),
+        help="write a video (and the pipeline's matte) of this kind instead of PNG folders, floor included",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -264,8 +287,8 @@ def main() -> None:
         for name in args.sizes:
             frames = args.frames or DEFAULT_FRAMES[name]
             clip, masks = make_clip(Path(tmp), name, SIZES[name], frames)
-            floor = child("floor", str(clip), str(Path(tmp) / f"floor_{name}"))
-            pipe = child("pipeline", str(clip), str(masks), str(Path(tmp) / f"cleaned_{name}"), args.preset)
+            floor = child("floor", str(clip), str(Path(tmp) / f"floor_{name}{args.video}"))
+            pipe = child("pipeline", str(clip), str(masks), str(Path(tmp) / f"cleaned_{name}{args.video}"), args.preset)
             rows.append(summarise(name, SIZES[name], floor, pipe, cores))
             print(
                 f"{name}: floor {rows[-1]['floor_s_per_frame']:.3f} s/frame, pipeline "
@@ -288,6 +311,7 @@ def main() -> None:
         },
         "commit": _commit(),
         "preset": args.preset,
+        "outputs": args.video or "PNG folders",
         "source_clip": "running_car.mp4 scaled, H.264 crf 18",
         "masks": "moving ellipse, 6 % -> 12 % of the frame",
         "rows": rows,

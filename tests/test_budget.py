@@ -98,7 +98,8 @@ class _Tiny(TorchBackend):
 
 def test_job_estimate_and_refusal_carry_the_numbers():
     est = estimate_job_bytes(1920, 1080, (768, 432), 80, model_bytes=50 * MIB)
-    assert est.source_bytes == min(1920 * 1080 * 3 * 80, 512 * MIB)
+    masks = 1920 * 1080 * 80  # one window's object masks at source resolution, a byte a pixel
+    assert est.source_bytes == min(1920 * 1080 * 3 * 80, 512 * MIB) + masks
     assert est.working_bytes == 768 * 432 * 3 * 80 * 4
     assert est.total == est.working_bytes + est.source_bytes + 50 * MIB
     budget = MemoryBudget(100 * MIB)
@@ -106,6 +107,21 @@ def test_job_estimate_and_refusal_carry_the_numbers():
         budget.check_job(1920, 1080, (768, 432), 80, [])
     assert "needs about" in info.value.message and "budget is 100 MiB" in info.value.message
     budget.check_job(320, 240, (320, 240), 4, [])  # small enough
+
+
+def test_streaming_estimate_counts_every_window_in_flight():
+    """Three windows: the eraser's at 4x, two more at working resolution once; three windows of source
+    frames (up to the compositor's cap) and masks; the writer's queue of finished frames."""
+    one = estimate_job_bytes(1920, 1080, (768, 432), 80, 0)
+    three = estimate_job_bytes(1920, 1080, (768, 432), 80, 0, windows_in_flight=3)
+    assert three.working_bytes == 768 * 432 * 3 * 80 * (4 + 2)
+    kept = min(3 * 1920 * 1080 * 3 * 80, 512 * MIB)  # 1.4 GiB of frames: over the cap, counted at the cap
+    queued = 8 * 1920 * 1080 * 6
+    assert three.source_bytes == kept + 3 * 1920 * 1080 * 80 + queued
+    assert three.total > one.total
+    # Small frames: all three windows' source frames are kept.
+    small = estimate_job_bytes(128, 96, (128, 96), 8, 0, windows_in_flight=3)
+    assert small.source_bytes == 3 * 128 * 96 * 3 * 8 + 3 * 128 * 96 * 8 + 8 * 128 * 96 * 6
 
 
 def test_default_budget_is_three_quarters_of_ram():
@@ -123,12 +139,17 @@ def test_daemon_refuses_a_job_that_cannot_fit_and_runs_one_that_can(tmp_path: Pa
         mask = np.zeros((96, 128), np.uint8)
         mask[30:50, 40:60] = 255
         cv2.imwrite(str(masks / f"m_{i:03d}.png"), mask)
+    # 80-frame windows of 128x96: one window needs ~15 MiB, the three the streaming pass holds ~29 MiB.
+    budget_mib = 20
+    assert estimate_job_bytes(128, 96, (128, 96), 80, 0).total < budget_mib * MIB
+    assert estimate_job_bytes(128, 96, (128, 96), 80, 0, windows_in_flight=3).total > budget_mib * MIB
     proc = DaemonProcess(
-        state_dir=tmp_path / "state", log_path=tmp_path / "daemon.log", extra_args=["--memory-budget-mb", "1"]
+        state_dir=tmp_path / "state",
+        log_path=tmp_path / "daemon.log",
+        extra_args=["--memory-budget-mb", str(budget_mib)],
     ).start()
     try:
         with proc.client(timeout=60) as client:
-            # 80-frame windows of 128x96: ~12 MiB of working frames, over a 1 MiB budget.
             with pytest.raises(ClientError) as refused:
                 client.submit(
                     str(clip),
@@ -137,9 +158,11 @@ def test_daemon_refuses_a_job_that_cannot_fit_and_runs_one_that_can(tmp_path: Pa
                     options={"eraser": "telea", "working_height": 0, "subvideo_length": 80},
                 )
             assert refused.value.code == "RESOURCE_EXHAUSTED"
-            numbers = re.findall(r"(\d+) MiB", refused.value.message)
-            assert "needs about" in refused.value.message and len(numbers) >= 2
-            assert "budget is 1 MiB" in refused.value.message
+            message = refused.value.message
+            numbers = [int(n) for n in re.findall(r"(\d+) MiB", message)]
+            assert "needs about" in message and "3 windows of 80 frames in flight" in message, message
+            assert f"budget is {budget_mib} MiB" in message
+            assert numbers[0] > budget_mib, message  # the total it needs, first
             assert not (tmp_path / "big").exists()
             # Two-frame windows fit; the daemon still serves and runs them.
             job = client.submit(

@@ -321,3 +321,72 @@ def test_cancelling_a_fanned_out_timeline_stops_every_clip(tmp_path, clip, execu
     assert pipeline.started == 2, "no clip starts after the cancel"
     assert not [p for p in tmp_path.rglob("*peanut-partial*")], "cancelled clips leave no staging"
     assert [t for t in threading.enumerate() if t.name.startswith("peanut-clip")] == []
+
+
+class InterruptingPipeline(Pipeline):
+    """Interrupts the timeline job (as a daemon's shutdown does) when its third clip starts: by then one
+    of the first two has finished and the other is under way on the other task slot."""
+
+    def __init__(self, job: Reporter | None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.started = 0
+        self.ran: list[str] = []
+        self.lock = threading.Lock()
+
+    def run(self, spec, reporter, job_id="local"):
+        with self.lock:
+            self.started += 1
+            self.ran.append(job_id)
+            if self.started == 3 and self.job is not None:
+                self.job.interrupt_event.set()
+        return super().run(spec, reporter, job_id)
+
+
+def test_interrupted_timeline_resumes_on_the_cluster_with_the_local_results(tmp_path, clip, executor):
+    """The 4-clip timeline on 2 task slots, interrupted mid-way, then resumed (what the daemon does after a
+    restart): the clips finished before stay as they are, the others finish; every clip equals the
+    local executor's outside the mask, and the output timeline is written once, at the end."""
+    from peanut_server.otio.jobs import run_timeline_job
+
+    source = four_clip_timeline(tmp_path, clip)
+
+    def timeline_request(name: str) -> pb.ProcessTimelineRequest:
+        return pb.ProcessTimelineRequest(
+            timeline_path=str(source),
+            output_path=str(tmp_path / f"{name}.otio"),
+            media_dir=str(tmp_path / f"{name}_media"),
+            options=pb.Options(eraser="telea", working_height=0),
+        )
+
+    run_timeline_job(timeline_request("local"), Pipeline(), Reporter(), job_id="t-local")
+    reporter = Reporter()
+    first = InterruptingPipeline(reporter, executor=executor)
+    with pytest.raises(JobInterrupted):
+        run_timeline_job(timeline_request("ray"), first, reporter, job_id="t-ray")
+    assert not (tmp_path / "ray.otio").exists()
+    media = tmp_path / "ray_media"
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in media.glob("*/cleaned")}
+    # The third clip starts when one of the first two has finished; the fourth never starts.
+    assert 1 <= len(finished) <= 3 and "004_shot3" not in finished, finished
+    resumed = InterruptingPipeline(None, executor=executor)
+    result = run_timeline_job(timeline_request("ray"), resumed, Reporter(), job_id="t-ray", resumed=True)
+    assert result.frame_count == 9 + 10 + 8 + 12
+    assert (tmp_path / "ray.otio").exists()
+    # The clips finished before were not run again, and their frames were not touched.
+    assert not {f"t-ray-{int(name[:3]) - 1}" for name in finished} & set(resumed.ran)
+    assert {p.parent.name: p.stat().st_mtime_ns for p in media.glob("*/cleaned") if p.parent.name in finished} == (
+        finished
+    )
+    for k, (first_frame, count) in enumerate([(0, 9), (6, 10), (18, 8), (28, 12)]):
+        folder = f"{k + 1:03d}_shot{k}"
+        local, remote = tmp_path / "local_media" / folder / "cleaned", media / folder / "cleaned"
+        names = [frame_filename(i) for i in range(first_frame, first_frame + count)]
+        assert sorted(os.listdir(remote)) == sorted(os.listdir(local)) == names
+        assert sorted(os.listdir(media / folder / "matte")) == names
+        for i in range(first_frame, first_frame + count):
+            a, b, src = read(local, i), read(remote, i), read(clip.frames, i)
+            away = outside(clip, i, 9)
+            assert np.array_equal(a[away], b[away]) and np.array_equal(b[away], src[away]), f"clip {k} frame {i}"
+            assert (b[~away] != src[~away]).any(), f"clip {k} frame {i}: the object must be erased"
+    assert not [p for p in tmp_path.rglob("*peanut-partial*")], "no staging left"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -173,10 +174,14 @@ def test_abort_and_exception_leave_no_files(tmp_path: Path) -> None:
             sink.write(_noise(1)[0])
             raise RuntimeError("boom")
     assert _listing(tmp_path) == before
-    # A committing encode that fails leaves no temp file either (bad staged frame).
+    # An encode that fails leaves no temp file either: a resumed run's staged frame is broken (the
+    # encoder reads staged frames back only on resume; new ones it gets as they are written).
     sink = open_sink(str(tmp_path / "bad.mkv"), info, 0, 1)
     sink.write(_noise(1)[0])
+    sink.suspend()
     Path(sink.staging, frame_filename(0)).write_bytes(b"broken")
+    sink = open_sink(str(tmp_path / "bad.mkv"), info, 0, 1)
+    assert sink.written == 1
     with pytest.raises(OutputError, match="cannot be read back"):
         sink.commit()
     sink.abort()
@@ -196,11 +201,14 @@ def test_resume_from_staging_dir(tmp_path: Path) -> None:
     first = open_sink(str(tmp_path / "out.mkv"), info, 10, 6, staging_dir=str(staging))
     for f in frames[:4]:
         first.write(f)
-    # Simulated crash: the sink is dropped unclosed, a half-written temp frame remains.
+    # Simulated crash: the sink is dropped unclosed, a half-written temp frame remains, and the
+    # partial video of a process killed mid-encode (no trailer: never adopted).
     (staging / ".frame_000014.png.tmp.png").write_bytes(b"half")
+    (staging / ".encoding-0123456789ab.mkv").write_bytes(b"\x1aE\xdf\xa3 killed mid-encode")
     del first
     again = open_sink(str(tmp_path / "out.mkv"), info, 10, 6, staging_dir=str(staging))
     assert again.written == 4
+    assert not (staging / ".encoding-0123456789ab.mkv").exists()
     for f in frames[again.written :]:
         again.write(f)
     path = again.commit()
@@ -322,3 +330,102 @@ def test_soft_matte_through_video(tmp_path: Path, ext: str, tolerance: float | N
             assert error.mean() < 4 / 255
         else:
             assert error.max() <= tolerance
+
+
+# -- video outputs encoded in a thread as frames arrive ----------------------------------------------
+
+
+def _packets(path: str) -> list[tuple[int, bytes]]:
+    """The video stream's packets (time, payload): what the encoder produced, whatever the muxer adds
+    around it (Matroska writes a random segment UID into every file)."""
+    with av.open(path) as container:
+        return [(p.pts, bytes(p)) for p in container.demux(video=0) if p.size]
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mov", ".mp4"])
+def test_video_encoded_as_frames_arrive_equals_one_encoded_from_the_staged_frames(tmp_path: Path, ext: str) -> None:
+    """The encoder thread gets each frame as it is written, and the file is the one the staged PNGs give."""
+    info = _source_info(tmp_path, w=34, h=22)  # even: the H.264 preview keeps 4:2:0
+    frames = _noise(7, w=34, h=22, seed=5)
+    fresh = open_sink(str(tmp_path / f"fresh{ext}"), info, 0, 7)
+    for f in frames:
+        fresh.write(f)
+    # Encoding runs while frames come (in its own thread, so the file shows up when that thread
+    # gets to it): the partial file is in the staging folder, nothing at the destination. (FFV1 and
+    # ProRes give a packet per frame; x264 keeps its lookahead, and PyAV opens the file at the first.)
+    deadline = time.monotonic() + 60
+    while ext != ".mp4" and not [n for n in os.listdir(fresh.staging) if n.startswith(".encoding-")]:
+        assert time.monotonic() < deadline, "no partial video in the staging folder before commit"
+        time.sleep(0.05)
+    assert not (tmp_path / f"fresh{ext}").exists()
+    if ext == ".mkv":
+        # Commit does not read the staged frames back: breaking them changes nothing.
+        for k in range(7):
+            Path(fresh.staging, frame_filename(k)).write_bytes(b"broken")
+    fresh_path = fresh.commit()
+    # The same frames staged, then encoded from their PNGs only (as a resumed job does).
+    first = open_sink(str(tmp_path / f"staged{ext}"), info, 0, 7, staging_dir=str(tmp_path / "staging"))
+    for f in frames:
+        first.write(f)
+    first.suspend()
+    assert sorted(os.listdir(tmp_path / "staging")) == [frame_filename(k) for k in range(7)]
+    again = open_sink(str(tmp_path / f"staged{ext}"), info, 0, 7, staging_dir=str(tmp_path / "staging"))
+    assert again.written == 7
+    staged_path = again.commit()
+    assert _packets(fresh_path) == _packets(staged_path) and len(_packets(fresh_path)) == 7
+    if ext == ".mkv":
+        with open_source(fresh_path) as src:
+            assert all(np.array_equal(a, b) for a, b in zip(src.frames(0, 7), frames))
+    assert not (tmp_path / "staging").exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_interrupted_video_output_resumes_from_its_staged_frames(tmp_path: Path) -> None:
+    """An interrupt keeps the staged PNGs and drops the half-encoded file; the resumed sink encodes the
+    staged frames again, then the new ones: the same video as a run that was never interrupted."""
+    info = _source_info(tmp_path)
+    frames = _noise(8, seed=6)
+    whole = open_sink(str(tmp_path / "whole.mkv"), info, 2, 8)
+    for f in frames:
+        whole.write(f)
+    whole_path = whole.commit()
+    staging = tmp_path / "job"
+    first = open_sink(str(tmp_path / "out.mkv"), info, 2, 8, staging_dir=str(staging))
+    for f in frames[:5]:
+        first.write(f)
+    first.suspend()
+    assert sorted(os.listdir(staging)) == [frame_filename(2 + k) for k in range(5)]
+    resumed = open_sink(str(tmp_path / "out.mkv"), info, 2, 8, staging_dir=str(staging))
+    assert resumed.written == 5
+    for f in frames[5:]:
+        resumed.write(f)
+    path = resumed.commit()
+    assert _packets(path) == _packets(whole_path)
+    with open_source(path) as src:
+        assert all(np.array_equal(a, b) for a, b in zip(src.frames(0, 8), frames))
+
+
+def test_matte_frames_become_final_in_order(tmp_path: Path) -> None:
+    """A matte staged as masks and replaced by alphas later: the encoder takes the replaced frames, in order."""
+    info = _source_info(tmp_path)
+    masks = [np.zeros((21, 33), bool) for _ in range(4)]
+    for i, m in enumerate(masks):
+        m[3 : 12 + i, 4:20] = True
+    alphas = _soft_mattes(4)
+    sink = open_sink(str(tmp_path / "matte.mkv"), info, 0, 4, final_on_write=False)
+    for m in masks:
+        sink.write(m)
+    assert not [n for n in os.listdir(sink.staging) if n.startswith(".encoding-")]  # nothing final yet
+    sink.replace(0, alphas[0], final=True)
+    with pytest.raises(RuntimeError, match="out of order"):
+        sink.replace(2, alphas[2], final=True)
+    sink.replace(2, alphas[2])  # not final: the encoder waits for frame 1
+    sink.replace(1, alphas[1], final=True)
+    with pytest.raises(RuntimeError, match="final already"):
+        sink.replace(0, alphas[1])
+    sink.mark_final(3)  # frame 2 as staged
+    sink.replace(3, alphas[3], final=True)
+    path = sink.commit()
+    with av.open(path) as container:
+        decoded = [f.to_ndarray(format="gray16le") for f in container.decode(video=0)]
+    assert [np.array_equal(d, np.rint(a * 65535).astype(np.uint16)) for d, a in zip(decoded, alphas)] == [True] * 4

@@ -253,3 +253,44 @@ def test_next_window_is_decoded_while_the_eraser_works(tmp_path, clip):
     # Every window but the last saw the next one decoded while it was being erased.
     assert pipeline.decoded == [0, 12, 21, 30]
     assert eraser.overlapped == [True] * 4
+
+
+def test_video_outputs_encoded_while_erasing_resume_like_png_folders(tmp_path, clip):
+    """Video outputs (cleaned frames and alpha matte, FFV1) are encoded by a thread as frames are
+    written. Interrupted after 13 frames, the job keeps its staged PNGs, drops its half-encoded videos
+    and stops its encoders; resumed, the videos hold exactly the frames the same job gives as PNG folders."""
+    made, _ = clip
+
+    def spec_for(output: Path, matte: Path):
+        req = request(
+            made.frames, made.masks, output, subvideo_length=8, working_height=64, upscaler="lanczos", eraser="telea"
+        )
+        req.output.matte_path = str(matte)
+        return spec_from_request(req)
+
+    results = {}
+    for kind, ext in (("video", ".mkv"), ("png", "")):
+        spec = spec_for(tmp_path / f"{kind}{ext}", tmp_path / f"{kind}_matte{ext}")
+        with pytest.raises(JobInterrupted):
+            Pipeline().run(spec, StopAt(at=13, interrupt=True), job_id=kind)
+        staged = Path(staging_path(spec.output_path, kind))
+        assert sorted(p.name for p in staged.iterdir()) == [f"frame_{i:06d}.png" for i in range(13)]
+        assert not [p for p in tmp_path.rglob(".encoding-*")], "the half-encoded videos are dropped"
+        assert [t for t in threading.enumerate() if t.name == "peanut-encode"] == []
+        Pipeline().run(spec, Reporter(), job_id=kind)
+        results[kind] = spec
+    with av.open(results["video"].output_path) as container:
+        stream = container.streams.video[0]
+        decoded = list(container.decode(stream))
+        assert stream.average_rate == 25
+    assert [f.pts for f in decoded] == [i * decoded[1].pts for i in range(36)]  # one tick per frame, none lost
+    for i, frame in enumerate(decoded):
+        png = cv2.imread(str(Path(results["png"].output_path) / f"frame_{i:06d}.png"))
+        assert np.array_equal(frame.to_ndarray(format="bgr24"), png), f"frame {i}"
+    with av.open(results["video"].matte_path) as container:
+        mattes = [f.to_ndarray(format="gray16le") for f in container.decode(video=0)]
+    assert len(mattes) == 36
+    for i, matte in enumerate(mattes):
+        png = cv2.imread(str(Path(results["png"].matte_path) / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint16 and np.array_equal(matte, png), f"matte {i}"
+    assert not [p for p in tmp_path.rglob("*peanut-partial*")]

@@ -7,8 +7,9 @@ loaded network (RAFT, LaMa, BasicVSR++, ...): when
 the sum of their estimated sizes exceeds the budget, the least recently used
 instances are dropped (their memory is freed once no running job holds them).
 
-`estimate_job_bytes` adds up what a job will hold at once (one window of frames
-at working resolution, one window at source resolution, the models it uses);
+`estimate_job_bytes` adds up what a job will hold at once (the windows of frames
+the erase pass holds in flight, at working and at source resolution, and the
+models it uses);
 `MemoryBudget.check_job` refuses a job that cannot fit, before it is queued,
 with both numbers in the message.
 """
@@ -22,9 +23,11 @@ from dataclasses import dataclass, field
 
 from ..errors import ResourceExhausted
 from ..models.cache import ModelCache, ModelNeed, estimate_bytes, estimate_pools
+from ..pipeline.run import FRAMES_QUEUED, KEEP_SOURCE_BYTES, WINDOWS_IN_FLIGHT
 
 __all__ = [
     "MIB",
+    "WINDOWS_IN_FLIGHT",
     "JobEstimate",
     "MemoryBudget",
     "ModelCache",
@@ -40,9 +43,9 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_BUDGET_FRACTION = 0.75
-# The compositor keeps one window of source frames only up to this size (see
-# pipeline/run.py KEEP_SOURCE_BYTES); beyond it, it decodes them twice instead.
-SOURCE_WINDOW_CAP = 512 * MIB
+# The compositor keeps the source frames of the windows it holds only up to this
+# size together (pipeline/run.py); beyond it, it decodes them twice instead.
+SOURCE_WINDOW_CAP = KEEP_SOURCE_BYTES
 # Working frames go through the eraser as float32 planes, flows and masks: a
 # window costs a few times its uint8 size. 4x is what the flow-guided eraser
 # needs (frames + 2 flow fields + masks), rounded up.
@@ -73,6 +76,7 @@ class JobEstimate:
     source_bytes: int
     model_bytes: int  # weights and activations in RAM
     accelerator_bytes: dict[str, int] = field(default_factory=dict)  # per GPU: weights and activations there
+    windows_in_flight: int = 1  # eraser windows the job holds at once (the figures above count them all)
 
     @property
     def total(self) -> int:
@@ -81,14 +85,35 @@ class JobEstimate:
 
 
 def estimate_job_bytes(
-    width: int, height: int, working: tuple[int, int], window: int, model_bytes: int, channels: int = 3
+    width: int,
+    height: int,
+    working: tuple[int, int],
+    window: int,
+    model_bytes: int,
+    channels: int = 3,
+    windows_in_flight: int = 1,
 ) -> JobEstimate:
-    """Bytes a job holds at once in RAM: one window at working and at source resolution, plus its models."""
-    working_bytes = working[0] * working[1] * channels * window * WORKING_FACTOR
-    source_bytes = min(width * height * channels * window, SOURCE_WINDOW_CAP)
-    # Beyond the cap the compositor streams, but still holds a frame or two.
-    source_bytes = max(source_bytes, width * height * channels * 2)
-    return JobEstimate(working_bytes, source_bytes, model_bytes)
+    """Bytes a job holds at once in RAM: its windows in flight at working and at source resolution, plus its models.
+
+    The streaming erase pass (pipeline/run.py, the default) holds up to
+    WINDOWS_IN_FLIGHT windows at once: one read ahead, one in the eraser, one
+    being upscaled and composited; and FRAMES_QUEUED finished frames waiting for
+    the writer. Only the window in the eraser holds its float planes and flows
+    (WORKING_FACTOR); the others hold their working frames once. Every window
+    holds its object masks at source resolution (a byte a pixel), and its source
+    frames while all windows in flight fit under SOURCE_WINDOW_CAP together.
+    The sequential pass and a Ray task hold one window (windows_in_flight=1).
+    """
+    working_frame = working[0] * working[1] * channels
+    source_frame = width * height * channels
+    working_bytes = working_frame * window * (WORKING_FACTOR + windows_in_flight - 1)
+    # Beyond the cap the compositor decodes again, but still holds a frame or two.
+    source_bytes = max(min(source_frame * window * windows_in_flight, SOURCE_WINDOW_CAP), source_frame * 2)
+    source_bytes += width * height * window * windows_in_flight  # the object masks
+    if windows_in_flight > 1:
+        # Finished frames queued for the writer, each with its alpha (RGBA at most, 16-bit matte).
+        source_bytes += FRAMES_QUEUED * width * height * (channels + 1 + 2)
+    return JobEstimate(working_bytes, source_bytes, model_bytes, windows_in_flight=windows_in_flight)
 
 
 def accelerator_memory_bytes(pool: str) -> int | None:
@@ -159,8 +184,12 @@ class MemoryBudget:
         window: int,
         backends: list[tuple[str, type]],
         needs: Sequence[ModelNeed] = (),
+        windows_in_flight: int = 1,
     ) -> JobEstimate:
         """Refuse (ResourceExhausted) a job that cannot fit even with every other model unloaded.
+
+        `windows_in_flight`: eraser windows the job's erase pass holds at once
+        (WINDOWS_IN_FLIGHT when it streams; see estimate_job_bytes).
 
         A job that fits only once least recently used models are unloaded is
         let in: the cache unloads them when the job's models load.
@@ -169,13 +198,14 @@ class MemoryBudget:
         for pool, size in self.backend_bytes(backends).items():
             pools[pool] = pools.get(pool, 0) + size
         ram_models = pools.pop("cpu", 0)
-        estimate = estimate_job_bytes(width, height, working, window, ram_models)
+        estimate = estimate_job_bytes(width, height, working, window, ram_models, windows_in_flight=windows_in_flight)
         estimate.accelerator_bytes = pools
         if estimate.total > self.budget_bytes:
+            held = f"{windows_in_flight} windows of {window} frames" if windows_in_flight > 1 else f"{window} frames"
             raise ResourceExhausted(
                 f"this job needs about {estimate.total / MIB:.0f} MiB "
-                f"(frames at working resolution {estimate.working_bytes / MIB:.0f} MiB, "
-                f"at source resolution {estimate.source_bytes / MIB:.0f} MiB, "
+                f"({held} in flight: frames at working resolution {estimate.working_bytes / MIB:.0f} MiB, "
+                f"at source resolution with their masks {estimate.source_bytes / MIB:.0f} MiB, "
                 f"models {estimate.model_bytes / MIB:.0f} MiB) but the memory budget is "
                 f"{self.budget_bytes / MIB:.0f} MiB; use a lower working_height or a shorter "
                 f"subvideo_length, or start peanut-server with a larger --memory-budget-mb",

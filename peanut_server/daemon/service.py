@@ -31,7 +31,7 @@ from ..pipeline.composite import working_size
 from ..pipeline.messages import STAGE_ENUM, result_message
 from ..pipeline.spec import absolute_path
 from ..progress import ProgressState, Reporter
-from .budget import MemoryBudget, job_model_needs
+from .budget import WINDOWS_IN_FLIGHT, MemoryBudget, job_model_needs
 from .inputs import fingerprint_job, fingerprint_timeline, first_difference
 from .jobs import FINAL_STATES, JobChannel, JobStore
 
@@ -314,8 +314,8 @@ class Worker:
         channel.update(pb.EVENT_TYPE_STATE, "started", state=pb.JOB_STATE_RUNNING)
         try:
             if job.kind == "timeline":
-                self._check_inputs(channel, job)
-                result = self._run_timeline(job, reporter)
+                resumed = self._check_inputs(channel, job)
+                result = self._run_timeline(job, reporter, resumed)
             else:
                 self._check_inputs(channel, job)
                 removal = self.pipeline.run(spec_from_request(job.request), reporter, job_id=job.id)
@@ -368,9 +368,10 @@ class Worker:
             with self._lock:
                 self._running = None
 
-    def _check_inputs(self, channel: JobChannel, job: pb.Job) -> None:
+    def _check_inputs(self, channel: JobChannel, job: pb.Job) -> bool:
         """First run: record the inputs' fingerprint. Resumed run: the inputs must be the same,
-        or, for a job submitted with overwrite, it starts again from the first frame."""
+        or, for a job submitted with overwrite, it starts again from the first frame.
+        True when the job resumes what an earlier run left (same inputs)."""
         timeline = self.store.timeline_request(job.id) if job.kind == "timeline" else None
         fingerprint = (
             (lambda: fingerprint_timeline(timeline)) if timeline is not None else (lambda: fingerprint_job(job.request))
@@ -381,10 +382,10 @@ class Worker:
                 self.store.set_inputs(job.id, fingerprint())
             except Exception:  # noqa: BLE001 - a missing input or a bad timeline: the job's own checks name it
                 pass
-            return
+            return False
         change = first_difference(before, None if timeline is not None else job.request, quick=False)
         if not change:
-            return
+            return True
         # A timeline job's clip folders are not known here, so its old frames
         # cannot be discarded: a changed timeline job is always refused.
         if timeline is not None or not job.request.output.overwrite:
@@ -401,6 +402,7 @@ class Worker:
             self.store.set_inputs(job.id, fingerprint())
         except Exception:  # noqa: BLE001
             self.store.set_inputs(job.id, None)  # the pipeline's checks name the missing input
+        return False
 
     def _progress(self, channel: JobChannel, state: ProgressState) -> None:
         job = channel.job
@@ -423,11 +425,11 @@ class Worker:
                 eta_seconds=state.eta_seconds,
             )
 
-    def _run_timeline(self, job: pb.Job, reporter: Reporter) -> pb.JobResult:
+    def _run_timeline(self, job: pb.Job, reporter: Reporter, resumed: bool = False) -> pb.JobResult:
         from ..otio.jobs import run_timeline_job
 
         request = self.store.timeline_request(job.id)
-        return run_timeline_job(request, self.pipeline, reporter, job.id)
+        return run_timeline_job(request, self.pipeline, reporter, job.id, resumed=resumed)
 
     def _discard_staging(self, job: pb.Job) -> None:
         import shutil
@@ -599,7 +601,7 @@ class PeanutService(pb_grpc.PeanutServicer):
         return job
 
     def _check_memory(self, spec, info) -> None:
-        """Refuse up front a job whose window of frames plus models cannot fit the memory budget."""
+        """Refuse up front a job whose windows of frames in flight plus models cannot fit the memory budget."""
         if spec.options.device:
             from ..models.device import resolve_device
 
@@ -616,8 +618,18 @@ class PeanutService(pb_grpc.PeanutServicer):
             if working != (info.width, info.height):
                 backends.append(("upscaler", backend_table.choose("upscaler", opts.upscaler).cls))
         window = 1 if spec.matte_only else max(2, opts.subvideo_length)
+        # The streaming erase pass holds several windows at once; the sequential one and
+        # a Ray executor's daemon side hold one (the tasks declare their own to Ray).
+        pipeline = self.worker.pipeline
+        streams = pipeline.streaming and pipeline.executor is None and not spec.matte_only
         self.budget.check_job(
-            info.width, info.height, working, window, backends, needs=job_model_needs(backends, opts, working)
+            info.width,
+            info.height,
+            working,
+            window,
+            backends,
+            needs=job_model_needs(backends, opts, working),
+            windows_in_flight=WINDOWS_IN_FLIGHT if streams else 1,
         )
 
     @rpc

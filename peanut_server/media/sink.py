@@ -1,12 +1,21 @@
 """Outputs: PNG sequences (default) or video files, written atomically and resumable.
 
 Every frame first goes to a staging folder beside the destination (same
-filesystem), as PNG named by its SOURCE frame index. `commit()` renames that
-folder into place (PNG output) or encodes it into a temporary file beside the
-destination and os.replace()s it (video output). Nothing appears at the
-destination before commit; `abort()` removes everything partial. Because staged
-frames survive a crash, a new sink on the same staging folder resumes after the
-last complete frame.
+filesystem), as PNG named by its SOURCE frame index. For a PNG output,
+`commit()` renames that folder into place. For a video output, an encoder
+thread (_VideoEncoder) encodes each frame as it becomes final, into a file
+inside the staging folder, while the job goes on; `commit()` waits for the last
+frames, closes the file and os.replace()s it to the destination. Nothing
+appears at the destination before commit; `abort()` removes everything partial.
+
+The staged PNGs, not the half-encoded video, are what a resume trusts: a video
+file without its trailer cannot be appended to, and the encoder's state (GOP,
+rate control) is lost with the process. So a new sink on the same staging folder
+counts the contiguous staged frames from the start, deletes the interrupted
+run's partial video, and its encoder encodes the staged frames again from their
+PNGs (in its thread, beside the resumed job), then the new ones as they come.
+The encoder is fed the very arrays the PNGs were written from (a PNG round trip
+is lossless), so the file is the same as one encoded from the staged PNGs.
 
 Output kind by extension: none (or an existing folder) = PNG folder; .mov =
 ProRes 4444; .mkv = FFV1 (lossless, RGB stored as bgr0/bgra, so bit-exact); .mp4 =
@@ -18,10 +27,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import re
 import shutil
+import threading
+import uuid
+import weakref
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +49,11 @@ from .types import MediaInfo
 log = logging.getLogger(__name__)
 
 STAGING_SUFFIX = ".peanut-partial"
+# Finished frames waiting for a video output's encoder thread: a writer that
+# outruns the encoder waits, so memory stays bounded by these frames.
+ENCODE_QUEUE = 4
+# How often a thread waiting on the encoder's queue looks whether the other side stopped (seconds).
+ENCODE_POLL_SECONDS = 0.1
 # PNG stays lossless whatever the settings; these are chosen for speed. Measured on a
 # 1080p frame (2-core CPU): level 1 alone 71 ms, + SUB filter + RLE 42 ms, ~8% larger.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -136,6 +153,7 @@ class FrameSink:
         staging_dir: str | None = None,
         audio_from: MediaInfo | None = None,
         prefix: str = "frame_",
+        final_on_write: bool = True,
     ) -> None:
         self.path = os.path.abspath(path)
         self.prefix = prefix
@@ -157,6 +175,14 @@ class FrameSink:
             raise OutputError(f"{self.staging}: staging folder would be inside the source")
         self.written = self._resume()
         self._done = False
+        # Frames 0.._final-1 will not change: a video output's encoder has them (see mark_final).
+        # final_on_write: a frame is final once written; else once replaced with final=True, or
+        # marked (the matte whose masks become alphas during the erase pass).
+        self.final_on_write = final_on_write
+        self._final = 0
+        self._encoder: _VideoEncoder | None = None
+        if final_on_write:
+            self.mark_final(self.written)  # resumed: the staged frames are encoded again from their PNGs
 
     # ------------------------------------------------------------------ staging
 
@@ -164,7 +190,7 @@ class FrameSink:
         """Count the contiguous staged frames from `start`; drop anything after a gap."""
         os.makedirs(self.staging, exist_ok=True)
         present = set(os.listdir(self.staging))
-        ours = re.compile(rf"\.?{re.escape(self.prefix)}\d+(\.png\.tmp)?\.png")
+        ours = re.compile(rf"\.?{re.escape(self.prefix)}\d+(\.png\.tmp)?\.png|{_ENCODING_PATTERN}")
         foreign = sorted(n for n in present if not ours.fullmatch(n))
         if foreign:
             # The staging folder is deleted or renamed at the end: never adopt one that holds
@@ -178,7 +204,8 @@ class FrameSink:
             written += 1
         keep = {frame_filename(self.start + i, self.prefix) for i in range(written)}
         for name in present - keep:
-            # Half-written temp files and frames past a gap cannot be trusted.
+            # Half-written temp files, frames past a gap and an interrupted run's partial
+            # video (no trailer, encoder state lost) cannot be trusted.
             os.remove(os.path.join(self.staging, name))
         if written:
             log.info("%s: resuming after %d staged frames", self.path, written)
@@ -189,21 +216,63 @@ class FrameSink:
 
         A 2-D array is a matte, stored as a grey PNG: bool or uint8 as 8 bits
         (True -> 255); uint16, or float in [0, 1], as 16 bits (1.0 -> 65535).
+        With final_on_write, a video output's encoder gets the frame at once.
         """
         if self._done:
             raise RuntimeError("sink already committed or aborted")
         if self.written >= self.count:
             raise RuntimeError(f"sink expects {self.count} frames; got one more")
-        self._stage(self.written, frame)
+        k = self.written
+        image = self._stage(k, frame)
         self.written += 1
+        if self.final_on_write:
+            self._hand_over(k, image)
 
-    def replace(self, k: int, frame: np.ndarray) -> None:
-        """Replace the already staged frame k (0-based in this output) with `frame`, atomically."""
+    def replace(self, k: int, frame: np.ndarray, *, final: bool = False) -> None:
+        """Replace the already staged frame k (0-based in this output) with `frame`, atomically.
+
+        final: the frame will not change again; frames become final in order (k is the next one).
+        A video output refuses to replace a frame its encoder has already.
+        """
         if self._done:
             raise RuntimeError("sink already committed or aborted")
         if not 0 <= k < self.written:
             raise IndexError(f"frame {k} is not staged ({self.written} are)")
-        self._stage(k, frame)
+        if self.kind != "png":  # a video output's encoder has its final frames already
+            if k < self._final:
+                raise RuntimeError(f"frame {k} is final already; it cannot be replaced")
+            if final and k != self._final:
+                raise RuntimeError(f"frame {k} made final out of order (frames before {self._final} are final)")
+        image = self._stage(k, frame)
+        if final and k == self._final:
+            self._hand_over(k, image)
+
+    def mark_final(self, n: int) -> None:
+        """Frames 0..n-1 will not change: a video output's encoder reads those it has not had from their PNGs."""
+        if n > self.written:
+            raise RuntimeError(f"frames up to {n} marked final, but {self.written} are staged")
+        for k in range(self._final, n):
+            self._hand_over(k, None)
+
+    def _hand_over(self, k: int, image: np.ndarray | None) -> None:
+        """Frame k is final: to the encoder (a video output), as staged (`image`) or to be read back (None)."""
+        self._final = k + 1
+        if self.kind == "png":
+            return
+        if self._encoder is None:
+            self._start_encoder()
+        self._encoder.put(k, None if image is None else _encoder_layout(image, self.alpha))
+
+    def _start_encoder(self) -> None:
+        self._encoder = _VideoEncoder(self)
+        # A sink dropped without commit, abort or suspend (a crash in a test) stops its thread.
+        self._encoder_finalizer = weakref.finalize(self, self._encoder.discard)
+
+    def _stop_encoder(self) -> None:
+        if self._encoder is not None:
+            self._encoder_finalizer.detach()
+            self._encoder.discard()
+            self._encoder = None
 
     def read(self, k: int) -> np.ndarray:
         """Staged frame k as stored: RGB/RGBA uint8, or a grey matte (uint8 or uint16)."""
@@ -216,14 +285,10 @@ class FrameSink:
 
     def staged_bit_depth(self, k: int) -> int:
         """Bits per sample of staged frame k, from its PNG header (nothing decoded)."""
-        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
-        with open(file, "rb") as f:
-            header = f.read(25)  # signature (8), IHDR length + type (8), width, height (8), bit depth
-        if len(header) < 25 or header[12:16] != b"IHDR":
-            raise OutputError(f"{file}: staged frame cannot be read back (not a PNG)")
-        return header[24]
+        return _png_bit_depth(os.path.join(self.staging, frame_filename(self.start + k, self.prefix)))
 
-    def _stage(self, k: int, frame: np.ndarray) -> None:
+    def _stage(self, k: int, frame: np.ndarray) -> np.ndarray:
+        """Write frame k's PNG; returns the array written (BGR, BGRA or grey), the encoder's input."""
         size = (self.info.height, self.info.width)
         if frame.ndim == 2 and frame.shape == size and frame.dtype in (np.bool_, np.uint8, np.uint16):
             image = frame.astype(np.uint8) * 255 if frame.dtype == np.bool_ else frame
@@ -243,6 +308,7 @@ class FrameSink:
             raise OutputError(f"{tmp}: could not write frame (disk full or not writable?)")
         # Rename into place: a crash never leaves a half-written frame under its real name.
         os.replace(tmp, os.path.join(self.staging, name))
+        return image
 
     # ------------------------------------------------------------------ commit / abort
 
@@ -257,14 +323,16 @@ class FrameSink:
         if self.kind == "png":
             self._publish(self.staging)
         else:
-            parent, name = os.path.split(self.path)
-            tmp = os.path.join(parent, f".{name}.peanut-tmp{self.kind}")
+            self.mark_final(self.count)
+            if self._encoder is None:
+                self._start_encoder()  # no frames at all: an empty video
+            encoder, self._encoder = self._encoder, None
+            self._encoder_finalizer.detach()
             try:
-                self._encode(tmp)
-                self._publish(tmp)
+                ready = encoder.finish()
+                self._publish(ready)
             except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+                encoder.discard()
                 raise
             shutil.rmtree(self.staging, ignore_errors=True)
         self._done = True
@@ -296,7 +364,15 @@ class FrameSink:
         if self._done:
             return
         self._done = True
+        self._stop_encoder()
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    def suspend(self) -> None:
+        """Stop here and keep the staged frames for a resume (an interrupted job); the partial video goes."""
+        if self._done:
+            return
+        self._done = True
+        self._stop_encoder()
 
     def __enter__(self) -> FrameSink:
         return self
@@ -306,10 +382,139 @@ class FrameSink:
     ) -> None:
         if exc_type is not None:
             self.abort()
+        else:
+            self.suspend()  # left without commit: staged frames stay, the encoder thread ends
 
-    # ------------------------------------------------------------------ encoding
+    # ------------------------------------------------------------------ reading back
 
-    def _encode(self, tmp: str) -> None:
+    def _read_staged(self, k: int) -> np.ndarray:
+        """Staged frame k as stored (BGR, BGRA, or a grey matte), the order PyAV takes directly."""
+        return _read_png(os.path.join(self.staging, frame_filename(self.start + k, self.prefix)))
+
+
+# The partial video an encoder writes inside the staging folder (one name per encoder).
+_ENCODING_PATTERN = r"\.encoding-[0-9a-f]{12}\.(mov|mkv|mp4)"
+
+
+def _read_png(file: str) -> np.ndarray:
+    image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise OutputError(f"{file}: staged frame cannot be read back")
+    return image
+
+
+def _png_bit_depth(file: str) -> int:
+    """Bits per sample of a PNG, from its header (nothing decoded)."""
+    with open(file, "rb") as f:
+        header = f.read(25)  # signature (8), IHDR length + type (8), width, height (8), bit depth
+    if len(header) < 25 or header[12:16] != b"IHDR":
+        raise OutputError(f"{file}: staged frame cannot be read back (not a PNG)")
+    return header[24]
+
+
+def _encoder_layout(image: np.ndarray, alpha: bool) -> np.ndarray:
+    """A staged frame (as written to its PNG) in the layout the encoder is fed: BGR, BGRA, or 16-bit grey."""
+    if image.ndim == 2 and image.dtype == np.uint16:
+        return image.copy()  # the caller's own array (see FrameSink._stage): not shared with another thread
+    if image.ndim == 2:  # an 8-bit matte
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA if alpha else cv2.COLOR_GRAY2BGR)
+    if alpha and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    return image
+
+
+class _Discarded(Exception):
+    """Raised in an encoder thread told to stop: its file is dropped."""
+
+
+_END = object()  # put after the last frame: flush and close the file
+
+
+class _VideoEncoder:
+    """Encodes one video output in a thread of its own, frame by frame as frames become final.
+
+    Frames arrive in order (0, 1, ...) through a bounded queue: an array in the
+    encoder's layout, or None for "read staged frame k back" (frames staged by an
+    interrupted run, or made final after they were staged). The file grows inside
+    the staging folder; finish() flushes and closes it and returns its path;
+    discard() stops the thread and deletes the file. An encoding error is
+    raised to the writer at its next put(), and by finish().
+    """
+
+    def __init__(self, sink: FrameSink) -> None:
+        # What the thread needs, copied: it never touches the sink (its owner may drop it).
+        self.path = os.path.join(sink.staging, f".encoding-{uuid.uuid4().hex[:12]}{sink.kind}")
+        self.name = sink.path
+        self.kind, self.info, self.alpha = sink.kind, sink.info, sink.alpha
+        self.start, self.count, self.audio_from = sink.start, sink.count, sink.audio_from
+        self.staging, self.prefix = sink.staging, sink.prefix
+        self._queue: queue.Queue = queue.Queue(maxsize=ENCODE_QUEUE)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="peanut-encode", daemon=True)
+        self._thread.start()
+
+    def put(self, k: int, image: np.ndarray | None) -> None:
+        self._send((k, image))
+
+    def finish(self) -> str:
+        """Wait for every frame to be encoded, close the file; its path."""
+        self._send(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.path
+
+    def discard(self) -> None:
+        """Stop encoding and delete the partial file (idempotent)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    def _send(self, item: object) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise RuntimeError(f"{self.name}: the encoder stopped")
+            try:
+                self._queue.put(item, timeout=ENCODE_POLL_SECONDS)
+                return
+            except queue.Full:
+                pass
+
+    def _next(self) -> object:
+        while True:
+            if self._stop.is_set():
+                raise _Discarded()
+            try:
+                return self._queue.get(timeout=ENCODE_POLL_SECONDS)
+            except queue.Empty:
+                pass
+
+    def _run(self) -> None:
+        try:
+            self._encode()
+        except _Discarded:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread, raised there
+            if isinstance(exc, OutputError):
+                self._error = exc
+            else:
+                error = OutputError(f"{self.name}: encoding failed: {exc}")
+                error.__cause__ = exc
+                self._error = error
+
+    def _frame_data(self, k: int, image: np.ndarray | None) -> np.ndarray:
+        if image is not None:
+            return image
+        return _encoder_layout(
+            _read_png(os.path.join(self.staging, frame_filename(self.start + k, self.prefix))), self.alpha
+        )
+
+    def _encode(self) -> None:
         fmt = VIDEO_FORMATS[self.kind]
         fps = self.info.fps
         # Keep the source time base when it can express every frame time exactly.
@@ -318,22 +523,25 @@ class FrameSink:
             tb = 1 / fps
         ticks = int(1 / fps / tb)
         pix_fmt = fmt.alpha_pix_fmt if self.alpha else fmt.pix_fmt
-        # A 16-bit grey matte keeps its precision where the codec can: FFV1 stores it
-        # exactly (gray16le); ProRes 4444 as a 10-bit grey picture (within a level of
-        # 8-bit video); the H.264 preview as 8-bit 4:2:0, lossy.
-        matte16 = self._staged_is_matte16()
+        # The first frame says whether this is a 16-bit grey matte (only mattes are staged at 16
+        # bits). Its precision is kept where the codec can: FFV1 stores it exactly (gray16le);
+        # ProRes 4444 as a 10-bit grey picture (within a level of 8-bit video); the H.264
+        # preview as 8-bit 4:2:0, lossy.
+        item = self._next()
+        first = None if item is _END else self._frame_data(*item)
+        matte16 = first is not None and first.ndim == 2 and first.dtype == np.uint16
         if matte16:
             pix_fmt = MATTE16_PIX_FMT.get(self.kind, fmt.pix_fmt)
         if fmt.codec == "libx264" and (self.info.width % 2 or self.info.height % 2):
             pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the size, lose player support
-            log.warning("%s: odd frame size, encoding H.264 as yuv444p", self.path)
+            log.warning("%s: odd frame size, encoding H.264 as yuv444p", self.name)
         options = dict(fmt.options)
         container_options = {}
         if "movflags" in options:
             container_options["movflags"] = options.pop("movflags")
         if self.kind == ".mov" and self.alpha:
             options["alpha_bits"] = "16"
-        with av.open(tmp, "w", format=_muxer(self.kind), options=container_options) as out:
+        with av.open(self.path, "w", format=_muxer(self.kind), options=container_options) as out:
             stream = out.add_stream(fmt.codec, rate=fps, options=options)
             stream.width, stream.height = self.info.width, self.info.height
             stream.pix_fmt = pix_fmt
@@ -347,62 +555,39 @@ class FrameSink:
                 else iter(())
             )
             next_audio = next(audio_packets, None)
-            # Staged PNGs are read one ahead on a helper thread (OpenCV releases the GIL),
-            # so reading overlaps encoding on a second core.
-            with ThreadPoolExecutor(max_workers=1) as reader:
-                pending = reader.submit(self._encoder_input, 0)
-                for k in range(self.count):
-                    image = pending.result()
-                    if k + 1 < self.count:
-                        pending = reader.submit(self._encoder_input, k + 1)
-                    if matte16 and pix_fmt == "yuv444p10le":
-                        frame = _gray16_as_yuv444p10(image)
-                    else:
-                        frame = av.VideoFrame.from_ndarray(
-                            image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24"
-                        )
-                    frame.pts = k * ticks
-                    frame.time_base = tb
-                    for packet in stream.encode(frame):
-                        out.mux(packet)
-                    # Interleave: audio up to this frame's time goes in beside it, so players
-                    # and NLEs read both streams from one place in the file.
-                    while (
-                        next_audio is not None
-                        and next_audio.pts is not None
-                        and next_audio.pts * next_audio.time_base <= Fraction(k + 1) / fps
-                    ):
-                        out.mux(next_audio)
-                        next_audio = next(audio_packets, None)
+            k = 0
+            while item is not _END:
+                image = first if k == 0 else self._frame_data(*item)
+                if item[0] != k:
+                    raise RuntimeError(f"frame {item[0]} reached the encoder in place of frame {k}")
+                if matte16 and pix_fmt == "yuv444p10le":
+                    frame = _gray16_as_yuv444p10(image)
+                else:
+                    frame = av.VideoFrame.from_ndarray(
+                        image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24"
+                    )
+                frame.pts = k * ticks
+                frame.time_base = tb
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+                # Interleave: audio up to this frame's time goes in beside it, so players
+                # and NLEs read both streams from one place in the file.
+                while (
+                    next_audio is not None
+                    and next_audio.pts is not None
+                    and next_audio.pts * next_audio.time_base <= Fraction(k + 1) / fps
+                ):
+                    out.mux(next_audio)
+                    next_audio = next(audio_packets, None)
+                k += 1
+                item = self._next()
+            if k != self.count:
+                raise RuntimeError(f"{k} frames reached the encoder, {self.count} expected")
             for packet in stream.encode():
                 out.mux(packet)
             while next_audio is not None:
                 out.mux(next_audio)
                 next_audio = next(audio_packets, None)
-
-    def _read_staged(self, k: int) -> np.ndarray:
-        """Staged frame k as stored (BGR, BGRA, or a grey matte), the order PyAV takes directly."""
-        file = os.path.join(self.staging, frame_filename(self.start + k, self.prefix))
-        image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise OutputError(f"{file}: staged frame cannot be read back")
-        return image
-
-    def _staged_is_matte16(self) -> bool:
-        """Whether this output is a 16-bit grey matte (its first staged frame says)."""
-        # Only mattes are staged at 16 bits (colour frames are 8-bit RGB/RGBA).
-        return self.count > 0 and self.staged_bit_depth(0) == 16
-
-    def _encoder_input(self, k: int) -> np.ndarray:
-        """Staged frame k in the layout the encoder is fed: BGR, BGRA, or 16-bit grey."""
-        image = self._read_staged(k)
-        if image.ndim == 2 and image.dtype == np.uint16:
-            return image
-        if image.ndim == 2:  # an 8-bit matte
-            return cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA if self.alpha else cv2.COLOR_GRAY2BGR)
-        if self.alpha and image.shape[2] == 3:
-            return cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
-        return image
 
     def _add_audio(self, out: av.container.OutputContainer, fmt: VideoFormat) -> av.AudioStream | None:
         src = self.audio_from
@@ -500,10 +685,13 @@ def open_sink(
     staging_dir: str | None = None,
     audio_from: MediaInfo | None = None,
     prefix: str = "frame_",
+    final_on_write: bool = True,
 ) -> FrameSink:
     """A sink for `count` frames of `info` starting at source frame `start` (see FrameSink).
 
     `prefix` names the files (frame_000123.png; e.g. "matte_" for a mask matte sequence).
+    `final_on_write`: False when written frames are replaced later and made final
+    by replace(..., final=True) or mark_final() (see FrameSink).
     """
     return FrameSink(
         path,
@@ -515,4 +703,5 @@ def open_sink(
         staging_dir=staging_dir,
         audio_from=audio_from,
         prefix=prefix,
+        final_on_write=final_on_write,
     )

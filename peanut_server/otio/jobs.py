@@ -72,12 +72,33 @@ def validate_timeline_request(request: pb.ProcessTimelineRequest) -> None:
         )
 
 
-def pipeline_run_clip(pipeline: Pipeline, options: pb.Options | None, job_id: str, client: str = "otio") -> RunClip:
-    """A run_clip that sends each timeline clip through `pipeline` as an ordinary removal job."""
+def pipeline_run_clip(
+    pipeline: Pipeline, options: pb.Options | None, job_id: str, client: str = "otio", resumed: bool = False
+) -> RunClip:
+    """A run_clip that sends each timeline clip through `pipeline` as an ordinary removal job.
+
+    `resumed`: the daemon runs this timeline job again after an interruption
+    (its inputs checked unchanged). A clip whose cleaned frames and matte are
+    both at their destinations then finished before the interruption: kept as
+    it is, not run again (its outputs would be refused as existing). Commit is
+    a rename, so an output there is complete; the first run refused any output
+    already there, so these are the job's own. A clip interrupted mid-way
+    resumes from its staged frames like any job (its job id is the same).
+    """
     from ..pipeline import spec_from_request
     from ..pipeline.spec import parse_frame_prompts
 
     def run(job: ClipJob, output_path: str, matte_path: str, reporter: Reporter) -> dict:
+        if resumed and os.path.exists(output_path) and os.path.exists(matte_path):
+            log.info("clip %r finished before the interruption: kept", job.clip_name)
+            reporter.check()
+            return {
+                "output_path": output_path,
+                "matte_path": matte_path,
+                "frame_count": job.frame_count,
+                "backends": [],
+                "stage_runs": [],
+            }
         # Each clip gets its own folder under the media folder the request named.
         for path in (output_path, matte_path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -127,14 +148,15 @@ def timeline_result_message(result) -> pb.JobResult:
 
 
 def run_timeline_job(
-    request: pb.ProcessTimelineRequest, pipeline: Pipeline, reporter: Reporter, job_id: str
+    request: pb.ProcessTimelineRequest, pipeline: Pipeline, reporter: Reporter, job_id: str, resumed: bool = False
 ) -> pb.JobResult:
+    """`resumed`: this job ran before and was interrupted (see pipeline_run_clip)."""
     result = run_timeline(
         request.timeline_path,
         request.output_path,
         request.media_dir or None,
         request.overwrite,
-        pipeline_run_clip(pipeline, request.options, job_id, client=request.client or "otio"),
+        pipeline_run_clip(pipeline, request.options, job_id, client=request.client or "otio", resumed=resumed),
         reporter,
         # With a cluster behind the pipeline, the clips fan out; on this machine they take turns.
         parallel=pipeline.executor.clips_at_once() if getattr(pipeline, "executor", None) is not None else 1,

@@ -105,26 +105,31 @@ def matte16(shape: tuple[int, int], box: tuple[int, int, int, int] | None, alpha
     return matte
 
 
-def alpha_matte(matte: FrameSink, lr_size: tuple[int, int], mask_dilation: int, feather: int) -> None:
+def alpha_matte(
+    matte: FrameSink, lr_size: tuple[int, int], mask_dilation: int, feather: int, upto: int | None = None
+) -> None:
     """Turn a matte's staged object masks into the alphas their frames were composited with.
 
     The erase pass replaces each frame's mask by its alpha as it writes the
     frame; this catches any frame it did not (a stop between the two writes),
     so it must give the same alpha. In place (each frame replaced atomically)
     and idempotent: frames already holding a 16-bit alpha are left alone.
+    Frames 0..upto-1 (default: every staged frame) are converted and then final
+    (a video matte's encoder takes them in order).
     """
+    count = matte.written if upto is None else upto
 
-    def convert(k: int) -> None:
-        if matte.staged_bit_depth(k) == 16:
-            return
-        stored = matte.read(k)
-        mask = (stored if stored.ndim == 2 else stored[..., 0]) > 127
-        matte.replace(k, composite_alpha(mask, lr_size, mask_dilation, feather))
+    def convert(k: int) -> int:
+        if matte.staged_bit_depth(k) != 16:
+            stored = matte.read(k)
+            mask = (stored if stored.ndim == 2 else stored[..., 0]) > 127
+            matte.replace(k, composite_alpha(mask, lr_size, mask_dilation, feather))
+        return k
 
     # Reading, the distance transform and PNG writing release the GIL: frames overlap.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for _ in pool.map(convert, range(matte.written)):
-            pass
+        for k in pool.map(convert, range(count)):  # in order
+            matte.mark_final(k + 1)
 
 
 def composite(source: np.ndarray, filled: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -133,9 +138,14 @@ def composite(source: np.ndarray, filled: np.ndarray, alpha: np.ndarray) -> np.n
     inside = alpha > 0
     if not inside.any():
         return out
-    a = alpha[inside][:, None]
-    blended = source[inside].astype(np.float32) * (1.0 - a) + filled[inside].astype(np.float32) * a
-    out[inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    # Where alpha is 1 (the hole itself, most of it) the blend below gives `filled` exactly
+    # (source x 0 + filled x 1, in float32, integers): copied instead, 4x faster at 1080p.
+    whole = alpha >= 1.0
+    np.copyto(out, filled, where=whole[..., None])
+    band = inside & ~whole  # the feather
+    a = alpha[band][:, None]
+    blended = source[band].astype(np.float32) * (1.0 - a) + filled[band].astype(np.float32) * a
+    out[band] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
 
 

@@ -12,8 +12,15 @@ Two passes over the clip, both streaming:
      window finished come in as known pixels, so the fill does not jump at a
      window border.
 Memory is bounded by the window, not by the clip. Outputs are staged beside
-their destinations and moved into place only when complete; a job interrupted
-by a shutdown keeps its staging and resumes from the frames already written.
+their destinations and moved into place only when complete (a video output is
+encoded by its sink's thread as its frames become final, media/sink.py); a job
+interrupted by a shutdown keeps its staging and resumes from the frames
+already written.
+
+The mask pass finishes before the erase pass starts. Maskers yield masks in
+frame order, so the two could overlap, but at 1080p masking is 0.3 % of a job
+with masks given and 13 % with a box prompt (benchmarks/mask_share.py), and
+overlapping them would need two progress stages at once and a second decoder.
 """
 
 from __future__ import annotations
@@ -91,7 +98,9 @@ class RemovalResult:
     warnings: list[str] = field(default_factory=list)
     ignored_words: list[str] = field(default_factory=list)  # prompt words the masker could not check
     seconds: float = 0.0
-    # Wall time per part ("masking", "decode", "erase", "upscale", "composite"), for benchmarks.
+    # Seconds per part, for benchmarks: "masking", "erase pass", "matte", "commit" one after another
+    # (wall time); inside the erase pass, its stages' busy time ("decode", "erase", "upscale",
+    # "composite", "write"), which overlap when it streams.
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -164,9 +173,12 @@ def set_thread_counts(threads: int | None = None) -> int:
     return n
 
 
-def _mask_to_png(mask: np.ndarray) -> np.ndarray:
-    grey = mask.astype(np.uint8) * 255
-    return np.repeat(grey[:, :, None], 3, axis=2)
+def _mask_to_png(mask: np.ndarray, grey: bool = False) -> np.ndarray:
+    """A mask as the matte stages it: white on black, RGB (the object matte an editor gets), or
+    one grey channel when it is only the alpha matte's first state (a third of the bytes to
+    write and read back, and the alpha replaces it)."""
+    values = mask.astype(np.uint8) * 255
+    return values if grey else np.repeat(values[:, :, None], 3, axis=2)
 
 
 class Pipeline:
@@ -253,6 +265,10 @@ class Pipeline:
         sinks = []
         try:
             with open_source(spec.source_path) as source:
+                # The alpha matte's frames are staged as masks by the mask pass and become
+                # final when the erase pass replaces them by their alphas (a video matte is
+                # encoded as they do); other mattes are final as the masks are written.
+                alpha_later = not spec.matte_only and spec.matte_mode == "alpha"
                 matte = open_sink(
                     spec.matte_path,
                     info,
@@ -260,6 +276,7 @@ class Pipeline:
                     count,
                     overwrite=spec.overwrite,
                     staging_dir=staging_path(spec.matte_path, job_id),
+                    final_on_write=not alpha_later,
                 )
                 sinks.append(matte)
                 clock = time.monotonic()
@@ -287,6 +304,14 @@ class Pipeline:
                     # A Ray executor's erase pass leaves the matte as masks; the alpha pass below
                     # converts them (the same alpha the compositor used).
                     alpha_out = matte if spec.matte_mode == "alpha" else None
+                    opts = spec.options
+                    lr_size = working_size(info.width, info.height, opts.working_height)
+                    if alpha_out is not None and output.written:
+                        # Resumed: the alphas of the frames already written (one may still be a
+                        # mask, if the stop came between the two writes) are final before the
+                        # erase pass makes the next ones final in order.
+                        alpha_matte(matte, lr_size, opts.mask_dilation, opts.feather, upto=output.written)
+                    clock = time.monotonic()
                     if self.executor is not None:
                         runs = self.executor.erase_pass(
                             self, spec, info, start, count, matte, output, reporter, result.timings
@@ -304,27 +329,27 @@ class Pipeline:
                             result.timings,
                             alpha_out=alpha_out,
                         )
+                    # The pass's wall time: its stages' own timings overlap when it streams.
+                    result.timings["erase pass"] = time.monotonic() - clock
                     result.backends.extend(runs)
                     if spec.matte_mode == "alpha":
                         # The matte is the exact alpha each frame was composited with: the erase
                         # pass wrote it; this converts any frame a stop left as a mask.
                         clock = time.monotonic()
-                        opts = spec.options
-                        alpha_matte(
-                            matte,
-                            working_size(info.width, info.height, opts.working_height),
-                            opts.mask_dilation,
-                            opts.feather,
-                        )
+                        alpha_matte(matte, lr_size, opts.mask_dilation, opts.feather)
                         result.timings["matte"] = time.monotonic() - clock
             reporter.stage("writing", count, outer=True)
             # The cleaned frames land before the matte: an editor who sees the
             # matte can rely on the frames being there.
+            clock = time.monotonic()
             for sink in reversed(sinks):
-                sink.commit()
+                sink.commit()  # a video output: its encoder's last frames, then a rename
+            result.timings["commit"] = time.monotonic() - clock
             reporter.advance(count, outer=True)
         except JobInterrupted:
-            raise  # staging stays for Resume
+            for sink in sinks:
+                sink.suspend()  # staged frames stay for Resume; video encoders stop
+            raise
         except BaseException:
             for sink in sinks:
                 sink.abort()
@@ -350,6 +375,7 @@ class Pipeline:
         """Stage the masker's masks as the matte, after those a resumed job already has; check what came."""
         end = start + count
         height, width = info.height, info.width
+        alpha_later = not spec.matte_only and spec.matte_mode == "alpha"  # the masks are replaced by alphas
         produced = 0
         any_mask = False
         for index, mask in enumerate(masks):
@@ -361,7 +387,7 @@ class Pipeline:
             any_mask = any_mask or bool(mask.any())
             if index < matte.written:
                 continue  # resumed: this frame's mask is already on disk
-            matte.write(_mask_to_png(mask))
+            matte.write(_mask_to_png(mask, grey=alpha_later))
             reporter.advance(outer=True)
         if produced != count:
             raise MaskError(f"masker {name} gave {produced} masks for {count} frames")
@@ -810,7 +836,7 @@ def _write_frame(output, frame: np.ndarray, alpha_out, alpha: np.ndarray | None)
     index = output.written
     output.write(frame)
     if alpha_out is not None:
-        alpha_out.replace(index, alpha)
+        alpha_out.replace(index, alpha, final=True)
 
 
 def _timed(items: Iterable, timings: dict[str, float], part: str) -> Iterator:

@@ -87,13 +87,20 @@ class BasicVSRPPUpscaler(Upscaler):
 
     @classmethod
     def availability(cls, device: str | None = None) -> tuple[bool, str]:
-        """(available, why not): torchvision's deformable convolution, the weights, the device."""
-        reason = deform_conv_missing()
-        if not reason and find_weights() is None:
+        """(available, why not): the weights, torchvision's deformable convolution, the device.
+
+        The weights first: looking for files is instant, while importing torchvision
+        to ask about deform_conv2d takes seconds, and without weights the answer
+        is no either way (every `auto` job in a fresh process asks this).
+        """
+        reason = ""
+        if find_weights() is None:
             from ...models.registry import missing_reason
             from ..models import BASICVSRPP_MODEL_IDS
 
             reason = missing_reason(BASICVSRPP_MODEL_IDS[0])
+        if not reason:
+            reason = deform_conv_missing()
         if not reason:
             from ...models.device import device_missing
 

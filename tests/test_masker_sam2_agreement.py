@@ -217,3 +217,24 @@ def test_the_two_sam2_implementations_give_the_same_masks(
     a, b = tracked(package, small, box), tracked(hf, small, box)
     assert np.abs(a - b).max() < 0.1, np.abs(a - b).max()
     assert ((a > 0.5) == (b > 0.5)).mean() > 0.99
+
+
+@pytest.mark.parametrize(
+    ("config", "size"),
+    [("configs/sam2.1/sam2.1_hiera_t.yaml", "tiny"), ("configs/sam2.1/sam2.1_hiera_b+.yaml", "base-plus")],
+)
+def test_conversion_fits_the_released_sizes(config: str, size: str) -> None:
+    """At the released sizes too (the sam2 package's official configs, 39 M and 81 M parameters),
+    every converted key and shape fits transformers' model of that size as benchmarks/gpu_check.py
+    builds it."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    from benchmarks.gpu_check import sam2_hf_config
+
+    state = build_sam2_video_predictor(config, None, device="cpu").state_dict()
+    converted = sam2_package_to_transformers(state)
+    with torch.device("meta"):
+        expected = transformers.Sam2VideoModel(sam2_hf_config(size, tiny=False)).state_dict()
+    assert set(converted) == set(expected)
+    assert [k for k in expected if converted[k].shape != expected[k].shape] == []
+    assert sum(v.numel() for v in expected.values()) == sum(v.numel() for v in converted.values())

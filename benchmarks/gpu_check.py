@@ -152,7 +152,7 @@ def synchronize(device: str) -> None:
 
 def moving_clip(count: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
     """A textured disc crossing a textured background: something for a tracker to follow."""
-    from peanut_server.masker.synthetic import MovingObject, composite_clip
+    from tests.synthetic import MovingObject, composite_clip
 
     rng = np.random.default_rng(seed)
     background = rng.integers(40, 215, (height, width, 3), dtype=np.uint8)
@@ -467,7 +467,7 @@ def build_cases(tiny: bool, device: str = "cpu") -> list[Case]:
                 torch.save({"model": net.state_dict()}, root / model_id / spec.files[0].filename)
 
             def prepare(placement, model_id=model_id):
-                from peanut_server.masker.sam2pkg import Sam2PackageTracker
+                from peanut_server.masker.sam2.tracker import Sam2PackageTracker
 
                 tracker = Sam2PackageTracker(
                     model_id, placement=placement, hydra_overrides=SAM2_PACKAGE_TINY if tiny else ()
@@ -492,8 +492,8 @@ def build_cases(tiny: bool, device: str = "cpu") -> list[Case]:
             save_hf(root / "sam3", model, processor)
 
         def prepare_sam3(placement):
-            from peanut_server.masker.sam3 import Sam3Masker, Sam3Parts
-            from peanut_server.masker.synthetic import ArraySource
+            from peanut_server.masker.sam3.masker import Sam3Masker, Sam3Parts
+            from tests.synthetic import ArraySource
 
             masker = Sam3Masker()
             masker._parts = Sam3Parts("sam3", placement=placement)

@@ -4,7 +4,7 @@ Cases:
   synthetic   generated clips over a real DAVIS background (known masks): pick by colour,
               by position among look-alikes, by size, and two look-alikes crossing (CME)
   davis       bmx-trees and tennis, tracking the DAVIS mask of frame 0 with the no-weights
-              masker's propagate(): the given-mask tracker (PriorTracker, the default) and the
+              masker's masks() with the mask as a one-frame prompt: the given-mask tracker (PriorTracker, the default) and the
               grounded path's tracker with and without GrabCut refinement, for comparison
 
     python benchmarks/masker_sweep.py [--data ../shared/data] [--json out.json]
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,11 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peanut_server.masker import MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
-from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 from peanut_server.media import open_source  # noqa: E402
 from peanut_server.media.source import list_images  # noqa: E402
 from peanut_server.metrics.masks import evaluate  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
+from tests.clips import tracked_mask_prompt  # noqa: E402
+from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 
 RED, ORANGE_RED, BLUE = (215, 40, 40), (225, 95, 35), (40, 70, 200)
 
@@ -76,8 +78,10 @@ def run_davis(data: Path, clip: str, options: MaskerOptions, tracker: str) -> tu
     masker = MotionMasker()
     masker.prior_tracking = tracker == "prior"
     masker.refine_tracking = tracker == "reseg+grabcut"
-    t = time.perf_counter()
-    masks = list(masker.propagate(source, 0, n, gts[0], options, Reporter()))
+    with tempfile.TemporaryDirectory() as tmp:
+        prompt = tracked_mask_prompt(gts[0], tmp)
+        t = time.perf_counter()
+        masks = list(masker.masks(source, 0, n, prompt, options, Reporter()))
     return evaluate(masks, gts[:n]).JF, (time.perf_counter() - t) / n
 
 
@@ -108,8 +112,10 @@ def strip(
 def davis_table(data: Path, strips: Path | None) -> list[dict]:
     """Full DAVIS clips: repeat-frame-0 (doing nothing), from the frame-0 mask, from its box."""
     from peanut_server.masker import FramePrompt
-    from peanut_server.masker.synthetic import ArraySource
+    from tests.synthetic import ArraySource
 
+    workdir = tempfile.TemporaryDirectory()  # the frame-0 masks, as the one-image prompt files
+    tmp = workdir.name
     rows = []
     for clip in ("tennis", "bmx-trees"):
         folder = data / "davis" / clip
@@ -122,7 +128,14 @@ def davis_table(data: Path, strips: Path | None) -> list[dict]:
         runs = {
             "repeat frame 0": lambda truth=truth, frames=frames: [truth[0]] * len(frames),
             "from mask": lambda truth=truth, frames=frames: list(
-                MotionMasker().propagate(ArraySource(frames), 0, len(frames), truth[0], MaskerOptions(), Reporter())
+                MotionMasker().masks(
+                    ArraySource(frames),
+                    0,
+                    len(frames),
+                    tracked_mask_prompt(truth[0], tmp),
+                    MaskerOptions(),
+                    Reporter(),
+                )
             ),
             "from box": lambda frames=frames, box=box: list(
                 MotionMasker().masks(
@@ -159,14 +172,15 @@ def davis_table(data: Path, strips: Path | None) -> list[dict]:
             print("    J per frame: " + " ".join(f"{j:.2f}" for j in scores.per_frame_J), flush=True)
             if strips is not None and name != "repeat frame 0":
                 strip(frames, masks, truth, strips / f"masker_{clip}_{name.replace(' ', '_')}.png")
+    workdir.cleanup()
     return rows
 
 
 def lookalike_table(data: Path) -> list[dict]:
     """Look-alike balls over real DAVIS clips: the six cases the ranking was tuned on (frames
     0-23) and the four of tests/test_masker_lookalikes.py (later frames)."""
-    from peanut_server.masker.synthetic import ArraySource
     from tests.clips import read_davis
+    from tests.synthetic import ArraySource
     from tests.test_masker_lookalikes import CASES, N
 
     green, red, blue, yellow = (40, 170, 60), (215, 40, 40), (40, 70, 200), (230, 210, 40)

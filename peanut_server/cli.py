@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # that concern adds no commands in this build
         module.register_cli(sub)
-    from .masker.commands import register_masks_eval
+    from .metrics.masks_command import register_masks_eval
 
     register_masks_eval(sub)  # `peanut eval masks`, beside `eval completion`
     return parser

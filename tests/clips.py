@@ -22,6 +22,8 @@ import av
 import cv2
 import numpy as np
 
+from peanut_server.masker import FramePrompt, MaskPrompt
+
 GRID = 4  # GRID x GRID cells, one bit each: up to 2**16 frames
 BITS = GRID * GRID
 
@@ -265,3 +267,11 @@ def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     """x, y, w, h of the mask's bounding box (the --box a user would draw)."""
     ys, xs = np.nonzero(mask)
     return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+def tracked_mask_prompt(mask: np.ndarray, folder: str | Path, frame: int = 0) -> MaskPrompt:
+    """The product's "track this mask from frame F" prompt (`peanut mask --mask M.png --mask-frame F`):
+    the mask as a one-image PNG plus an empty FramePrompt(frame=F)."""
+    path = Path(folder) / f"mask_{frame:05d}.png"
+    cv2.imwrite(str(path), mask.astype(np.uint8) * 255)
+    return MaskPrompt(mask_path=str(path), frame_prompts=[FramePrompt(frame=frame)])

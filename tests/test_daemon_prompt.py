@@ -16,10 +16,10 @@ import pytest
 
 from peanut_server.api import peanut_pb2 as pb
 from peanut_server.client import ClientError
-from peanut_server.masker.synthetic import MovingObject, composite_clip
 from peanut_server.media import frame_filename
 from peanut_server.metrics.masks import evaluate
 from tests.otio_support import make_square_video, read_png, square_frame
+from tests.synthetic import MovingObject, composite_clip
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (320, 192)

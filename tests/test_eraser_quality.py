@@ -128,7 +128,7 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
         coverage = masks.mean()
         assert 0.05 <= coverage <= 0.12 or name.startswith("running_car"), (name, coverage)
         damaged = _damaged(gt, masks)
-        ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(seed=0), Reporter()).frames
+        ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter()).frames
         theirs = baseline(damaged, masks)
         flows = video_flows(gt)
         ours_scores = evaluate(ours, gt, masks, flows=flows)
@@ -160,7 +160,7 @@ def test_object_removal_leaves_background(shared_data: Path, clip: str) -> None:
     masks = np.stack(
         [cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in read_masks(shared_data / "davis" / f"{clip}_mask")]
     )
-    out = FlowGuidedEraser().erase(frames, masks, EraserOptions(seed=0), Reporter()).frames
+    out = FlowGuidedEraser().erase(frames, masks, EraserOptions(), Reporter()).frames
     OUT.mkdir(exist_ok=True)
     cv2.imwrite(
         str(OUT / f"eraser_{clip}_before_after.png"), _strip(frames, out, [0, len(frames) // 2, len(frames) - 1])

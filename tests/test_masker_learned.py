@@ -18,8 +18,8 @@ from peanut_server.errors import BackendUnavailable  # noqa: E402
 from peanut_server.masker import BACKENDS, FramePrompt, MaskerOptions, MaskPrompt  # noqa: E402
 from peanut_server.masker.grounded import GroundedTrackerMasker  # noqa: E402
 from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker  # noqa: E402
-from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
+from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 
 S = 128  # the tiny SAM 2 input side
 

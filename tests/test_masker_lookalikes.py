@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from peanut_server.masker import MaskerOptions, MaskPrompt, MotionMasker
-from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip
 from peanut_server.metrics.masks import evaluate
 from peanut_server.progress import Reporter
 from tests.clips import read_davis
+from tests.synthetic import ArraySource, MovingObject, composite_clip
 
 PINK, BLUE, RED, PURPLE, CYAN = (230, 120, 170), (40, 70, 200), (215, 40, 40), (140, 60, 190), (40, 190, 200)
 M = MovingObject

@@ -10,9 +10,10 @@ import pytest
 
 from peanut_server.errors import PromptError
 from peanut_server.masker import BACKENDS, FramePrompt, MaskerOptions, MaskPrompt, MotionMasker
-from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip
 from peanut_server.metrics.masks import evaluate
 from peanut_server.progress import Reporter
+from tests.clips import tracked_mask_prompt
+from tests.synthetic import ArraySource, MovingObject, composite_clip
 
 SIZE = (400, 224)
 RED, ORANGE_RED, BLUE = (215, 40, 40), (225, 95, 35), (40, 70, 200)
@@ -154,9 +155,10 @@ def test_preview_one_frame(background) -> None:
     assert report.score > 0.5
 
 
-def test_propagate_a_given_mask(background) -> None:
+def test_tracks_a_given_mask(background, tmp_path: Path) -> None:
     frames, truth = composite_clip(background, two_discs(), 16, SIZE)
-    out = list(MotionMasker().propagate(ArraySource(frames), 0, 16, truth[0][0], MaskerOptions(), Reporter()))
+    prompt = tracked_mask_prompt(truth[0][0], tmp_path)
+    out = list(MotionMasker().masks(ArraySource(frames), 0, 16, prompt, MaskerOptions(), Reporter()))
     assert evaluate(out, truth[0]).JF >= 0.9
 
 
@@ -222,8 +224,8 @@ def test_one_frame_range_explains_that_motion_needs_two(background) -> None:
 def test_the_maskers_share_one_frame_preparation():
     # Issue 15, point 15: three maskers prepared working frames with three copies of the code.
     from peanut_server.masker import GroundedTrackerMasker, MotionMasker, Sam3Masker
-    from peanut_server.masker.base import working_frames
-    from peanut_server.masker.synthetic import ArraySource
+    from peanut_server.masker.frames import working_frames
+    from tests.synthetic import ArraySource
 
     frames = np.random.default_rng(0).integers(0, 255, (3, 300, 2000, 3), np.uint8)
     source = ArraySource(frames)

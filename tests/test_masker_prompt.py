@@ -60,7 +60,7 @@ def test_a_refusal_says_where_each_object_is_and_its_colours():
     # Issue 15, point 3: "(their colours: orange/brown, blue)" did not say which object is which.
     import numpy as np
 
-    from peanut_server.masker.motion import Candidate
+    from peanut_server.masker.candidates import Candidate
     from peanut_server.masker.prompt import parse_prompt
     from peanut_server.masker.ranking import rank_candidates
 

@@ -20,8 +20,8 @@ import torch
 import transformers
 
 from peanut_server.masker.learned import HFVideoTracker
-from peanut_server.masker.sam2pkg import Sam2PackageTracker
-from peanut_server.masker.synthetic import MovingObject, composite_clip
+from peanut_server.masker.sam2.tracker import Sam2PackageTracker
+from tests.synthetic import MovingObject, composite_clip
 from tests.test_masker_sam2pkg import TINY, build_tiny
 
 S = 128  # the tiny model's input side (TINY: ++model.image_size=128)

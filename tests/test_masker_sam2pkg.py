@@ -13,9 +13,9 @@ import torch  # required dependencies: a broken install fails here, it is not sk
 
 from peanut_server.errors import ModelError  # noqa: E402
 from peanut_server.masker import FramePrompt, GroundedSam2PackageMasker, MaskerOptions, MaskPrompt  # noqa: E402
-from peanut_server.masker.sam2pkg import Sam2PackageTracker, load_sam2_checkpoint  # noqa: E402
-from peanut_server.masker.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
+from peanut_server.masker.sam2.tracker import Sam2PackageTracker, load_sam2_checkpoint  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
+from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 # The official tiny config shrunk: 128 px input, 8-wide Hiera, one memory-attention layer.

@@ -15,8 +15,8 @@ if not hasattr(transformers, "Sam3VideoModel"):
 
 from peanut_server.errors import PromptError  # noqa: E402
 from peanut_server.masker import BACKENDS, MaskerOptions, MaskPrompt, Sam3Masker  # noqa: E402
-from peanut_server.masker.synthetic import ArraySource  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
+from tests.synthetic import ArraySource  # noqa: E402
 
 
 def clip_tokenizer():

@@ -71,7 +71,7 @@ def test_eval_masks_command(tmp_path, capsys, shared_data) -> None:
 
     import cv2
 
-    from peanut_server.masker.commands import register_masks_eval
+    from peanut_server.metrics.masks_command import register_masks_eval
 
     gt_dir = shared_data / "davis" / "tennis_mask"
     pred = tmp_path / "pred"

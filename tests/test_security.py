@@ -201,7 +201,7 @@ def evil_checkpoint(path: Path, marker: Path, state: dict) -> Path:
 
 def loaders():
     from peanut_server.flow.raft import load_raft_file
-    from peanut_server.masker.sam2pkg import load_sam2_checkpoint
+    from peanut_server.masker.sam2.tracker import load_sam2_checkpoint
     from peanut_server.upscaler.basicvsrpp.loader import load_checkpoint
 
     return {

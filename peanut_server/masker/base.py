@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import cv2
 import numpy as np
 
 from ..media.types import VideoSource
@@ -142,23 +141,3 @@ class Masker(ABC):
         (motion) or keep a model warm between calls override it."""
         mask = next(iter(self.masks(source, frame, frame + 1, prompt, options, reporter)))
         return mask, self.report
-
-
-# -- frames at working resolution (shared by the maskers that scale frames down) --------------
-
-
-def working_scale(source: VideoSource, max_side: int) -> float:
-    """The factor that brings the longer side of `source` down to `max_side` (never up)."""
-    return min(1.0, max_side / max(source.info.width, source.info.height))
-
-
-def working_frames(source: VideoSource, start: int, end: int, max_side: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(source frame index, RGB at working resolution) for frames start..end-1.
-
-    INTER_AREA: a downscale that averages, so thin details do not alias; contiguous,
-    because OpenCV and torch want it and a resized or sliced frame may not be."""
-    scale = working_scale(source, max_side)
-    for k, rgb in enumerate(source.frames(start, end)):
-        if scale < 1.0:
-            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        yield start + k, np.ascontiguousarray(rgb)

@@ -27,8 +27,8 @@ import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
 from ..models.registry import get_spec, locate, missing_reason
-from .appearance import colour_fractions
-from .motion import Candidate
+from .candidates import Candidate
+from .colour import colour_fractions
 
 if TYPE_CHECKING:
     from ..models.cache import ModelNeed

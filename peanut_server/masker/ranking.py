@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PromptError
-from .motion import Candidate
+from .candidates import Candidate
 from .prompt import PromptQuery
 
 MIN_COLOUR_FRACTION = 0.08  # below this share of pixels a candidate is not "red"

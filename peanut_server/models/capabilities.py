@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 
-# By backend, the transformers classes it calls (masker/learned.py, sam3.py, models.py).
+# By backend, the transformers classes it calls (masker/learned.py, sam3/masker.py, models.py).
 TRANSFORMERS_CLASSES: dict[str, tuple[str, ...]] = {
     "sam3": ("Sam3VideoModel", "Sam3VideoProcessor"),
     "sam2_video": ("Sam2VideoModel", "Sam2VideoProcessor", "Sam2ImageProcessor", "Sam2VideoVideoProcessor"),

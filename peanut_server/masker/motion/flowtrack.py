@@ -1,0 +1,360 @@
+"""The no-weights tracker: warp the mask along the flow, snap it to the image.
+
+Each step computes DIS flow from the new frame back to the previous one,
+pulls the previous mask along it (so every new pixel asks where it came
+from: no holes from forward splatting), and refines the warped mask with
+GrabCut in a window around it. A mask that shrinks to almost nothing means
+the object left or was covered: the tracker reports it lost (an empty mask,
+never a full-frame one) and the caller looks for the object again.
+
+PriorTracker (below) is used for a mask the editor gave (a one-frame mask, a box or points):
+the warped mask is a prior, updated per pixel by colour and motion likelihoods.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .segment import (
+    ColourModels,
+    FlowEstimator,
+    camera_flow,
+    learn_colour_models,
+    refine_mask,
+    residual_motion,
+    segment_moving,
+    to_gray,
+)
+
+
+def _remap(image: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(
+        image,
+        gx + flow_back[..., 0],
+        gy + flow_back[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
+    """Mask of the previous frame carried to the current one; flow_back maps current -> previous."""
+    return _remap(mask.astype(np.float32), flow_back) > 0.5
+
+
+class FlowTracker:
+    def __init__(
+        self,
+        flow: FlowEstimator | None = None,
+        refine: bool = True,
+        lost_fraction: float = 0.15,
+        min_area: int = 20,
+        max_frame_fraction: float = 0.6,
+        freeze_models: bool = True,
+        reseg_iou: float = 0.3,
+        min_agreement: float = 0.0,
+    ) -> None:
+        self.min_agreement = min_agreement
+        self.reseg_iou = reseg_iou
+        self.freeze_models = freeze_models
+        self.models: ColourModels | None = None
+        self.flow = flow or FlowEstimator()
+        self.refine = refine
+        self.lost_fraction = lost_fraction
+        self.min_area = min_area
+        self.max_frame_fraction = max_frame_fraction
+        self.gray: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.last_residual: np.ndarray | None = None
+        self._areas: deque[int] = deque(maxlen=15)
+
+    def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        self.gray = to_gray(rgb)
+        self.mask = mask.astype(bool)
+        # Colour models from the anchor (a trusted mask): later refinements cannot drift them.
+        self.models: ColourModels | None = learn_colour_models(rgb, self.mask) if self.freeze_models else None
+        self._areas.clear()
+        if self.mask.any():
+            self._areas.append(int(self.mask.sum()))
+
+    @property
+    def lost(self) -> bool:
+        return self.mask is None or not self.mask.any()
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        """The mask on the next frame (empty when lost); also sets last_residual."""
+        if self.gray is None or self.mask is None:
+            raise RuntimeError("FlowTracker.step before reset")
+        gray = to_gray(rgb)
+        flow_back = self.flow(gray, self.gray)
+        self.last_residual = residual_motion(flow_back)
+        self.gray = gray
+        if not self.mask.any():
+            return self.mask
+        mask = warp_mask(self.mask, flow_back)
+        reference = float(np.median(self._areas)) if self._areas else float(mask.sum())
+        if self.reseg_iou > 0 and mask.any():
+            # Re-segmentation: chained warps drift (flow bleeds over the object's edge and
+            # the mask grows or shrinks), so a moving region that overlaps the warped mask
+            # well replaces it. Regions of another size (two objects merged, a fragment)
+            # are not taken.
+            best, best_iou = None, self.reseg_iou
+            for c in segment_moving(rgb, [self.last_residual], refine=False):
+                if not 0.5 * reference <= c.area <= 1.5 * reference:
+                    continue
+                inter = int(np.logical_and(c.mask, mask).sum())
+                iou = inter / max(c.area + int(mask.sum()) - inter, 1)
+                if iou > best_iou:
+                    best, best_iou = c, iou
+            if best is not None:
+                mask = best.mask
+        if self.refine and mask.any():
+            mask = refine_mask(rgb, mask, models=self.models, min_agreement=self.min_agreement)
+        area = int(mask.sum())
+        if area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size:
+            mask = np.zeros_like(mask)
+        else:
+            self._areas.append(area)
+        self.mask = mask
+        return mask
+
+
+# ----- the given-mask tracker ------------------------------------------------------------------
+#
+# When the editor hands over a mask ("track this selection") the mask itself is the best
+# evidence there is; re-segmenting motion on every frame throws it away. This tracker keeps
+# the warped mask as a prior and asks each pixel near it two questions: does its colour look
+# like the object or like the background ring around it, and does it move like the object or
+# like the camera? A Bayes update of the prior with both likelihood ratios gives the new mask.
+
+_BINS = 16  # per Lab channel: 4096 colour bins
+
+
+def _colour_index(lab: np.ndarray) -> np.ndarray:
+    q = (lab // (256 // _BINS)).astype(np.int32)
+    return (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]
+
+
+def _colour_hist(index: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """A smoothed, normalised histogram of the selected pixels' colour bins."""
+    h = np.bincount(index[sel], minlength=_BINS**3).astype(np.float32)
+    # Blur along the b and a axes so that a colour seen once also lends weight to its neighbours.
+    h = cv2.GaussianBlur(h.reshape(_BINS * _BINS, _BINS), (3, 3), 0).reshape(-1)
+    return (h + 1e-3) / (float(h.sum()) + 1e-3 * h.size)
+
+
+def _ring(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
+
+
+def _object_motion(
+    mask: np.ndarray,
+    flow_back: np.ndarray,
+    residual: np.ndarray | None = None,
+    moving_px: float = 0.0,
+    require_movers: bool = False,
+) -> np.ndarray | None:
+    """Similarity transform (2x3) carrying the previous mask to the current frame, fitted with
+    RANSAC to the flow of the pixels that land inside the mask (robust to edge bleeding).
+
+    With `residual` (motion the camera does not explain) and `moving_px`, only the landing
+    pixels that move unlike the camera count when there are enough of them: a thin object
+    (a rider, a bike) holds much background, whose flow would drag the mask along with it."""
+    h, w = mask.shape
+    ys, xs = np.mgrid[0:h:2, 0:w:2]
+    px, py = xs + flow_back[ys, xs, 0], ys + flow_back[ys, xs, 1]
+    ix = np.clip(np.round(px).astype(np.int32), 0, w - 1)
+    iy = np.clip(np.round(py).astype(np.int32), 0, h - 1)
+    core = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if core.sum() < 30:
+        core = mask
+    sel = core[iy, ix]
+    if residual is not None and moving_px > 0:
+        movers = sel & (residual[ys, xs] > moving_px)
+        if movers.sum() > 0.3 * sel.sum():
+            sel = movers
+        elif require_movers:
+            return None  # the object moved unlike the camera, and nothing under its mask does now
+    if sel.sum() < 6:
+        return None
+    src = np.stack([px[sel], py[sel]], 1).astype(np.float32)
+    dst = np.stack([xs[sel], ys[sel]], 1).astype(np.float32)
+    matrix, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    return matrix
+
+
+@dataclass
+class PriorTrackerOptions:
+    dense_weight: float = 0.5  # prior = this * dense-flow warp + rest * object-motion warp
+    prior_sigma: float = 4.0  # px: how far the warped mask's edge may be off
+    band: int = 10  # px: the background ring the local colour model is learnt from
+    anchor_weight: float = 0.7  # object colours: this much from the anchor, the rest from the last frame
+    moving_px: float = 2.0  # residual (px/frame) above which a pixel moves unlike the camera
+    prior_clip: float = 1e-3  # the prior never quite says certain: evidence can overrule it
+    motion_spread: float = 0.25  # motion likelihood width, as a fraction of object-camera flow distance
+    max_growth: float = 1.2  # per frame: more is flow bleeding onto the background, cut back
+    min_area_change: float = 0.7  # a refined mask outside [min, max] x the warped area is not trusted:
+    max_area_change: float = 1.3  # the warped mask is kept instead
+    max_size: float = 1.5  # never more than this x the anchor's area
+    hold: bool = True  # while mostly hidden, keep the last shape moving with the object
+    hold_fraction: float = 0.5  # "mostly hidden": the refined area below this x the usual area
+
+
+class PriorTracker:
+    """Tracks a given mask: warped prior, refined by colour and motion likelihoods.
+
+    Same surface as FlowTracker (reset, step, lost, mask, last_residual).
+    """
+
+    def __init__(
+        self,
+        flow: FlowEstimator | None = None,
+        options: PriorTrackerOptions | None = None,
+        lost_fraction: float = 0.15,
+        min_area: int = 20,
+        max_frame_fraction: float = 0.6,
+    ) -> None:
+        self.flow = flow or FlowEstimator()
+        self.options = options or PriorTrackerOptions()
+        self.lost_fraction = lost_fraction
+        self.min_area = min_area
+        self.max_frame_fraction = max_frame_fraction
+        self.gray: np.ndarray | None = None
+        self.index: np.ndarray | None = None  # colour bins of the previous frame
+        self.mask: np.ndarray | None = None
+        self.last_residual: np.ndarray | None = None
+        self._anchor_hist: np.ndarray | None = None
+        self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}  # how often each safeguard fired
+        self._relative = np.zeros(2)  # the object's motion relative to the camera, px/frame (smoothed)
+        self._anchor_area = 0
+        self._areas: deque[int] = deque(maxlen=15)
+
+    def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        self.gray = to_gray(rgb)
+        self.index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
+        self.mask = mask.astype(bool)
+        self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
+        self._areas.clear()
+        self._relative = np.zeros(2)
+        self._anchor_area = int(self.mask.sum())
+        if self.mask.any():
+            self._areas.append(int(self.mask.sum()))
+
+    @property
+    def lost(self) -> bool:
+        return self.mask is None or not self.mask.any()
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        """The mask on the next frame (empty when lost); also sets last_residual."""
+        if self.gray is None or self.mask is None or self.index is None:
+            raise RuntimeError("PriorTracker.step before reset")
+        opt = self.options
+        gray = to_gray(rgb)
+        index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
+        flow_back = self.flow(gray, self.gray)
+        camera = camera_flow(flow_back)
+        residual = np.linalg.norm(flow_back - camera, axis=-1)
+        self.last_residual = residual
+        prev_mask, prev_index = self.mask, self.index
+        self.gray, self.index = gray, index
+        if not prev_mask.any():
+            return prev_mask
+        h, w = prev_mask.shape
+        dense = _remap(prev_mask.astype(np.float32), flow_back)
+        # Pixels moving unlike the camera by at least half the object's own speed are the object's.
+        speed = float(np.linalg.norm(self._relative))
+        moving = speed > 2 * opt.moving_px
+        matrix = _object_motion(prev_mask, flow_back, residual, max(opt.moving_px, 0.5 * speed), require_movers=moving)
+        ys, xs = np.nonzero(prev_mask)
+        centre = np.array([xs.mean(), ys.mean()])
+        camera_fwd = -np.median(camera[prev_mask], 0)  # where the camera carries the mask's pixels
+        coasting = matrix is None and moving
+        if coasting:
+            # A moving object whose pixels all stopped moving unlike the camera is hidden (or the
+            # flow lost it): carry the mask at its last speed relative to the camera.
+            shift = camera_fwd + self._relative
+            matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
+            self.stats["coasting"] += 1
+        rigid = cv2.warpAffine(prev_mask.astype(np.float32), matrix, (w, h)) if matrix is not None else dense
+        # While coasting the dense flow under the mask is the occluder's or the background's.
+        prior = rigid if coasting else opt.dense_weight * dense + (1.0 - opt.dense_weight) * rigid
+        warped = prior > 0.5
+        if not warped.any():
+            self.mask = warped
+            return warped
+        p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), opt.prior_clip, 1 - opt.prior_clip)
+
+        # Colour: object histogram (anchor + last frame) against the local background ring.
+        fg = (
+            opt.anchor_weight * self._anchor_hist + (1 - opt.anchor_weight) * _colour_hist(prev_index, prev_mask)
+            if self._anchor_hist is not None
+            else _colour_hist(prev_index, prev_mask)
+        )
+        bg = _colour_hist(prev_index, _ring(prev_mask, opt.band))
+        ratio = fg[index] / bg[index]
+
+        # Motion: distance to the object's flow against distance to the camera's flow. The
+        # object's flow is the median over its moving core (the warped core may hold some
+        # background the flow bled over); it says nothing when the camera follows the object.
+        core = cv2.erode(warped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if core.sum() < 20:
+            core = warped
+        movers = core & (residual > opt.moving_px)
+        f_obj = np.median(flow_back[movers if movers.sum() > 0.3 * core.sum() else core], 0)
+        spread = max(1.0, opt.motion_spread * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
+        d_obj = ((flow_back - f_obj) ** 2).sum(-1)
+        d_cam = ((flow_back - camera) ** 2).sum(-1)
+        ratio = ratio * np.exp(np.clip((d_cam - d_obj) / (2 * spread * spread), -10, 10))
+
+        post = cv2.GaussianBlur((p * ratio / (p * ratio + (1 - p))).astype(np.float32), (0, 0), 1.0)
+        mask = post > 0.5
+        cap = opt.max_growth * int(prev_mask.sum())
+        if mask.sum() > cap:
+            # Growing faster than an object can (flow bleeding onto the background): keep
+            # the pixels the evidence is surest of, up to the cap.
+            mask = post >= np.sort(post[mask])[::-1][int(cap)]
+            self.stats["capped"] += 1
+        # Only the parts that touch the warped mask: look-alike colours far away are not the object.
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        keep = np.zeros(count, bool)
+        keep[np.unique(labels[mask & warped])] = True
+        keep[0] = False
+        mask = keep[labels]
+        area, warped_area = int(mask.sum()), int(warped.sum())
+        if not opt.min_area_change * warped_area <= area <= opt.max_area_change * warped_area:
+            mask = warped
+            self.stats["fallback"] += 1
+        area = int(mask.sum())
+        reference = float(np.median(self._areas)) if self._areas else float(area)
+        if area > opt.max_size * self._anchor_area:
+            # Bigger than the object ever was by this much: background taken in. Keep the pixels
+            # the evidence is surest of.
+            mask = post >= np.sort(post[mask])[::-1][int(opt.max_size * self._anchor_area)]
+            area = int(mask.sum())
+            self.stats["capped"] += 1
+        held_before = self.stats["held"]
+        held = rigid > 0.5
+        if opt.hold and area < opt.hold_fraction * reference and held.sum() >= self.min_area:
+            # Mostly hidden (a tree in front): keep the last shape, moved as the object moves,
+            # and learn nothing from this frame; the colours and motion take over when it shows again.
+            mask = held
+            self.stats["held"] += 1
+        elif (
+            area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size
+        ):
+            mask = np.zeros_like(mask)
+        else:
+            self._areas.append(area)
+        if matrix is not None and not coasting and self.stats["held"] == held_before:
+            moved = matrix @ np.array([centre[0], centre[1], 1.0]) - centre
+            self._relative = 0.5 * self._relative + 0.5 * (moved - camera_fwd)
+        self.mask = mask
+        return mask

@@ -1,0 +1,615 @@
+"""The masker that needs no weights: moving objects, named by colour, place, size, motion.
+
+Grounding: moving-object segmentation (segment.py) on the first frame where
+something moves, ranked by the words of the prompt (../ranking.py); or the
+box, points or one-frame mask the editor gave. Tracking: the shared loop
+(../tracking.py) with this backend's per-frame step, flow warping plus GrabCut
+or the given-mask prior tracker (flowtrack.py). CME: the tracked mask's colour
+feature against the memory of the target; a low score with a better-matching
+moving candidate elsewhere means the tracker slid onto a look-alike, so the
+loop re-anchors there. When the tracker loses the object, moving candidates
+that look like it are searched on every frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ...errors import PromptError
+from ...media import VideoSource
+from ...progress import Reporter
+from ..base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
+from ..candidates import Candidate, candidate_from_mask
+from ..colour import colour_descriptor, colour_fractions, colour_pixels
+from ..frames import WorkFrame, working_frames, working_scale
+from ..memory import AppearanceMemory
+from ..postprocess import fill_small_holes, soft_mask, to_source
+from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
+from ..ranking import describe_choice, rank_candidates
+from ..tracking import Reanchor, TrackingBackend, track
+from .flowtrack import FlowTracker, PriorTracker
+from .segment import FlowEstimator, refine_mask, residual_motion, segment_moving
+
+log = logging.getLogger(__name__)
+
+APPROXIMATE_WARNING = (
+    "approximate: the no-weights masker could not check {words}; it took the best match on the "
+    "other words (colour, position, size, order, motion) or on the box/points"
+)
+
+
+@dataclass
+class CMESettings:
+    tau: float = 0.75  # consistency needed to write the memory
+    switch_margin: float = 0.1  # a look-alike must beat the tracked mask by this much
+    max_overlap: float = 0.3  # candidates overlapping the tracked mask more are the same object
+    lost_tau: float = 0.4  # below this the mask is on background, not the target: lost
+
+
+class _MotionModel:
+    """Where the target was and how fast it went: predicts its place while it is hidden."""
+
+    def __init__(self, history: int = 6) -> None:
+        self.track: deque[tuple[int, float, float, int]] = deque(maxlen=history)
+
+    def update(self, index: int, mask: np.ndarray) -> None:
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            self.track.append((index, float(xs.mean()), float(ys.mean()), len(xs)))
+
+    @property
+    def area(self) -> float:
+        """The target's usual size: a mask shrinking while the object is being lost (partly
+        hidden, or the tracker sliding off it) does not count, or the object found again at
+        its full size would look too big to be it."""
+        if not self.track:
+            return 0.0
+        areas = np.array([a for *_, a in self.track], float)
+        return float(np.median(areas[areas >= 0.5 * areas.max()]))
+
+    def predict(self, index: int) -> tuple[float, float] | None:
+        if not self.track:
+            return None
+        i1, x1, y1, _ = self.track[-1]
+        i0, x0, y0, _ = self.track[0]
+        if i1 == i0:
+            return x1, y1
+        vx, vy = (x1 - x0) / (i1 - i0), (y1 - y0) / (i1 - i0)
+        return x1 + vx * (index - i1), y1 + vy * (index - i1)
+
+
+class MotionMasker(Masker, TrackingBackend):
+    name = "motion"
+    learned = False
+    tracks_given_mask = True
+    work_max_side = 480
+    # GrabCut after each warp: sharp edges on clean objects; on cluttered real footage
+    # plain warping + motion re-segmentation scores higher (see benchmarks/masker_sweep.py).
+    refine_tracking = True
+    # A mask the editor gave (or a box, points) is tracked as a prior refined by colour and motion
+    # likelihoods (flowtrack.PriorTracker): on DAVIS footage it holds the object far better
+    # than re-segmenting motion. Set False for the grounded path's tracker.
+    prior_tracking = True
+    box_moving_px = 1.0  # residual motion (px/frame) that marks the moving part of a box
+    min_part_px = 100  # working-resolution pixels: smaller colour blobs of a merged region are flecks
+
+    def __init__(self, cme: CMESettings | None = None) -> None:
+        super().__init__()
+        self.cme = cme or CMESettings()
+        self.flow = FlowEstimator()
+        self._given_mask = False  # tracking a mask the editor gave (or pointed at): PriorTracker
+        self._motion = _MotionModel()  # where the target went, going forwards
+        self._colour_lock: list[str] = []  # colours a text-grounded target is held to
+        self._lock_area = 0  # ... and its size when it was found
+
+    def for_call(self) -> MotionMasker:
+        call = super().for_call()
+        call.flow = FlowEstimator()  # OpenCV's DIS object is not shared between threads
+        return call
+
+    @classmethod
+    def accepts(cls, prompt: MaskPrompt) -> bool:
+        return bool(prompt.text or prompt.frame_prompts)
+
+    @classmethod
+    def unchecked_words(cls, prompt: MaskPrompt) -> list[str]:
+        return words_without_meaning(prompt.text, with_box=bool(prompt.frame_prompts))
+
+    # ----- frames -------------------------------------------------------------------------
+
+    def _scale(self, source: VideoSource) -> float:
+        return working_scale(source, self.work_max_side)
+
+    def _work(self, source: VideoSource, start: int, end: int) -> Iterator[WorkFrame]:
+        for index, rgb in working_frames(source, start, end, self.work_max_side):
+            yield WorkFrame(index, rgb)
+
+    def _residuals(self, frame: WorkFrame, neighbours: list[WorkFrame]) -> list[np.ndarray]:
+        return [residual_motion(self.flow(frame.gray, n.gray)) for n in neighbours]
+
+    # ----- grounding ----------------------------------------------------------------------
+
+    def _ground(self, query: PromptQuery, frames: list[WorkFrame], k: int) -> tuple[Candidate, float, str]:
+        """Rank the moving objects of frames[k] (its neighbours give the motion)."""
+        frame = frames[k]
+        neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
+        candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours))
+        if query.colours:
+            candidates = self._split_by_colour(frame.rgb, candidates, query.colours)
+        h, w = frame.gray.shape
+        ranked = rank_candidates(query, candidates, (w, h))
+        best = candidates[ranked[0].index]
+        return best, ranked[0].score, describe_choice(query, best, ranked[0], frame.index, len(candidates))
+
+    def _colour_share(self, rgb: np.ndarray, mask: np.ndarray) -> float:
+        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in self._colour_lock])
+        return float((named & mask).sum()) / max(int(mask.sum()), 1)
+
+    def _colour_parts(self, rgb: np.ndarray, c: Candidate, colours: list[str]) -> list[Candidate]:
+        """The parts of a moving region in the named colour that stand out as compact blobs.
+
+        On real footage with a moving camera, motion segmentation merges a small object with
+        what is next to it (a red ball with red graffiti, a blue ball with a yellow wall, a
+        ball with the player it passes). Each compact blob of the named colour inside the
+        region is then a candidate of its own; regions where the colour is scattered, or that
+        are the coloured object already, stay as they are."""
+        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in colours]) & c.mask
+        if named.sum() < 30 or named.sum() > 0.8 * c.area:
+            return [c]
+        named = cv2.morphologyEx(named.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(named, connectivity=8)
+        parts = []
+        for k in range(1, count):
+            area = int(stats[k, cv2.CC_STAT_AREA])
+            bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
+            if area < self.min_part_px or area < 0.5 * bw * bh:  # a compact blob, not a fleck or a streak
+                continue
+            if area > 0.75 * c.area:
+                return [c]  # the region is the coloured object already (its texture has other shades)
+            parts.append(candidate_from_mask(rgb, fill_small_holes(labels == k, max(64, area // 4)), c.speed))
+        return parts or [c]
+
+    def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], colours: list[str]) -> list[Candidate]:
+        return [part for c in candidates for part in self._colour_parts(rgb, c, colours)]
+
+    def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[WorkFrame], k: int, scale: float) -> np.ndarray:
+        frame = frames[k]
+        h, w = frame.gray.shape
+        if fp.box is not None:
+            x0, y0, x1, y1 = (int(round(v * scale)) for v in fp.box)
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                raise PromptError(f"the box on frame {fp.frame} is empty or outside the frame", code="PROMPT_BAD_BOX")
+            mask = self._mask_in_box(frames, k, (x0, y0, x1, y1))
+            negatives = [(p.x * scale, p.y * scale) for p in fp.points if not p.positive]
+            return self._exclude(mask, negatives)
+        positives = [(p.x * scale, p.y * scale) for p in fp.points if p.positive]
+        if not positives:
+            raise PromptError(f"frame {fp.frame} has no positive point or box", code="PROMPT_NO_POINTS")
+        neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
+        candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours)) if neighbours else []
+        hit = [c for c in candidates if any(c.mask[min(h - 1, int(y)), min(w - 1, int(x))] for x, y in positives)]
+        negatives = [(p.x * scale, p.y * scale) for p in fp.points if not p.positive]
+        hit = [c for c in hit if not any(c.mask[min(h - 1, int(y)), min(w - 1, int(x))] for x, y in negatives)]
+        if hit:
+            return np.logical_or.reduce([c.mask for c in hit])
+        # No moving object under the points: GrabCut in a box around them.
+        r = max(h, w) // 8
+        xs, ys = [p[0] for p in positives], [p[1] for p in positives]
+        seed = np.zeros((h, w), bool)
+        seed[max(0, int(min(ys)) - r) : int(max(ys)) + r, max(0, int(min(xs)) - r) : int(max(xs)) + r] = True
+        return refine_mask(frame.rgb, seed)
+
+    def _mask_in_box(self, frames: list[WorkFrame], k: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The object inside a box: GrabCut from the box, checked against what moves in it.
+
+        GrabCut alone takes whatever differs in colour from the box's surroundings; on real
+        footage that is often the floor under a player. When part of the box moves unlike the
+        camera, that part is the object: GrabCut's cut is kept where it agrees with it, and
+        replaced by it where the two disagree.
+        """
+        frame = frames[k]
+        h, w = frame.gray.shape
+        x0, y0, x1, y1 = box
+        inside = np.zeros((h, w), bool)
+        inside[y0:y1, x0:x1] = True
+        gc = np.zeros((h, w), np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(
+                cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
+                gc,
+                (x0, y0, x1 - x0, y1 - y0),
+                bgd,
+                fgd,
+                4,
+                cv2.GC_INIT_WITH_RECT,
+            )
+            cut = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & inside
+        except cv2.error:
+            cut = inside
+        neighbour = frames[k + 1] if k + 1 < len(frames) else frames[k - 1] if k > 0 else None
+        if neighbour is None:
+            return cut if cut.any() else inside
+        residual = residual_motion(self.flow(frame.gray, neighbour.gray))
+        movers = (residual > self.box_moving_px) & inside
+        movers = (
+            cv2.morphologyEx(
+                movers.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+            ).astype(bool)
+            & inside
+        )
+        if movers.sum() < 0.1 * inside.sum():
+            return cut if cut.any() else inside  # a still object: colour is all there is
+        agree = (cut & movers).sum() / max((cut | movers).sum(), 1)
+        self.report.extra["box"] = f"grabcut/motion agreement {agree:.2f}"
+        return cut & movers if agree >= 0.4 else movers
+
+    @staticmethod
+    def _read_given_mask(path: str, frame: WorkFrame) -> np.ndarray:
+        """A one-image mask (the object on the prompted frame) at working resolution."""
+        image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise PromptError(f"cannot read the mask image {path}", code="PROMPT_BAD_MASK")
+        h, w = frame.gray.shape
+        mask = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) > 127
+        if not mask.any():
+            raise PromptError(f"the mask image {path} is empty: nothing to track", code="PROMPT_BAD_MASK")
+        return mask
+
+    @staticmethod
+    def _check_words(query: PromptQuery, frame: WorkFrame, mask: np.ndarray, index: int) -> None:
+        """Text plus a box: the box picks the object, the colour and position words must fit it."""
+        if not mask.any():
+            return
+        fractions = colour_fractions(frame.rgb, mask)
+        for colour in query.colours:
+            if fractions[colour] < 0.15:
+                raise PromptError(
+                    f"the object in the box on frame {index} is not {colour} ({colour} covers "
+                    f"{100 * fractions[colour]:.0f}% of it): check the box or the words",
+                    code="PROMPT_BOX_MISMATCH",
+                )
+        h, w = mask.shape
+        ys, xs = np.nonzero(mask)
+        cx, cy = xs.mean() / w, ys.mean() / h
+        wrong = {
+            "left": cx > 0.5,
+            "right": cx < 0.5,
+            "top": cy > 0.5,
+            "bottom": cy < 0.5,
+            "centre": abs(cx - 0.5) > 0.25 or abs(cy - 0.5) > 0.25,
+        }
+        for position in query.position:
+            if wrong.get(position):
+                raise PromptError(
+                    f"the object in the box on frame {index} is not on the {position} of the "
+                    f"picture: check the box or the words",
+                    code="PROMPT_BOX_MISMATCH",
+                )
+
+    @staticmethod
+    def _exclude(mask: np.ndarray, negatives: list[tuple[float, float]]) -> np.ndarray:
+        """Drop the connected parts of the mask under an excluded point."""
+        if not negatives or not mask.any():
+            return mask
+        h, w = mask.shape
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        drop = {int(labels[min(h - 1, int(y)), min(w - 1, int(x))]) for x, y in negatives} - {0}
+        return mask & ~np.isin(labels, list(drop)) if drop else mask
+
+    # ----- the interface ------------------------------------------------------------------
+
+    def masks(
+        self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> Iterator[np.ndarray]:
+        self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "flow+grabcut"})
+        self._colour_lock = []
+        reporter.stage("mask", end - start)
+        cv2.setRNGSeed(options.seed)  # GrabCut's k-means start: same input, same masks
+        self._vocabulary_warning(prompt, reporter)
+        scale = self._scale(source)
+        frames_in = self._work(source, start, end)
+        cache: list[WorkFrame] = []
+        anchor_k, anchor_mask = self._find_anchor(prompt, frames_in, cache, scale, reporter)
+        # A box or points is the editor pointing at the object, like a given mask: tracked the same way.
+        given_mask = self.prior_tracking and bool(prompt.frame_prompts)
+        self._given_mask = given_mask
+        if given_mask:
+            self.report.extra["tracker"] = "flow prior + colour/motion likelihoods"
+        self._motion = _MotionModel()
+        size = (source.info.width, source.info.height)
+        yield from track(self, cache, frames_in, anchor_k, anchor_mask, size, options, reporter, self.report)
+
+    def preview(
+        self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
+    ) -> tuple[np.ndarray, MaskReport]:
+        """The mask on one frame, grounded with its two neighbours for motion."""
+        given = prompt.tracked_mask_frame
+        if given is not None:
+            # A mask of frame `given`: track it to the previewed frame.
+            lo, hi = min(given, frame), max(given, frame) + 1
+            masks = list(self.masks(source, lo, hi, prompt, options, reporter))
+            return masks[frame - lo], self.report
+        self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "none"})
+        lo, hi = max(0, frame - 1), min(source.info.frame_count, frame + 2)
+        frames = list(self._work(source, lo, hi))
+        k = frame - lo
+        scale = self._scale(source)
+        self._vocabulary_warning(prompt, reporter)
+        fps = [fp for fp in prompt.frame_prompts if fp.frame == frame]
+        if fps:
+            mask = self._anchor_from_frame_prompt(fps[0], frames, k, scale)
+            self.report.chosen_object, self.report.score = f"the object at the given points/box on frame {frame}", 1.0
+        else:
+            query = parse_prompt(prompt.text)
+            best, score, text = self._ground(query, frames, k)
+            mask, self.report.chosen_object, self.report.score = best.mask, text, score
+        size = (source.info.width, source.info.height)
+        return fill_small_holes(to_source(soft_mask(mask), size, options.threshold), options.fill_holes), self.report
+
+    # ----- internals ----------------------------------------------------------------------
+
+    def _vocabulary_warning(self, prompt: MaskPrompt, reporter: Reporter) -> None:
+        """Name the words that were not checked (once: the report carries it to the job result).
+
+        The pipeline refuses such a prompt unless it is approximate; a caller that bypasses
+        the pipeline and did not ask for an approximation is refused here too."""
+        words = self.unchecked_words(prompt)
+        if not words:
+            return
+        if not prompt.approximate:
+            raise PromptNotUnderstood(refusal_message("no-weights", words))
+        self.report.ignored_words = words
+        message = APPROXIMATE_WARNING.format(words=", ".join(f'"{w}"' for w in words))
+        self.report.warnings.append(message)
+        reporter.warn(message)
+
+    def _find_anchor(
+        self,
+        prompt: MaskPrompt,
+        frames_in: Iterator[WorkFrame],
+        cache: list[WorkFrame],
+        scale: float,
+        reporter: Reporter,
+    ) -> tuple[int, np.ndarray]:
+        """Read frames until the object is found; returns (index into cache, working mask)."""
+        if prompt.frame_prompts:
+            fp = min(prompt.frame_prompts, key=lambda f: f.frame)
+            for frame in frames_in:
+                cache.append(frame)
+                if frame.index > fp.frame:  # one frame after the prompt, for its motion
+                    break
+            ks = [k for k, f in enumerate(cache) if f.index == fp.frame]
+            if not ks:
+                raise PromptError(f"the points/box are on frame {fp.frame}, outside the range", code="PROMPT_BAD_FRAME")
+            if prompt.tracked_mask_frame is not None:
+                mask = self._read_given_mask(prompt.mask_path, cache[ks[0]])
+            else:
+                mask = self._anchor_from_frame_prompt(fp, cache, ks[0], scale)
+            if len({f.frame for f in prompt.frame_prompts}) > 1:
+                self.report.warnings.append(
+                    f"the no-weights tracker starts from the box/points of frame {fp.frame}; those on "
+                    f"frames {', '.join(str(f.frame) for f in prompt.frame_prompts if f.frame != fp.frame)} were not used"
+                )
+            if prompt.text:
+                self._check_words(parse_prompt(prompt.text), cache[ks[0]], mask, fp.frame)
+            self.report.chosen_object, self.report.score = (
+                f"the object at the given points/box on frame {fp.frame}",
+                1.0,
+            )
+            self.report.extra["grounder"] = "points/box"
+            return ks[0], mask
+        query = parse_prompt(prompt.text)
+        last_error: PromptError | None = None
+
+        def attempt(k: int) -> tuple[int, np.ndarray] | None:
+            nonlocal last_error
+            try:
+                best, score, text = self._ground(query, cache, k)
+            except PromptError as exc:
+                if exc.code == "PROMPT_AMBIGUOUS":
+                    raise
+                last_error = exc
+                return None
+            self.report.chosen_object, self.report.score = text, score
+            # A target that is mostly the named colour keeps to it while tracked.
+            if query.colours and sum(best.colours.get(c, 0.0) for c in query.colours) >= 0.6:
+                self._colour_lock, self._lock_area = list(query.colours), best.area
+            return k, best.mask
+
+        for frame in frames_in:
+            cache.append(frame)
+            # Ground on the frame before the newest one, so it has neighbours on both sides.
+            if len(cache) >= 3 and (found := attempt(len(cache) - 2)) is not None:
+                return found
+        if 1 < len(cache) < 3 and (found := attempt(0)) is not None:
+            return found
+        if last_error is not None:
+            raise last_error
+        raise PromptError(
+            f"found no moving object for \u201c{prompt.text}\u201d in a range of "
+            f"{len(cache)} frame(s); motion needs at least two frames",
+            code="PROMPT_NOTHING_FOUND",
+        )
+
+    def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
+        if given_mask:
+            return PriorTracker(self.flow)
+        return FlowTracker(self.flow, refine=self.refine_tracking)
+
+    # ----- the per-frame part of tracking (tracking.py runs the loop) -----------------------
+
+    @property
+    def tau(self) -> float:
+        return self.cme.tau
+
+    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[FlowTracker | PriorTracker, np.ndarray]:
+        tracker = self._tracker(self._given_mask)
+        tracker.reset(frame.rgb, anchor)
+        return tracker, anchor
+
+    def track_step(
+        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory, forward: bool
+    ) -> np.ndarray:
+        mask = self._checked_step(run, frame, memory)
+        if forward and not run.lost and mask.sum() > 1.5 * self._motion.area:
+            # The mask grew over something else (two objects touching): keep the part
+            # that looks and moves like the target.
+            mask = self._split(frame, mask, memory, self._motion)
+            run.mask = mask
+        return mask
+
+    def track_lost(self, run: FlowTracker | PriorTracker) -> bool:
+        return run.lost
+
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray:
+        return colour_descriptor(frame.rgb, output)
+
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        return soft_mask(output)
+
+    def track_reacquire(
+        self, frame: WorkFrame, run: FlowTracker | PriorTracker, memory: AppearanceMemory
+    ) -> Reanchor | None:
+        found = self._reacquire(frame, run.last_residual, memory, self._motion)
+        return Reanchor(found.mask) if found is not None else None
+
+    def track_lookalike(
+        self,
+        frame: WorkFrame,
+        output: np.ndarray,
+        run: FlowTracker | PriorTracker,
+        memory: AppearanceMemory,
+        score: float,
+    ) -> Reanchor | None:
+        other = self._lookalike_check(frame, run.last_residual, output, memory, score, self._motion)
+        return Reanchor(other.mask, feature=other.feature) if other is not None else None
+
+    def track_repair_step(
+        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
+    ) -> np.ndarray | None:
+        # The bare tracker step: a repair stops where the tracker loses the object.
+        mask = run.step(frame.rgb)
+        return None if run.lost else mask
+
+    def track_prefer_repaired(
+        self, frame: WorkFrame, repaired: np.ndarray, old: np.ndarray, memory: AppearanceMemory
+    ) -> bool:
+        # Taken when it agrees better with the memory than the mask the frame has.
+        s_new = memory.score(colour_descriptor(frame.rgb, repaired))
+        s_old = memory.score(colour_descriptor(frame.rgb, old)) if old.any() else -1.0
+        return s_new >= s_old
+
+    def track_settled(self, frame: WorkFrame, output: np.ndarray) -> None:
+        if output.any():
+            self._motion.update(frame.index, output)
+
+    def _checked_step(
+        self, tracker: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
+    ) -> np.ndarray:
+        """One tracker step; a mask that looks nothing like the target (it stayed on the
+        background after the object vanished) counts as lost."""
+        mask = tracker.step(frame.rgb)
+        if mask.any() and self._colour_lock and self._colour_share(frame.rgb, mask) < 0.8:
+            # The sentence named the object's colour and the object is that colour: when the
+            # tracked mask is no longer mostly that colour, what the tracker added in other
+            # colours (the shadow, the foot it passes) is not the object.
+            # Look around the tracked mask as far as half the object's size: flow lags behind a
+            # small fast object, and the colour finds it again.
+            r = max(3, int(0.5 * np.sqrt(self._lock_area)))
+            near = cv2.dilate(
+                mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            ).astype(bool)
+            parts = self._colour_parts(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
+            part = max(parts, key=lambda p: (p.mask & mask).sum())  # the blob the tracked mask is on
+            overlap = (part.mask & mask).sum() / max(int((part.mask | mask).sum()), 1)
+            # Only a clear difference counts (the mask lags or holds other things); a ball whose
+            # texture has other shades at its rim stays as tracked.
+            if part.mask is not near and overlap < 0.8 and 0.3 * int(mask.sum()) <= part.area <= 1.5 * self._lock_area:
+                mask = part.mask
+                tracker.mask = mask
+        if mask.any() and memory.score(colour_descriptor(frame.rgb, mask)) < self.cme.lost_tau:
+            mask = np.zeros_like(mask)
+            tracker.mask = mask
+        return mask
+
+    def _pick(
+        self,
+        frame: WorkFrame,
+        candidates: list[Candidate],
+        memory: AppearanceMemory,
+        motion: _MotionModel,
+        min_score: float,
+    ) -> Candidate | None:
+        """The candidate that best looks like the memory and sits where the target should be."""
+        h, w = frame.gray.shape
+        reach = 0.3 * float(np.hypot(h, w))
+        expected = motion.predict(frame.index)
+        area = motion.area
+        best, best_total = None, -np.inf
+        for c in candidates:
+            s = memory.score(c.feature)
+            if s <= min_score:
+                continue
+            # Two objects merged into one blob, or a fragment: wait for a clean view.
+            if area and not 0.3 * area <= c.area <= 1.6 * area:
+                continue
+            dist = (
+                0.0 if expected is None else float(np.hypot(c.centroid[0] - expected[0], c.centroid[1] - expected[1]))
+            )
+            if dist > reach:
+                continue
+            total = s - 0.5 * dist / reach
+            if total > best_total:
+                best, best_total = c, total
+        return best
+
+    def _reacquire(
+        self, frame: WorkFrame, residual: np.ndarray | None, memory: AppearanceMemory, motion: _MotionModel
+    ) -> Candidate | None:
+        """A moving candidate that looks like the remembered target, after the target was lost."""
+        if residual is None:
+            return None
+        candidates = segment_moving(frame.rgb, [residual])
+        if self._colour_lock:
+            # As when grounding: the named colour's blobs of a region merged with others.
+            candidates = self._split_by_colour(frame.rgb, candidates, self._colour_lock)
+        return self._pick(frame, candidates, memory, motion, memory.tau)
+
+    def _lookalike_check(
+        self,
+        frame: WorkFrame,
+        residual: np.ndarray | None,
+        mask: np.ndarray,
+        memory: AppearanceMemory,
+        s_tracked: float,
+        motion: _MotionModel,
+    ) -> Candidate | None:
+        """Re-run grounding; a separate candidate that matches the memory clearly better wins."""
+        if residual is None:
+            return None
+        others = []
+        for c in segment_moving(frame.rgb, [residual]):
+            inter = np.logical_and(c.mask, mask).sum()
+            if inter <= self.cme.max_overlap * min(c.area, int(mask.sum()) or 1):
+                others.append(c)
+        return self._pick(frame, others, memory, motion, max(memory.tau, s_tracked + self.cme.switch_margin))
+
+    def _split(self, frame: WorkFrame, mask: np.ndarray, memory: AppearanceMemory, motion: _MotionModel) -> np.ndarray:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        if count <= 2:
+            return mask
+        parts = [
+            candidate_from_mask(frame.rgb, labels == k)
+            for k in range(1, count)
+            if stats[k, cv2.CC_STAT_AREA] >= 0.2 * motion.area
+        ]
+        best = self._pick(frame, parts, memory, motion, -1.0)
+        return best.mask if best is not None else mask

@@ -1,0 +1,242 @@
+"""The tracking loop every tracking backend shares (motion, grounded, sam2).
+
+From the anchor (the frame where the object was found or pointed at) the
+backend's tracker runs backwards to the start of the range, then forwards to
+its end, as SAM 2's propagate_in_video(reverse=...) does. Forwards, every
+clip_window frames, the CME check scores the tracked region against the memory
+of the target (memory.py): a region that agrees is written to the memory; one
+that does not lets the backend look for a look-alike that matches better, and
+the tracker restarts there. When the tracker loses the object, the backend
+looks for it again on every frame. After a restart the frames since the last
+good check are re-tracked backwards from the new anchor (repair), so yielding
+lags clip_window frames behind reading: those frames can still be rewritten.
+
+A backend supplies only its per-frame part (TrackingBackend): how to start its
+tracker from an anchor, one step, the appearance feature, and where to look
+when the target drifted or was lost.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..progress import Reporter
+from .base import MaskerOptions, MaskReport
+from .frames import WorkFrame
+from .memory import AppearanceMemory
+from .postprocess import MaskFinisher
+
+
+@dataclass
+class Reanchor:
+    """Where the tracker restarts after a drift or a loss."""
+
+    anchor: Any  # what the backend's track_start takes (a mask, a box...)
+    feature: np.ndarray | None = None  # written to the memory on the restart (None: memory unchanged)
+
+
+class TrackingBackend(ABC):
+    """A backend's part of tracking: its tracker's per-frame step and its checks.
+
+    An output is what one step gives for one frame at working resolution (a mask or
+    a probability map); `run` is one pass of the backend's tracker over a stream of
+    frames, in either direction, as track_start made it.
+    """
+
+    tau: float  # CME: the consistency a region needs to be written to the memory
+
+    @abstractmethod
+    def track_start(self, frame: WorkFrame, anchor: Any) -> tuple[Any, np.ndarray]:
+        """A new pass of the tracker from `anchor` on `frame`: (the pass, its output on `frame`)."""
+
+    @abstractmethod
+    def track_step(self, run: Any, frame: WorkFrame, memory: AppearanceMemory, forward: bool) -> np.ndarray:
+        """The pass's output on the next frame (backwards before the anchor, forwards after it)."""
+
+    @abstractmethod
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray | None:
+        """The appearance feature of the tracked region (None: nothing is tracked on this frame)."""
+
+    @abstractmethod
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        """The output as the probability map the finisher thresholds at source resolution."""
+
+    def track_lost(self, run: Any) -> bool:
+        """Whether the pass lost the object (then the backend looks for it on every frame)."""
+        return False
+
+    def track_reacquire(self, frame: WorkFrame, run: Any, memory: AppearanceMemory) -> Reanchor | None:
+        """After a loss: the object found again on this frame, or None."""
+        return None
+
+    def track_lookalike(
+        self, frame: WorkFrame, output: np.ndarray, run: Any, memory: AppearanceMemory, score: float
+    ) -> Reanchor | None:
+        """After a failed CME check (consistency `score`): a region that matches the memory better, or None."""
+        return None
+
+    def track_repair_step(self, run: Any, frame: WorkFrame, memory: AppearanceMemory) -> np.ndarray | None:
+        """One step of a repair pass (backwards from a new anchor); None stops the repair."""
+        return self.track_step(run, frame, memory, forward=False)
+
+    def track_prefer_repaired(
+        self, frame: WorkFrame, repaired: np.ndarray, old: np.ndarray, memory: AppearanceMemory
+    ) -> bool:
+        """Whether a frame takes the repair pass's output over the one it has."""
+        return True
+
+    def track_settled(self, frame: WorkFrame, output: np.ndarray) -> None:  # noqa: B027 (optional hook)
+        """The output a frame ends with, going forwards (after any restart on it); nothing by default."""
+        return None
+
+
+def track(
+    backend: TrackingBackend,
+    read: list[WorkFrame],
+    unread: Iterator[WorkFrame],
+    anchor_k: int,
+    anchor: Any,
+    size: tuple[int, int],
+    options: MaskerOptions,
+    reporter: Reporter,
+    report: MaskReport,
+) -> Iterator[np.ndarray]:
+    """Source-resolution masks for every frame of `read` and `unread`, in order.
+
+    `read` holds the frames read so far (read[anchor_k] shows the object as `anchor`
+    says); `unread` yields the rest of the range. Writes the CME statistics and any
+    re-anchoring to `report`.
+    """
+    finisher = MaskFinisher(size, options.threshold, options.fill_holes, options.temporal_smoothing)
+    window = max(1, options.clip_window)
+    memory = AppearanceMemory(tau=backend.tau)
+    anchor_frame = read[anchor_k]
+
+    def emit(output: np.ndarray) -> Iterator[np.ndarray]:
+        for out in finisher.push(backend.track_probability(output)):
+            reporter.advance()
+            yield out
+
+    def remember_anchor(output: np.ndarray) -> None:
+        feature = backend.track_feature(anchor_frame, output)
+        if feature is not None:
+            memory.write(feature, force=True)
+
+    # Backwards from the anchor to the start of the range (object found or pointed at mid-clip).
+    remembered = False
+    if anchor_k > 0:
+        run, output = backend.track_start(anchor_frame, anchor)
+        remember_anchor(output)
+        remembered = True
+        before = []
+        for frame in reversed(read[:anchor_k]):
+            reporter.check()
+            before.append(backend.track_step(run, frame, memory, forward=False))
+        for output in reversed(before):
+            yield from emit(output)
+        del before, run
+
+    # Forwards, with a buffer of clip_window frames that a restart may rewrite.
+    run, output = backend.track_start(anchor_frame, anchor)
+    if not remembered:
+        remember_anchor(output)
+    backend.track_settled(anchor_frame, output)
+    buffer: deque[tuple[WorkFrame, np.ndarray]] = deque([(anchor_frame, output)])
+    last_good = anchor_frame.index
+    scores: list[float] = []
+    reanchors = 0
+    lost_since: int | None = None
+
+    def restart(frame: WorkFrame, found: Reanchor) -> tuple[Any, np.ndarray, int]:
+        """Start a new pass on `frame`; re-track the buffered frames after the last good check."""
+        new_run, new_output = backend.track_start(frame, found.anchor)
+        if found.feature is not None:
+            memory.write(found.feature)
+        return new_run, new_output, _repair(backend, buffer, frame, found.anchor, last_good, memory)
+
+    def after_anchor() -> Iterator[WorkFrame]:
+        yield from read[anchor_k + 1 :]
+        read.clear()  # the frames read before are no longer needed
+        yield from unread
+
+    for step, frame in enumerate(after_anchor(), start=1):
+        reporter.check()
+        output = backend.track_step(run, frame, memory, forward=True)
+        if backend.track_lost(run):
+            if lost_since is None:
+                lost_since = frame.index
+            found = backend.track_reacquire(frame, run, memory)
+            if found is not None:
+                run, output, repaired = restart(frame, found)
+                report.warnings.append(
+                    f"object lost at frame {lost_since}, found again at frame "
+                    f"{frame.index}; {repaired} earlier frame(s) re-tracked"
+                )
+                lost_since = None
+        elif step % window == 0:
+            feature = backend.track_feature(frame, output)
+            score = memory.score(feature) if feature is not None else 0.0
+            scores.append(score)
+            if score > memory.tau:
+                memory.write(feature)
+                last_good = frame.index
+            else:
+                found = backend.track_lookalike(frame, output, run, memory, score)
+                if found is not None:
+                    reanchors += 1
+                    run, output, repaired = restart(frame, found)
+                    report.warnings.append(
+                        f"the tracked mask drifted to a look-alike (consistency {score:.2f}); re-anchored on frame "
+                        f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}"
+                    )
+                    last_good = frame.index
+        backend.track_settled(frame, output)
+        buffer.append((frame, output))
+        while len(buffer) > window:
+            yield from emit(buffer.popleft()[1])
+    while buffer:
+        yield from emit(buffer.popleft()[1])
+    for out in finisher.flush():
+        reporter.advance()
+        yield out
+    report.extra.update(
+        {
+            "cme_checks": str(len(scores)),
+            "cme_mean_consistency": f"{np.mean(scores):.3f}" if scores else "n/a",
+            "reanchors": str(reanchors),
+        }
+    )
+
+
+def _repair(
+    backend: TrackingBackend,
+    buffer: deque[tuple[WorkFrame, np.ndarray]],
+    frame: WorkFrame,
+    anchor: Any,
+    after: int,
+    memory: AppearanceMemory,
+) -> int:
+    """Re-track backwards from a new anchor on `frame` over the buffered frames after `after`.
+
+    A frame takes the new output where the backend prefers it to the one it has (which
+    may sit on the look-alike). Returns the number of frames changed.
+    """
+    run, _ = backend.track_start(frame, anchor)
+    changed = 0
+    for i in range(len(buffer) - 1, -1, -1):
+        old_frame, old_output = buffer[i]
+        if old_frame.index <= after:
+            break
+        output = backend.track_repair_step(run, old_frame, memory)
+        if output is None:
+            break
+        if backend.track_prefer_repaired(old_frame, output, old_output, memory):
+            buffer[i] = (old_frame, output)
+            changed += 1
+    return changed

@@ -33,9 +33,10 @@ has Sam3VideoModel) at 1008 px; Grounding DINO (swin-tiny) at 800x1333; RAFT
 small and large at 432x240 and 1920x1080; LaMa at 512x512; BasicVSR++ on
 432x768 -> 1728x3072 and 540x960 -> 2160x3840 crops. Budget: under 8 minutes
 in total on one H200 (most of it writing and reading SAM 3's 3.4 GB of random
-weights and building the models); not run yet on a GPU: the machine this was
-written on had none. `--tiny` runs tiny configs of the same architectures on
-the CPU in well under a minute.
+weights and building the models): an estimate, not run yet on a GPU (the
+machine this was written on had none). `--tiny` runs tiny configs of the same
+architectures on the CPU: about 75 s of CPU time, under 3 minutes wall time on
+a shared 2-core machine.
 """
 
 from __future__ import annotations

@@ -251,6 +251,25 @@ SAM2_PACKAGE_TINY = (
 )
 
 
+def sam2_with_an_object(state: dict) -> dict:
+    """Random SAM 2 weights that see an object and draw masks with structure.
+
+    As initialised, the object-score head says "no object" and both precisions
+    output empty masks, which would compare trivially; a large bias on that head
+    and sharper mask logits (x50 on the hypernetworks' last layers) give masks
+    that change with the frame and the prompt. Key names of both formats: the
+    sam2 package's (`layers.2`) and transformers' (`proj_out`)."""
+    import re
+
+    state = dict(state)
+    for key in list(state):
+        if re.match(r"(sam_)?mask_decoder\.pred_obj_score_head\.(layers\.2|proj_out)\.bias$", key):
+            state[key] = state[key] + 10.0
+        elif re.match(r"(sam_)?mask_decoder\.output_hypernetworks_mlps\.\d+\.(layers\.2|proj_out)\.", key):
+            state[key] = state[key] * 50
+    return state
+
+
 def byte_clip_tokenizer():
     """A byte-level CLIP tokenizer with no merges (every character a token): no download needed."""
     import transformers
@@ -432,6 +451,8 @@ def build_cases(tiny: bool, device: str = "cpu") -> list[Case]:
             torch.manual_seed(0)
             with torch.device(device):
                 model = __import__("transformers").Sam2VideoModel(sam2_hf_config(size, tiny))
+            with torch.no_grad():
+                model.load_state_dict(sam2_with_an_object(model.state_dict()))
             save_hf(root / model_id, model)
 
         def prepare(placement, model_id=model_id):
@@ -465,7 +486,8 @@ def build_cases(tiny: bool, device: str = "cpu") -> list[Case]:
                     spec.config["sam2_config"], None, device="cpu", hydra_overrides_extra=overrides
                 )
                 (root / model_id).mkdir(parents=True, exist_ok=True)
-                torch.save({"model": net.state_dict()}, root / model_id / spec.files[0].filename)
+                state = sam2_with_an_object(net.state_dict())
+                torch.save({"model": state}, root / model_id / spec.files[0].filename)
 
             def prepare(placement, model_id=model_id):
                 from peanut_server.masker.sam2.tracker import Sam2PackageTracker

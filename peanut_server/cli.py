@@ -404,16 +404,40 @@ def add_remove_parser(sub, name: str, matte_only: bool) -> None:
 # -- jobs ------------------------------------------------------------------------
 
 
+def local_machine_info(args: argparse.Namespace) -> pb.Info:
+    """`peanut info --local`: what this machine can run, built in this process (no daemon)."""
+    from .errors import PeanutError
+    from .models.device import set_daemon_defaults
+    from .pipeline.info import local_info
+    from .statedir import resolve_state_dir
+
+    try:
+        # As a daemon started with these --device/--precision would place each backend.
+        set_daemon_defaults(args.device or "auto", args.precision or "auto")
+    except PeanutError as exc:
+        raise CliError(exc.message) from None
+    return local_info(str(resolve_state_dir(args.state_dir)))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    with make_client(args) as client:
-        info = client.info()
+    if args.local:
+        info = local_machine_info(args)
+    else:
+        if args.device or args.precision:
+            raise CliError("--device and --precision go with --local (a running daemon has its own)")
+        with make_client(args) as client:
+            info = client.info()
     if args.json:
         from google.protobuf.json_format import MessageToDict
 
         print(json.dumps(MessageToDict(info, preserving_proto_field_name=True)))
         return EXIT_OK
-    print(f"peanut-server {info.version} ({info.api_version}) on {info.device}, pid {info.pid}")
-    print(f"state: {info.state_dir}   queue: {info.queue_length}/{info.queue_capacity}")
+    if args.local:
+        print(f"peanut {info.version} ({info.api_version}) on {info.device}, this process (--local: no daemon)")
+        print(f"state: {info.state_dir}")
+    else:
+        print(f"peanut-server {info.version} ({info.api_version}) on {info.device}, pid {info.pid}")
+        print(f"state: {info.state_dir}   queue: {info.queue_length}/{info.queue_capacity}")
     print("backends (* default, + available, - not available here: the reason follows):")
     for b in info.backends:
         mark = "*" if b.is_default else ("+" if b.available else "-")
@@ -422,6 +446,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {mark} {pb.Stage.Name(b.stage)[6:].lower():9s} {b.name}{where}{why}")
     present = sum(m.present for m in info.models)
     print(f"models: {present} of {len(info.models)} present (peanut models list)")
+    if args.local:
+        for m in info.models:
+            print(f"  {'+' if m.present else '-'} {m.id}  {m.path if m.present else m.reason}")
     return EXIT_OK
 
 
@@ -477,6 +504,7 @@ EXAMPLES = """examples:
   peanut demo                                   a sample clip, cleaned end to end (no daemon needed)
   peanut-server &                               start the daemon (models stay loaded between jobs)
   peanut info                                   what the daemon runs: device, backends, models
+  peanut info --local                           what this machine can run, without a daemon
   peanut remove clip.mp4 -o clean/ --prompt "the red car"
   peanut remove clip.mp4 -o clean.mov --box 0:120,80,60,40 --start 10 --end 58
   peanut mask clip.mp4 -o masks/ --prompt "the dog on the left"
@@ -498,9 +526,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_remove_parser(sub, "remove", matte_only=False)
     add_remove_parser(sub, "mask", matte_only=True)
 
-    p = sub.add_parser("info", help="what the daemon runs: version, device, backends, models")
-    p.add_argument("--json", action="store_true", help="print the daemon's Info message as JSON on stdout")
+    p = sub.add_parser("info", help="what the daemon runs (or, with --local, this machine): device, backends, models")
+    p.add_argument("--json", action="store_true", help="print the Info message as JSON on stdout")
     add_connection_args(p)
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="what this machine can run, without a daemon: backends, why not, device and precision, models",
+    )
+    p.add_argument("--device", help="with --local: place backends as `peanut-server --device` would (auto, cpu, ...)")
+    p.add_argument("--precision", help="with --local: as `peanut-server --precision` would (auto, fp32, fp16, bf16)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("jobs", help="list jobs, newest first")

@@ -324,3 +324,186 @@ def test_unavailable_without_weights(state_dir: Path, tmp_path: Path, monkeypatc
     with pytest.raises(BackendUnavailable):
         HFVideoTracker("hf-sam2.1-hiera-tiny")
     assert list(BACKENDS).index("grounded-sam2") < list(BACKENDS).index("motion")
+
+
+# -- one masker per backend, its models from the one cache, the device policy --------------------
+
+
+def write_clip(folder: Path, frames: list[np.ndarray]) -> Path:
+    import cv2
+
+    folder.mkdir()
+    for i, rgb in enumerate(frames):
+        cv2.imwrite(str(folder / f"frame_{i:04d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def mask_spec(source: Path, output: Path, prompt: MaskPrompt):
+    from peanut_server.pipeline.spec import PipelineOptions, RemovalSpec
+
+    return RemovalSpec(
+        source_path=str(source),
+        start=0,
+        end=None,
+        prompt=prompt,
+        output_path=str(output),
+        matte_path=str(output),
+        matte_only=True,
+        matte_mode="object",
+        options=PipelineOptions(masker="grounded-sam2"),
+    )
+
+
+def test_two_jobs_and_a_preview_share_one_load_and_keep_their_own_reports(
+    with_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pipeline keeps one masker per backend; its parts load once into the model cache; a
+    preview run in the middle of a job (as the daemon does from another thread) does not
+    write into the job's report, and the second job starts from a clean report."""
+    from peanut_server.daemon.budget import job_model_needs
+    from peanut_server.models.cache import ModelCache, install_model_cache
+    from peanut_server.pipeline import Pipeline
+    from peanut_server.pipeline.spec import PipelineOptions
+
+    monkeypatch.setattr(GroundedTrackerMasker, "box_threshold", 0.0)  # a random detector's scores are low
+    frames, _ = clip_frames(8)
+    source = write_clip(tmp_path / "clip", frames)
+    cache = ModelCache(budget_bytes=None)
+    install_model_cache(cache)
+    try:
+        pipeline = Pipeline(instances=cache)
+        box_prompt = MaskPrompt(frame_prompts=[FramePrompt(frame=3, box=(50, 10, 80, 50))])
+        previews = []
+
+        class PreviewMidJob(Reporter):
+            def check(self) -> None:
+                super().check()
+                if self.state.stage == "masking" and self.state.done >= 2 and not previews:
+                    previews.append(pipeline.preview(mask_spec(source, tmp_path / "p", box_prompt), 3, Reporter()))
+
+        first = pipeline.run(
+            mask_spec(source, tmp_path / "a", MaskPrompt(text="the red ball on the left")), PreviewMidJob()
+        )
+        second = pipeline.run(mask_spec(source, tmp_path / "b", box_prompt), Reporter())
+
+        assert len(previews) == 1, "the preview did not run while the first job was masking"
+        preview_mask, preview_report = previews[0]
+        assert preview_mask.shape == (64, 96)
+        # Each call's report is its own.
+        assert first.chosen_object and not first.chosen_object.startswith("the object at the given")
+        assert preview_report.chosen_object == "the object at the given points/box on frame 3"
+        assert second.chosen_object == "the object at the given points/box on frame 3" and second.chosen_score == 1.0
+        assert first.chosen_object != second.chosen_object
+        assert not set(first.warnings) & set(second.warnings) or first.warnings == []
+        # One masker instance for both jobs and the preview, and each model loaded once.
+        assert [key for key in cache if key[0] == "masker"] == [("masker", "grounded-sam2")]
+        loaded = [key[1] for key in cache.loads]
+        assert sorted(loaded) == ["clip-vit-b32", "grounding-dino-tiny", "hf-sam2.1-hiera-tiny"], loaded
+        # What the masker declares for the check at Submit is what it loaded, under the same keys.
+        needs = job_model_needs([("masker", GroundedTrackerMasker)], PipelineOptions(), (96, 64))
+        assert {need.key for need in needs} == set(cache.loads)
+        for need in needs:
+            assert need.pool == "cpu" and need.weight_bytes > 0 and need.activation_bytes > 0
+            assert cache.size_of(need.key) > 0  # measured from the loaded tensors
+    finally:
+        install_model_cache(None)
+
+
+def fake_machine(monkeypatch: pytest.MonkeyPatch, cuda: int = 0, mps: bool = False, capability: int = 8) -> None:
+    """torch reports `cuda` CUDA devices (compute capability `capability`) and MPS or not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (capability, 0))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+def test_masker_parts_are_placed_by_the_device_policy(with_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CUDA and MPS mocked at the torch level: SAM 2 goes to cuda:0 in bf16 (known safe), the
+    grounder and CLIP in fp32; MPS runs fp32 in RAM's pool; the job's device wins. Nothing is
+    built on a GPU: the build function only records the placement it was given."""
+    from peanut_server.masker.learned import cached_part
+    from peanut_server.models.cache import ModelCache, install_model_cache
+
+    install_model_cache(ModelCache(budget_bytes=None))
+    try:
+        fake_machine(monkeypatch, cuda=1, capability=8)
+        placed = {}
+        for model_id in ("hf-sam2.1-hiera-tiny", "grounding-dino-tiny", "clip-vit-b32"):
+            cached_part(model_id, None, lambda p, model_id=model_id: placed.setdefault(model_id, p))
+        assert (placed["hf-sam2.1-hiera-tiny"].device, placed["hf-sam2.1-hiera-tiny"].precision) == ("cuda:0", "bf16")
+        assert (placed["grounding-dino-tiny"].device, placed["grounding-dino-tiny"].precision) == ("cuda:0", "fp32")
+        assert placed["clip-vit-b32"].precision == "fp32"
+        needs = GroundedTrackerMasker.model_needs(MaskerOptions(), (96, 64))
+        assert {need.pool for need in needs} == {"cuda:0"}
+        assert {need.pool for need in GroundedTrackerMasker.model_needs(MaskerOptions(device="cpu"), (96, 64))} == {
+            "cpu"
+        }
+        fake_machine(monkeypatch, cuda=1, capability=7)  # no bf16 before Ampere
+        install_model_cache(ModelCache(budget_bytes=None))
+        assert cached_part("hf-sam2.1-hiera-tiny", "cuda", lambda p: p).precision == "fp32"
+        fake_machine(monkeypatch, cuda=0, mps=True)
+        on_mps = cached_part("hf-sam2.1-hiera-tiny", None, lambda p: p)
+        assert (on_mps.device, on_mps.precision) == ("mps", "fp32")
+        assert {need.pool for need in GroundedTrackerMasker.model_needs(MaskerOptions(), (96, 64))} == {"cpu"}
+        # The masker's own device beats the job's; the job's beats the policy's.
+        masker = GroundedTrackerMasker()
+        masker._use_device(MaskerOptions(device="cpu"))
+        assert masker._job_device == "cpu"
+        assert GroundedTrackerMasker(device="mps").for_call()._job_device == "mps"
+    finally:
+        install_model_cache(None)
+
+
+def transformers_without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
+    """The installed transformers as an older release would look: `missing` classes absent.
+
+    (transformers is a lazy module that finds a deleted attribute again, so the module
+    itself is replaced in sys.modules, where the capability check imports it from.)"""
+    import sys
+    import types
+
+    class Older(types.ModuleType):
+        def __getattr__(self, name: str):
+            if name in missing:
+                raise AttributeError(name)
+            return getattr(transformers, name)
+
+    older = Older("transformers")
+    older.__spec__ = transformers.__spec__
+    monkeypatch.setitem(sys.modules, "transformers", older)
+
+
+def test_learned_maskers_check_their_classes_and_the_device(
+    with_models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Capabilities, not versions: a transformers without Sam3VideoModel (4.57) makes SAM 3
+    unavailable with the reason, and `auto` passes it by instead of failing the job."""
+    from peanut_server.masker import Sam3Masker
+    from peanut_server.models import device as policy
+    from peanut_server.models.registry import get_spec
+    from peanut_server.pipeline.backends import choose
+
+    for file in get_spec("sam3").files:  # SAM 3's files present (empty: nothing loads them here)
+        (with_models / "sam3").mkdir(exist_ok=True)
+        (with_models / "sam3" / file.filename).write_bytes(b"{}")
+    try:
+        assert Sam3Masker.availability() == (True, "")
+        transformers_without(monkeypatch, "Sam3VideoModel")
+        ok, reason = Sam3Masker.availability()
+        assert not ok and reason.startswith(f"transformers {transformers.__version__} has no Sam3VideoModel")
+        assert choose("masker", "auto").cls is GroundedTrackerMasker
+        transformers_without(monkeypatch, "Sam3VideoModel", "Sam2VideoModel")
+        ok, reason = GroundedTrackerMasker.availability()
+        assert not ok and "has no Sam2VideoModel" in reason
+        transformers_without(monkeypatch)  # every class back
+        assert GroundedTrackerMasker.availability() == (True, "")
+        # The daemon's --device lost (a driver gone after start): said, not crashed later.
+        fake_machine(monkeypatch, cuda=1)
+        policy.set_daemon_defaults("cuda", "auto")
+        fake_machine(monkeypatch, cuda=0)
+        ok, reason = GroundedTrackerMasker.availability()
+        assert not ok and "CUDA is not available" in reason
+    finally:
+        policy.set_daemon_defaults("auto", "auto")
+        for file in get_spec("sam3").files:
+            (with_models / "sam3" / file.filename).unlink()

@@ -28,7 +28,8 @@ from ..errors import InvalidRequest, JobCancelled, JobInterrupted, PeanutError, 
 from ..pipeline import Pipeline, spec_from_request
 from ..pipeline import backends as backend_table
 from ..pipeline.composite import working_size
-from ..pipeline.messages import STAGE_ENUM, result_message
+from ..pipeline.info import add_backends_and_models, detect_device
+from ..pipeline.messages import result_message
 from ..pipeline.spec import absolute_path
 from ..progress import ProgressState, Reporter
 from .budget import WINDOWS_IN_FLIGHT, MemoryBudget, job_model_needs
@@ -47,26 +48,6 @@ MAX_LIVE_CHANNELS = 256
 MAX_WATCHERS = 256
 MAX_WATCHERS_PER_CLIENT = 32
 
-
-def detect_device() -> str:
-    """The device policy's default device, named for people ("cuda:0 (NVIDIA H100)", "mps", "cpu")."""
-    try:
-        import torch
-
-        from ..models.device import resolve_device
-
-        device = resolve_device(None)
-        if device.startswith("cuda"):
-            return f"{device} ({torch.cuda.get_device_name(int(device.split(':')[1]))})"
-        return device
-    except Exception:  # a broken CUDA install must not stop the daemon
-        log.warning("torch could not query the devices", exc_info=True)
-    return "cpu"
-
-
-# Which entry of the device policy (models/device.py) a stage backend's learned
-# parts use, when the class does not say itself (a `device_policy` class attribute).
-_POLICY_NAME = {"flowguided": "raft", "basicvsrpp": "basicvsrpp"}
 
 ERROR_DOMAIN = "peanut.v1"
 
@@ -547,9 +528,6 @@ class PeanutService(pb_grpc.PeanutServicer):
     def _build_info(self) -> pb.Info:
         import os
 
-        from ..models import all_specs
-        from ..models.registry import locate_file
-
         info = pb.Info(
             version=__version__,
             api_version=API_VERSION,
@@ -558,36 +536,7 @@ class PeanutService(pb_grpc.PeanutServicer):
             pid=os.getpid(),
             queue_capacity=self.worker.capacity,
         )
-        from ..models.device import describe as placement_of
-
-        for row in backend_table.describe():
-            device = precision = ""
-            if row["learned"] or row["name"] in _POLICY_NAME:
-                cls = backend_table.stage_backends(row["stage"]).get(row["name"])
-                policy_name = getattr(cls, "device_policy", None) or _POLICY_NAME.get(row["name"], row["name"])
-                device, precision = placement_of(policy_name)
-            info.backends.add(
-                stage=STAGE_ENUM[row["stage"]],
-                name=row["name"],
-                available=row["available"],
-                reason=row["reason"],
-                learned=row["learned"],
-                is_default=row["is_default"],
-                device=device,
-                precision=precision,
-            )
-        for spec in all_specs():
-            paths = [locate_file(spec, f) for f in spec.files]
-            missing = [f.filename for f, p in zip(spec.files, paths) if p is None]
-            info.models.add(
-                id=spec.id,
-                stage=STAGE_ENUM.get(spec.stage, pb.STAGE_UNSPECIFIED),
-                present=not missing,
-                path=str(paths[0].parent) if not missing and paths else "",
-                reason=f"not found: {', '.join(missing)} (peanut models pull {spec.id})" if missing else "",
-                license=spec.license,
-            )
-        return info
+        return add_backends_and_models(info)
 
     @rpc
     def Submit(self, request, context):

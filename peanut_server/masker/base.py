@@ -3,10 +3,17 @@
 A masker streams: it yields one mask per source frame of the range, at source
 resolution, in order. What it chose and how sure it is lands in `report` by the
 time the iteration ends.
+
+One instance per backend is kept by the Pipeline and shared by every job and
+preview; each call runs on `masker.for_call()`, a copy with its own report
+(and whatever else a call keeps), so two calls never write into each other's
+report. Learned weights are not held by the instance: they come from the
+daemon's model cache (models/cache.py), loaded once.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -62,6 +69,7 @@ class MaskerOptions:
     fill_holes: int = 64  # fill holes smaller than this many pixels
     temporal_smoothing: bool = False
     seed: int = 0
+    device: str = ""  # learned maskers: "" = the daemon's device policy, or cpu/cuda[:N]/mps
 
 
 @dataclass
@@ -81,6 +89,15 @@ class Masker(ABC):
 
     def __init__(self) -> None:
         self.report = MaskReport(backend=self.name)
+
+    def for_call(self) -> Masker:
+        """A copy of this masker for one job or preview: the same settings, a fresh report.
+
+        The Pipeline reuses one instance per backend; a call's state (its report, the
+        parts it holds while it runs) lives on the copy and goes with it."""
+        call = copy.copy(self)
+        call.report = MaskReport(backend=self.name)
+        return call
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:

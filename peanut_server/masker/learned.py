@@ -5,6 +5,11 @@ Every part loads from a local folder found through the model registry
 transformers models, so the code path is the same for real checkpoints and
 for the tiny random models the tests save. Nothing here downloads.
 
+Maskers get their parts through `cached_part`: placed by the device policy
+(models/device.py), loaded once into the daemon's model cache
+(models/cache.py) and shared by every job and preview; `part_need` declares
+the same part's memory for the check at Submit.
+
     HFGrounder        Grounding DINO / OWLv2 boxes from a sentence
     ClipScorer        CLIP: crop-vs-sentence scores and image features for the CME memory
     HFVideoTracker    SAM 2.1 / EdgeTAM video tracking (transformers), streaming, one frame at a time
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -23,7 +30,44 @@ from ..models.registry import get_spec, locate, missing_reason
 from .candidates import Candidate
 from .colour import colour_fractions
 
+if TYPE_CHECKING:
+    from ..models.cache import ModelNeed
+    from ..models.device import Placement
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Working memory of one call of each part at the size the masker feeds it, in
+# bytes. Estimates from the architectures, not measurements (benchmarks/
+# gpu_check.py measures the peaks on a GPU):
+#   sam2_video / edgetam_video: a 1024 px frame; Hiera's first stage holds
+#     256x256 tokens x 96-144 channels with a 4x MLP (~0.4 GiB), the memory
+#     attention 4096 queries against 7 memory frames + pointers (~0.5 GiB when
+#     the attention matrix is materialised, as on CPU).
+#   sam3_video: a 1008 px frame through a ViT-L-sized encoder plus the
+#     detector and the tracker: about twice SAM 2's.
+#   grounding_dino / owlv2: an 800-1333 px image through a Swin/ViT backbone
+#     and a 6-layer deformable encoder: ~0.5 GiB.
+#   clip: a batch of 224 px crops: ~0.1 GiB.
+ACTIVATION_BYTES = {
+    "sam2_video": 1 << 30,
+    "edgetam_video": 1 << 30,
+    "sam2_package": 1 << 30,
+    "sam3_video": 2 << 30,
+    "grounding_dino": 512 << 20,
+    "owlv2": 512 << 20,
+    "clip": 128 << 20,
+}
+# The device policy's entry (models/device.py AUTOCAST_SAFE) for each architecture.
+POLICY = {
+    "sam2_video": "sam2",
+    "sam2_package": "sam2",
+    "edgetam_video": "edgetam",
+    "sam3_video": "sam3",
+    "grounding_dino": "grounding-dino",
+    "owlv2": "owlv2",
+    "clip": "clip",
+}
 
 
 def packages_missing(*names: str) -> list[str]:
@@ -46,6 +90,56 @@ def model_dir(model_id: str) -> Path:
         raise BackendUnavailable(f"{model_id}: {missing_reason(model_id)}")
     first = get_spec(model_id).files[0].filename
     return found[first].parent
+
+
+def _weights_path(model_id: str) -> Path | None:
+    """The model's largest file on disk (its weights): the cache key follows it, so a file
+    replaced by `peanut models import --overwrite` loads anew."""
+    found = locate(model_id)
+    if not found:
+        return None
+    return max(found.values(), key=lambda p: p.stat().st_size)
+
+
+def _architecture(model_id: str) -> str:
+    spec = get_spec(model_id)
+    # The sam2 package's entries are named after their checkpoint (sam2.1_hiera_tiny).
+    return "sam2_package" if spec.config.get("sam2_config") else spec.architecture
+
+
+def part_need(model_id: str, device: str | None = None) -> ModelNeed:
+    """What one masker part will hold on the job's device: its weights (the files' size on
+    disk, fp32 as released) and one call's working memory (ACTIVATION_BYTES)."""
+    from ..models.cache import ModelNeed, model_key
+    from ..models.device import device_pool, select
+
+    architecture = _architecture(model_id)
+    placement = select(POLICY[architecture], device)
+    found = locate(model_id) or {}
+    return ModelNeed(
+        key=model_key(model_id, placement.device, _weights_path(model_id)),
+        pool=device_pool(placement.device),
+        weight_bytes=sum(p.stat().st_size for p in found.values()),
+        activation_bytes=ACTIVATION_BYTES[architecture],
+    )
+
+
+def cached_part(model_id: str, device: str | None, build: Callable[[Placement], T]) -> T:
+    """The masker part `model_id` on the job's `device` ("" / None: the daemon's policy),
+    from the daemon's model cache: `build(placement)` runs only when it is not loaded yet."""
+    from ..models.cache import model_cache
+    from ..models.device import select
+
+    placement = select(POLICY[_architecture(model_id)], device)
+    need = part_need(model_id, device)
+    return model_cache().get_or_load(need.key, lambda: build(placement), reserve={need.pool: need.weight_bytes})
+
+
+def placement_for(device: str, placement: Placement | None) -> Placement:
+    """`placement`, or fp32 on `device` for a part built directly (tests, tools)."""
+    from ..models.device import Placement
+
+    return placement or Placement(device, "float32", "given")
 
 
 def _load(cls: type, path: Path, what: str):
@@ -80,15 +174,16 @@ def box_candidate(rgb: np.ndarray, box: tuple[float, float, float, float], score
 class HFGrounder:
     """Open-vocabulary detection through transformers' zero-shot object detection models."""
 
-    def __init__(self, model_id: str, device: str = "cpu") -> None:
+    def __init__(self, model_id: str, device: str = "cpu", placement: Placement | None = None) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         path = model_dir(model_id)
         self.model_id = model_id
         self.architecture = get_spec(model_id).architecture
+        self.placement = placement_for(device, placement)
+        self.device = self.placement.device
         self.processor = _load(AutoProcessor, path, f"{model_id} processor")
-        self.model = _load(AutoModelForZeroShotObjectDetection, path, model_id).to(device).eval()
-        self.device = device
+        self.model = _load(AutoModelForZeroShotObjectDetection, path, model_id).to(self.device).eval()
 
     def detect(
         self, rgb: np.ndarray, text: str, box_threshold: float = 0.3, text_threshold: float = 0.25
@@ -100,14 +195,14 @@ class HFGrounder:
             # Grounding DINO expects lower-case phrases, each ending with a period.
             query = text.lower().strip().rstrip(".") + "."
             inputs = self.processor(images=rgb, text=query, return_tensors="pt").to(self.device)
-            with torch.no_grad():
+            with torch.no_grad(), self.placement.autocast_context():
                 outputs = self.model(**inputs)
             result = self.processor.post_process_grounded_object_detection(
                 outputs, inputs.input_ids, threshold=box_threshold, text_threshold=text_threshold, target_sizes=[(h, w)]
             )[0]
         else:
             inputs = self.processor(images=rgb, text=[[text]], return_tensors="pt").to(self.device)
-            with torch.no_grad():
+            with torch.no_grad(), self.placement.autocast_context():
                 outputs = self.model(**inputs)
             # OWLv2 pads images to a square: boxes are relative to the padded side.
             side = max(h, w)
@@ -128,13 +223,14 @@ class HFGrounder:
 class ClipScorer:
     """CLIP features of crops: similarity to the sentence, and appearance for the CME memory."""
 
-    def __init__(self, model_id: str, device: str = "cpu") -> None:
+    def __init__(self, model_id: str, device: str = "cpu", placement: Placement | None = None) -> None:
         from transformers import AutoProcessor, CLIPModel
 
         path = model_dir(model_id)
+        self.placement = placement_for(device, placement)
+        self.device = self.placement.device
         self.processor = _load(AutoProcessor, path, f"{model_id} processor")
-        self.model = _load(CLIPModel, path, model_id).to(device).eval()
-        self.device = device
+        self.model = _load(CLIPModel, path, model_id).to(self.device).eval()
 
     @staticmethod
     def crop(rgb: np.ndarray, bbox: tuple[int, int, int, int], mask: np.ndarray | None = None) -> np.ndarray:
@@ -149,7 +245,7 @@ class ClipScorer:
         import torch
 
         inputs = self.processor(images=crops, return_tensors="pt").to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), self.placement.autocast_context():
             feats = self.model.get_image_features(pixel_values=inputs.pixel_values)
         feats = feats if isinstance(feats, torch.Tensor) else feats.pooler_output
         feats = torch.nn.functional.normalize(feats.float(), dim=-1)
@@ -159,7 +255,7 @@ class ClipScorer:
         import torch
 
         inputs = self.processor(text=[text], return_tensors="pt", padding=True).to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), self.placement.autocast_context():
             tfeat = self.model.get_text_features(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask)
         tfeat = tfeat if isinstance(tfeat, torch.Tensor) else tfeat.pooler_output
         tfeat = torch.nn.functional.normalize(tfeat.float(), dim=-1).cpu().numpy()[0]
@@ -174,7 +270,9 @@ class HFVideoTracker:
     the clip's pixels. Going backwards is a second session fed frames in reverse.
     """
 
-    def __init__(self, model_id: str, device: str = "cpu", state_device: str = "cpu") -> None:
+    def __init__(
+        self, model_id: str, device: str = "cpu", state_device: str = "cpu", placement: Placement | None = None
+    ) -> None:
         import transformers
 
         spec = get_spec(model_id)
@@ -184,9 +282,10 @@ class HFVideoTracker:
             raise ModelError(f"{model_id}: {spec.architecture} is not a video tracker")
         model_cls = getattr(transformers, f"{prefix}Model")
         path = model_dir(model_id)
-        self.model = _load(model_cls, path, model_id).to(device).eval()
+        self.placement = placement_for(device, placement)
+        self.device, self.state_device = self.placement.device, state_device
+        self.model = _load(model_cls, path, model_id).to(self.device).eval()
         self.processor = self._processor(path, self.model.config)
-        self.device, self.state_device = device, state_device
         self.model_id = model_id
 
     @staticmethod
@@ -283,10 +382,10 @@ class TrackSession:
     def run(self, inputs) -> np.ndarray:
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), self.tracker.placement.autocast_context():
             out = self.tracker.model(inference_session=self.session, frame=inputs.pixel_values[0])
         prune_session(self.session)
         logits = self.tracker.processor.post_process_masks(
-            [out.pred_masks], original_sizes=inputs.original_sizes, binarize=False
+            [out.pred_masks.float()], original_sizes=inputs.original_sizes, binarize=False
         )[0]
         return torch.sigmoid(logits[0, 0].float()).cpu().numpy()

@@ -123,7 +123,7 @@ def mask_task(spec: RemovalSpec, start: int, end: int) -> Iterator[dict[str, Any
     _task_threads()
     pipeline = _worker_pipeline()
     choice = pipeline.masker_choice(spec)
-    masker = choice.cls()
+    masker = pipeline.masker_for_call(choice)
     chunk: list[np.ndarray] = []
     with open_source(spec.source_path) as source:
         for mask in masker.masks(source, start, end, spec.prompt, spec.options.masker_options, Reporter()):

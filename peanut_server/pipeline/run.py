@@ -253,6 +253,13 @@ class Pipeline:
             self._instances[key] = cls()
         return self._instances[key]
 
+    def masker_for_call(self, choice: Choice) -> Masker:
+        """The backend's one shared masker, as a copy for one job or preview (its own report).
+
+        The device is the job's (MaskerOptions.device), read per call, so one instance
+        serves every device; the learned parts come from the model cache, loaded once."""
+        return self._instance("masker", choice.cls).for_call()
+
     # -- the job -----------------------------------------------------------
 
     def run(self, spec: RemovalSpec, reporter: Reporter, job_id: str = "local") -> RemovalResult:
@@ -359,7 +366,7 @@ class Pipeline:
 
     def _mask_pass(self, source, start, end, spec, choice, matte, reporter) -> MaskReport:
         count = end - start
-        masker: Masker = choice.cls()
+        masker = self.masker_for_call(choice)
         if matte.written >= count:
             masker.report.chosen_object = "(masks from the interrupted run)"
             return masker.report
@@ -761,7 +768,7 @@ class Pipeline:
         validate_range(info, frame, frame + 1)
         choice = self.masker_choice(spec)
         with open_source(spec.source_path) as source:
-            masker = choice.cls()
+            masker = self.masker_for_call(choice)
             return masker.preview(source, frame, spec.prompt, spec.options.masker_options, reporter)
 
 

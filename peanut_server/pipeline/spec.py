@@ -101,8 +101,9 @@ def options_from_message(message: pb.Options) -> PipelineOptions:
     if message.device:
         from ..models.device import check_device_name
 
-        # One device for every learned stage of the job; the masker reads opts.device.
+        # One device for every learned stage of the job.
         opts.device = check_device_name(message.device)
+        opts.masker_options.device = opts.device
         opts.eraser_options.device = opts.device
         opts.upscaler_options.device = opts.device
     if message.HasField("working_height"):

@@ -26,7 +26,7 @@ from ..base import Masker, MaskerOptions, MaskPrompt, MaskReport
 from ..candidates import Candidate
 from ..colour import colour_descriptor
 from ..frames import WorkFrame, working_frames, working_scale
-from ..learned import ClipScorer, HFGrounder, HFVideoTracker, model_available
+from ..learned import ClipScorer, HFGrounder, HFVideoTracker, cached_part, model_available, part_need
 from ..memory import AppearanceMemory
 from ..postprocess import MaskFinisher
 from ..prompt import PromptQuery, parse_prompt
@@ -63,6 +63,8 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
 
     name = "grounded-sam2"
     learned = True
+    device_policy = "sam2"  # the tracker's entry in models/device.py, shown by `peanut info`
+    tracker_classes = "sam2_video"  # models/capabilities.py: the transformers classes the tracker calls
     grounder_ids: ClassVar[tuple[str, ...]] = ("grounding-dino-base", "grounding-dino-tiny", "owlv2-base")
     tracker_ids: ClassVar[tuple[str, ...]] = (
         "hf-sam2.1-hiera-large",
@@ -76,13 +78,16 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
     tau = 0.8
     switch_margin = 0.05
 
-    def __init__(self, grounder_id: str = "", tracker_id: str = "", clip_id: str = "", device: str = "cpu") -> None:
+    def __init__(self, grounder_id: str = "", tracker_id: str = "", clip_id: str = "", device: str = "") -> None:
         super().__init__()
         self.grounder_id = grounder_id or _first_available(self.grounder_ids)[0]
         self.tracker_id = tracker_id or _first_available(self.tracker_ids)[0]
         self.clip_id = clip_id if clip_id else _first_available(self.clip_ids)[0]
+        # "" = the job's MaskerOptions.device, else the daemon's device policy.
         self.device = device
-        # Loaded on first use and kept: the daemon reuses a masker between jobs.
+        self._job_device = device
+        # The parts come from the daemon's model cache (loaded once, shared by every job and
+        # preview); a call holds them here while it runs (see Masker.for_call).
         self._grounder: HFGrounder | None = None
         self._tracker: Tracker | None = None
         self._clip: ClipScorer | None = None
@@ -92,13 +97,30 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
+        from ...models.capabilities import transformers_reason
+        from ...models.device import device_missing
+        from ...models.registry import get_spec
+
         tracker, why_t = _first_available(cls.tracker_ids)
         if not tracker:
             return False, f"no tracker weights: {why_t}"
         grounder, why_g = _first_available(cls.grounder_ids)
         if not grounder:
             return False, f"no grounding weights: {why_g}"
-        return True, ""
+        reason = (
+            (transformers_reason(cls.tracker_classes) if cls.tracker_classes else "")
+            or transformers_reason(get_spec(grounder).architecture)
+            or device_missing(None)
+        )
+        return (not reason), reason
+
+    @classmethod
+    def model_needs(cls, options: MaskerOptions, working: tuple[int, int]) -> list:
+        """The parts a job will load (tracker, grounder, CLIP when present), for the memory check at Submit.
+
+        The masker works at its own size (work_max_side), whatever the eraser's `working` is."""
+        ids = [_first_available(ids)[0] for ids in (cls.tracker_ids, cls.grounder_ids, cls.clip_ids)]
+        return [part_need(model_id, options.device or None) for model_id in ids if model_id]
 
     @classmethod
     def accepts(cls, prompt: MaskPrompt) -> bool:
@@ -106,15 +128,19 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
 
     # ----- parts ----------------------------------------------------------------------------
 
-    def _make_tracker(self) -> Tracker:
-        return HFVideoTracker(self.tracker_id, device=self.device)
+    def _make_tracker(self, placement) -> Tracker:
+        return HFVideoTracker(self.tracker_id, placement=placement)
+
+    def _use_device(self, options: MaskerOptions) -> None:
+        """The device this call's parts run on: the masker's own, else the job's (else the policy's)."""
+        self._job_device = self.device or options.device
 
     @property
     def tracker(self) -> Tracker:
         if self._tracker is None:
             if not self.tracker_id:
                 raise BackendUnavailable(f"{self.name}: {self.availability()[1]}")
-            self._tracker = self._make_tracker()
+            self._tracker = cached_part(self.tracker_id, self._job_device, self._make_tracker)
         return self._tracker
 
     @property
@@ -122,13 +148,19 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
         if self._grounder is None:
             if not self.grounder_id:
                 raise BackendUnavailable(f"{self.name}: {self.availability()[1]}")
-            self._grounder = HFGrounder(self.grounder_id, device=self.device)
+            grounder_id = self.grounder_id
+            self._grounder = cached_part(
+                grounder_id, self._job_device, lambda placement: HFGrounder(grounder_id, placement=placement)
+            )
         return self._grounder
 
     @property
     def clip(self) -> ClipScorer | None:
         if self._clip is None and self.clip_id:
-            self._clip = ClipScorer(self.clip_id, device=self.device)
+            clip_id = self.clip_id
+            self._clip = cached_part(
+                clip_id, self._job_device, lambda placement: ClipScorer(clip_id, placement=placement)
+            )
         return self._clip
 
     def _feature(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -188,6 +220,7 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
     def preview(
         self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
     ) -> tuple[np.ndarray, MaskReport]:
+        self._use_device(options)
         self.report = self._report()
         scale = self._scale(source)
         f = next(self._work(source, frame, frame + 1))
@@ -205,6 +238,7 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
     def masks(
         self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
     ) -> Iterator[np.ndarray]:
+        self._use_device(options)
         self.report = self._report()
         reporter.stage("mask", end - start)
         scale = self._scale(source)
@@ -289,3 +323,5 @@ class GroundedEdgeTamMasker(GroundedTrackerMasker):
 
     name = "grounded-edgetam"
     tracker_ids = ("edgetam",)
+    device_policy = "edgetam"
+    tracker_classes = "edgetam_video"

@@ -108,6 +108,11 @@ class MotionMasker(Masker, TrackingBackend):
         self._colour_lock: list[str] = []  # colours a text-grounded target is held to
         self._lock_area = 0  # ... and its size when it was found
 
+    def for_call(self) -> MotionMasker:
+        call = super().for_call()
+        call.flow = FlowEstimator()  # OpenCV's DIS object is not shared between threads
+        return call
+
     @classmethod
     def accepts(cls, prompt: MaskPrompt) -> bool:
         return bool(prompt.text or prompt.frame_prompts)

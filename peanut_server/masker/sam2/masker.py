@@ -15,6 +15,7 @@ class GroundedSam2PackageMasker(GroundedTrackerMasker):
 
     name = "grounded-sam2-package"
     tracker_ids = ("sam2.1-hiera-large", "sam2.1-hiera-base-plus", "sam2.1-hiera-small", "sam2.1-hiera-tiny")
+    tracker_classes = ""  # the tracker is the sam2 package's; only the grounder uses transformers
     hydra_overrides: tuple[str, ...] = ()
 
     @classmethod
@@ -23,7 +24,7 @@ class GroundedSam2PackageMasker(GroundedTrackerMasker):
             return False, "the sam2 package is not installed (pip install sam2)"
         return super().availability()
 
-    def _make_tracker(self) -> Tracker:
+    def _make_tracker(self, placement) -> Tracker:
         from .tracker import Sam2PackageTracker
 
-        return Sam2PackageTracker(self.tracker_id, device=self.device, hydra_overrides=self.hydra_overrides)
+        return Sam2PackageTracker(self.tracker_id, hydra_overrides=self.hydra_overrides, placement=placement)

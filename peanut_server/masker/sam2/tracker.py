@@ -19,12 +19,16 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ...errors import BackendUnavailable, ModelError
 from ...models.registry import get_spec, locate, missing_reason
+
+if TYPE_CHECKING:
+    from ...models.device import Placement
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +86,19 @@ class _FrameStore:
 
 
 class Sam2PackageTracker:
-    """Video tracking with the official sam2 package."""
+    """Video tracking with the official sam2 package, on the placement's device and precision
+    (bf16 autocast on CUDA, as the package's own demos run it; see models/device.py)."""
 
-    def __init__(self, model_id: str, device: str = "cpu", hydra_overrides: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        device: str = "cpu",
+        hydra_overrides: tuple[str, ...] = (),
+        placement: Placement | None = None,
+    ) -> None:
         from sam2.build_sam import build_sam2_video_predictor
+
+        from ..learned import placement_for
 
         spec = get_spec(model_id)
         config = spec.config.get("sam2_config")
@@ -94,29 +107,33 @@ class Sam2PackageTracker:
         found = locate(model_id)
         if found is None:
             raise BackendUnavailable(f"{model_id}: {missing_reason(model_id)}")
+        self.placement = placement_for(device, placement)
         self.predictor = build_sam2_video_predictor(
-            config, ckpt_path=None, device=device, hydra_overrides_extra=list(hydra_overrides)
+            config, ckpt_path=None, device=self.placement.device, hydra_overrides_extra=list(hydra_overrides)
         )
         load_sam2_checkpoint(self.predictor, found[spec.files[0].filename])
         self.predictor.eval()
         self.model_id = model_id
 
     def start(self, rgb: np.ndarray, box=None, mask=None, points=None) -> tuple[Sam2PackageSession, np.ndarray]:
-        session = Sam2PackageSession(self.predictor, rgb)
+        session = Sam2PackageSession(self.predictor, rgb, self.placement)
         return session, session.prompt(box=box, mask=mask, points=points)
 
 
 class Sam2PackageSession:
-    def __init__(self, predictor, rgb: np.ndarray) -> None:
+    def __init__(self, predictor, rgb: np.ndarray, placement: Placement | None = None) -> None:
         import torch
 
+        from ..learned import placement_for
+
         self.predictor = predictor
+        self.placement = placement_for(str(predictor.device), placement)
         h, w = rgb.shape[:2]
         with tempfile.TemporaryDirectory() as tmp:
             # init_state reads a frame folder; one JPEG of the first frame sets it up, then
             # the folder's frames are replaced by the streaming store.
             cv2.imwrite(str(Path(tmp) / "00000.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            with torch.inference_mode():
+            with torch.inference_mode(), self.placement.autocast_context():
                 self.state = predictor.init_state(tmp, offload_video_to_cpu=True, offload_state_to_cpu=True)
         self.store = _FrameStore(predictor.image_size)
         self.store.put(0, rgb)
@@ -129,7 +146,7 @@ class Sam2PackageSession:
     def prompt(self, box=None, mask=None, points=None) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), self.placement.autocast_context():
             if mask is not None:
                 _, _, logits = self.predictor.add_new_mask(self.state, frame_idx=0, obj_id=1, mask=mask.astype(bool))
             else:
@@ -143,7 +160,7 @@ class Sam2PackageSession:
                     raise ValueError("a tracking session needs a box, points or a mask")
                 _, _, logits = self.predictor.add_new_points_or_box(self.state, frame_idx=0, obj_id=1, **kwargs)
         self._stream = self.predictor.propagate_in_video(self.state, start_frame_idx=0)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.placement.autocast_context():
             next(self._stream)  # the prompted frame itself
         return torch.sigmoid(logits[0, 0].float()).cpu().numpy()
 
@@ -152,7 +169,7 @@ class Sam2PackageSession:
 
         self.index += 1
         self.store.put(self.index, rgb)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.placement.autocast_context():
             frame_idx, _, logits = next(self._stream)
         if frame_idx != self.index:
             raise RuntimeError(f"sam2 stream out of step: frame {frame_idx}, expected {self.index}")

@@ -22,7 +22,7 @@ from ..base import Masker, MaskerOptions, MaskPrompt, MaskReport
 from ..candidates import candidate_from_mask
 from ..colour import colour_descriptor
 from ..frames import working_frames
-from ..learned import _load, model_available, model_dir, prune_session
+from ..learned import _load, cached_part, model_available, model_dir, part_need, placement_for, prune_session
 from ..memory import AppearanceMemory
 from ..postprocess import MaskFinisher
 from ..prompt import parse_prompt
@@ -31,57 +31,81 @@ from ..ranking import describe_choice, rank_candidates
 log = logging.getLogger(__name__)
 
 
+class Sam3Parts:
+    """SAM 3's processor and model on one placement: what the model cache holds between jobs."""
+
+    def __init__(self, model_id: str, device: str = "cpu", placement=None) -> None:
+        import transformers
+
+        path = model_dir(model_id)
+        self.placement = placement_for(device, placement)
+        self.processor = _load(transformers.Sam3VideoProcessor, path, f"{model_id} processor")
+        self.model = _load(transformers.Sam3VideoModel, path, model_id).to(self.placement.device).eval()
+
+
 class Sam3Masker(Masker):
     name = "sam3"
     learned = True
+    device_policy = "sam3"  # models/device.py: bf16 autocast on CUDA from compute capability 8
     model_id = "sam3"
     work_max_side = 1008
     tau = 0.7
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "") -> None:
         super().__init__()
+        # "" = the job's MaskerOptions.device, else the daemon's device policy.
         self.device = device
-        self._model = None
-        self._processor = None
+        self._parts: Sam3Parts | None = None  # from the model cache, held while a call runs
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
-        return model_available(cls.model_id)
+        from ...models.capabilities import transformers_reason
+        from ...models.device import device_missing
 
-    def _load(self) -> None:
-        if self._model is None:
-            import transformers
+        ok, reason = model_available(cls.model_id)
+        if ok:
+            # A transformers without SAM 3 (before 5.0) is refused here, so `auto` passes it by.
+            reason = transformers_reason("sam3") or device_missing(None)
+        return (not reason), reason
 
+    @classmethod
+    def model_needs(cls, options: MaskerOptions, working: tuple[int, int]) -> list:
+        """SAM 3's weights and one frame's working memory on the job's device (check at Submit)."""
+        return [part_need(cls.model_id, options.device or None)]
+
+    def _load(self, device: str | None) -> Sam3Parts:
+        if self._parts is None:
             ok, reason = self.availability()
             if not ok:
                 raise BackendUnavailable(f"{self.name}: {reason}")
-            path = model_dir(self.model_id)
-            self._processor = _load(transformers.Sam3VideoProcessor, path, f"{self.model_id} processor")
-            self._model = _load(transformers.Sam3VideoModel, path, self.model_id).to(self.device).eval()
+            model_id = self.model_id
+            self._parts = cached_part(model_id, device, lambda placement: Sam3Parts(model_id, placement=placement))
+        return self._parts
 
     def _frames(self, source: VideoSource, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
         return working_frames(source, start, end, self.work_max_side)
 
     def _stream(
-        self, source: VideoSource, start: int, end: int, text: str
+        self, source: VideoSource, start: int, end: int, text: str, device: str | None = None
     ) -> Iterator[tuple[int, np.ndarray, dict[int, tuple[float, np.ndarray]]]]:
         """(frame, rgb, {object id: (score, probability map)}) for each frame."""
         import torch
 
-        self._load()
-        session = self._processor.init_video_session(
-            inference_device=self.device,
+        parts = self._load(self.device or device)
+        processor, model, placement = parts.processor, parts.model, parts.placement
+        session = processor.init_video_session(
+            inference_device=placement.device,
             processing_device="cpu",
             video_storage_device="cpu",
             inference_state_device="cpu",
             dtype=torch.float32,
         )
-        session = self._processor.add_text_prompt(inference_session=session, text=text)
+        session = processor.add_text_prompt(inference_session=session, text=text)
         for index, rgb in self._frames(source, start, end):
-            inputs = self._processor(images=rgb, device=self.device, return_tensors="pt")
-            with torch.no_grad():
-                out = self._model(inference_session=session, frame=inputs.pixel_values[0], reverse=False)
-            post = self._processor.postprocess_outputs(session, out, original_sizes=inputs.original_sizes)
+            inputs = processor(images=rgb, device=placement.device, return_tensors="pt")
+            with torch.no_grad(), placement.autocast_context():
+                out = model(inference_session=session, frame=inputs.pixel_values[0], reverse=False)
+            post = processor.postprocess_outputs(session, out, original_sizes=inputs.original_sizes)
             prune_session(session)
             found = {
                 int(i): (float(s), m.float().cpu().numpy())
@@ -102,7 +126,7 @@ class Sam3Masker(Masker):
         chosen: int | None = None
         seen: set[int] = set()
         handovers = before = 0
-        for index, rgb, found in self._stream(source, start, end, query.text):
+        for index, rgb, found in self._stream(source, start, end, query.text, options.device):
             reporter.check()
             h, w = rgb.shape[:2]
             prob = np.zeros((h, w), np.float32)

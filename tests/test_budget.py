@@ -303,7 +303,7 @@ def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypa
     torch.save(build_raft("raft_small").state_dict(), models / RAFT_SMALL.id / RAFT_SMALL.files[0].filename)
     spec = get_spec(BASICVSRPP_MODEL_IDS[0])
     (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
+    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
     torch.save(
         {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
         models / spec.id / spec.files[0].filename,

@@ -37,7 +37,7 @@ def one_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Path) 
     models = tmp_path / "models"
     spec = get_spec(BASICVSRPP_MODEL_IDS[0])
     (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
+    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
     torch.save(
         {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
         models / spec.id / spec.files[0].filename,

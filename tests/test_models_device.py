@@ -189,7 +189,7 @@ def test_info_shows_each_backends_device_and_a_job_device_is_checked_at_submit(t
     models = tmp_path / "models"
     spec = get_spec(BASICVSRPP_MODEL_IDS[0])
     (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
+    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
     torch.save(
         {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
         models / spec.id / spec.files[0].filename,

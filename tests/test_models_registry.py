@@ -230,7 +230,7 @@ def test_import_refuses_random_weights_under_a_pinned_release(isolated: Path, ca
 
     from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
 
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1))
+    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
     path = isolated / "basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth"
     torch.save({"state_dict": net.state_dict()}, path)
     assert cli_main(["models", "import", "basicvsrpp-reds4", str(path)]) == 2

@@ -378,3 +378,14 @@ def test_pipeline_auto_runs_basicvsrpp_when_its_weights_exist_and_says_so(tiny_w
     assert upscaler.backend == "basicvsrpp"
     assert f"weights {BASICVSRPP_MODEL_IDS[0]}" in upscaler.note
     assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def test_an_odd_number_of_offset_groups_is_refused_by_name() -> None:
+    # Half the groups follow the flow to t-1 and half the flow to t-2; an odd count
+    # used to build a network whose first forward pass failed with a size mismatch.
+    with pytest.raises(ValueError, match="deform_groups"):
+        BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=1)
+    net = BasicVSRPlusPlus(TINY)
+    still = torch.zeros(1, 1, 2, 12, 16)
+    out = net(torch.rand(1, 2, 3, 12, 16), flows=(still, still))  # the smallest even count runs
+    assert out.shape == (1, 2, 3, 48, 64)

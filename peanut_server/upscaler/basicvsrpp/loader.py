@@ -52,7 +52,10 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> BasicVSRPPConfig:
     blocks = [int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))]
     if not blocks:
         raise ModelError("not a BasicVSR++ checkpoint: no propagation residual blocks")
-    return BasicVSRPPConfig(mid_channels=mid, num_blocks=max(blocks) + 1, deform_groups=groups)
+    try:
+        return BasicVSRPPConfig(mid_channels=mid, num_blocks=max(blocks) + 1, deform_groups=groups)
+    except ValueError as exc:
+        raise ModelError(f"not a usable BasicVSR++ checkpoint: {exc}") from None
 
 
 def load_state_dict_strict(model: BasicVSRPlusPlus, state: Mapping[str, torch.Tensor]) -> None:

@@ -37,6 +37,16 @@ class BasicVSRPPConfig:
     max_residue_magnitude: float = 10.0  # bound on learned offsets around the flow (Eq. 6)
     deform_groups: int = 16  # offset groups of the deformable alignment
 
+    def __post_init__(self) -> None:
+        # The deformable conv reads [feature from t-1, feature from t-2]: the first half of
+        # the offset groups follows flow_1, the second half flow_2, so the count must be
+        # even and divide the 2 * mid_channels input channels.
+        if self.deform_groups < 2 or self.deform_groups % 2 or (2 * self.mid_channels) % self.deform_groups:
+            raise ValueError(
+                f"BasicVSR++ deform_groups must be even and divide 2 * mid_channels "
+                f"({2 * self.mid_channels}); got {self.deform_groups}"
+            )
+
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
     """Sample x (n, c, h, w) at p + flow(p); flow is (n, 2, h, w) in pixels, (dx, dy).

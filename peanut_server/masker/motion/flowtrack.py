@@ -194,7 +194,7 @@ def _object_motion(
 @dataclass
 class PriorTrackerOptions:
     dense_weight: float = 0.5  # prior = this * dense-flow warp + rest * object-motion warp
-    prior_sigma: float = 4.0  # px: how far the warped mask's edge may be off
+    prior_edge_px: float = 2.0  # px: the prior's certainty rises by e for each this far inside the edge
     band: int = 10  # px: the background ring the local colour model is learnt from
     anchor_weight: float = 0.7  # object colours: this much from the anchor, the rest from the last frame
     moving_px: float = 2.0  # residual (px/frame) above which a pixel moves unlike the camera
@@ -298,7 +298,13 @@ class PriorTracker:
         if not warped.any():
             self.mask = warped
             return warped
-        p = np.clip(cv2.GaussianBlur(prior, (0, 0), opt.prior_sigma), opt.prior_clip, 1 - opt.prior_clip)
+        # How sure the prior is grows with the distance from the carried mask's edge, on either
+        # side (a logistic of the signed distance); a Gaussian blur of the mask would also wash
+        # out its thin parts (a shadow, a wheel) and let the evidence drop them.
+        inside = cv2.distanceTransform(warped.astype(np.uint8), cv2.DIST_L2, 3)
+        outside = cv2.distanceTransform((~warped).astype(np.uint8), cv2.DIST_L2, 3)
+        signed = np.clip((inside - outside) / opt.prior_edge_px, -30, 30)
+        p = np.clip((1.0 / (1.0 + np.exp(-signed))).astype(np.float32), opt.prior_clip, 1 - opt.prior_clip)
 
         # Colour: object histogram (anchor + last frame) against the local background ring.
         fg = (

@@ -203,12 +203,14 @@ class PriorTrackerOptions:
     # Texture (sqrt of the structure tensor's smaller eigenvalue, image in 0..1) at which the flow
     # counts fully; measured 0.03-0.08 all help on DAVIS (bmx-trees 0.34 -> 0.41-0.44 J&F).
     texture: float = 0.05
+    fb_px: float = 1.0  # forward-backward flow error (px) above which a pixel's flow is not trusted (0: off)
     max_growth: float = 1.2  # per frame: more is flow bleeding onto the background, cut back
     min_area_change: float = 0.7  # a refined mask outside [min, max] x the warped area is not trusted:
     max_area_change: float = 1.3  # the warped mask is kept instead
     max_size: float = 1.5  # never more than this x the anchor's area
     hold: bool = True  # while mostly hidden, keep the last shape moving with the object
     hold_fraction: float = 0.5  # "mostly hidden": the refined area below this x the usual area
+    max_hold: int = 10  # frames: held longer, the smaller object is taken as it is
 
 
 class PriorTracker:
@@ -239,6 +241,7 @@ class PriorTracker:
         self._relative = np.zeros(2)  # the object's motion relative to the camera, px/frame (smoothed)
         self._anchor_area = 0
         self._areas: deque[int] = deque(maxlen=15)
+        self._held_streak = 0  # consecutive frames the last shape was held
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         self.gray = to_gray(rgb)
@@ -246,6 +249,7 @@ class PriorTracker:
         self.mask = mask.astype(bool)
         self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
         self._areas.clear()
+        self._held_streak = 0
         self._relative = np.zeros(2)
         self._anchor_area = int(self.mask.sum())
         if self.mask.any():
@@ -266,6 +270,15 @@ class PriorTracker:
         camera = camera_flow(flow_back)
         residual = np.linalg.norm(flow_back - camera, axis=-1)
         self.last_residual = residual
+        consistent = np.ones(gray.shape, np.float32)
+        if opt.fb_px > 0:
+            # Pixels whose forward and backward flow disagree were hidden on the previous frame
+            # (background uncovered behind a moving object, or an object coming out from behind
+            # a trunk): their flow is guessed from the neighbours, often the object's, and would
+            # drag the mask onto the background behind it.
+            flow_fwd = self.flow(self.gray, gray)
+            error = np.linalg.norm(flow_back + _remap(flow_fwd, flow_back), axis=-1)
+            consistent = (error < opt.fb_px + 0.05 * np.linalg.norm(flow_back, axis=-1)).astype(np.float32)
         prev_mask, prev_index = self.mask, self.index
         self.gray, self.index = gray, index
         if not prev_mask.any():
@@ -292,6 +305,7 @@ class PriorTracker:
         # plain shirt) it is filled in from the neighbours (often the background's): there the
         # object's own motion carries the mask, and motion is no evidence either way.
         texture = np.clip(np.sqrt(np.maximum(cv2.cornerMinEigenVal(gray, 5), 0)) / opt.texture, 0, 1)
+        texture = texture * consistent
         dense_weight = opt.dense_weight * texture
         prior = rigid if coasting else dense_weight * dense + (1.0 - dense_weight) * rigid
         warped = prior > 0.5
@@ -357,17 +371,26 @@ class PriorTracker:
             self.stats["capped"] += 1
         held_before = self.stats["held"]
         held = rigid > 0.5
-        if opt.hold and area < opt.hold_fraction * reference and held.sum() >= self.min_area:
+        shrunk = area < opt.hold_fraction * reference
+        if opt.hold and shrunk and held.sum() >= self.min_area and self._held_streak < opt.max_hold:
             # Mostly hidden (a tree in front): keep the last shape, moved as the object moves,
             # and learn nothing from this frame; the colours and motion take over when it shows again.
             mask = held
             self.stats["held"] += 1
+            self._held_streak += 1
+        elif shrunk and self._held_streak >= opt.max_hold and area >= self.min_area:
+            # Smaller for longer than an occlusion lasts: the object itself got smaller (it went
+            # away from the camera). The evidence's mask is its new size.
+            self._areas.clear()
+            self._areas.append(area)
+            self._held_streak = 0
         elif (
             area < self.min_area or area < self.lost_fraction * reference or area > self.max_frame_fraction * mask.size
         ):
             mask = np.zeros_like(mask)
         else:
             self._areas.append(area)
+            self._held_streak = 0
         if matrix is not None and not coasting and self.stats["held"] == held_before:
             moved = matrix @ np.array([centre[0], centre[1], 1.0]) - centre
             self._relative = 0.5 * self._relative + 0.5 * (moved - camera_fwd)

@@ -84,6 +84,17 @@ class _MotionModel:
         return x1 + vx * (index - i1), y1 + vy * (index - i1)
 
 
+def _shade_ratio(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Hue x saturation table, 0-255: how much more often each shade is on the object than
+    off it (for cv2.calcBackProject): the object's own shades, not its colour's whole range."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    sel = mask.astype(np.uint8)
+    on = cv2.calcHist([hsv], [0, 1], sel, [45, 32], [0, 180, 0, 256])
+    off = cv2.calcHist([hsv], [0, 1], 1 - sel, [45, 32], [0, 180, 0, 256])
+    on, off = on / max(float(on.sum()), 1.0), off / max(float(off.sum()), 1.0)
+    return (255 * on / (on + off + 1e-6)).astype(np.float32)
+
+
 class MotionMasker(Masker, TrackingBackend):
     name = "motion"
     learned = False
@@ -107,6 +118,7 @@ class MotionMasker(Masker, TrackingBackend):
         self._motion = _MotionModel()  # where the target went, going forwards
         self._colour_lock: list[str] = []  # colours a text-grounded target is held to
         self._lock_area = 0  # ... and its size when it was found
+        self._lock_shades: np.ndarray | None = None  # ... and its own shades of that colour (_shade_ratio)
 
     def for_call(self) -> MotionMasker:
         call = super().for_call()
@@ -310,7 +322,7 @@ class MotionMasker(Masker, TrackingBackend):
         self, source: VideoSource, start: int, end: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
     ) -> Iterator[np.ndarray]:
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "flow+grabcut"})
-        self._colour_lock = []
+        self._colour_lock, self._lock_shades = [], None
         reporter.stage("mask", end - start)
         cv2.setRNGSeed(options.seed)  # GrabCut's k-means start: same input, same masks
         self._vocabulary_warning(prompt, reporter)
@@ -422,6 +434,7 @@ class MotionMasker(Masker, TrackingBackend):
             # A target that is mostly the named colour keeps to it while tracked.
             if query.colours and sum(best.colours.get(c, 0.0) for c in query.colours) >= 0.6:
                 self._colour_lock, self._lock_area = list(query.colours), best.area
+                self._lock_shades = _shade_ratio(cache[k].rgb, best.mask)
             return k, best.mask
 
         for frame in frames_in:
@@ -478,6 +491,11 @@ class MotionMasker(Masker, TrackingBackend):
     def track_reacquire(
         self, frame: WorkFrame, run: FlowTracker | PriorTracker, memory: AppearanceMemory
     ) -> Reanchor | None:
+        if self._colour_lock:
+            # The named colour's blob of the target's size where the target should be.
+            blob = self._colour_blob(frame, np.zeros(frame.gray.shape, bool), memory)
+            if blob is not None:
+                return Reanchor(blob)
         found = self._reacquire(frame, run.last_residual, memory, self._motion)
         return Reanchor(found.mask) if found is not None else None
 
@@ -535,10 +553,91 @@ class MotionMasker(Masker, TrackingBackend):
             if part.mask is not near and overlap < 0.8 and 0.3 * int(mask.sum()) <= part.area <= 1.5 * self._lock_area:
                 mask = part.mask
                 tracker.mask = mask
+        if self._colour_lock and mask.any():
+            blob = self._colour_blob(frame, mask, memory)
+            if blob is None:
+                blob = self._one_part(frame, mask, memory)
+            if blob is not None:
+                mask = blob
+                tracker.mask = mask
         if mask.any() and memory.score(colour_descriptor(frame.rgb, mask)) < self.cme.lost_tau:
             mask = np.zeros_like(mask)
             tracker.mask = mask
         return mask
+
+    def _one_part(self, frame: WorkFrame, mask: np.ndarray, memory: AppearanceMemory) -> np.ndarray | None:
+        """For a target held to a named colour: when the tracked mask fell apart into several
+        sizeable parts (it took in a look-alike it passed), the part of the target's size that
+        looks most like the target."""
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        parts = [k for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= 0.2 * self._lock_area]
+        if len(parts) < 2:
+            return None
+        sized = [k for k in parts if 0.5 * self._lock_area <= stats[k, cv2.CC_STAT_AREA] <= 1.6 * self._lock_area]
+        if not sized:
+            return None
+        best = max(sized, key=lambda k: memory.score(colour_descriptor(frame.rgb, labels == k)))
+        return labels == best
+
+    def _colour_blob(self, frame: WorkFrame, mask: np.ndarray, memory: AppearanceMemory) -> np.ndarray | None:
+        """For a target held to a named colour: the compact blob of that colour, of the target's
+        size, nearest to where the target should be, when the tracked mask is not already it.
+
+        A small fast object outruns the flow (the warped mask lags behind it or falls off it),
+        but its colour, which the sentence named, stays: it is found again on the same frame.
+        Only blobs near the prediction and of the target's size are taken, so a look-alike of
+        the same colour elsewhere, or of another size, is not; nor one that matches the memory
+        of the target less than what is tracked."""
+        size = float(self._lock_area)
+        # Where it should be: the motion model's prediction, and each sizeable part of the
+        # tracked mask (which may also hold a look-alike it brushed past).
+        places = [self._motion.predict(frame.index)]
+        if mask.any():
+            count, _, stats, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+            places += [tuple(centroids[k]) for k in range(1, count) if stats[k, cv2.CC_STAT_AREA] >= 0.3 * size]
+        places = [p for p in places if p is not None]
+        if not places:
+            return None
+        named = np.logical_or.reduce([colour_pixels(frame.rgb, colour) for colour in self._colour_lock])
+        if self._lock_shades is not None:
+            # Only the target's own shades of the colour: yellow grass is yellow too, but duller
+            # than a yellow ball.
+            hsv = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2HSV)
+            likely = cv2.calcBackProject([hsv], [0, 1], self._lock_shades, [0, 180, 0, 256], 1)
+            named &= likely > 127
+        named = cv2.morphologyEx(named.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        # Cut thin bridges to background of a similar colour (yellow grass around a yellow ball):
+        # an opening a third of the target's radius wide keeps the target's compact body.
+        radius = max(2, int(0.3 * np.sqrt(size / np.pi)))
+        named = cv2.morphologyEx(
+            named, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        )
+        count, labels, stats, centroids = cv2.connectedComponentsWithStats(named, connectivity=8)
+        reach = 1.5 * np.sqrt(size)
+        best, best_cost = 0, np.inf
+        for k in range(1, count):
+            area = float(stats[k, cv2.CC_STAT_AREA])
+            bw, bh = int(stats[k, cv2.CC_STAT_WIDTH]), int(stats[k, cv2.CC_STAT_HEIGHT])
+            if not 0.5 * size <= area <= 1.6 * size or area < 0.5 * bw * bh:
+                continue  # another size, or not compact: not the target
+            dist = min(float(np.hypot(centroids[k][0] - x, centroids[k][1] - y)) for x, y in places)
+            if dist > reach:
+                continue
+            cost = dist / reach + abs(np.log(area / size))
+            if cost < best_cost:
+                best, best_cost = k, cost
+        if best == 0:
+            return None
+        blob = fill_small_holes(labels == best, max(64, int(size) // 4))
+        overlap = (blob & mask).sum() / max(int((blob | mask).sum()), 1)
+        if overlap >= 0.8:
+            return None
+        # It must also look like the target, at least as much as what is tracked: a look-alike
+        # of a close shade that the target passes behind is not taken.
+        score = memory.score(colour_descriptor(frame.rgb, blob))
+        if score <= memory.tau:
+            return None
+        return blob
 
     def _pick(
         self,

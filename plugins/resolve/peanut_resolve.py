@@ -27,8 +27,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Callable, List, Optional, Tuple
 
 log = logging.getLogger("peanut.resolve")
 
@@ -64,7 +63,7 @@ class JobRequest:
         mask_path: str,
         output_path: str,
         matte_path: str,
-        options: dict | None = None,
+        options: Optional[dict] = None,
         box: str = "",
         approximate: bool = False,
     ) -> None:
@@ -80,7 +79,7 @@ class JobRequest:
         self.approximate = approximate  # accept the best match on the words the masker understands
 
 
-def parse_box(text: str) -> tuple[int, float, float, float, float]:
+def parse_box(text: str) -> Tuple[int, float, float, float, float]:
     """The dialog's box field, "F:X,Y,W,H" (source frame, source pixels), checked for shape."""
     frame, sep, rest = (text or "").strip().partition(":")
     values = rest.split(",")
@@ -109,7 +108,7 @@ class JobOutcome:
 class GrpcTransport:
     """Talks to the daemon through peanut_server.client (grpcio + protobuf only)."""
 
-    def __init__(self, address: str | None = None, state_dir: str | None = None) -> None:
+    def __init__(self, address: Optional[str] = None, state_dir: Optional[str] = None) -> None:
         from peanut_server.client import PeanutClient  # raises ImportError without grpcio
 
         self._client_class = PeanutClient
@@ -160,12 +159,14 @@ class GrpcTransport:
 class CliTransport:
     """Runs `peanut remove ... --json` and reads the final Job (MessageToDict) from stdout."""
 
-    def __init__(self, executable: str = "peanut", address: str | None = None, state_dir: str | None = None) -> None:
+    def __init__(
+        self, executable: str = "peanut", address: Optional[str] = None, state_dir: Optional[str] = None
+    ) -> None:
         self.executable = executable
         self.address = address
         self.state_dir = state_dir
 
-    def command(self, request: JobRequest) -> list[str]:
+    def command(self, request: JobRequest) -> List[str]:
         argv = [
             self.executable,
             "remove",
@@ -235,7 +236,7 @@ class CliTransport:
         return outcome_from_job_dict(job)
 
 
-def _last_json_object(text: str) -> dict | None:
+def _last_json_object(text: str) -> Optional[dict]:
     for line in reversed(text.strip().splitlines()):
         try:
             value = json.loads(line)
@@ -267,7 +268,7 @@ CONFIG_NAME = "peanut_resolve.json"
 _config = {}  # type: Dict[str, Any]
 
 
-def load_install_config(folder: str | None = None) -> dict:
+def load_install_config(folder: Optional[str] = None) -> dict:
     """Read what install.py recorded beside this module: import paths and the `peanut` executable.
 
     The installing Python's site-packages are only added when Resolve runs the
@@ -292,7 +293,7 @@ def load_install_config(folder: str | None = None) -> dict:
     return config
 
 
-def default_transport(server: str | None = None, peanut_executable: str | None = None):
+def default_transport(server: Optional[str] = None, peanut_executable: Optional[str] = None):
     try:
         return GrpcTransport(server)
     except Exception as exc:  # ImportError, or a compiled grpcio built for another Python
@@ -345,9 +346,14 @@ class ClipPlan:
         self.timeline_name = timeline_name
 
     def __repr__(self) -> str:
-        return (
-            f"ClipPlan({self.clip_name!r}, track {self.track_index}, record {self.record_start}+{self.duration}, "
-            f"{self.source_path} frames {self.start}..{self.end - 1})"
+        return "ClipPlan({!r}, track {}, record {}+{}, {} frames {}..{})".format(
+            self.clip_name,
+            self.track_index,
+            self.record_start,
+            self.duration,
+            self.source_path,
+            self.start,
+            self.end - 1,
         )
 
 
@@ -376,7 +382,7 @@ def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit] or "mask"
 
 
-def media_source(file_path: str, start_property: str) -> tuple[str, int]:
+def media_source(file_path: str, start_property: str) -> Tuple[str, int]:
     """PEANUT's source path for a clip, and the media frame number of PEANUT frame 0.
 
     A movie is itself; an image sequence ("/shots/a_[0100-0199].png") is its
@@ -435,8 +441,8 @@ def _source_span(item, name: str, duration: int) -> None:
 
 
 def plan_current_clip(
-    resolve, prompt: str | None = None, mask_path: str | None = None, box: str = ""
-) -> tuple[ClipPlan, Any, Any]:
+    resolve, prompt: Optional[str] = None, mask_path: Optional[str] = None, box: str = ""
+) -> Tuple[ClipPlan, Any, Any]:
     """Read everything needed from Resolve; changes nothing. Returns (plan, project, timeline)."""
     prompt = (prompt or "").strip()
     mask_path = (mask_path or "").strip()
@@ -614,7 +620,7 @@ def _append(media_pool, mpi, track: int, plan: ClipPlan, start_frame: int, end_f
     return items[0] if items else None
 
 
-def _read_placed(item) -> tuple[int, int, int | None, int | None, str] | None:
+def _read_placed(item) -> Optional[Tuple[int, int, Optional[int], Optional[int], str]]:
     """(start, duration, source start, left offset, media pool item id), or None for a dead item.
 
     Resolve can hand back an item whose Get* calls all return None when the
@@ -760,13 +766,13 @@ def _place(project, timeline, plan: ClipPlan, outcome: JobOutcome):
 
 def remove_current_clip(
     resolve,
-    prompt: str | None = None,
-    mask_path: str | None = None,
+    prompt: Optional[str] = None,
+    mask_path: Optional[str] = None,
     server: Any = None,
-    options: dict | None = None,
+    options: Optional[dict] = None,
     *,
-    on_progress: ProgressCallback | None = None,
-    should_cancel: Callable[[], bool] | None = None,
+    on_progress: Optional[ProgressCallback] = None,
+    should_cancel: Optional[Callable[[], bool]] = None,
     box: str = "",
     approximate: bool = False,
 ):
@@ -804,7 +810,11 @@ def remove_current_clip(
 
 
 def run_in_console(
-    resolve, prompt: str | None = None, mask_path: str | None = None, options: dict | None = None, server: Any = None
+    resolve,
+    prompt: Optional[str] = None,
+    mask_path: Optional[str] = None,
+    options: Optional[dict] = None,
+    server: Any = None,
 ):
     """The text route, for Resolve's Console when the menu dialog cannot open (no UIManager).
 

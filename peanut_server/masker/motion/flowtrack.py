@@ -207,7 +207,8 @@ class PriorTrackerOptions:
     max_growth: float = 1.2  # per frame: more is flow bleeding onto the background, cut back
     min_area_change: float = 0.7  # a refined mask outside [min, max] x the warped area is not trusted:
     max_area_change: float = 1.3  # the warped mask is kept instead
-    max_size: float = 1.5  # never more than this x the anchor's area
+    max_size: float = 1.5  # never more than this x the expected area (the anchor's, scaled as the object moved)
+    max_scale_step: float = 1.15  # per frame: the fitted similarity's area change is clipped to 1/this..this
     hold: bool = True  # while mostly hidden, keep the last shape moving with the object
     hold_fraction: float = 0.5  # "mostly hidden": the refined area below this x the usual area
     max_hold: int = 10  # frames: held longer, the smaller object is taken as it is
@@ -240,6 +241,7 @@ class PriorTracker:
         self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}  # how often each safeguard fired
         self._relative = np.zeros(2)  # the object's motion relative to the camera, px/frame (smoothed)
         self._anchor_area = 0
+        self._expected_area = 0.0  # the anchor's area times the scale changes fitted since
         self._areas: deque[int] = deque(maxlen=15)
         self._held_streak = 0  # consecutive frames the last shape was held
 
@@ -252,6 +254,7 @@ class PriorTracker:
         self._held_streak = 0
         self._relative = np.zeros(2)
         self._anchor_area = int(self.mask.sum())
+        self._expected_area = float(self._anchor_area)
         if self.mask.any():
             self._areas.append(int(self.mask.sum()))
 
@@ -299,6 +302,12 @@ class PriorTracker:
             shift = camera_fwd + self._relative
             matrix = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
             self.stats["coasting"] += 1
+        if matrix is not None and not coasting:
+            # The similarity's determinant is the object's area change (it approaches the camera
+            # or goes away): the size limits follow it, so a car that grows 5x over the clip is
+            # not cut back to its first size.
+            step = float(np.clip(abs(np.linalg.det(matrix[:, :2])), 1 / opt.max_scale_step, opt.max_scale_step))
+            self._expected_area *= step
         rigid = cv2.warpAffine(prev_mask.astype(np.float32), matrix, (w, h)) if matrix is not None else dense
         # While coasting the dense flow under the mask is the occluder's or the background's.
         # Flow is only measured where the image has texture; on a plain patch (a long shadow, a
@@ -363,10 +372,11 @@ class PriorTracker:
             self.stats["fallback"] += 1
         area = int(mask.sum())
         reference = float(np.median(self._areas)) if self._areas else float(area)
-        if area > opt.max_size * self._anchor_area:
+        limit = opt.max_size * max(self._expected_area, self.min_area)
+        if area > limit:
             # Bigger than the object ever was by this much: background taken in. Keep the pixels
             # the evidence is surest of.
-            mask = post >= np.sort(post[mask])[::-1][int(opt.max_size * self._anchor_area)]
+            mask = post >= np.sort(post[mask])[::-1][int(limit)]
             area = int(mask.sum())
             self.stats["capped"] += 1
         held_before = self.stats["held"]

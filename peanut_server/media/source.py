@@ -27,7 +27,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..errors import MediaError, MediaNotFound, RangeError  # noqa: E402
-from .types import MediaInfo, VideoSource  # noqa: E402
+from .types import SWSCALE_THREADS, MediaInfo, VideoSource  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,8 @@ class VideoFileSource(VideoSource):
                 raise MediaError(f"{self.info.path}: frame {i} cannot be decoded") from None
             assert got == i
             self._next = i + 1
-            yield _rotate(frame.to_ndarray(format="rgb24"), self.info.rotation)
+            # One swscale thread: its threaded conversions race (see types.SWSCALE_THREADS).
+            yield _rotate(frame.to_ndarray(format="rgb24", threads=SWSCALE_THREADS), self.info.rotation)
 
     def close(self) -> None:
         self._running = None

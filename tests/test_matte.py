@@ -92,7 +92,7 @@ def as_unit(matte: np.ndarray) -> np.ndarray:
 
 def decode(path: Path, fmt: str) -> list[np.ndarray]:
     with av.open(str(path)) as container:
-        return [frame.to_ndarray(format=fmt) for frame in container.decode(video=0)]
+        return [frame.to_ndarray(format=fmt, threads=1) for frame in container.decode(video=0)]
 
 
 def check_matte(

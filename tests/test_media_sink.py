@@ -130,7 +130,7 @@ def test_mov_prores_alpha_and_mp4_preview(tmp_path: Path) -> None:
     with av.open(amov) as c:
         frame = next(c.decode(video=0))
         assert frame.format.name.startswith("yuva444p")  # the decoder gives 12-bit
-        alpha = frame.to_ndarray(format="rgba")[..., 3]
+        alpha = frame.to_ndarray(format="rgba", threads=1)[..., 3]
     assert alpha[10:30, 10:40].min() > 250 and alpha[:10].max() < 5
     with pytest.raises(OutputError, match="alpha"):
         open_sink(str(tmp_path / "a.mp4"), info, 0, 3, alpha=True)

@@ -20,7 +20,7 @@ import pytest
 
 from peanut_server.api import peanut_pb2 as pb
 from peanut_server.eraser.telea import TeleaEraser
-from peanut_server.errors import JobCancelled, JobInterrupted
+from peanut_server.errors import JobCancelled, JobInterrupted, MaskError
 from peanut_server.pipeline import Pipeline, spec_from_request, staging_path
 from peanut_server.pipeline import run as run_module
 from peanut_server.progress import Reporter
@@ -294,3 +294,109 @@ def test_video_outputs_encoded_while_erasing_resume_like_png_folders(tmp_path, c
         png = cv2.imread(str(Path(results["png"].matte_path) / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED)
         assert png.dtype == np.uint16 and np.array_equal(matte, png), f"matte {i}"
     assert not [p for p in tmp_path.rglob("*peanut-partial*")]
+
+
+# -- the mask pass beside the erase pass --------------------------------------------------------------
+
+
+def box_request(made, output: Path, matte: Path, **options) -> pb.SubmitRequest:
+    """The disc's frame-0 box as the prompt: the no-weights tracker makes the masks (a real mask pass)."""
+    first = cv2.imread(str(sorted(made.masks.iterdir())[0]), cv2.IMREAD_GRAYSCALE) > 127
+    ys, xs = np.nonzero(first)
+    box = pb.Box(x0=float(xs.min()), y0=float(ys.min()), x1=float(xs.max() + 1), y1=float(ys.max() + 1))
+    return pb.SubmitRequest(
+        source=pb.MediaRange(path=str(made.frames)),
+        mask=pb.MaskSpec(frame_prompts=[pb.FramePrompt(frame=0, box=box)]),
+        options=pb.Options(**options),
+        output=pb.OutputSpec(path=str(output), matte_path=str(matte)),
+    )
+
+
+class GatedPipeline(Pipeline):
+    """Holds the mask pass after `gate` masks until the erase pass has decoded its first window
+    (up to 30 s), then optionally fails the mask pass at mask `fail_at`."""
+
+    def __init__(self, gate: int = 20, fail_at: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.gate, self.fail_at = gate, fail_at
+        self.first_window = threading.Event()
+        self.masks_at_first_window: int | None = None
+        self.waited: bool | None = None
+
+    def _write_masks(self, masks, *args, **kwargs):
+        def gated():
+            for i, mask in enumerate(masks):
+                if i == self.gate:
+                    self.waited = self.first_window.wait(30)
+                if i == self.fail_at:
+                    raise MaskError("the masker broke at frame 25")
+                yield mask
+
+        return Pipeline._write_masks(gated(), *args, **kwargs)
+
+    def _decode_window(self, source, matte, *args, **kwargs):
+        if not self.first_window.is_set():
+            self.masks_at_first_window = matte.written
+            self.first_window.set()
+        return Pipeline._decode_window(source, matte, *args, **kwargs)
+
+
+def test_erasing_starts_while_masks_are_still_being_made(tmp_path, clip):
+    """Streaming, the first window is erased as soon as its masks are staged; the files (output and
+    alpha matte) are those of the sequential run, which masks every frame first."""
+    made, _ = clip
+    outputs, mattes = {}, {}
+    for streaming in (False, True):
+        out, matte = tmp_path / f"out_{streaming}", tmp_path / f"matte_{streaming}"
+        spec = spec_from_request(box_request(made, out, matte, subvideo_length=8, eraser="telea"))
+        pipeline = GatedPipeline(streaming=streaming)
+        states = []
+        result = pipeline.run(spec, Reporter(callback=states.append))
+        assert result.frame_count == 36 and result.timings["masking"] > 0
+        outputs[streaming], mattes[streaming] = files(out), files(matte)
+        if streaming:
+            assert pipeline.waited is True and pipeline.masks_at_first_window < 36
+            # One outer stage at a time, each counting to the end; erasing starts at what is on disk.
+            stages = [s.stage for s in states]
+            assert stages.index("erasing") > max(i for i, s in enumerate(stages) if s == "masking")
+            assert [s.done for s in states if s.stage == "masking"][-1] == 36
+            erasing = [s.done for s in states if s.stage == "erasing"]
+            assert erasing == sorted(erasing) and erasing[-1] == 36
+        else:
+            assert pipeline.waited is False  # sequential: no window before every mask is made
+    assert len(outputs[True]) == 36 and outputs[True] == outputs[False]
+    assert mattes[True] == mattes[False]
+    assert stage_threads() == [] and not [t for t in threading.enumerate() if t.name == "peanut-mask"]
+
+
+def test_a_mask_pass_failure_beside_the_erase_pass_is_the_one_reported(tmp_path, clip):
+    made, _ = clip
+    out, matte = tmp_path / "out", tmp_path / "matte"
+    spec = spec_from_request(box_request(made, out, matte, subvideo_length=8, eraser="telea"))
+    with pytest.raises(MaskError, match="broke at frame 25"):
+        GatedPipeline(fail_at=25, streaming=True).run(spec, Reporter(), job_id="j5")
+    assert stage_threads() == [] and not [t for t in threading.enumerate() if t.name == "peanut-mask"]
+    assert not out.exists() and not matte.exists()
+    assert not Path(staging_path(str(out), "j5")).exists() and not Path(staging_path(str(matte), "j5")).exists()
+
+
+def test_interrupted_while_masking_and_erasing_resumes_to_the_same_files(tmp_path, clip):
+    """Interrupted during the mask pass with frames already erased: both sinks keep what they staged,
+    and the resumed job gives the files of a job that was never stopped."""
+    made, _ = clip
+    whole_out, whole_matte = tmp_path / "whole", tmp_path / "whole_matte"
+    Pipeline(streaming=False).run(
+        spec_from_request(box_request(made, whole_out, whole_matte, subvideo_length=8, eraser="telea")), Reporter()
+    )
+    out, matte = tmp_path / "out", tmp_path / "matte"
+    spec = spec_from_request(box_request(made, out, matte, subvideo_length=8, eraser="telea"))
+    pipeline = GatedPipeline(gate=30, streaming=True)
+    with pytest.raises(JobInterrupted):
+        pipeline.run(spec, StopAt(at=30, interrupt=True, stage_name="masking"), job_id="j6")
+    staged_out = [p for p in Path(staging_path(str(out), "j6")).iterdir() if not p.name.startswith(".")]
+    staged_matte = [p for p in Path(staging_path(str(matte), "j6")).iterdir() if not p.name.startswith(".")]
+    assert 0 < len(staged_out) <= len(staged_matte) < 36, (len(staged_out), len(staged_matte))
+    assert stage_threads() == [] and not [t for t in threading.enumerate() if t.name == "peanut-mask"]
+    Pipeline(streaming=True).run(spec, Reporter(), job_id="j6")
+    assert files(out) == files(whole_out)
+    assert files(matte) == files(whole_matte)

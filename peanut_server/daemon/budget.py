@@ -103,6 +103,10 @@ def estimate_job_bytes(
     holds its object masks at source resolution (a byte a pixel), and its source
     frames while all windows in flight fit under SOURCE_WINDOW_CAP together.
     The sequential pass and a Ray task hold one window (windows_in_flight=1).
+    Streaming, the mask pass runs beside the erase pass; it holds its decoder's
+    frame and the tracker's re-check buffer (clip_window frames at the masker's
+    working size, 8 by default): about 1 % of one 80-frame eraser window at
+    1080p, not counted.
     """
     working_frame = working[0] * working[1] * channels
     source_frame = width * height * channels

@@ -181,6 +181,9 @@ class FrameSink:
         self.final_on_write = final_on_write
         self._final = 0
         self._encoder: _VideoEncoder | None = None
+        # The mask pass may stage a matte's next masks while the erase pass replaces earlier
+        # ones by their alphas (Pipeline overlaps the two): one change of the sink at a time.
+        self._lock = threading.RLock()
         if final_on_write:
             self.mark_final(self.written)  # resumed: the staged frames are encoded again from their PNGs
 
@@ -218,15 +221,16 @@ class FrameSink:
         (True -> 255); uint16, or float in [0, 1], as 16 bits (1.0 -> 65535).
         With final_on_write, a video output's encoder gets the frame at once.
         """
-        if self._done:
-            raise RuntimeError("sink already committed or aborted")
-        if self.written >= self.count:
-            raise RuntimeError(f"sink expects {self.count} frames; got one more")
-        k = self.written
-        image = self._stage(k, frame)
-        self.written += 1
-        if self.final_on_write:
-            self._hand_over(k, image)
+        with self._lock:
+            if self._done:
+                raise RuntimeError("sink already committed or aborted")
+            if self.written >= self.count:
+                raise RuntimeError(f"sink expects {self.count} frames; got one more")
+            k = self.written
+            image = self._stage(k, frame)
+            self.written += 1
+            if self.final_on_write:
+                self._hand_over(k, image)
 
     def replace(self, k: int, frame: np.ndarray, *, final: bool = False) -> None:
         """Replace the already staged frame k (0-based in this output) with `frame`, atomically.
@@ -234,25 +238,27 @@ class FrameSink:
         final: the frame will not change again; frames become final in order (k is the next one).
         A video output refuses to replace a frame its encoder has already.
         """
-        if self._done:
-            raise RuntimeError("sink already committed or aborted")
-        if not 0 <= k < self.written:
-            raise IndexError(f"frame {k} is not staged ({self.written} are)")
-        if self.kind != "png":  # a video output's encoder has its final frames already
-            if k < self._final:
-                raise RuntimeError(f"frame {k} is final already; it cannot be replaced")
-            if final and k != self._final:
-                raise RuntimeError(f"frame {k} made final out of order (frames before {self._final} are final)")
-        image = self._stage(k, frame)
-        if final and k == self._final:
-            self._hand_over(k, image)
+        with self._lock:
+            if self._done:
+                raise RuntimeError("sink already committed or aborted")
+            if not 0 <= k < self.written:
+                raise IndexError(f"frame {k} is not staged ({self.written} are)")
+            if self.kind != "png":  # a video output's encoder has its final frames already
+                if k < self._final:
+                    raise RuntimeError(f"frame {k} is final already; it cannot be replaced")
+                if final and k != self._final:
+                    raise RuntimeError(f"frame {k} made final out of order (frames before {self._final} are final)")
+            image = self._stage(k, frame)
+            if final and k == self._final:
+                self._hand_over(k, image)
 
     def mark_final(self, n: int) -> None:
         """Frames 0..n-1 will not change: a video output's encoder reads those it has not had from their PNGs."""
-        if n > self.written:
-            raise RuntimeError(f"frames up to {n} marked final, but {self.written} are staged")
-        for k in range(self._final, n):
-            self._hand_over(k, None)
+        with self._lock:
+            if n > self.written:
+                raise RuntimeError(f"frames up to {n} marked final, but {self.written} are staged")
+            for k in range(self._final, n):
+                self._hand_over(k, None)
 
     def _hand_over(self, k: int, image: np.ndarray | None) -> None:
         """Frame k is final: to the encoder (a video output), as staged (`image`) or to be read back (None)."""

@@ -17,10 +17,12 @@ encoded by its sink's thread as its frames become final, media/sink.py); a job
 interrupted by a shutdown keeps its staging and resumes from the frames
 already written.
 
-The mask pass finishes before the erase pass starts. Maskers yield masks in
-frame order, so the two could overlap, but at 1080p masking is 0.3 % of a job
-with masks given and 13 % with a box prompt (benchmarks/mask_share.py), and
-overlapping them would need two progress stages at once and a second decoder.
+Streaming, the two passes overlap: maskers yield masks in frame order, so the
+mask pass runs in a thread of its own (with its own decoder) and the erase
+pass takes each window as soon as its masks are staged (_MaskFeed). Progress
+stays one outer stage at a time: "masking" while masks come, then "erasing"
+from the frames already written. Sequentially (and on Ray) the mask pass
+finishes before the erase pass starts.
 """
 
 from __future__ import annotations
@@ -286,38 +288,27 @@ class Pipeline:
                     final_on_write=not alpha_later,
                 )
                 sinks.append(matte)
-                clock = time.monotonic()
-                if self.executor is not None:
-                    report = self.executor.mask_pass(self, spec, info, start, end, masker_choice, matte, reporter)
+                # Streaming with masks still to make: the mask pass runs beside the erase pass.
+                overlap = self.executor is None and self.streaming and not spec.matte_only and matte.written < count
+                if overlap:
+                    report, runs = self._mask_and_erase(
+                        source, info, start, count, spec, masker_choice, matte, sinks, reporter, result.timings, job_id
+                    )
                 else:
-                    report = self._mask_pass(source, start, end, spec, masker_choice, matte, reporter)
-                result.timings["masking"] = time.monotonic() - clock
+                    clock = time.monotonic()
+                    if self.executor is not None:
+                        report = self.executor.mask_pass(self, spec, info, start, end, masker_choice, matte, reporter)
+                    else:
+                        report = self._mask_pass(source, start, end, spec, masker_choice, matte, reporter)
+                    result.timings["masking"] = time.monotonic() - clock
                 result.backends.append(StageRun("masker", masker_choice.cls.name, masker_choice.note))
                 result.chosen_object, result.chosen_score = report.chosen_object, report.score
                 result.warnings.extend(report.warnings)
                 result.ignored_words = list(report.ignored_words)
-                if not spec.matte_only:
-                    output = open_sink(
-                        spec.output_path,
-                        info,
-                        start,
-                        count,
-                        overwrite=spec.overwrite,
-                        alpha=spec.patch_layer,
-                        staging_dir=staging_path(spec.output_path, job_id),
-                        audio_from=info,
-                    )
+                if not spec.matte_only and not overlap:
+                    output = self._open_output(spec, info, start, count, job_id)
                     sinks.append(output)
-                    # A Ray executor's erase pass leaves the matte as masks; the alpha pass below
-                    # converts them (the same alpha the compositor used).
-                    alpha_out = matte if spec.matte_mode == "alpha" else None
-                    opts = spec.options
-                    lr_size = working_size(info.width, info.height, opts.working_height)
-                    if alpha_out is not None and output.written:
-                        # Resumed: the alphas of the frames already written (one may still be a
-                        # mask, if the stop came between the two writes) are final before the
-                        # erase pass makes the next ones final in order.
-                        alpha_matte(matte, lr_size, opts.mask_dilation, opts.feather, upto=output.written)
+                    alpha_out = self._alpha_out(spec, info, matte, output)
                     clock = time.monotonic()
                     if self.executor is not None:
                         runs = self.executor.erase_pass(
@@ -338,11 +329,14 @@ class Pipeline:
                         )
                     # The pass's wall time: its stages' own timings overlap when it streams.
                     result.timings["erase pass"] = time.monotonic() - clock
+                if not spec.matte_only:
                     result.backends.extend(runs)
                     if spec.matte_mode == "alpha":
                         # The matte is the exact alpha each frame was composited with: the erase
                         # pass wrote it; this converts any frame a stop left as a mask.
                         clock = time.monotonic()
+                        opts = spec.options
+                        lr_size = working_size(info.width, info.height, opts.working_height)
                         alpha_matte(matte, lr_size, opts.mask_dilation, opts.feather)
                         result.timings["matte"] = time.monotonic() - clock
             reporter.stage("writing", count, outer=True)
@@ -363,6 +357,69 @@ class Pipeline:
             raise
         result.seconds = time.monotonic() - started
         return result
+
+    @staticmethod
+    def _open_output(spec, info: MediaInfo, start: int, count: int, job_id: str):
+        return open_sink(
+            spec.output_path,
+            info,
+            start,
+            count,
+            overwrite=spec.overwrite,
+            alpha=spec.patch_layer,
+            staging_dir=staging_path(spec.output_path, job_id),
+            audio_from=info,
+        )
+
+    @staticmethod
+    def _alpha_out(spec, info: MediaInfo, matte, output):
+        """The matte sink when it carries the composite's alpha (else None), its resumed frames converted."""
+        if spec.matte_mode != "alpha":
+            return None
+        # A Ray executor's erase pass leaves the matte as masks; the alpha pass after it
+        # converts them (the same alpha the compositor used).
+        if output.written:
+            # Resumed: the alphas of the frames already written (one may still be a mask, if the
+            # stop came between the two writes) are final before the erase pass makes the next
+            # ones final in order.
+            opts = spec.options
+            lr_size = working_size(info.width, info.height, opts.working_height)
+            alpha_matte(matte, lr_size, opts.mask_dilation, opts.feather, upto=output.written)
+        return matte
+
+    def _mask_and_erase(
+        self, source, info: MediaInfo, start, count, spec, choice, matte, sinks, reporter, timings, job_id: str
+    ) -> tuple[MaskReport, list[StageRun]]:
+        """The mask pass in a thread of its own beside the streaming erase pass (see _MaskFeed)."""
+        output = self._open_output(spec, info, start, count, job_id)
+        sinks.append(output)
+        alpha_out = self._alpha_out(spec, info, matte, output)
+        feed = _MaskFeed(matte, output, reporter, count)
+
+        def mask_pass() -> MaskReport:
+            # A second decoder: a source serves one reader at a time, and the erase pass reads too.
+            with open_source(spec.source_path) as own:
+                return self._mask_pass(own, start, start + count, spec, choice, matte, feed.reporter)
+
+        thread = threading.Thread(target=feed.run, args=(mask_pass,), name="peanut-mask", daemon=True)
+        thread.start()
+        clock = time.monotonic()
+        try:
+            runs = self._erase_pass(
+                source, info, start, count, spec, matte, output, reporter, timings, alpha_out=alpha_out, feed=feed
+            )
+        except BaseException as exc:
+            feed.stop.set()
+            thread.join()
+            if isinstance(exc, _Stopped) and feed.error is not None:
+                raise feed.error from None  # the mask pass failed first: its error is the job's
+            raise
+        thread.join()  # every mask was read, so the masker is done or about to be
+        timings["erase pass"] = time.monotonic() - clock
+        timings["masking"] = feed.seconds
+        if feed.error is not None:
+            raise feed.error
+        return feed.report, runs
 
     def _mask_pass(self, source, start, end, spec, choice, matte, reporter) -> MaskReport:
         count = end - start
@@ -413,6 +470,7 @@ class Pipeline:
         reporter,
         timings: dict[str, float],
         alpha_out=None,
+        feed: _MaskFeed | None = None,
     ) -> list[StageRun]:
         """Erase, upscale and composite the clip window by window (see _ErasePlan).
 
@@ -427,6 +485,8 @@ class Pipeline:
 
         alpha_out: the matte sink, when the matte is the composite's alpha: each
         frame's object mask there is replaced by its alpha as the frame is written.
+        feed: the mask pass running beside this one (streaming only): each window
+        waits for its masks, and the "erasing" stage begins when masking ends.
         """
         plan, runs = self._erase_plan(info, start, count, spec)
         pos = output.written
@@ -439,11 +499,14 @@ class Pipeline:
             else []
         )
         windows = list(_window_bounds(plan, pos, len(tail)))
-        reporter.stage("erasing", count, done=pos, outer=True)
+        if feed is None:
+            reporter.stage("erasing", count, done=pos, outer=True)
         for part in ("decode", "erase", "upscale", "composite", "write"):
             timings.setdefault(part, 0.0)
         if self.streaming:
-            self._erase_streaming(source, spec, plan, windows, tail, matte, output, reporter, timings, alpha_out)
+            self._erase_streaming(source, spec, plan, windows, tail, matte, output, reporter, timings, alpha_out, feed)
+        elif feed is not None:
+            raise RuntimeError("the mask pass overlaps only the streaming erase pass")
         else:
             self._erase_sequential(source, spec, plan, windows, tail, matte, output, reporter, timings, alpha_out)
         checkpoint = getattr(plan.upscaler, "ran_model_id", "")
@@ -500,6 +563,7 @@ class Pipeline:
         reporter: Reporter,
         timings: dict[str, float],
         alpha_out=None,
+        feed: _MaskFeed | None = None,
     ) -> None:
         """The four steps in four threads, joined by bounded queues; the slowest sets the pace.
 
@@ -524,6 +588,8 @@ class Pipeline:
         def decode() -> None:
             for bounds in windows:
                 handoff.acquire(slots)
+                if feed is not None:
+                    feed.wait_for(bounds.end, handoff.reporter.check)  # not counted as decoding
                 clock = time.monotonic()
                 item = self._decode_window(source, matte, plan, bounds, keep, handoff.reporter.check)
                 timings["decode"] += time.monotonic() - clock
@@ -571,9 +637,13 @@ class Pipeline:
             for _ in range(sum(b.end - b.pos for b in windows)):
                 out, alpha = handoff.get(composited)
                 clock = time.monotonic()
-                _write_frame(output, out, alpha_out, alpha)
-                timings["write"] += time.monotonic() - clock
-                reporter.advance(outer=True)
+                if feed is None:
+                    _write_frame(output, out, alpha_out, alpha)
+                    timings["write"] += time.monotonic() - clock
+                    reporter.advance(outer=True)
+                else:
+                    feed.write_frame(out, alpha_out, alpha)
+                    timings["write"] += time.monotonic() - clock
 
         try:
             with ThreadPoolExecutor(max_workers=4, thread_name_prefix="peanut-stage") as pool:
@@ -832,6 +902,88 @@ def _next_tail(plan: _ErasePlan, window: _Window, result) -> list[np.ndarray]:
     n = len(result.frames)
     more = window.end < plan.count and plan.overlap
     return [result.frames[i] for i in range(max(0, n - plan.overlap), n)] if more else []
+
+
+class _MaskFeed:
+    """The mask pass running in its own thread beside the streaming erase pass.
+
+    Masks are staged in the matte sink in frame order; the erase pass's decoder
+    waits here until its window's masks are there (wait_for). Progress stays one
+    outer stage at a time: while masks come the reporter shows "masking" and the
+    writer's frames are not counted; when the mask pass ends, "erasing" begins at
+    the frames already written (every frame is counted once either way).
+    `reporter` is what the mask pass sees: the job's, plus `stop` (set when the
+    erase pass failed, so the masker leaves at its next check).
+    """
+
+    def __init__(self, matte, output, reporter: Reporter, count: int) -> None:
+        self.matte = matte
+        self.output = output
+        self.count = count
+        self.stop = threading.Event()
+        self.reporter = _StoppableReporter(reporter, self.stop)
+        self.finished = threading.Event()
+        self.report: MaskReport | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._job_reporter = reporter
+        self._progress = threading.Lock()  # the switch to "erasing" against the writer's count
+        self._erasing = False
+
+    def run(self, mask_pass: Callable[[], MaskReport]) -> None:
+        """The thread's body: the mask pass, then the switch of the progress stage."""
+        clock = time.monotonic()
+        try:
+            self.report = mask_pass()
+            with self._progress:
+                self._job_reporter.stage("erasing", self.count, done=self.output.written, outer=True)
+                self._erasing = True
+        except BaseException as exc:  # noqa: BLE001 - handed to the job's thread, raised there
+            self.error = exc
+        finally:
+            self.seconds = time.monotonic() - clock
+            self.finished.set()
+
+    def wait_for(self, n: int, check: Callable[[], None]) -> None:
+        """Until the first n masks are staged; raises _Stopped if the mask pass ended without them."""
+        while self.matte.written < n:
+            if self.finished.wait(POLL_SECONDS) and self.matte.written < n:
+                raise _Stopped()  # the mask pass failed (its error is the job's) or stopped
+            check()
+
+    def write_frame(self, frame: np.ndarray, alpha_out, alpha: np.ndarray | None) -> None:
+        """One frame into the output (see _write_frame); counted once "erasing" has begun (else at its start)."""
+        with self._progress:
+            _write_frame(self.output, frame, alpha_out, alpha)
+            if self._erasing:
+                self._job_reporter.advance(outer=True)
+
+
+class _StoppableReporter:
+    """The job's Reporter, whose check() also raises _Stopped once `stop` is set."""
+
+    def __init__(self, reporter: Reporter, stop: threading.Event) -> None:
+        self._reporter = reporter
+        self._stop = stop
+
+    def check(self) -> None:
+        self._reporter.check()
+        if self._stop.is_set():
+            raise _Stopped()
+
+    def stage(self, name: str, total: int, done: int = 0, *, outer: bool = False) -> None:
+        self._reporter.stage(name, total, done, outer=outer)
+
+    def advance(self, n: int = 1, *, outer: bool = False) -> None:
+        self._reporter.advance(n, outer=outer)
+        self.check()
+
+    def warn(self, message: str) -> None:
+        self._reporter.warn(message)
+
+    @property
+    def state(self):
+        return self._reporter.state
 
 
 def _write_frame(output, frame: np.ndarray, alpha_out, alpha: np.ndarray | None) -> None:

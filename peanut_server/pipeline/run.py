@@ -534,18 +534,10 @@ class Pipeline:
             clock = time.monotonic()
             decoded = self._decode_window(source, matte, plan, bounds, keep)
             timings["decode"] += time.monotonic() - clock
-            clock = time.monotonic()  # "erase" includes growing the masks (effects, dilation)
-            window = self._assemble_window(plan, decoded, tail, stage_reporter)
-            result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, stage_reporter)
-            timings["erase"] += time.monotonic() - clock
+            window, result = self._erase_window(plan, decoded, tail, stage_reporter, timings)
             tail = _next_tail(plan, window, result)
-            clock = time.monotonic()
-            crop, upscaled = self._upscale_window(plan, window, result, stage_reporter)
-            timings["upscale"] += time.monotonic() - clock
-            frames = self._composite_window(
-                source, plan, window, result.frames, crop, upscaled, spec.patch_layer, with_matte=alpha_out is not None
-            )
-            for out, alpha in _timed(frames, timings, "composite"):
+            frames = self._finish_window(source, spec, plan, window, result, stage_reporter, timings, alpha_out)
+            for out, alpha in frames:
                 clock = time.monotonic()
                 _write_frame(output, out, alpha_out, alpha)
                 timings["write"] += time.monotonic() - clock
@@ -600,12 +592,7 @@ class Pipeline:
             seed = tail
             for _ in windows:
                 item = handoff.get(decoded)
-                clock = time.monotonic()
-                window = self._assemble_window(plan, item, seed, handoff.reporter)
-                result = plan.eraser.erase(
-                    window.lr_frames, window.lr_masks, plan.options.eraser_options, handoff.reporter
-                )
-                timings["erase"] += time.monotonic() - clock
+                window, result = self._erase_window(plan, item, seed, handoff.reporter, timings)
                 seed = _next_tail(plan, window, result)
                 handoff.put(erased, (window, result))
                 del item, window, result  # not held while waiting for the next window
@@ -613,22 +600,11 @@ class Pipeline:
         def finish() -> None:
             for _ in windows:
                 window, result = handoff.get(erased)
-                clock = time.monotonic()
-                crop, upscaled = self._upscale_window(plan, window, result, handoff.reporter)
-                timings["upscale"] += time.monotonic() - clock
                 if window.source_frames is None and not sources:
-                    sources.append(open_source(spec.source_path))
-                frames = self._composite_window(
-                    sources[0] if sources else source,
-                    plan,
-                    window,
-                    result.frames,
-                    crop,
-                    upscaled,
-                    spec.patch_layer,
-                    with_matte=alpha_out is not None,
-                )
-                for item in _timed(frames, timings, "composite"):
+                    sources.append(open_source(spec.source_path))  # the decode thread holds `source`
+                own = sources[0] if sources else source
+                frames = self._finish_window(own, spec, plan, window, result, handoff.reporter, timings, alpha_out)
+                for item in frames:
                     handoff.put(composited, item)
                 del window, result, frames  # before the slot is given back
                 slots.release()
@@ -661,6 +637,24 @@ class Pipeline:
             raise real[0]
         if errors:  # pragma: no cover - a stage stopped with no stage failing
             raise errors[0]
+
+    def _erase_window(self, plan: _ErasePlan, decoded: _Decoded, tail, reporter, timings) -> tuple[_Window, object]:
+        """One window through the eraser: its input assembled (tail, holes grown), then erased."""
+        clock = time.monotonic()  # "erase" includes growing the masks (effects, dilation)
+        window = self._assemble_window(plan, decoded, tail, reporter)
+        result = plan.eraser.erase(window.lr_frames, window.lr_masks, plan.options.eraser_options, reporter)
+        timings["erase"] += time.monotonic() - clock
+        return window, result
+
+    def _finish_window(self, source, spec, plan: _ErasePlan, window: _Window, result, reporter, timings, alpha_out):
+        """An erased window upscaled, then its frames composited one by one: (frame, alpha) pairs."""
+        clock = time.monotonic()
+        crop, upscaled = self._upscale_window(plan, window, result, reporter)
+        timings["upscale"] += time.monotonic() - clock
+        frames = self._composite_window(
+            source, plan, window, result.frames, crop, upscaled, spec.patch_layer, with_matte=alpha_out is not None
+        )
+        return _timed(frames, timings, "composite")
 
     def _erase_plan(self, info: MediaInfo, start: int, count: int, spec) -> tuple[_ErasePlan, list[StageRun]]:
         opts = spec.options

@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.tiny_models import SAM2_PACKAGE_TINY, tiny_sam2_config  # shared with the tests
+
 MIB = 1024 * 1024
 CHECK_ONLY = "gpu_check --tiny on a CPU"
 
@@ -180,40 +182,7 @@ def sam2_hf_config(size: str, tiny: bool):
     import transformers
 
     if tiny:
-        side = 128
-        return transformers.Sam2VideoConfig(
-            memory_attention_feed_forward_hidden_size=64,
-            vision_config=dict(
-                model_type="sam2_vision_model",
-                backbone_config=dict(
-                    model_type="sam2_hiera_det_model",
-                    hidden_size=8,
-                    num_attention_heads=1,
-                    blocks_per_stage=[1, 2, 2, 1],
-                    embed_dim_per_stage=[8, 16, 32, 64],
-                    num_attention_heads_per_stage=[1, 1, 1, 1],
-                    window_size_per_stage=[4, 4, 4, 2],
-                    global_attention_blocks=[4],
-                    window_positional_embedding_background_size=[4, 4],
-                    image_size=[side, side],
-                ),
-                backbone_channel_list=[64, 32, 16, 8],
-                backbone_feature_sizes=[[side // 4] * 2, [side // 8] * 2, [side // 16] * 2],
-                fpn_hidden_size=128,
-            ),
-            prompt_encoder_config=dict(hidden_size=128, image_size=side, patch_size=16, mask_input_channels=4),
-            mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
-            image_size=side,
-            memory_attention_hidden_size=128,
-            memory_attention_num_layers=1,
-            memory_attention_rope_feat_sizes=[side // 16, side // 16],
-            memory_encoder_hidden_size=128,
-            memory_encoder_output_channels=64,
-            mask_downsampler_embed_dim=128,
-            memory_fuser_embed_dim=128,
-            memory_fuser_intermediate_dim=64,
-            num_maskmem=3,
-        )
+        return tiny_sam2_config()
     if size == "tiny":  # transformers' defaults are hiera-tiny's
         return transformers.Sam2VideoConfig()
     # hiera-base-plus: embed 112, 2 heads, blocks (2, 3, 16, 3), global attention at 12, 16, 20.
@@ -233,22 +202,6 @@ def sam2_hf_config(size: str, tiny: bool):
             backbone_channel_list=[896, 448, 224, 112],
         )
     )
-
-
-# The official tiny config shrunk (as tests/test_masker_sam2pkg.py does): 128 px, 8-wide Hiera.
-SAM2_PACKAGE_TINY = (
-    "++model.image_size=128",
-    "++model.image_encoder.trunk.embed_dim=8",
-    "++model.image_encoder.trunk.stages=[1,2,2,1]",
-    "++model.image_encoder.trunk.global_att_blocks=[4]",
-    "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
-    "++model.memory_attention.num_layers=1",
-    "++model.memory_attention.layer.dim_feedforward=64",
-    "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
-    "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
-    "++model.memory_encoder.fuser.num_layers=1",
-    "++model.num_maskmem=3",
-)
 
 
 def sam2_with_an_object(state: dict) -> dict:

@@ -20,59 +20,7 @@ from peanut_server.masker.grounded import GroundedTrackerMasker  # noqa: E402
 from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
-
-S = 128  # the tiny SAM 2 input side
-
-
-def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
-    cls = getattr(transformers, cls_name)
-    if cls_name == "EdgeTamVideoConfig":
-        # EdgeTAM compresses memories with a perceiver and names its MLP size differently.
-        extra = dict(
-            memory_attention_mlp_hidden_size=64,
-            memory_attention_rope_k_sizes=[4, 4],
-            perceiver_resampler_num_latents=16,
-            perceiver_resampler_num_latents_2d=16,
-            perceiver_resampler_num_layers=1,
-            perceiver_resampler_mlp_intermediate_size=64,
-        )
-    else:
-        extra = dict(memory_attention_feed_forward_hidden_size=64)
-    return cls(
-        **extra,
-        vision_config=dict(
-            model_type="sam2_vision_model",
-            backbone_config=dict(
-                model_type="sam2_hiera_det_model",
-                hidden_size=8,
-                num_attention_heads=1,
-                blocks_per_stage=[1, 2, 2, 1],
-                embed_dim_per_stage=[8, 16, 32, 64],
-                num_attention_heads_per_stage=[1, 1, 1, 1],
-                window_size_per_stage=[4, 4, 4, 2],
-                global_attention_blocks=[4],
-                window_positional_embedding_background_size=[4, 4],
-                image_size=[S, S],
-            ),
-            backbone_channel_list=[64, 32, 16, 8],
-            backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
-            fpn_hidden_size=128,
-        ),
-        prompt_encoder_config=dict(hidden_size=128, image_size=S, patch_size=16, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
-        # mem_dim (memory_encoder_output_channels) stays 64 as in the release; it must be
-        # smaller than the hidden size, which the object pointers are split into.
-        image_size=S,
-        memory_attention_hidden_size=128,
-        memory_attention_num_layers=1,
-        memory_attention_rope_feat_sizes=[S // 16, S // 16],
-        memory_encoder_hidden_size=128,
-        memory_encoder_output_channels=64,
-        mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128,
-        memory_fuser_intermediate_dim=64,
-        num_maskmem=3,
-    )
+from tests.tiny_models import tiny_sam2_config  # noqa: E402
 
 
 def clip_tokenizer():

@@ -16,22 +16,10 @@ from peanut_server.masker import FramePrompt, GroundedSam2PackageMasker, MaskerO
 from peanut_server.masker.sam2.tracker import Sam2PackageTracker, load_sam2_checkpoint  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
+from tests.tiny_models import SAM2_PACKAGE_TINY  # noqa: E402
 
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
-# The official tiny config shrunk: 128 px input, 8-wide Hiera, one memory-attention layer.
-TINY = (
-    "++model.image_size=128",
-    "++model.image_encoder.trunk.embed_dim=8",
-    "++model.image_encoder.trunk.stages=[1,2,2,1]",
-    "++model.image_encoder.trunk.global_att_blocks=[4]",
-    "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
-    "++model.memory_attention.num_layers=1",
-    "++model.memory_attention.layer.dim_feedforward=64",
-    "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
-    "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
-    "++model.memory_encoder.fuser.num_layers=1",
-    "++model.num_maskmem=3",
-)
+TINY = SAM2_PACKAGE_TINY  # the official tiny config shrunk (tests/tiny_models.py)
 
 
 def build_tiny():

@@ -247,7 +247,7 @@ def test_import_a_tiny_transformers_model_into_the_hub_cache_layout(isolated: Pa
     from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 
     from peanut_server.masker.learned import model_dir
-    from tests.test_masker_learned import tiny_sam2_config
+    from tests.tiny_models import tiny_sam2_config
 
     torch.manual_seed(0)
     model = transformers.Sam2VideoModel(tiny_sam2_config()).eval()

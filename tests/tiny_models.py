@@ -1,0 +1,80 @@
+"""Tiny random models of the real architectures, built from small configs: one place for the
+tests and for `python -m benchmarks.gpu_check --tiny`, so the two cannot drift apart.
+
+The configs keep the released structure (layer kinds, key names, memory layout) and
+shrink widths, depths and the input side, so a model builds and runs in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+S = 128  # the tiny SAM 2 input side
+
+
+def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
+    """transformers' SAM 2.1 video config (or EdgeTAM's, same family) at 128 px with an 8-wide Hiera."""
+    import transformers  # here: importing this module (gpu_check does) must stay cheap
+
+    cls = getattr(transformers, cls_name)
+    if cls_name == "EdgeTamVideoConfig":
+        # EdgeTAM compresses memories with a perceiver and names its MLP size differently.
+        extra = dict(
+            memory_attention_mlp_hidden_size=64,
+            memory_attention_rope_k_sizes=[4, 4],
+            perceiver_resampler_num_latents=16,
+            perceiver_resampler_num_latents_2d=16,
+            perceiver_resampler_num_layers=1,
+            perceiver_resampler_mlp_intermediate_size=64,
+        )
+    else:
+        extra = dict(memory_attention_feed_forward_hidden_size=64)
+    return cls(
+        **extra,
+        vision_config=dict(
+            model_type="sam2_vision_model",
+            backbone_config=dict(
+                model_type="sam2_hiera_det_model",
+                hidden_size=8,
+                num_attention_heads=1,
+                blocks_per_stage=[1, 2, 2, 1],
+                embed_dim_per_stage=[8, 16, 32, 64],
+                num_attention_heads_per_stage=[1, 1, 1, 1],
+                window_size_per_stage=[4, 4, 4, 2],
+                global_attention_blocks=[4],
+                window_positional_embedding_background_size=[4, 4],
+                image_size=[S, S],
+            ),
+            backbone_channel_list=[64, 32, 16, 8],
+            backbone_feature_sizes=[[S // 4, S // 4], [S // 8, S // 8], [S // 16, S // 16]],
+            fpn_hidden_size=128,
+        ),
+        prompt_encoder_config=dict(hidden_size=128, image_size=S, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+        # mem_dim (memory_encoder_output_channels) stays 64 as in the release; it must be
+        # smaller than the hidden size, which the object pointers are split into.
+        image_size=S,
+        memory_attention_hidden_size=128,
+        memory_attention_num_layers=1,
+        memory_attention_rope_feat_sizes=[S // 16, S // 16],
+        memory_encoder_hidden_size=128,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128,
+        memory_fuser_intermediate_dim=64,
+        num_maskmem=3,
+    )
+
+
+# The official tiny config shrunk: 128 px input, 8-wide Hiera, one memory-attention layer.
+SAM2_PACKAGE_TINY = (
+    "++model.image_size=128",
+    "++model.image_encoder.trunk.embed_dim=8",
+    "++model.image_encoder.trunk.stages=[1,2,2,1]",
+    "++model.image_encoder.trunk.global_att_blocks=[4]",
+    "++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+    "++model.memory_attention.num_layers=1",
+    "++model.memory_attention.layer.dim_feedforward=64",
+    "++model.memory_attention.layer.self_attention.feat_sizes=[8,8]",
+    "++model.memory_attention.layer.cross_attention.feat_sizes=[8,8]",
+    "++model.memory_encoder.fuser.num_layers=1",
+    "++model.num_maskmem=3",
+)

@@ -56,7 +56,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.tiny_models import SAM2_PACKAGE_TINY, tiny_sam2_config  # shared with the tests
+from tests.tiny_models import (  # shared with the tests
+    SAM2_PACKAGE_TINY,
+    byte_clip_tokenizer,
+    tiny_sam2_config,
+    tiny_sam3,
+)
 
 MIB = 1024 * 1024
 CHECK_ONLY = "gpu_check --tiny on a CPU"
@@ -223,93 +228,18 @@ def sam2_with_an_object(state: dict) -> dict:
     return state
 
 
-def byte_clip_tokenizer():
-    """A byte-level CLIP tokenizer with no merges (every character a token): no download needed."""
-    import transformers
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return transformers.CLIPTokenizer(vocab=vocab, merges=[]), vocab
-
-
 def sam3_model_and_processor(tiny: bool):
     import transformers
 
-    tok, vocab = byte_clip_tokenizer()
-    if not tiny:
-        side = 1008
-        # The released SAM 3 sizes are transformers' defaults; thresholds as released.
-        # At most 8 instances tracked: a random detector finds "objects" everywhere, and the
-        # tracker's cost grows with their count (the check times the model, not a crowd).
-        config = transformers.Sam3VideoConfig(max_num_objects=8)
-    else:
-        side, patch, hidden = 112, 14, 128
-        vision = dict(
-            model_type="sam3_vision_model",
-            fpn_hidden_size=hidden,
-            backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
-            backbone_config=dict(
-                model_type="sam3_vit_model",
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                image_size=side,
-                patch_size=patch,
-                window_size=4,
-                global_attn_indexes=[1],
-                pretrain_image_size=side,
-            ),
-        )
-        small = dict(hidden_size=hidden, num_layers=1, num_attention_heads=2, intermediate_size=64)
-        config = transformers.Sam3VideoConfig(
-            detector_config=dict(
-                vision_config=vision,
-                text_config=dict(
-                    model_type="clip_text_model",
-                    vocab_size=len(vocab),
-                    hidden_size=32,
-                    intermediate_size=64,
-                    projection_dim=hidden,
-                    num_hidden_layers=1,
-                    num_attention_heads=2,
-                    max_position_embeddings=32,
-                    pad_token_id=vocab["<|endoftext|>"],
-                    bos_token_id=vocab["<|startoftext|>"],
-                    eos_token_id=vocab["<|endoftext|>"],
-                ),
-                geometry_encoder_config=small,
-                detr_encoder_config=small,
-                detr_decoder_config=dict(small, num_queries=1),
-                mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=2),
-            ),
-            tracker_config=dict(
-                vision_config=vision,
-                prompt_encoder_config=dict(
-                    hidden_size=hidden, image_size=side, patch_size=patch, mask_input_channels=4
-                ),
-                mask_decoder_config=dict(hidden_size=hidden, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
-                image_size=side,
-                memory_attention_hidden_size=hidden,
-                memory_attention_num_layers=1,
-                memory_attention_feed_forward_hidden_size=64,
-                memory_attention_rope_feat_sizes=[8, 8],
-                memory_encoder_hidden_size=hidden,
-                memory_encoder_output_channels=64,
-                mask_downsampler_embed_dim=hidden,
-                memory_fuser_embed_dim=hidden,
-                memory_fuser_intermediate_dim=64,
-                num_maskmem=3,
-            ),
-            low_res_mask_size=32,
-            # The random detector's scores sit near 0.5: a zero threshold gives the tracker its one query.
-            score_threshold_detection=0.0,
-            new_det_thresh=0.0,
-        )
+    if tiny:
+        # The random detector's scores sit near 0.5: a zero threshold gives the tracker its one query.
+        return tiny_sam3(detect_threshold=0.0, queries=1)
+    tok, _ = byte_clip_tokenizer()
+    side = 1008
+    # The released SAM 3 sizes are transformers' defaults; thresholds as released.
+    # At most 8 instances tracked: a random detector finds "objects" everywhere, and the
+    # tracker's cost grows with their count (the check times the model, not a crowd).
+    config = transformers.Sam3VideoConfig(max_num_objects=8)
     processor = transformers.Sam3VideoProcessor(
         image_processor=transformers.Sam3ImageProcessor(size={"height": side, "width": side}),
         video_processor=transformers.Sam2VideoVideoProcessor(size={"height": side, "width": side}),

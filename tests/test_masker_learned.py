@@ -20,18 +20,8 @@ from peanut_server.masker.grounded import GroundedTrackerMasker  # noqa: E402
 from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
+from tests.tiny_models import byte_clip_tokenizer as clip_tokenizer  # noqa: E402
 from tests.tiny_models import tiny_sam2_config  # noqa: E402
-
-
-def clip_tokenizer():
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return transformers.CLIPTokenizer(vocab=vocab, merges=[]), vocab
 
 
 def clip_text_config(vocab: dict) -> dict:

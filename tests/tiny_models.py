@@ -78,3 +78,93 @@ SAM2_PACKAGE_TINY = (
     "++model.memory_encoder.fuser.num_layers=1",
     "++model.num_maskmem=3",
 )
+
+
+def byte_clip_tokenizer():
+    """A byte-level CLIP tokenizer with no merges (every character a token): no download needed."""
+    import transformers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return transformers.CLIPTokenizer(vocab=vocab, merges=[]), vocab
+
+
+SIDE, PATCH, H = 112, 14, 128  # 8x8 ViT tokens; 128 > the 64-channel memory, as in the release
+
+
+def tiny_sam3(detect_threshold: float, queries: int):
+    """A SAM 3 video model (random weights) at 112 px and its processor; `queries` detector queries."""
+    import transformers
+
+    tok, vocab = byte_clip_tokenizer()
+    vision = dict(
+        model_type="sam3_vision_model",
+        fpn_hidden_size=H,
+        backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
+        backbone_config=dict(
+            model_type="sam3_vit_model",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=SIDE,
+            patch_size=PATCH,
+            window_size=4,
+            global_attn_indexes=[1],
+            pretrain_image_size=SIDE,
+        ),
+    )
+    small = dict(hidden_size=H, num_layers=1, num_attention_heads=2, intermediate_size=64)
+    detector = dict(
+        vision_config=vision,
+        text_config=dict(
+            model_type="clip_text_model",
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            projection_dim=H,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            pad_token_id=vocab["<|endoftext|>"],
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+        ),
+        geometry_encoder_config=small,
+        detr_encoder_config=small,
+        detr_decoder_config=dict(small, num_queries=queries),
+        mask_decoder_config=dict(hidden_size=H, num_attention_heads=2),
+    )
+    tracker = dict(
+        vision_config=vision,
+        prompt_encoder_config=dict(hidden_size=H, image_size=SIDE, patch_size=PATCH, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=H, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32),
+        image_size=SIDE,
+        memory_attention_hidden_size=H,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[8, 8],
+        memory_encoder_hidden_size=H,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=H,
+        memory_fuser_embed_dim=H,
+        memory_fuser_intermediate_dim=64,
+        num_maskmem=3,
+    )
+    config = transformers.Sam3VideoConfig(
+        detector_config=detector,
+        tracker_config=tracker,
+        low_res_mask_size=32,
+        score_threshold_detection=detect_threshold,
+        new_det_thresh=detect_threshold,
+    )
+    processor = transformers.Sam3VideoProcessor(
+        image_processor=transformers.Sam3ImageProcessor(size={"height": SIDE, "width": SIDE}),
+        video_processor=transformers.Sam2VideoVideoProcessor(size={"height": SIDE, "width": SIDE}),
+        tokenizer=tok,
+    )
+    return transformers.Sam3VideoModel(config).eval(), processor

@@ -59,6 +59,7 @@ import numpy as np
 from tests.tiny_models import (  # shared with the tests
     SAM2_PACKAGE_TINY,
     byte_clip_tokenizer,
+    tiny_grounding_dino_config,
     tiny_sam2_config,
     tiny_sam3,
 )
@@ -255,38 +256,7 @@ def grounding_dino_parts(tiny: bool, folder: Path):
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")
     tokenizer = transformers.BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
     if tiny:
-        config = transformers.GroundingDinoConfig(
-            backbone_config=dict(
-                model_type="swin",
-                embed_dim=16,
-                depths=[1, 1, 1, 1],
-                num_heads=[1, 1, 2, 2],
-                window_size=4,
-                image_size=64,
-                out_indices=[2, 3, 4],
-            ),
-            text_config=dict(
-                model_type="bert",
-                vocab_size=len(words),
-                hidden_size=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                intermediate_size=64,
-                max_position_embeddings=64,
-            ),
-            d_model=32,
-            encoder_layers=1,
-            decoder_layers=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            num_queries=10,
-            num_feature_levels=3,
-            encoder_n_points=2,
-            decoder_n_points=2,
-            max_text_len=32,
-        )
+        config = tiny_grounding_dino_config(vocab_size=len(words))
         size = {"shortest_edge": 64, "longest_edge": 96}
     else:
         # transformers' defaults are grounding-dino-tiny's (Swin-T, BERT-base text encoder).

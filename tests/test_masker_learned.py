@@ -21,7 +21,7 @@ from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker 
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 from tests.tiny_models import byte_clip_tokenizer as clip_tokenizer  # noqa: E402
-from tests.tiny_models import tiny_sam2_config  # noqa: E402
+from tests.tiny_models import tiny_grounding_dino_config, tiny_sam2_config  # noqa: E402
 
 
 def clip_text_config(vocab: dict) -> dict:
@@ -56,40 +56,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gd_dir = root / "grounding-dino-tiny"
     gd_dir.mkdir()
     (gd_dir / "vocab.txt").write_text("\n".join(words) + "\n")
-    gd = transformers.GroundingDinoForObjectDetection(
-        transformers.GroundingDinoConfig(
-            backbone_config=dict(
-                model_type="swin",
-                embed_dim=16,
-                depths=[1, 1, 1, 1],
-                num_heads=[1, 1, 2, 2],
-                window_size=4,
-                image_size=64,
-                out_indices=[2, 3, 4],
-            ),
-            text_config=dict(
-                model_type="bert",
-                vocab_size=len(words),
-                hidden_size=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                intermediate_size=64,
-                max_position_embeddings=64,
-            ),
-            d_model=32,
-            encoder_layers=1,
-            decoder_layers=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            num_queries=10,
-            num_feature_levels=3,
-            encoder_n_points=2,
-            decoder_n_points=2,
-            max_text_len=32,
-        )
-    ).eval()
+    gd = transformers.GroundingDinoForObjectDetection(tiny_grounding_dino_config(vocab_size=len(words))).eval()
     gd.save_pretrained(gd_dir)
     save_processor(
         transformers.GroundingDinoProcessor(

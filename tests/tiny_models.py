@@ -168,3 +168,41 @@ def tiny_sam3(detect_threshold: float, queries: int):
         tokenizer=tok,
     )
     return transformers.Sam3VideoModel(config).eval(), processor
+
+
+def tiny_grounding_dino_config(vocab_size: int):
+    """Grounding DINO with a 16-wide Swin, a one-layer BERT text encoder and 10 queries, 64 px input."""
+    import transformers
+
+    return transformers.GroundingDinoConfig(
+        backbone_config=dict(
+            model_type="swin",
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 2, 2],
+            window_size=4,
+            image_size=64,
+            out_indices=[2, 3, 4],
+        ),
+        text_config=dict(
+            model_type="bert",
+            vocab_size=vocab_size,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=10,
+        num_feature_levels=3,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=32,
+    )

@@ -953,33 +953,6 @@ class _MaskFeed:
                 self._job_reporter.advance(outer=True)
 
 
-class _StoppableReporter:
-    """The job's Reporter, whose check() also raises _Stopped once `stop` is set."""
-
-    def __init__(self, reporter: Reporter, stop: threading.Event) -> None:
-        self._reporter = reporter
-        self._stop = stop
-
-    def check(self) -> None:
-        self._reporter.check()
-        if self._stop.is_set():
-            raise _Stopped()
-
-    def stage(self, name: str, total: int, done: int = 0, *, outer: bool = False) -> None:
-        self._reporter.stage(name, total, done, outer=outer)
-
-    def advance(self, n: int = 1, *, outer: bool = False) -> None:
-        self._reporter.advance(n, outer=outer)
-        self.check()
-
-    def warn(self, message: str) -> None:
-        self._reporter.warn(message)
-
-    @property
-    def state(self):
-        return self._reporter.state
-
-
 def _write_frame(output, frame: np.ndarray, alpha_out, alpha: np.ndarray | None) -> None:
     """One finished frame into the output and, when the matte is the alpha, its alpha into the matte.
 
@@ -1042,6 +1015,22 @@ class _StageReporter:
 
     def warn(self, message: str) -> None:
         self._reporter.warn(message)
+
+
+class _StoppableReporter(_StageReporter):
+    """The job's Reporter as the mask pass beside the erase pass sees it: its progress goes to the
+    job (unlike a stage thread's), and check() also raises _Stopped once `stop` is set."""
+
+    def stage(self, name: str, total: int, done: int = 0, *, outer: bool = False) -> None:
+        self._reporter.stage(name, total, done, outer=outer)
+
+    def advance(self, n: int = 1, *, outer: bool = False) -> None:
+        self._reporter.advance(n, outer=outer)
+        self.check()
+
+    @property
+    def state(self):
+        return self._reporter.state
 
 
 class _Handoff:

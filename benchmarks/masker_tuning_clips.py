@@ -19,8 +19,12 @@ import cv2
 import numpy as np
 
 # Approaching / scale-changing cars, fast and deformable motion: the failure modes measured
-# on the held-out clips, seen here on clips that are not held out.
-CLIPS = ("drift-straight", "car-shadow", "parkour", "motocross-jump")
+# on the held-out clips, seen here on clips that are not held out. goat is held-out
+# breakdance's failure on a clip that may be tuned on: the camera follows the goat, and the
+# mask slides onto look-alike rocks whose parallax is the only motion "unlike the camera".
+CLIPS = (
+    "drift-straight", "car-shadow", "parkour", "motocross-jump", "dog", "horsejump-high", "goat", "kite-surf", "camel",
+)  # fmt: skip
 ALLOWED = {
     "car-roundabout", "car-shadow", "drift-straight", "drift-chicane", "motocross-jump", "horsejump-high",
     "parkour", "kite-surf", "dog", "goat", "cows", "camel", "blackswan", "paragliding-launch",

@@ -59,6 +59,7 @@ import numpy as np
 from tests.tiny_models import (  # shared with the tests
     SAM2_PACKAGE_TINY,
     byte_clip_tokenizer,
+    save_basicvsrpp_checkpoint,
     tiny_grounding_dino_config,
     tiny_sam2_config,
     tiny_sam3,
@@ -499,19 +500,10 @@ def build_cases(tiny: bool, device: str = "cpu") -> list[Case]:
         lq = np.stack(moving_clip(vsr_frames, h, w, seed=9))
 
         def save_vsr(root: Path) -> None:
-            from peanut_server.models.registry import get_spec
-            from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
-            from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
+            from peanut_server.upscaler.basicvsrpp.network import BasicVSRPPConfig
 
-            spec = get_spec(BASICVSRPP_MODEL_IDS[0])
             torch.manual_seed(0)
-            config = BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2) if tiny else BasicVSRPPConfig()
-            net = BasicVSRPlusPlus(config)
-            (root / spec.id).mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-                root / spec.id / spec.files[0].filename,
-            )
+            save_basicvsrpp_checkpoint(root, None if tiny else BasicVSRPPConfig())
 
         def prepare_vsr(placement, lq=lq):
             from peanut_server.upscaler.basicvsrpp.backend import find_weights

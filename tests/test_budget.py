@@ -24,6 +24,7 @@ from peanut_server.daemon.budget import (
 from peanut_server.errors import ResourceExhausted
 from peanut_server.pipeline import Pipeline
 from tests.daemon import DaemonProcess
+from tests.tiny_models import save_basicvsrpp_checkpoint
 
 
 class TorchBackend:
@@ -291,23 +292,14 @@ def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypa
     from peanut_server.flow.models import RAFT_SMALL
     from peanut_server.flow.raft import build_raft
     from peanut_server.models.cache import install_model_cache
-    from peanut_server.models.registry import get_spec
     from peanut_server.upscaler import BACKENDS
-    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
-    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
 
     models = tmp_path / "models"
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
     torch.manual_seed(0)
     (models / RAFT_SMALL.id).mkdir(parents=True)
     torch.save(build_raft("raft_small").state_dict(), models / RAFT_SMALL.id / RAFT_SMALL.files[0].filename)
-    spec = get_spec(BASICVSRPP_MODEL_IDS[0])
-    (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
-    torch.save(
-        {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-        models / spec.id / spec.files[0].filename,
-    )
+    vsr_id = save_basicvsrpp_checkpoint(models).parent.name  # the file sits in its model id's folder
 
     budget = MemoryBudget(1024 * MIB)
     install_model_cache(budget.cache)
@@ -317,8 +309,8 @@ def test_learned_backends_report_their_bytes_to_the_one_cache(tmp_path, monkeypa
         assert get_estimator("raft_small", device="cpu") is raft  # the second job reuses it
         sizes = {key[1]: budget.cache.size_of(key) for key, _ in budget.cache.held()}
         assert sizes["raft-small"] == estimate_bytes(raft.model) > 0
-        assert sizes[spec.id] == estimate_bytes(upscaler_net) > 0
-        assert budget.cache.total_bytes("cpu") == sizes["raft-small"] + sizes[spec.id]
+        assert sizes[vsr_id] == estimate_bytes(upscaler_net) > 0
+        assert budget.cache.total_bytes("cpu") == sizes["raft-small"] + sizes[vsr_id]
     finally:
         install_model_cache(None)
 

@@ -16,6 +16,7 @@ import torch
 
 from peanut_server import cli
 from peanut_server.models import device as policy
+from tests.tiny_models import save_basicvsrpp_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,18 +31,9 @@ def _daemon_defaults():
 @pytest.fixture()
 def one_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Path:
     """A models directory holding only a tiny random BasicVSR++ (official key names); no HF cache."""
-    from peanut_server.models.registry import get_spec
-    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
-    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
 
     models = tmp_path / "models"
-    spec = get_spec(BASICVSRPP_MODEL_IDS[0])
-    (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
-    torch.save(
-        {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-        models / spec.id / spec.files[0].filename,
-    )
+    save_basicvsrpp_checkpoint(models)
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

@@ -17,6 +17,7 @@ import torch
 
 from peanut_server.errors import InvalidRequest
 from peanut_server.models import device as policy
+from tests.tiny_models import save_basicvsrpp_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -181,19 +182,10 @@ def test_info_shows_each_backends_device_and_a_job_device_is_checked_at_submit(t
 
     from peanut_server import cli
     from peanut_server.client import ClientError
-    from peanut_server.models.registry import get_spec
-    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
-    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
     from tests.daemon import DaemonProcess
 
     models = tmp_path / "models"
-    spec = get_spec(BASICVSRPP_MODEL_IDS[0])
-    (models / spec.id).mkdir(parents=True)
-    net = BasicVSRPlusPlus(BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
-    torch.save(
-        {"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}},
-        models / spec.id / spec.files[0].filename,
-    )
+    save_basicvsrpp_checkpoint(models)
     monkeypatch.setenv("PEANUT_MODELS_DIR", str(models))
     clip, masks = tmp_path / "clip", tmp_path / "masks"
     clip.mkdir()

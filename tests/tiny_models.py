@@ -206,3 +206,21 @@ def tiny_grounding_dino_config(vocab_size: int):
         decoder_n_points=2,
         max_text_len=32,
     )
+
+
+def save_basicvsrpp_checkpoint(models, config=None):
+    """A random BasicVSR++ (tiny unless `config` is given) saved as the preferred model id's
+    official file under the models folder `models`, with the release's "generator." key names;
+    returns the file's path. The caller seeds torch if it needs the same weights every time."""
+    import torch
+
+    from peanut_server.models.registry import get_spec
+    from peanut_server.upscaler.basicvsrpp.network import BasicVSRPlusPlus, BasicVSRPPConfig
+    from peanut_server.upscaler.models import BASICVSRPP_MODEL_IDS
+
+    spec = get_spec(BASICVSRPP_MODEL_IDS[0])
+    net = BasicVSRPlusPlus(config or BasicVSRPPConfig(mid_channels=8, num_blocks=1, deform_groups=2))
+    path = models / spec.id / spec.files[0].filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {"generator." + k: v for k, v in net.state_dict().items()}}, path)
+    return path

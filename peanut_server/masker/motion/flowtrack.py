@@ -212,6 +212,14 @@ class PriorTrackerOptions:
     hold: bool = True  # while mostly hidden, keep the last shape moving with the object
     hold_fraction: float = 0.5  # "mostly hidden": the refined area below this x the usual area
     max_hold: int = 10  # frames: held longer, the smaller object is taken as it is
+    # Motion evidence is at most this many nats either way (the prior reaches that 6 px inside the
+    # carried edge): motion trims the edge but cannot carve the body out when parts of it move
+    # like the camera (a planted foot, a goat the camera follows); was 10.
+    motion_max_log: float = 3.0
+    # px: the object's flow is compared with its own flow nearby (a Gaussian of this width over
+    # the core), not one median for the whole body: a swinging leg or a turning head moves unlike
+    # the body's median, and against the median it reads as background (0: the median only).
+    local_motion_sigma: float = 24.0
 
 
 class PriorTracker:
@@ -345,11 +353,23 @@ class PriorTracker:
         if core.sum() < 20:
             core = warped
         movers = core & (residual > opt.moving_px)
-        f_obj = np.median(flow_back[movers if movers.sum() > 0.3 * core.sum() else core], 0)
+        source = movers if movers.sum() > 0.3 * core.sum() else core
+        f_obj = np.median(flow_back[source], 0)
         spread = max(1.0, opt.motion_spread * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
+        if opt.local_motion_sigma > 0:
+            # Normalised convolution of the core's flow: each pixel's "object flow" is that of
+            # the object's parts around it; far from every part (weight < 5 %) it falls back
+            # to the median.
+            weight = source.astype(np.float32)
+            near = cv2.GaussianBlur(weight, (0, 0), opt.local_motion_sigma)
+            local = cv2.GaussianBlur(flow_back * weight[..., None], (0, 0), opt.local_motion_sigma)
+            local /= np.maximum(near, 1e-6)[..., None]
+            trust = np.clip(near / 0.05, 0, 1)[..., None]
+            f_obj = trust * local + (1 - trust) * f_obj
+            spread = np.maximum(1.0, opt.motion_spread * np.linalg.norm(f_obj - camera, axis=-1))
         d_obj = ((flow_back - f_obj) ** 2).sum(-1)
         d_cam = ((flow_back - camera) ** 2).sum(-1)
-        motion = np.clip((d_cam - d_obj) / (2 * spread * spread), -10, 10)
+        motion = np.clip((d_cam - d_obj) / (2 * spread * spread), -opt.motion_max_log, opt.motion_max_log)
         ratio = ratio * np.exp(motion * texture)
 
         post = cv2.GaussianBlur((p * ratio / (p * ratio + (1 - p))).astype(np.float32), (0, 0), 1.0)

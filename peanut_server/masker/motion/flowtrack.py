@@ -347,8 +347,10 @@ class PriorTracker:
         ratio = fg[index] / bg[index]
 
         # Motion: distance to the object's flow against distance to the camera's flow. The
-        # object's flow is the median over its moving core (the warped core may hold some
-        # background the flow bled over); it says nothing when the camera follows the object.
+        # object's flow is taken from its moving core (the warped core may hold some background
+        # the flow bled over), as the flow of the core's parts near each pixel (see
+        # local_motion_sigma) or, far from them, the core's median; it says nothing when the
+        # camera follows the object.
         core = cv2.erode(warped.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         if core.sum() < 20:
             core = warped

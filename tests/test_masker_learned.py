@@ -21,21 +21,7 @@ from peanut_server.masker.learned import ClipScorer, HFGrounder, HFVideoTracker 
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.synthetic import ArraySource, MovingObject, composite_clip  # noqa: E402
 from tests.tiny_models import byte_clip_tokenizer as clip_tokenizer  # noqa: E402
-from tests.tiny_models import tiny_grounding_dino_config, tiny_sam2_config  # noqa: E402
-
-
-def clip_text_config(vocab: dict) -> dict:
-    return dict(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=40,
-        bos_token_id=vocab["<|startoftext|>"],
-        eos_token_id=vocab["<|endoftext|>"],
-        pad_token_id=vocab["<|endoftext|>"],
-    )
+from tests.tiny_models import clip_text_config, tiny_grounding_dino_config, tiny_sam2_config  # noqa: E402
 
 
 def save_processor(processor, path: Path) -> None:

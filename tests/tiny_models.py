@@ -10,6 +10,25 @@ from __future__ import annotations
 S = 128  # the tiny SAM 2 input side
 
 
+def clip_text_config(vocab: dict, **overrides) -> dict:
+    """A one-layer, 32-wide CLIP text encoder for `vocab` (byte_clip_tokenizer's); `overrides`
+    replace or add fields (the tiny SAM 3 wants 32 positions and a projection)."""
+    return (
+        dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=40,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        )
+        | overrides
+    )
+
+
 def tiny_sam2_config(cls_name: str = "Sam2VideoConfig"):
     """transformers' SAM 2.1 video config (or EdgeTAM's, same family) at 128 px with an 8-wide Hiera."""
     import transformers  # here: importing this module (gpu_check does) must stay cheap
@@ -121,19 +140,7 @@ def tiny_sam3(detect_threshold: float, queries: int):
     small = dict(hidden_size=H, num_layers=1, num_attention_heads=2, intermediate_size=64)
     detector = dict(
         vision_config=vision,
-        text_config=dict(
-            model_type="clip_text_model",
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=64,
-            projection_dim=H,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=32,
-            pad_token_id=vocab["<|endoftext|>"],
-            bos_token_id=vocab["<|startoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
-        ),
+        text_config=clip_text_config(vocab, model_type="clip_text_model", projection_dim=H, max_position_embeddings=32),
         geometry_encoder_config=small,
         detr_encoder_config=small,
         detr_decoder_config=dict(small, num_queries=queries),

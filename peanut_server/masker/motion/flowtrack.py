@@ -357,8 +357,9 @@ class PriorTracker:
         movers = core & (residual > opt.moving_px)
         source = movers if movers.sum() > 0.3 * core.sum() else core
         f_obj = np.median(flow_back[source], 0)
-        spread = max(1.0, opt.motion_spread * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
-        if opt.local_motion_sigma > 0:
+        if opt.local_motion_sigma <= 0:
+            spread = max(1.0, opt.motion_spread * float(np.linalg.norm(f_obj - np.median(camera[core], 0))))
+        else:
             # Normalised convolution of the core's flow: each pixel's "object flow" is that of
             # the object's parts around it; far from every part (weight < 5 %) it falls back
             # to the median.

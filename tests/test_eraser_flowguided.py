@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from peanut_server.eraser.base import EraserOptions
-from peanut_server.eraser.flowguided import FlowGuidedEraser, fill_window, propagation
+from peanut_server.eraser.flowguided import FlowGuidedEraser, fill_window
+from peanut_server.eraser.flowguided.propagation import Consistency
 from peanut_server.eraser.lama import Inpainter
 from peanut_server.errors import JobCancelled
 from peanut_server.models.cache import install_model_cache
@@ -64,7 +65,10 @@ def test_subpixel_pan_through_long_chains() -> None:
     forward = np.zeros((count - 1, height, width, 2), np.float32)
     forward[..., 0] = 0.5
     masks = _square_masks(count, height, width, (12, 36, 28, 36))
-    out, stats = fill_window(np.where(masks[..., None], 0, frames).astype(np.uint8), masks, forward, -forward)
+    # Propagation alone: the temporal filter's bilinear resampling softens this fine
+    # texture by itself (mean error 2.86 without it, 2.92 with one pass, 3.19 with two).
+    damaged = np.where(masks[..., None], 0, frames).astype(np.uint8)
+    out, stats = fill_window(damaged, masks, forward, -forward, temporal_smoothing=0)
     # Every pixel comes from real content (directly, or carried from filled neighbours).
     assert stats.invented == 0 and stats.fallback == 0
     assert stats.propagated > 0.8 * masks.sum()
@@ -102,13 +106,21 @@ def test_occluding_object_is_not_propagated() -> None:
     assert _red_pixels(out, masks) == 0
 
 
-def test_without_consistency_check_the_occluder_leaks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_consistency_check_the_occluder_leaks() -> None:
     # The same scene with the check disabled shows the test above can fail.
-    monkeypatch.setattr(propagation, "CONSISTENCY_ABS", 1e9)
     frames, forward, backward, masks = _occluder_scene()
     damaged = frames.copy()
     damaged[masks] = 0
-    out, _ = fill_window(damaged, masks, forward, backward, blend=False, step=1, inpainter=_CountingInpainter())
+    out, _ = fill_window(
+        damaged,
+        masks,
+        forward,
+        backward,
+        blend=False,
+        step=1,
+        inpainter=_CountingInpainter(),
+        consistency=Consistency(absolute=1e9),
+    )
     assert _red_pixels(out, masks) > 50
 
 

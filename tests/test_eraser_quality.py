@@ -3,11 +3,10 @@
 Video completion (ground truth known): running_car with its two static masks,
 and the davis clips with generated moving masks (5-12 % of the frame,
 seeded). The flow-guided eraser must beat per-frame Telea inpainting by at
-least 3 dB PSNR on average and never fall more than 1 dB below it on any one
+least 4 dB PSNR on average and never fall more than 1 dB below it on any one
 case (a collapse on one case fails even when the mean holds), and its flow
-warping error must stay within 1.5x of the ground truth video's own on every
-case (the issue's aim is 1.3x: with invent_everywhere, the quality preset,
-every case is within 1.26x; the default preset reaches 1.31x on one case).
+warping error must stay within 1.3x of the ground truth video's own on every
+case (issue 12's bars; benchmarks/eraser_moving_holes.py prints the figures).
 
 Object removal on davis bmx-trees and tennis with their object masks: strips
 (before | after) are written to out/ for people to look at; the test checks
@@ -144,8 +143,8 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
     print("PSNR gains:", [round(g, 2) for g in gains])
     for (name, scores), gain in zip(rows[::3], gains):
         assert gain >= -1.0, (name, gain)
-        assert scores.ewarp <= 1.5 * scores.gt_ewarp, (name, scores.ewarp, scores.gt_ewarp)
-    assert np.mean(gains) >= 3.0, gains
+        assert scores.ewarp <= 1.3 * scores.gt_ewarp, (name, scores.ewarp, scores.gt_ewarp)
+    assert np.mean(gains) >= 4.0, gains
 
 
 # Held out: moving holes nobody tuned on (issue 12): seeds 6-8 on the two DAVIS clips and
@@ -153,17 +152,16 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
 # over Telea and Ewarp <= 1.3x the truth's own, mean >= +6 dB) were set by the eraser
 # engineer of 2026-11-30 on their first run with a far-frames method that is not merged
 # (branch eraser2: mean +7.79 dB there). Main's eraser on its first run here: mean +7.84 dB,
-# gains +2.56 to +12.81 dB; one case over the Ewarp bar, marked below.
+# gains +2.56 to +12.81 dB; bmx-trees/moving6 over the Ewarp bar (1.44x). With the looser
+# forward-backward check chosen on the tuning cases above (2026-12-01): mean +8.51 dB,
+# gains +2.71 to +12.95 dB, worst Ewarp 1.15x.
 HELD_OUT_SEEDS = (6, 7, 8)
 HELD_OUT_CLIPS = ("bmx-trees", "tennis", "town_centre", "hk_crossing")
 HELD_OUT_MIN_GAIN = 1.5  # dB over per-frame Telea, every case
 HELD_OUT_MEAN_GAIN = 6.0  # dB, mean over the 12 cases
 HELD_OUT_EWARP = 1.3  # times the ground truth's own, every case
 # {case: what was measured}; xfail(strict=True): when the eraser gets under the bar the mark must go.
-HELD_OUT_FAILING = {
-    "bmx-trees/moving6": "Ewarp 1.44x the truth's (gain +2.90 dB); the unmerged far-frames method "
-    "(branch eraser2) brought it to 1.22x",
-}
+HELD_OUT_FAILING: dict[str, str] = {}
 HELD_OUT_NAMES = [f"{clip}/moving{seed}" for clip in HELD_OUT_CLIPS for seed in HELD_OUT_SEEDS]
 
 

@@ -28,7 +28,9 @@ class EraserOptions:
     inpainter: str = "auto"  # never-seen pixels: "auto", "lama", "synthesis", "opencv"
     flow_rounds: int = 2  # 1: flow on the smooth prefill; 2: plus a half-resolution guide round
     flow_completion_dilation: int = 6  # grow the holes for flow completion (pixels)
-    temporal_smoothing: int = 1  # passes of the [1, 2, 1] filter of the fill along the flow
+    temporal_smoothing: int = 2  # passes of the [1, 2, 1] filter of the fill along the flow
+    consistency_relative: float = 0.1  # forward-backward flow check: share of |f|^2 + |b|^2 tolerated
+    consistency_absolute: float = 2.0  # forward-backward flow check: pixels^2 tolerated
     invent_everywhere: bool = False  # costly inpainter also for passing gaps, not only lasting ones
     device: str = ""  # learned parts (RAFT, LaMa): "" = the daemon's device policy, or cpu/cuda[:N]/mps
 
@@ -36,8 +38,8 @@ class EraserOptions:
         for name in ("neighbor_stride", "step", "flow_rounds"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"eraser option {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("flow_completion_dilation", "temporal_smoothing"):
-            if int(getattr(self, name)) < 0:
+        for name in ("flow_completion_dilation", "temporal_smoothing", "consistency_relative", "consistency_absolute"):
+            if getattr(self, name) < 0:
                 raise ValueError(f"eraser option {name} must be >= 0, got {getattr(self, name)}")
 
 

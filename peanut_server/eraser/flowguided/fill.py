@@ -40,8 +40,8 @@ import numpy as np
 
 from ..lama import Inpainter, OpenCVInpainter
 from .propagation import (
-    CONSISTENCY_ABS,
-    CONSISTENCY_REL,
+    DEFAULT_CONSISTENCY,
+    Consistency,
     Pointers,
     index_map,
     sample,
@@ -75,8 +75,9 @@ def fill_window(
     inpainter: Inpainter | None = None,
     blend: bool = True,
     check=None,
-    temporal_smoothing: int = 1,
+    temporal_smoothing: int = 2,
     invent_everywhere: bool = False,
+    consistency: Consistency = DEFAULT_CONSISTENCY,
 ) -> tuple[np.ndarray, FillStats]:
     """Fill masks (T, H, W) bool in frames (T, H, W, 3) uint8 using completed flows."""
     masks = np.asarray(masks, dtype=bool)
@@ -97,8 +98,8 @@ def fill_window(
         ys, xs = np.nonzero(region)
         targets.append((ys.astype(np.int32), xs.astype(np.int32)))
 
-    from_past = trace(targets, known, forward, backward, +1, check)
-    from_future = trace(targets, known, forward, backward, -1, check)
+    from_past = trace(targets, known, forward, backward, +1, check, consistency)
+    from_future = trace(targets, known, forward, backward, -1, check, consistency)
 
     filled = np.zeros_like(masks)
     scale = float(max(neighbor_stride, 1))
@@ -134,14 +135,19 @@ def fill_window(
         lasting = unfilled.mean(axis=0) >= 0.5
         if invent_everywhere or not inpainter.costly:
             lasting[:] = True
-        _hallucinate(out, unfilled, forward, backward, step, inpainter, stats, check, lasting)
+        _hallucinate(out, unfilled, forward, backward, step, inpainter, stats, check, lasting, consistency)
     for _ in range(temporal_smoothing):
-        out = smooth_along_flow(out, masks, forward, backward, check)
+        out = smooth_along_flow(out, masks, forward, backward, check, consistency)
     return out, stats
 
 
 def smooth_along_flow(
-    frames: np.ndarray, masks: np.ndarray, forward: np.ndarray, backward: np.ndarray, check=None
+    frames: np.ndarray,
+    masks: np.ndarray,
+    forward: np.ndarray,
+    backward: np.ndarray,
+    check=None,
+    consistency: Consistency = DEFAULT_CONSISTENCY,
 ) -> np.ndarray:
     """A [1, 2, 1] temporal filter of the hole pixels along the completed flow.
 
@@ -171,7 +177,7 @@ def smooth_along_flow(
             scale = np.sum(motion**2, axis=1) + np.sum(back**2, axis=1)
             height, width = masks.shape[1:]
             ok = (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
-            ok &= mismatch < CONSISTENCY_REL * scale + CONSISTENCY_ABS
+            ok &= consistency.holds(mismatch, scale)
             total[ok] += sample(frames[n], px[ok], py[ok])
             weight[ok] += 1.0
         out[t, ys, xs] = np.clip(np.rint(total / weight[:, None]), 0, 255).astype(np.uint8)
@@ -247,6 +253,7 @@ def _hallucinate(
     stats: FillStats,
     check,
     lasting: np.ndarray,
+    consistency: Consistency,
 ) -> None:
     """Invent never-seen pixels on keyframes and carry them along the flow (in place).
 
@@ -267,7 +274,15 @@ def _hallucinate(
         pointers = Pointers.empty(ys.astype(np.int32), xs.astype(np.int32))
         if t > 0 and len(ys) and previous is not None:
             step_pointers(
-                pointers, backward[t - 1], forward[t - 1], t - 1, valid[t - 1], previous_index, previous, valid
+                pointers,
+                backward[t - 1],
+                forward[t - 1],
+                t - 1,
+                valid[t - 1],
+                previous_index,
+                previous,
+                valid,
+                consistency,
             )
             has = pointers.src >= 0
             colour, ok = sample_known(out, valid, np.maximum(pointers.src, 0), pointers.px, pointers.py)
@@ -299,7 +314,7 @@ def _hallucinate(
     # Chains cut between keyframes: look ahead to the following keyframes' content.
     valid = ~unfilled
     targets = [tuple(a.astype(np.int32) for a in np.nonzero(unfilled[t])) for t in range(count)]
-    ahead = trace(targets, valid, forward, backward, -1, check)
+    ahead = trace(targets, valid, forward, backward, -1, check, consistency)
     fallback = OpenCVInpainter()
     for t in range(count):
         pointers = ahead[t]

@@ -21,10 +21,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Forward-backward consistency (Sundaram et al. 2010): |f + b|^2 must stay below
-# CONSISTENCY_REL * (|f|^2 + |b|^2) + CONSISTENCY_ABS (pixels^2).
-CONSISTENCY_REL = 0.01
-CONSISTENCY_ABS = 0.5
+
+@dataclass(frozen=True)
+class Consistency:
+    """Forward-backward consistency (Sundaram et al. 2010): a step along the flow
+    is trusted where |f + b|^2 < relative * (|f|^2 + |b|^2) + absolute (pixels^2).
+
+    Sundaram's thresholds (0.01, 0.5) were set for variational flow. DIS on real
+    footage (motion blur, grass, a panning camera) misses them on much of the
+    background, which cut chains that were right and left a third of a moving
+    hole to per-frame Telea on DAVIS bmx-trees; see EraserOptions for the
+    measured defaults.
+    """
+
+    relative: float = 0.1
+    absolute: float = 2.0
+
+    def holds(self, mismatch: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        return mismatch < self.relative * scale + self.absolute
+
+
+DEFAULT_CONSISTENCY = Consistency()
 
 
 @dataclass
@@ -101,6 +118,7 @@ def step_pointers(
     neighbour_index: np.ndarray | None,
     neighbour_pointers: Pointers | None,
     known_stack: np.ndarray | None = None,
+    consistency: Consistency = DEFAULT_CONSISTENCY,
 ) -> Pointers:
     """One hop: point the still unresolved targets of a frame into its neighbour frame.
 
@@ -138,7 +156,7 @@ def step_pointers(
         back = flow_from_neighbour[cy, cx]
         mismatch = np.sum((motion + back) ** 2, axis=1)
         scale = motion_sq + np.sum(back**2, axis=1)
-        ok &= (weight <= 1e-6) | (mismatch < CONSISTENCY_REL * scale + CONSISTENCY_ABS)
+        ok &= (weight <= 1e-6) | consistency.holds(mismatch, scale)
     # Anchor where the whole bilinear footprint is known. Targets include a
     # ring of known pixels around each hole, so a chain that reaches the hole's
     # edge continues through the ring's pointers with a sub-pixel offset
@@ -212,6 +230,7 @@ def trace(
     backward: np.ndarray,
     direction: int,
     check=None,
+    consistency: Consistency = DEFAULT_CONSISTENCY,
 ) -> list[Pointers]:
     """One sequential pass over the window.
 
@@ -235,6 +254,6 @@ def trace(
         if previous_index is None:
             previous_index = index_map(shape, *targets[n])
         if len(result[t].ys):
-            step_pointers(result[t], to_n, from_n, n, known[n], previous_index, result[n], known)
+            step_pointers(result[t], to_n, from_n, n, known[n], previous_index, result[n], known, consistency)
         previous_index = index_map(shape, *targets[t])
     return result

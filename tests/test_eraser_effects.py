@@ -158,5 +158,7 @@ def test_cli_switch_sets_the_option() -> None:
 
 
 def test_quality_preset_invents_everywhere() -> None:
-    assert options_from_message(pb.Options(preset=pb.PRESET_QUALITY)).eraser_options.invent_everywhere
-    assert not options_from_message(pb.Options()).eraser_options.invent_everywhere
+    quality = options_from_message(pb.Options(preset=pb.PRESET_QUALITY)).eraser_options
+    balanced = options_from_message(pb.Options()).eraser_options
+    assert quality.invent_everywhere and quality.flow_completion == "background"
+    assert not balanced.invent_everywhere and balanced.flow_completion == "membrane"

@@ -28,6 +28,7 @@ class EraserOptions:
     inpainter: str = "auto"  # never-seen pixels: "auto", "lama", "synthesis", "opencv"
     flow_rounds: int = 2  # 1: flow on the smooth prefill; 2: plus a half-resolution guide round
     flow_completion_dilation: int = 6  # grow the holes for flow completion (pixels)
+    flow_completion: str = "membrane"  # inside the holes: "membrane" or "background" (homography near the hole)
     temporal_smoothing: int = 2  # passes of the [1, 2, 1] filter of the fill along the flow
     consistency_relative: float = 0.1  # forward-backward flow check: share of |f|^2 + |b|^2 tolerated
     consistency_absolute: float = 2.0  # forward-backward flow check: pixels^2 tolerated
@@ -35,6 +36,10 @@ class EraserOptions:
     device: str = ""  # learned parts (RAFT, LaMa): "" = the daemon's device policy, or cpu/cuda[:N]/mps
 
     def __post_init__(self) -> None:
+        if self.flow_completion not in ("background", "membrane"):
+            raise ValueError(
+                f"eraser option flow_completion must be 'background' or 'membrane', got {self.flow_completion!r}"
+            )
         for name in ("neighbor_stride", "step", "flow_rounds"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"eraser option {name} must be >= 1, got {getattr(self, name)}")

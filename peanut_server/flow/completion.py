@@ -9,6 +9,18 @@ known values are averaged down a pyramid until the hole vanishes, then each
 level is upsampled as the start of Jacobi relaxation on the next finer one;
 the coarsest level is solved exactly with a sparse LU. That costs a few
 milliseconds per 432x240 field, for any number of components.
+
+The membrane alone bends with whatever moves at the hole's rim: a person's arm
+or feet outside a loose mask, a second mover passing, noise in the flow. Deep
+inside a large hole that bend becomes a wrong motion, and the chains that carry
+pixels over tens of frames along it smear them. With `background=True` (the
+quality preset; see EraserOptions.flow_completion) the flow inside is the
+background's own motion: one
+homography fitted (RANSAC) to the flow of the known pixels near the hole, used
+where most of the rim moves with it, plus the membrane's correction of the
+rim's residual, fading into the hole over a few pixels so the field has no
+seam. Where the rim does not agree with one homography (the hole lies on a
+surface that moves otherwise), the membrane is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +46,14 @@ DIRECT_SOLVE_MAX = 600
 # Each coarser level loses up to one known block around the hole, so the crop
 # keeps 2**(depth+1) known pixels around it.
 CROP_MARGIN = 2 ** (PYRAMID_DEPTH + 1)
+
+# The background model (see the module's docstring), in pixels at the field's resolution:
+MODEL_RIM = 8  # the rim beyond the grown hole whose flow must agree with the model
+MODEL_REACH = 48  # the known pixels within this distance of the hole are fitted
+MODEL_TOLERANCE = 1.0  # a rim pixel agrees when its flow is this close to the model's (and RANSAC's threshold)
+MODEL_AGREEMENT = 0.5  # share of the rim that must agree for the model to be used
+MODEL_FADE = 8.0  # the membrane's correction of the rim's residual fades over this distance
+MODEL_MAX_POINTS = 3000  # points given to RANSAC (a regular subsample beyond that)
 
 _LAPLACE_KERNEL = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
 
@@ -147,16 +167,47 @@ def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
-def complete_flow(
-    flow: np.ndarray, hole: np.ndarray, dilation: int = FLOW_MASK_DILATION, scale: int = COMPLETION_SCALE
-) -> np.ndarray:
-    """Flow (H, W, 2) with the (grown) hole filled from the surrounding flow.
+def background_motion(flow: np.ndarray, hole: np.ndarray) -> np.ndarray | None:
+    """The background's motion around `hole` as a flow field (H, W, 2) from one
+    homography, or None where fewer than MODEL_AGREEMENT of the rim follow it.
+    Only the hole's surround (MODEL_REACH) is filled in; elsewhere the field is zero."""
+    height, width = hole.shape
+    # Distance to the hole (one transform instead of two large dilations).
+    distance = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+    rim = (distance > 0) & (distance <= MODEL_RIM)
+    ys, xs = np.nonzero((distance > MODEL_RIM) & (distance <= MODEL_REACH))
+    if len(ys) < 16 or not rim.any():
+        return None
+    if len(ys) > MODEL_MAX_POINTS:
+        keep = np.linspace(0, len(ys) - 1, MODEL_MAX_POINTS).astype(int)
+        ys, xs = ys[keep], xs[keep]
+    source = np.stack([xs, ys], axis=1).astype(np.float32)
+    homography, _ = cv2.findHomography(source, source + flow[ys, xs], cv2.RANSAC, MODEL_TOLERANCE)
+    if homography is None:
+        return None
+    # The field is needed in the hole and on its rim; the membrane of the residual
+    # also reads a margin beyond them, so the model covers everything fitted.
+    rows, cols = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+    y0, y1 = max(rows[0] - MODEL_REACH, 0), min(rows[-1] + 1 + MODEL_REACH, height)
+    x0, x1 = max(cols[0] - MODEL_REACH, 0), min(cols[-1] + 1 + MODEL_REACH, width)
+    grid_y, grid_x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    grid = np.stack([grid_x, grid_y], axis=-1)
+    moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(grid.shape)
+    model = np.zeros_like(flow, dtype=np.float32)
+    model[y0:y1, x0:x1] = moved - grid
+    if not np.isfinite(model).all():
+        return None
+    agree = np.linalg.norm(flow[rim] - model[rim], axis=1) <= MODEL_TOLERANCE
+    return model if agree.mean() >= MODEL_AGREEMENT else None
+
+
+def membrane(flow: np.ndarray, hole: np.ndarray, scale: int = COMPLETION_SCALE) -> np.ndarray:
+    """Flow (H, W, 2) with `hole` filled by the membrane of its surround.
 
     With scale 2 the membrane is solved on the flow downsampled by 2 and
     upsampled into the hole: background motion is smooth, so this loses
     nothing visible and costs a quarter.
     """
-    hole = grow_mask(hole, dilation)
     if scale <= 1 or not hole.any() or min(hole.shape) < 16 * scale:
         return harmonic_fill(flow, hole)
     height, width = hole.shape
@@ -170,6 +221,28 @@ def complete_flow(
     return out
 
 
+def complete_flow(
+    flow: np.ndarray,
+    hole: np.ndarray,
+    dilation: int = FLOW_MASK_DILATION,
+    scale: int = COMPLETION_SCALE,
+    background: bool = False,
+) -> np.ndarray:
+    """Flow (H, W, 2) with the (grown) hole filled by the membrane, or with
+    background=True by the background's motion where the rim follows one homography."""
+    hole = grow_mask(hole, dilation)
+    if not hole.any():
+        return flow.copy()
+    model = background_motion(flow, hole) if background else None
+    if model is None:
+        return membrane(flow, hole, scale)
+    correction = membrane(flow - model, hole, scale)
+    fade = np.exp(-cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3) / MODEL_FADE)
+    out = flow.copy()
+    out[hole] = (model + correction * fade[..., None])[hole]
+    return out
+
+
 def complete_flow_fields(
     forward: np.ndarray,
     backward: np.ndarray,
@@ -177,6 +250,7 @@ def complete_flow_fields(
     dilation: int = FLOW_MASK_DILATION,
     reporter=None,
     scale: int = 2,
+    background: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Complete a window's flows: forward[t] lives on frame t's grid, backward[t] on frame t+1's."""
     fwd = np.empty_like(forward)
@@ -184,6 +258,6 @@ def complete_flow_fields(
     for t in range(len(forward)):
         if reporter is not None:
             reporter.check()
-        fwd[t] = complete_flow(forward[t], masks[t], dilation, scale)
-        bwd[t] = complete_flow(backward[t], masks[t + 1], dilation, scale)
+        fwd[t] = complete_flow(forward[t], masks[t], dilation, scale, background)
+        bwd[t] = complete_flow(backward[t], masks[t + 1], dilation, scale, background)
     return fwd, bwd

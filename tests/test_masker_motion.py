@@ -238,3 +238,24 @@ def test_the_maskers_share_one_frame_preparation():
         assert mine[0].rgb.shape == (round(300 * cls.work_max_side / 2000), cls.work_max_side, 3)
     sam3 = Sam3Masker.__new__(Sam3Masker)
     assert [i for i, _ in sam3._frames(source, 0, 2)] == [0, 1]
+
+
+def test_named_colour_part_is_completed_to_its_compact_blob() -> None:
+    # Motion segmentation can find only half of a slow textured ball; the named-colour part
+    # of the moving region is completed to the whole ball, but never grows into a lawn.
+    from peanut_server.masker.motion.masker import _ColourBlobs
+
+    green = np.zeros((120, 200), bool)
+    cv2.circle(green.view(np.uint8), (50, 60), 20, 1, -1)  # a ball
+    green[100:120, :] = True  # a lawn along the bottom
+    blobs = _ColourBlobs(green)
+    half_ball = green.copy()
+    half_ball[:, 50:] = False
+    half_ball[100:] = False
+    completed = blobs.complete(half_ball)
+    ball = green.copy()
+    ball[100:] = False
+    assert np.array_equal(completed, ball)
+    lawn_part = np.zeros_like(green)
+    lawn_part[105:115, 20:40] = True
+    assert np.array_equal(blobs.complete(lawn_part), lawn_part)  # the lawn is 20x larger than the part

@@ -84,6 +84,36 @@ class _MotionModel:
         return x1 + vx * (index - i1), y1 + vy * (index - i1)
 
 
+class _ColourBlobs:
+    """The compact blobs of the named colour in the whole frame, to complete a part of one.
+
+    Motion segmentation finds only the parts of a slow or evenly textured object whose
+    motion stands out (often the leading and trailing edges), so the named-colour part of
+    a moving region can be half a ball. Its whole blob of that colour is the object, when
+    that blob is compact and not much larger than the part: a ball, not the lawn it rolls on.
+    """
+
+    MAX_GROWTH = 4.0  # the completed blob may be at most this many times the part
+    MIN_GROWTH = 1.25  # a part that is nearly its whole blob already is left as it is
+
+    def __init__(self, in_colour: np.ndarray) -> None:
+        closed = cv2.morphologyEx(in_colour.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        self.count, self.labels, self.stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+
+    def complete(self, part: np.ndarray) -> np.ndarray:
+        touching = np.unique(self.labels[part])
+        touching = touching[touching > 0]
+        if len(touching) != 1:
+            return part
+        k = int(touching[0])
+        area = int(self.stats[k, cv2.CC_STAT_AREA])
+        box = int(self.stats[k, cv2.CC_STAT_WIDTH]) * int(self.stats[k, cv2.CC_STAT_HEIGHT])
+        size = int(part.sum())
+        if not self.MIN_GROWTH * size <= area <= self.MAX_GROWTH * size or area < 0.5 * box:
+            return part
+        return part | (self.labels == k)
+
+
 def _shade_ratio(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Hue x saturation table, 0-255: how much more often each shade is on the object than
     off it (for cv2.calcBackProject): the object's own shades, not its colour's whole range."""
@@ -157,6 +187,14 @@ class MotionMasker(Masker, TrackingBackend):
         h, w = frame.gray.shape
         ranked = rank_candidates(query, candidates, (w, h))
         best = candidates[ranked[0].index]
+        if query.colours:
+            # Motion segmentation finds only the parts of a slow or evenly textured object
+            # whose motion stands out, so the chosen part can be half a ball: complete it
+            # to its whole blob of the named colour. Only the chosen one: the others were
+            # ranked as found, and a blob grown while tracking could join the object to a
+            # same-coloured patch it passes.
+            in_colour = np.logical_or.reduce([colour_pixels(frame.rgb, colour) for colour in query.colours])
+            best = self._completed(frame.rgb, best, _ColourBlobs(in_colour))
         return best, ranked[0].score, describe_choice(query, best, ranked[0], frame.index, len(candidates))
 
     def _colour_share(self, rgb: np.ndarray, mask: np.ndarray) -> float:
@@ -186,6 +224,16 @@ class MotionMasker(Masker, TrackingBackend):
                 return [c]  # the region is the coloured object already (its texture has other shades)
             parts.append(candidate_from_mask(rgb, fill_small_holes(labels == k, max(64, area // 4)), c.speed))
         return parts or [c]
+
+    @staticmethod
+    def _completed(rgb: np.ndarray, c: Candidate, whole: _ColourBlobs) -> Candidate:
+        """`c` completed to its whole compact blob of the named colour (see _ColourBlobs)."""
+        mask = whole.complete(c.mask)
+        return (
+            c
+            if mask.sum() == c.area
+            else candidate_from_mask(rgb, fill_small_holes(mask, max(64, c.area // 4)), c.speed)
+        )
 
     def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], colours: list[str]) -> list[Candidate]:
         return [part for c in candidates for part in self._colour_parts(rgb, c, colours)]

@@ -15,12 +15,12 @@ or feet outside a loose mask, a second mover passing, noise in the flow. Deep
 inside a large hole that bend becomes a wrong motion, and the chains that carry
 pixels over tens of frames along it smear them. With `background=True` (the
 quality preset; see EraserOptions.flow_completion) the flow inside is the
-background's own motion: one
-homography fitted (RANSAC) to the flow of the known pixels near the hole, used
-where most of the rim moves with it, plus the membrane's correction of the
-rim's residual, fading into the hole over a few pixels so the field has no
-seam. Where the rim does not agree with one homography (the hole lies on a
-surface that moves otherwise), the membrane is kept.
+background's own motion: one homography fitted (RANSAC) to the flow of the
+known pixels near the hole, used where most of the rim moves with it, plus the
+membrane's correction of the rim's residual, fading into the hole over a few
+pixels so the field has no seam. Where the rim does not agree with one
+homography (the hole lies on a surface that moves otherwise), the membrane is
+kept.
 """
 
 from __future__ import annotations

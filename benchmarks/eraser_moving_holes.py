@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 import tests.test_eraser_quality as quality  # noqa: E402
 from peanut_server.eraser.base import EraserOptions  # noqa: E402
 from peanut_server.eraser.flowguided import FlowGuidedEraser  # noqa: E402
-from peanut_server.metrics.completion import psnr, video_flows, warping_error  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 
 
@@ -46,21 +45,7 @@ def parse_options(pairs: list[str]) -> EraserOptions:
 
 
 def cases(which: str, shared: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    if which == "tuning":
-        return quality._cases(shared)
-    from tests.test_eraser_static_holes import read_clip
-
-    clips = {
-        "bmx-trees": quality.read_davis(shared / "davis" / "bmx-trees", quality.DAVIS_FRAMES),
-        "tennis": quality.read_davis(shared / "davis" / "tennis", quality.DAVIS_FRAMES),
-        "town_centre": read_clip("town_centre"),
-        "hk_crossing": read_clip("hk_crossing"),
-    }
-    out = {}
-    for name in quality.HELD_OUT_NAMES:
-        clip, seed = name.split("/moving")
-        out[name] = (clips[clip], quality.moving_masks(len(clips[clip]), seed=int(seed)))
-    return out
+    return quality._cases(shared) if which == "tuning" else quality.held_out_cases(shared)
 
 
 def main() -> None:
@@ -76,13 +61,8 @@ def main() -> None:
         started = time.perf_counter()
         ours = FlowGuidedEraser().erase(damaged, masks, options, Reporter()).frames
         seconds += time.perf_counter() - started
-        theirs = quality.baseline(damaged, masks)
-        flows = video_flows(truth)
-        gain = np.mean([min(psnr(a, b), 100.0) for a, b in zip(ours, truth)]) - np.mean(
-            [min(psnr(a, b), 100.0) for a, b in zip(theirs, truth)]
-        )
-        ratio = warping_error(ours, *flows) / warping_error(truth, *flows)
-        gains.append(float(gain))
+        gain, ratio = quality.gain_and_ewarp(ours, quality.baseline(damaged, masks), truth)
+        gains.append(gain)
         ratios.append(float(ratio))
         print(f"{name:24s} gain {gain:+6.2f} dB   Ewarp {ratio:.3f}x the truth's", flush=True)
     print(f"options: {options}")

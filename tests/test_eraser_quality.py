@@ -165,9 +165,8 @@ HELD_OUT_FAILING: dict[str, str] = {}
 HELD_OUT_NAMES = [f"{clip}/moving{seed}" for clip in HELD_OUT_CLIPS for seed in HELD_OUT_SEEDS]
 
 
-@pytest.fixture(scope="module")
-def held_out_scores(shared_data: Path) -> dict[str, tuple[float, float]]:
-    """{case: (PSNR gain over Telea in dB, Ewarp / the truth's)}, each case erased once."""
+def held_out_cases(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{case: (truth frames, moving masks)} for HELD_OUT_NAMES (also benchmarks/eraser_moving_holes.py)."""
     from tests.test_eraser_static_holes import read_clip
 
     clips = {
@@ -176,19 +175,31 @@ def held_out_scores(shared_data: Path) -> dict[str, tuple[float, float]]:
         "town_centre": read_clip("town_centre"),
         "hk_crossing": read_clip("hk_crossing"),
     }
-    scores = {}
+    cases = {}
     for name in HELD_OUT_NAMES:
         clip, seed = name.split("/moving")
-        gt = clips[clip]
-        masks = moving_masks(len(gt), seed=int(seed))
+        cases[name] = (clips[clip], moving_masks(len(clips[clip]), seed=int(seed)))
+    return cases
+
+
+def gain_and_ewarp(ours: np.ndarray, theirs: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(whole-frame PSNR of ours minus theirs in dB, averaged over frames; our Ewarp / the truth's)."""
+    flows = video_flows(truth)
+    ours_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(ours, truth)])
+    theirs_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(theirs, truth)])
+    return float(ours_psnr - theirs_psnr), warping_error(ours, *flows) / warping_error(truth, *flows)
+
+
+@pytest.fixture(scope="module")
+def held_out_scores(shared_data: Path) -> dict[str, tuple[float, float]]:
+    """{case: (PSNR gain over Telea in dB, Ewarp / the truth's)}, each case erased once."""
+    scores = {}
+    for name, (gt, masks) in held_out_cases(shared_data).items():
         damaged = _damaged(gt, masks)
         ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter()).frames
         theirs = baseline(damaged, masks)
         assert np.array_equal(ours[~masks], gt[~masks]), f"{name}: pixels outside the hole changed"
-        flows = video_flows(gt)
-        ours_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(ours, gt)])
-        theirs_psnr = np.mean([min(psnr(a, b), 100.0) for a, b in zip(theirs, gt)])
-        scores[name] = (float(ours_psnr - theirs_psnr), warping_error(ours, *flows) / warping_error(gt, *flows))
+        scores[name] = gain_and_ewarp(ours, theirs, gt)
         print(f"\n{name}: gain {scores[name][0]:+.2f} dB, Ewarp {scores[name][1]:.2f}x the truth's", end="")
     return scores
 

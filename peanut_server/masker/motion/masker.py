@@ -98,7 +98,7 @@ class _ColourBlobs:
 
     def __init__(self, in_colour: np.ndarray) -> None:
         closed = cv2.morphologyEx(in_colour.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-        self.count, self.labels, self.stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+        _, self.labels, self.stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
 
     def complete(self, part: np.ndarray) -> np.ndarray:
         touching = np.unique(self.labels[part])
@@ -112,6 +112,11 @@ class _ColourBlobs:
         if not self.MIN_GROWTH * size <= area <= self.MAX_GROWTH * size or area < 0.5 * box:
             return part
         return part | (self.labels == k)
+
+
+def _in_colour(rgb: np.ndarray, colours: list[str]) -> np.ndarray:
+    """Pixels of any of the named colours."""
+    return np.logical_or.reduce([colour_pixels(rgb, colour) for colour in colours])
 
 
 def _shade_ratio(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -182,34 +187,34 @@ class MotionMasker(Masker, TrackingBackend):
         frame = frames[k]
         neighbours = [frames[j] for j in (k - 1, k + 1) if 0 <= j < len(frames)]
         candidates = segment_moving(frame.rgb, self._residuals(frame, neighbours))
-        if query.colours:
-            candidates = self._split_by_colour(frame.rgb, candidates, query.colours)
+        in_colour = _in_colour(frame.rgb, query.colours) if query.colours else None
+        if in_colour is not None:
+            candidates = self._split_by_colour(frame.rgb, candidates, in_colour)
         h, w = frame.gray.shape
         ranked = rank_candidates(query, candidates, (w, h))
         best = candidates[ranked[0].index]
-        if query.colours:
+        if in_colour is not None:
             # Motion segmentation finds only the parts of a slow or evenly textured object
             # whose motion stands out, so the chosen part can be half a ball: complete it
             # to its whole blob of the named colour. Only the chosen one: the others were
             # ranked as found, and a blob grown while tracking could join the object to a
             # same-coloured patch it passes.
-            in_colour = np.logical_or.reduce([colour_pixels(frame.rgb, colour) for colour in query.colours])
             best = self._completed(frame.rgb, best, _ColourBlobs(in_colour))
         return best, ranked[0].score, describe_choice(query, best, ranked[0], frame.index, len(candidates))
 
     def _colour_share(self, rgb: np.ndarray, mask: np.ndarray) -> float:
-        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in self._colour_lock])
-        return float((named & mask).sum()) / max(int(mask.sum()), 1)
+        return float((_in_colour(rgb, self._colour_lock) & mask).sum()) / max(int(mask.sum()), 1)
 
-    def _colour_parts(self, rgb: np.ndarray, c: Candidate, colours: list[str]) -> list[Candidate]:
+    def _colour_parts(self, rgb: np.ndarray, c: Candidate, in_colour: np.ndarray) -> list[Candidate]:
         """The parts of a moving region in the named colour that stand out as compact blobs.
 
         On real footage with a moving camera, motion segmentation merges a small object with
         what is next to it (a red ball with red graffiti, a blue ball with a yellow wall, a
         ball with the player it passes). Each compact blob of the named colour inside the
         region is then a candidate of its own; regions where the colour is scattered, or that
-        are the coloured object already, stay as they are."""
-        named = np.logical_or.reduce([colour_pixels(rgb, colour) for colour in colours]) & c.mask
+        are the coloured object already, stay as they are. `in_colour`: the frame's pixels
+        of the named colours (computed once per frame, not per region)."""
+        named = in_colour & c.mask
         if named.sum() < 30 or named.sum() > 0.8 * c.area:
             return [c]
         named = cv2.morphologyEx(named.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -235,8 +240,8 @@ class MotionMasker(Masker, TrackingBackend):
             else candidate_from_mask(rgb, fill_small_holes(mask, max(64, c.area // 4)), c.speed)
         )
 
-    def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], colours: list[str]) -> list[Candidate]:
-        return [part for c in candidates for part in self._colour_parts(rgb, c, colours)]
+    def _split_by_colour(self, rgb: np.ndarray, candidates: list[Candidate], in_colour: np.ndarray) -> list[Candidate]:
+        return [part for c in candidates for part in self._colour_parts(rgb, c, in_colour)]
 
     def _anchor_from_frame_prompt(self, fp: FramePrompt, frames: list[WorkFrame], k: int, scale: float) -> np.ndarray:
         frame = frames[k]
@@ -593,7 +598,9 @@ class MotionMasker(Masker, TrackingBackend):
             near = cv2.dilate(
                 mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             ).astype(bool)
-            parts = self._colour_parts(frame.rgb, candidate_from_mask(frame.rgb, near), self._colour_lock)
+            parts = self._colour_parts(
+                frame.rgb, candidate_from_mask(frame.rgb, near), _in_colour(frame.rgb, self._colour_lock)
+            )
             part = max(parts, key=lambda p: (p.mask & mask).sum())  # the blob the tracked mask is on
             overlap = (part.mask & mask).sum() / max(int((part.mask | mask).sum()), 1)
             # Only a clear difference counts (the mask lags or holds other things); a ball whose
@@ -646,7 +653,7 @@ class MotionMasker(Masker, TrackingBackend):
         places = [p for p in places if p is not None]
         if not places:
             return None
-        named = np.logical_or.reduce([colour_pixels(frame.rgb, colour) for colour in self._colour_lock])
+        named = _in_colour(frame.rgb, self._colour_lock)
         if self._lock_shades is not None:
             # Only the target's own shades of the colour: yellow grass is yellow too, but duller
             # than a yellow ball.
@@ -727,7 +734,7 @@ class MotionMasker(Masker, TrackingBackend):
         candidates = segment_moving(frame.rgb, [residual])
         if self._colour_lock:
             # As when grounding: the named colour's blobs of a region merged with others.
-            candidates = self._split_by_colour(frame.rgb, candidates, self._colour_lock)
+            candidates = self._split_by_colour(frame.rgb, candidates, _in_colour(frame.rgb, self._colour_lock))
         return self._pick(frame, candidates, memory, motion, memory.tau)
 
     def _lookalike_check(

@@ -124,3 +124,19 @@ def test_cli_prints_table(tmp_path, capsys) -> None:
     assert "PSNR" in text and "Ewarp" in text and "ground truth" in text
     expected = np.mean([m.psnr(out[t], gt[t]) for t in range(3)])
     assert f"{expected:.2f}" in text
+
+
+def test_cli_parser_can_be_built_again_and_again() -> None:
+    # The `eval` sub-parsers were kept in a table keyed by id(subparsers): once a parser was
+    # freed, a new one at the same address got the old `eval` and adding `completion` again
+    # raised "conflicting subparser" (seen in a full test run). Building it 50 times, with the
+    # garbage collected in between, reproduced that every time.
+    import gc
+
+    from peanut_server.cli import build_parser
+
+    for _ in range(50):
+        parser = build_parser()
+        assert parser.parse_args(["eval", "completion", "a", "b", "--gt", "c"]).gt == "c"
+        del parser
+        gc.collect()

@@ -19,20 +19,22 @@ from ..errors import InvalidRequest, MediaError, MediaNotFound
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
 
-# The `eval` sub-parsers, per top-level subparsers object, so every module
-# that adds an eval command shares one `eval` parser.
-_EVAL_SUBPARSERS: dict[int, argparse._SubParsersAction] = {}
-
 
 def get_eval_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The sub-parsers of `peanut eval`, created on first use."""
-    key = id(subparsers)
-    if key not in _EVAL_SUBPARSERS:
+    """The sub-parsers of `peanut eval`, created on first use, so every module that adds
+    an eval command shares one `eval` parser.
+
+    They are kept on the `subparsers` object itself. A module-level table keyed by
+    id(subparsers) handed a dead parser's `eval` to a new parser that reused its
+    address, and adding `completion` again then failed ("conflicting subparser").
+    """
+    sub = getattr(subparsers, "_peanut_eval", None)
+    if sub is None:
         parser = subparsers.add_parser("eval", help="quality tables (completion, masks)")
         sub = parser.add_subparsers(dest="eval_command", metavar="TABLE")
         sub.required = True
-        _EVAL_SUBPARSERS[key] = sub
-    return _EVAL_SUBPARSERS[key]
+        subparsers._peanut_eval = sub
+    return sub
 
 
 def add_eval_command(

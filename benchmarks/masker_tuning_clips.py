@@ -25,9 +25,10 @@ import numpy as np
 CLIPS = (
     "drift-straight", "car-shadow", "parkour", "motocross-jump", "dog", "horsejump-high", "goat", "kite-surf", "camel",
 )  # fmt: skip
+# car-roundabout, drift-chicane, cows, blackswan and paragliding-launch were allowed here but
+# never built; since 2026-12-01 they are the second held-out batch (tests/data/annotated).
 ALLOWED = {
-    "car-roundabout", "car-shadow", "drift-straight", "drift-chicane", "motocross-jump", "horsejump-high",
-    "parkour", "kite-surf", "dog", "goat", "cows", "camel", "blackswan", "paragliding-launch",
+    "car-shadow", "drift-straight", "motocross-jump", "horsejump-high", "parkour", "kite-surf", "dog", "goat", "camel",
 }  # fmt: skip
 SIZE = (432, 240)
 

@@ -1,10 +1,16 @@
 """The no-weights tracker on real clips it was not tuned on, through `peanut mask --local`.
 
-Clips (tests/data/annotated/SOURCE.md): five DAVIS 2016 validation clips whose backgrounds
-move (a crowd, traffic, handheld pans) and two of our own with hand-checked masks (a walker
-among pedestrians on locked-off street footage); plus look-alike balls composited over
-four of them, so the truth is exact. The tracker was tuned on DAVIS tennis and bmx-trees and
-on tests/test_masker_lookalikes.py only.
+Clips (tests/data/annotated/SOURCE.md): ten DAVIS 2016 validation clips whose backgrounds
+move (a crowd, traffic, handheld pans, water, a herd) and two of our own with hand-checked
+masks (a walker among pedestrians on locked-off street footage); plus look-alike balls
+composited over four of them, so the truth is exact. The tracker was tuned on DAVIS tennis
+and bmx-trees, tests/test_masker_lookalikes.py and the DAVIS clips of
+benchmarks/masker_tuning_clips.py. On 2026-12-01 its regrowth of lost moving parts was
+chosen while looking at breakdance's failure, so breakdance no longer counts as unseen; the
+second batch (blackswan, car-roundabout, cows, drift-chicane, paragliding-launch) was added
+that day as the unseen clips, under the same floors, and run twice: with a first version of the
+change (always on; it lost blackswan from the box 0.549 -> 0.453 and car-roundabout from the
+mask 0.758 -> 0.672), then with the size gate chosen on DAVIS car-shadow, as committed.
 
 The floors were written into this file on 2026-11-30, before the tracker had been run on
 any of these clips, and are the same rule for every clip:
@@ -41,14 +47,22 @@ LOOKALIKE_FLOOR, LOOKALIKE_MARGIN = 0.85, 0.30
 # after it seven marks went: from the mask libby 0.245 -> 0.521, scooter-black 0.367 -> 0.613,
 # soapbox 0.314 -> 0.618; from the box dance-twirl 0.249 -> 0.544, libby 0.359 -> 0.522,
 # scooter-black 0.362 -> 0.614, soapbox 0.315 -> 0.610.
-FAILING_FROM_MASK: dict[str, str] = {
-    "breakdance": "J&F 0.108 vs repeat-frame-0 0.224 (0.092 before the local object flow): J falls "
-    "0.79 -> 0.06 by frame 7 and is 0 from frame 10",
-}
+FAILING_FROM_MASK: dict[str, str] = {}
 FAILING_FROM_BOX: dict[str, str] = {
-    "breakdance": "J&F 0.142 vs repeat-frame-0 0.224 (0.091 before the local object flow): J 0.74-0.79 "
-    "on frames 0-2, under 0.1 from frame 8",
+    # Unseen until 2026-12-01; both fail with the tracker before that day too (0.674, 0.270).
+    # The box's first cut is the trouble: the cow's thin legs and head are left out (frame 0
+    # J 0.72, and the tracker keeps that shape); only the lower edge of the small, far car in
+    # the tyre smoke is taken (frame 0 J 0.21).
+    "cows": "J&F 0.674 vs repeat-frame-0 0.646 + 0.05: J 0.72 on frame 0, 0.73-0.80 after",
+    "drift-chicane": "J&F 0.282 vs the absolute 0.40: J 0.21 on frame 0 (the box's cut), 0.30 at most after",
 }
+# breakdance was marked until 2026-12-01: from the mask 0.108, from the box 0.142 (the tracker
+# dropped the dancer's swinging legs and coasted off him). Regrowing lost moving parts and not
+# coasting over a body that still moves give 0.535 and 0.497; chosen while looking at this clip.
+# From the box the pass hangs on the masker's seed (GrabCut's start in the box's first cut): seeds
+# 0-4 give 0.497 / 0.507 / 0.119 / 0.529 / 0.085 (before: 0.086-0.142 for every seed); see
+# benchmarks/masker_heldout.py --box-seeds. The other clips move by 0.05 at most (libby), cows by 0.30
+# (0.452-0.747: it passes its floor at seed 4 only).
 # dance-twirl green bottom was marked until 2026-12-01 (J&F 0.922, frame 0 J 0.54: only the half of
 # the ball that motion segmentation found); completing the named-colour part to its whole compact
 # blob gives J&F 0.992, frame 0 J 0.99.

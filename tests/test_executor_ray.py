@@ -1,7 +1,7 @@
 """The Ray executor on a local Ray runtime (2 CPUs, this machine only): same outputs as the local executor.
 
-One runtime serves the whole module (starting one takes seconds); the daemon
-test starts its own with `peanut-server --executor ray --ray-address local`.
+One runtime serves the whole module (starting one takes seconds). The daemon with
+`--executor ray` is tested in tests/test_executor_ray_daemon.py, after this runtime is down.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from peanut_server.pipeline import Pipeline, spec_from_request, staging_path
 from peanut_server.pipeline.executor import RayExecutor, RayOptions, RayWindow, ray_windows
 from peanut_server.progress import Reporter
 from tests.clips import make_object_clip
-from tests.daemon import DaemonProcess
 from tests.test_pipeline_streaming import StopAt
 
 FRAMES = 40
@@ -172,31 +171,6 @@ class _CountingMatte:
 
     def write(self, frame) -> None:
         self.written += 1
-
-
-def test_daemon_with_ray_executor_runs_a_job(tmp_path, clip):
-    proc = DaemonProcess(
-        state_dir=tmp_path / "state",
-        log_path=tmp_path / "d.log",
-        extra_args=["--executor", "ray", "--ray-address", "local", "--ray-cpus", "2"],
-    )
-    proc.start(timeout=120)
-    try:
-        with proc.client() as client:
-            job = client.submit(
-                str(clip.frames),
-                0,
-                12,
-                output_path=str(tmp_path / "out"),
-                mask_path=str(clip.masks),
-                options={"eraser": "telea", "working_height": 0, "subvideo_length": 6},
-            )
-            final = client.wait(job.id, timeout=180)
-            assert final.state == pb.JOB_STATE_SUCCEEDED, (final.error, proc.log())
-            assert sorted(os.listdir(tmp_path / "out")) == [frame_filename(i) for i in range(12)]
-        assert proc.stop() == 0
-    finally:
-        proc.kill()
 
 
 def test_an_address_that_is_not_local_auto_or_ray_client_is_refused_at_start():

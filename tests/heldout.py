@@ -47,6 +47,14 @@ CLIPS: dict[str, Path] = {
     "cows": ANNOTATED / "cows.mp4",
     "drift-chicane": ANNOTATED / "drift-chicane.mp4",
     "paragliding-launch": ANNOTATED / "paragliding-launch.mp4",
+    # The third batch, added 2026-12-01: DAVIS 2016 training sequences set aside by name before
+    # 23 others became tuning clips; run once, with the tracker as committed.
+    "lucia": ANNOTATED / "lucia.mp4",
+    "mallard-fly": ANNOTATED / "mallard-fly.mp4",
+    "motocross-bumps": ANNOTATED / "motocross-bumps.mp4",
+    "rhino": ANNOTATED / "rhino.mp4",
+    "soccerball": ANNOTATED / "soccerball.mp4",
+    "stroller": ANNOTATED / "stroller.mp4",
 }
 
 

@@ -1,6 +1,6 @@
 """The no-weights tracker on real clips it was not tuned on, through `peanut mask --local`.
 
-Clips (tests/data/annotated/SOURCE.md): ten DAVIS 2016 validation clips whose backgrounds
+Clips (tests/data/annotated/SOURCE.md): ten DAVIS 2016 validation and six training clips whose backgrounds
 move (a crowd, traffic, handheld pans, water, a herd) and two of our own with hand-checked
 masks (a walker among pedestrians on locked-off street footage); plus look-alike balls
 composited over four of them, so the truth is exact. The tracker was tuned on DAVIS tennis
@@ -10,7 +10,10 @@ chosen while looking at breakdance's failure, so breakdance no longer counts as 
 second batch (blackswan, car-roundabout, cows, drift-chicane, paragliding-launch) was added
 that day as the unseen clips, under the same floors, and run twice: with a first version of the
 change (always on; it lost blackswan from the box 0.549 -> 0.453 and car-roundabout from the
-mask 0.758 -> 0.672), then with the size gate chosen on DAVIS car-shadow, as committed.
+mask 0.758 -> 0.672), then with the size gate chosen on DAVIS car-shadow, as committed. The third batch (lucia,
+mallard-fly, motocross-bumps, rhino, soccerball, stroller: DAVIS 2016 training sequences from a
+second mirror) was set aside by name on 2026-12-01, before 23 other training sequences became
+tuning clips, and run once, with the tracker as committed that day.
 
 The floors were written into this file on 2026-11-30, before the tracker had been run on
 any of these clips, and are the same rule for every clip:
@@ -47,7 +50,13 @@ LOOKALIKE_FLOOR, LOOKALIKE_MARGIN = 0.85, 0.30
 # after it seven marks went: from the mask libby 0.245 -> 0.521, scooter-black 0.367 -> 0.613,
 # soapbox 0.314 -> 0.618; from the box dance-twirl 0.249 -> 0.544, libby 0.359 -> 0.522,
 # scooter-black 0.362 -> 0.614, soapbox 0.315 -> 0.610.
-FAILING_FROM_MASK: dict[str, str] = {}
+FAILING_FROM_MASK: dict[str, str] = {
+    # Third batch, first run (2026-12-01). The rider comes at the camera and grows from a few
+    # pixels to most of the picture; the mask keeps parts of him and the bike and falls behind
+    # the growth (J 0.94, 0.50 by frame 3, 0.09 at the end). Scale change is the tracker's known
+    # weak point (tuning motocross-jump: 0.106 from the mask).
+    "motocross-bumps": "J&F 0.441 vs the absolute 0.50: J 0.94 on frame 0, 0.47-0.50 on frames 3-13, 0.09 at the end",
+}
 FAILING_FROM_BOX: dict[str, str] = {
     # Unseen until 2026-12-01; both fail with the tracker before that day too (0.674, 0.270).
     # The box's first cut is the trouble: the cow's thin legs and head are left out (frame 0
@@ -55,6 +64,11 @@ FAILING_FROM_BOX: dict[str, str] = {
     # the tyre smoke is taken (frame 0 J 0.21).
     "cows": "J&F 0.674 vs repeat-frame-0 0.646 + 0.05: J 0.72 on frame 0, 0.73-0.80 after",
     "drift-chicane": "J&F 0.282 vs the absolute 0.40: J 0.21 on frame 0 (the box's cut), 0.30 at most after",
+    # Third batch, first run (2026-12-01). motocross-bumps: as from the mask (above). rhino: a slow
+    # walk (repeat-frame-0 0.587); the mask stays on the rhino but its outline runs inside the
+    # truth's at the legs and horn (J 0.72-0.78 on every frame); it misses the margin by 0.005.
+    "motocross-bumps": "J&F 0.387 vs the absolute 0.40: J 0.68 on frame 0, 0.39-0.47 on frames 3-13, 0.05 at the end",
+    "rhino": "J&F 0.632 vs repeat-frame-0 0.587 + 0.05: J 0.71-0.78 on every frame",
 }
 # breakdance was marked until 2026-12-01: from the mask 0.108, from the box 0.142 (the tracker
 # dropped the dancer's swinging legs and coasted off him). Regrowing lost moving parts and not

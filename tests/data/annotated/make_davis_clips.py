@@ -33,6 +33,16 @@ CLIPS = {
     "cows": ("cows", 2, 30),
     "drift-chicane": ("drift-chicane", 2, 26),
     "paragliding-launch": ("paragliding-launch", 2, 30),
+    # The third held-out batch (2026-12-01): DAVIS 2016 training sequences from a second mirror
+    # (xmican10/KNN-project, branch custom; benchmarks/masker_tuning_clips.py), set aside by name
+    # before the other training sequences were used for tuning. Export the tree first, e.g.
+    # git --git-dir=MIRROR archive custom DAVIS/JPEGImages/480p/lucia | tar -x -C DIR --strip-components=1
+    "lucia": ("lucia", 2, 25),
+    "mallard-fly": ("mallard-fly", 2, 25),
+    "motocross-bumps": ("motocross-bumps", 2, 25),
+    "rhino": ("rhino", 2, 25),
+    "soccerball": ("soccerball", 2, 24),
+    "stroller": ("stroller", 2, 25),
 }
 
 

@@ -83,10 +83,10 @@ FAILING_FROM_BOX: dict[str, str] = {
 # The same DAVIS clips at their source's 24 fps (benchmarks/masker_heldout_full_rate.py, same time
 # span, 2026-12-01) fail a different set: box and mask pass for cows (box 0.729), drift-chicane
 # (0.579 / 0.635) and motocross-bumps (0.552 / 0.692), but fail for rhino (0.474 / 0.568: from
-# frame 7 the mask creeps onto the look-alike rocks behind it, J 1.00 -> 0.41 by frame 49),
+# the first frames on the mask creeps onto the look-alike rocks behind it, J 1.00 -> 0.41 by frame 49),
 # soccerball (0.324 / 0.326), cows from the mask (0.693) and car-roundabout from the mask (0.742,
 # the floor is 0.742 too). Frame rate alone moves single clips by 0.2-0.3: the tracker is on a
-# knife edge, and the 12-fps marks below and above are one face of it.
+# knife edge, and the 12-fps marks above are one face of it.
 FAILING_LOOKALIKES: dict[str, str] = {}
 
 

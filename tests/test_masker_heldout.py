@@ -81,10 +81,10 @@ FAILING_FROM_BOX: dict[str, str] = {
 # the ball that motion segmentation found); completing the named-colour part to its whole compact
 # blob gives J&F 0.992, frame 0 J 0.99.
 # The same DAVIS clips at their source's 24 fps (benchmarks/masker_heldout_full_rate.py, same time
-# span, 2026-12-01) fail a different set: box and mask pass for cows (box 0.729), drift-chicane
-# (0.579 / 0.635) and motocross-bumps (0.552 / 0.692), but fail for rhino (0.474 / 0.568: from
+# span, 2026-12-01) fail a different set: cows from the box (0.729), drift-chicane
+# (box / mask 0.579 / 0.635) and motocross-bumps (0.552 / 0.692) pass, but rhino fails (0.474 / 0.568: from
 # the first frames on the mask creeps onto the look-alike rocks behind it, J 1.00 -> 0.41 by frame 49),
-# soccerball (0.324 / 0.326), cows from the mask (0.693) and car-roundabout from the mask (0.742,
+# and so do soccerball (0.324 / 0.326), cows from the mask (0.693) and car-roundabout from the mask (0.742,
 # the floor is 0.742 too). Frame rate alone moves single clips by 0.2-0.3: the tracker is on a
 # knife edge, and the 12-fps marks above are one face of it.
 FAILING_LOOKALIKES: dict[str, str] = {}

@@ -70,7 +70,7 @@ def main() -> int:
         for seed in args.seeds:
             cv2.setRNGSeed(seed)  # preview() does not seed; masks() does, from MaskerOptions.seed
             cut, _ = masker.preview(source, 0, prompt, MaskerOptions(seed=seed), Reporter())
-            js.append(jaccard(cut > 0.5 if cut.dtype != bool else cut, truth))
+            js.append(jaccard(cut, truth))  # preview gives a bool mask at source resolution
         means.append(float(np.mean(js)))
         fill = truth.sum() / (w * h)
         print(f"{name:<18} " + " ".join(f"{j:7.3f}" for j in js) + f"   {fill:.2f}")

@@ -31,9 +31,18 @@ sys.path.insert(0, str(REPO / "tests" / "data" / "annotated"))
 import make_davis_clips  # noqa: E402
 
 from peanut_server.metrics.masks import evaluate  # noqa: E402
-from tests.heldout import box_option, peanut_mask, read_masks, read_video, repeat_first, strip  # noqa: E402
+from tests.heldout import (  # noqa: E402
+    FLOOR_FROM_BOX,
+    FLOOR_FROM_MASK,
+    read_masks,
+    read_video,
+    repeat_first,
+    strip,
+    track_video_from_box,
+    track_video_from_mask,
+)
 
-FLOORS = {"box": (0.05, 0.40), "mask": (0.10, 0.50)}
+FLOORS = {"box": FLOOR_FROM_BOX, "mask": FLOOR_FROM_MASK}
 
 
 def main() -> int:
@@ -57,10 +66,8 @@ def main() -> int:
             video, true = work / f"{name}.mp4", read_masks(work / f"{name}_mask")
             baseline = evaluate(repeat_first(true), true).JF
             runs = {
-                "box": peanut_mask(video, work / name / "box", "--box", box_option(true[0]), "--seed", "0"),
-                "mask": peanut_mask(
-                    video, work / name / "mask", "--mask", str(work / f"{name}_mask" / "00000.png"), "--mask-frame", "0"
-                ),
+                "box": track_video_from_box(video, true[0], work / name / "box"),
+                "mask": track_video_from_mask(video, work / f"{name}_mask" / "00000.png", work / name / "mask"),
             }
             cells = []
             for how, run in runs.items():

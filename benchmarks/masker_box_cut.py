@@ -68,7 +68,6 @@ def main() -> int:
         source = open_source(str(frames))
         js = []
         for seed in args.seeds:
-            cv2.setRNGSeed(seed)  # preview() does not seed; masks() does, from MaskerOptions.seed
             cut, _ = masker.preview(source, 0, prompt, MaskerOptions(seed=seed), Reporter())
             js.append(jaccard(cut, truth))  # preview gives a bool mask at source resolution
         means.append(float(np.mean(js)))

@@ -403,6 +403,7 @@ class MotionMasker(Masker, TrackingBackend):
             masks = list(self.masks(source, lo, hi, prompt, options, reporter))
             return masks[frame - lo], self.report
         self.report = MaskReport(backend=self.name, extra={"grounder": "motion", "tracker": "none"})
+        cv2.setRNGSeed(options.seed)  # as in masks(): the same box previewed twice gives the same cut
         lo, hi = max(0, frame - 1), min(source.info.frame_count, frame + 2)
         frames = list(self._work(source, lo, hi))
         k = frame - lo

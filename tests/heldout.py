@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,17 @@ def peanut_mask(source: Path, out: Path, *options: str) -> MaskRun:
         raise RuntimeError(f"peanut mask {source.name} {' '.join(options)} exited {code}: {stderr.getvalue().strip()}")
     warnings = [line for line in stderr.getvalue().splitlines() if line.strip()]
     return MaskRun(read_masks(out), seconds, warnings)
+
+
+def frames_to_check(warnings: list[str]) -> set[int]:
+    """The frames a "check frames 3-5, 9: ..." warning names (none without one)."""
+    named: set[int] = set()
+    for warning in warnings:
+        found = re.search(r"check frames ([0-9, -]+):", warning)
+        for part in found.group(1).split(",") if found else []:
+            first, _, last = part.strip().partition("-")
+            named.update(range(int(first), int(last or first) + 1))
+    return named
 
 
 def box_option(mask: np.ndarray, frame: int = 0) -> str:

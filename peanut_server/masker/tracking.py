@@ -10,6 +10,9 @@ the tracker restarts there. When the tracker loses the object, the backend
 looks for it again on every frame. After a restart the frames since the last
 good check are re-tracked backwards from the new anchor (repair), so yielding
 lags clip_window frames behind reading: those frames can still be rewritten.
+Every frame's final mask is also compared with the anchor's colours
+(ColourCheck): the frames where it no longer looks like the object are named in
+a warning, for the editor to check.
 
 A backend supplies only its per-frame part (TrackingBackend): how to start its
 tracker from an anchor, one step, the appearance feature, and where to look
@@ -28,9 +31,54 @@ import numpy as np
 
 from ..progress import Reporter
 from .base import MaskerOptions, MaskReport
+from .colour import colour_descriptor
 from .frames import WorkFrame
 from .memory import AppearanceMemory
 from .postprocess import MaskFinisher
+
+# A mask whose colour descriptor (the one the CME memory keeps) has a cosine below this with the
+# anchor's has most likely left the object. Measured before it was used (benchmarks/
+# masker_tuning.py --lost-signal, 34 tuning clips at 12 fps, no-weights tracker from the frame-0
+# mask and from its box): frames on the background (J < 0.1) have a median of 0.70 / 0.80,
+# frames on the object (J > 0.5) 0.975; 0.85 holds about 9 in 10 of the first and 1-2 in 100
+# of the second.
+DOUBT_SIMILARITY = 0.85
+
+
+class ColourCheck:
+    """Names the frames whose mask no longer looks like the anchor's (colour only: a tracker
+    that slid onto the background, or an object that changed its lighting)."""
+
+    def __init__(self, anchor_frame: WorkFrame, anchor_mask: np.ndarray) -> None:
+        self.anchor = colour_descriptor(anchor_frame.rgb, anchor_mask) if anchor_mask.any() else None
+        self.doubtful: list[int] = []
+
+    def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
+        if self.anchor is not None and mask.any():
+            if float(colour_descriptor(frame.rgb, mask) @ self.anchor) < DOUBT_SIMILARITY:
+                self.doubtful.append(frame.index)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The doubtful frames as (first, last) runs of consecutive frames."""
+        runs: list[tuple[int, int]] = []
+        for index in sorted(self.doubtful):
+            if runs and index == runs[-1][1] + 1:
+                runs[-1] = (runs[-1][0], index)
+            else:
+                runs.append((index, index))
+        return runs
+
+    def report(self, report: MaskReport, anchor_index: int) -> None:
+        runs = self.ranges()
+        if not runs:
+            return
+        listed = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+        report.extra["frames_to_check"] = listed
+        report.warnings.append(
+            f"check frames {listed}: the mask there does not look like the object on frame {anchor_index} "
+            f"(it may have slipped onto the background); to redo them, mask that stretch again with a "
+            f"box drawn on frame {runs[0][0]}"
+        )
 
 
 @dataclass
@@ -117,9 +165,13 @@ def track(
     window = max(1, options.clip_window)
     memory = AppearanceMemory(tau=backend.tau)
     anchor_frame = read[anchor_k]
+    colour_check: ColourCheck | None = None
 
-    def emit(output: np.ndarray) -> Iterator[np.ndarray]:
-        for out in finisher.push(backend.track_probability(output)):
+    def emit(frame: WorkFrame, output: np.ndarray) -> Iterator[np.ndarray]:
+        probability = backend.track_probability(output)
+        if colour_check is not None:
+            colour_check.check(frame, probability > 0.5)
+        for out in finisher.push(probability):
             reporter.advance()
             yield out
 
@@ -134,18 +186,21 @@ def track(
         run, output = backend.track_start(anchor_frame, anchor)
         remember_anchor(output)
         remembered = True
+        colour_check = ColourCheck(anchor_frame, backend.track_probability(output) > 0.5)
         before = []
         for frame in reversed(read[:anchor_k]):
             reporter.check()
-            before.append(backend.track_step(run, frame, memory, forward=False))
-        for output in reversed(before):
-            yield from emit(output)
+            before.append((frame, backend.track_step(run, frame, memory, forward=False)))
+        for frame, output in reversed(before):
+            yield from emit(frame, output)
         del before, run
 
     # Forwards, with a buffer of clip_window frames that a restart may rewrite.
     run, output = backend.track_start(anchor_frame, anchor)
     if not remembered:
         remember_anchor(output)
+    if colour_check is None:
+        colour_check = ColourCheck(anchor_frame, backend.track_probability(output) > 0.5)
     backend.track_settled(anchor_frame, output)
     buffer: deque[tuple[WorkFrame, np.ndarray]] = deque([(anchor_frame, output)])
     last_good = anchor_frame.index
@@ -199,12 +254,13 @@ def track(
         backend.track_settled(frame, output)
         buffer.append((frame, output))
         while len(buffer) > window:
-            yield from emit(buffer.popleft()[1])
+            yield from emit(*buffer.popleft())
     while buffer:
-        yield from emit(buffer.popleft()[1])
+        yield from emit(*buffer.popleft())
     for out in finisher.flush():
         reporter.advance()
         yield out
+    colour_check.report(report, anchor_frame.index)
     report.extra.update(
         {
             "cme_checks": str(len(scores)),

@@ -300,6 +300,7 @@ def run_local(request: pb.SubmitRequest, progress: ProgressPrinter) -> pb.Job:
         progress.close()
     for warning in result.warnings:
         progress.warn(warning)
+    job.warnings.extend(result.warnings)  # as the daemon's Job carries them (--json readers)
     job.state = pb.JOB_STATE_SUCCEEDED
     job.result.CopyFrom(result_message(result))
     return job

@@ -173,8 +173,11 @@ def test_approximate_runs_and_names_the_ignored_words(tennis, tmp_path):
         state_dir=tmp_path / "s",
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["result"]["ignored_words"] == ["elephant"]
+    job = json.loads(done.stdout)
+    assert job["result"]["ignored_words"] == ["elephant"]
     assert done.stderr.count('could not check "elephant"') == 1
+    # The Job printed by --local carries the warnings as the daemon's does (Resolve's CLI route reads them).
+    assert any('could not check "elephant"' in w for w in job["warnings"]), job.get("warnings")
     quiet = peanut(
         "mask",
         str(tennis[0]),

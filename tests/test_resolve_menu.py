@@ -163,3 +163,30 @@ def test_free_edition_without_uimanager(tmp_path, use_daemon, capsys):
     placed = pr.run_in_console(resolve, mask_path=str(mask), options={"preset": "draft"})
     check_placed(timeline, placed, mask)
     assert "placed" in capsys.readouterr().out
+
+
+# The job's warnings reach the editor: with "Approximate" the ignored word is named in the dialog.
+def test_dialog_shows_the_jobs_warnings(tmp_path, use_daemon):
+    from tests.otio_support import square_box
+    from tests.test_resolve_script import LEFT
+
+    resolve, project, timeline, item, other, mask = make_scene(tmp_path)
+    resolve.fusion = FakeFusion(FakeUIManager())
+    x0, y0, x1, y1 = square_box(LEFT)
+    bmd = FakeBmd(
+        [
+            set_text("Prompt", "the square"),
+            set_text("Box", f"{LEFT}:{x0},{y0},{x1 - x0},{y1 - y0}"),
+            check("Approximate"),
+            choose("Preset", "draft"),
+            click("Run"),
+            wait_for_job(),
+            click("Cancel"),
+            click("Cancel"),
+        ],
+        timer_route="dispatcher",
+    )
+    run_menu(resolve, bmd)
+    status = bmd.dispatchers[0].items()["Status"].Text
+    assert status.startswith("Done"), status
+    assert 'Warning: approximate: the no-weights masker could not check "square"' in status, status

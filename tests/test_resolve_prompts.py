@@ -42,10 +42,31 @@ def test_a_noun_with_a_box_is_refused_unless_approximate(tmp_path, daemon):  # n
     transport = pr.GrpcTransport(daemon.address, str(daemon.state_dir))
     with pytest.raises(pr.ResolveScriptError, match='"square"'):
         pr.remove_current_clip(resolve, prompt="the square", box=box, server=transport, options={"eraser": "telea"})
+    warnings: list[str] = []
     placed = pr.remove_current_clip(
-        resolve, prompt="the square", box=box, approximate=True, server=transport, options={"eraser": "telea"}
+        resolve,
+        prompt="the square",
+        box=box,
+        approximate=True,
+        server=transport,
+        options={"eraser": "telea"},
+        on_warning=warnings.append,
     )
     assert placed is not None
+    # The editor is told which word was not checked (the job's warnings come back with the result).
+    assert any('could not check "square"' in w for w in warnings), warnings
+
+
+def test_the_cli_route_reads_the_jobs_warnings():
+    job = {
+        "state": "JOB_STATE_SUCCEEDED",
+        "warnings": ["check frames 19, 22-24: the mask there does not look like the object on frame 0"],
+        "result": {"outputPath": "/o/c", "mattePath": "/o/m", "frameCount": "25"},
+    }
+    outcome = pr.outcome_from_job_dict(job)
+    assert outcome.frame_count == 25 and outcome.warnings == job["warnings"]
+    del job["warnings"]
+    assert pr.outcome_from_job_dict(job).warnings == []
 
 
 def test_cli_transport_passes_the_box_and_approximate():

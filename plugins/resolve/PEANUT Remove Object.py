@@ -98,7 +98,7 @@ def main(resolve, fusion, bmd):
                         ui.ComboBox({"ID": "Preset"}),
                     ]
                 ),
-                ui.Label({"ID": "Status", "Text": "Ready."}),
+                ui.Label({"ID": "Status", "Text": "Ready.", "WordWrap": True}),
                 ui.HGroup(
                     [
                         ui.Button({"ID": "Run", "Text": "Remove"}),
@@ -190,7 +190,9 @@ def main(resolve, fusion, bmd):
         plan, project, timeline = state["plan"]
         try:
             placed = pr.place_result(resolve, project, timeline, plan, state["result"])
-            set_status(f"Done: '{placed.GetName()}' placed above the clip; matte in the PEANUT bin.")
+            done = f"Done: '{placed.GetName()}' placed above the clip; matte in the PEANUT bin."
+            # The job's warnings (words it ignored, frames to check) are part of the result.
+            set_status(" ".join([done] + [f"Warning: {w}" for w in state["result"].warnings]))
         except Exception as exc:  # ResolveScriptError, or anything Resolve raised: the dialog says it
             set_status(str(exc))
         return True

@@ -95,10 +95,14 @@ def parse_box(text: str) -> Tuple[int, float, float, float, float]:
 
 
 class JobOutcome:
-    def __init__(self, output_path: str, matte_path: str, frame_count: int) -> None:
+    def __init__(
+        self, output_path: str, matte_path: str, frame_count: int, warnings: Optional[List[str]] = None
+    ) -> None:
         self.output_path = output_path
         self.matte_path = matte_path
         self.frame_count = frame_count
+        # What the job warned about (words it ignored, frames to check): the editor must see it.
+        self.warnings = list(warnings or [])
 
 
 # A transport is any object with run(request, on_progress, should_cancel) -> JobOutcome
@@ -153,7 +157,9 @@ class GrpcTransport:
             raise ResolveScriptError("cancelled; nothing was added to the timeline")
         if final.state != pb.JOB_STATE_SUCCEEDED:
             raise ResolveScriptError(f"PEANUT job failed: {final.error or pb.JobState.Name(final.state)}")
-        return JobOutcome(final.result.output_path, final.result.matte_path, int(final.result.frame_count))
+        return JobOutcome(
+            final.result.output_path, final.result.matte_path, int(final.result.frame_count), list(final.warnings)
+        )
 
 
 class CliTransport:
@@ -261,7 +267,12 @@ def outcome_from_job_dict(job: dict) -> JobOutcome:
             raise ResolveScriptError("cancelled; nothing was added to the timeline")
         raise ResolveScriptError(f"PEANUT job failed: {reason}")
     result = get(job, "result", {})
-    return JobOutcome(get(result, "output_path"), get(result, "matte_path"), int(get(result, "frame_count", 0)))
+    return JobOutcome(
+        get(result, "output_path"),
+        get(result, "matte_path"),
+        int(get(result, "frame_count", 0)),
+        [str(w) for w in get(job, "warnings", [])],
+    )
 
 
 CONFIG_NAME = "peanut_resolve.json"
@@ -775,11 +786,13 @@ def remove_current_clip(
     should_cancel: Optional[Callable[[], bool]] = None,
     box: str = "",
     approximate: bool = False,
+    on_warning: Optional[Callable[[str], None]] = None,
 ):
     """Clean the clip under the playhead; returns the placed TimelineItem on the track above.
 
     `server`: None (the daemon in the state directory, or the `peanut` CLI when
     grpcio is missing), an address string, or a transport (an object with run()).
+    `on_warning` gets each of the job's warnings once the result is placed.
     """
     plan, project, timeline = plan_current_clip(resolve, prompt, mask_path, box)
     transport = server if hasattr(server, "run") else default_transport(server)
@@ -806,7 +819,12 @@ def remove_current_clip(
     except BaseException:
         _remove_if_empty(run_folder)
         raise
-    return place_result(resolve, project, timeline, plan, outcome)
+    placed = place_result(resolve, project, timeline, plan, outcome)
+    for warning in outcome.warnings:
+        log.warning("%s", warning)
+        if on_warning is not None:
+            on_warning(warning)
+    return placed
 
 
 def run_in_console(
@@ -831,7 +849,15 @@ def run_in_console(
             print(line)
 
     try:
-        placed = remove_current_clip(resolve, prompt, mask_path, server, options, on_progress=progress)
+        placed = remove_current_clip(
+            resolve,
+            prompt,
+            mask_path,
+            server,
+            options,
+            on_progress=progress,
+            on_warning=lambda warning: print(f"PEANUT warning: {warning}"),
+        )
     except ResolveScriptError as exc:
         print(f"PEANUT: {exc}")
         return None

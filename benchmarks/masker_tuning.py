@@ -36,6 +36,7 @@ from benchmarks.masker_sweep import strip  # noqa: E402
 from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
 from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
 from peanut_server.masker.colour import colour_descriptor  # noqa: E402
+from peanut_server.masker.tracking import DOUBT_SIMILARITY  # noqa: E402
 from peanut_server.media.source import list_images  # noqa: E402
 from peanut_server.metrics.masks import evaluate  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
@@ -66,6 +67,10 @@ def report_lost_signal(pairs: list[tuple[float, float]]) -> None:
     # ROC area: the chance that a frame on the object scores above one on the background.
     area = float(np.mean([(on > x).mean() + 0.5 * (on == x).mean() for x in off]))
     print(f"  ROC area {area:.3f}; similarity median {np.median(off):.3f} off, {np.median(on):.3f} on")
+    t = DOUBT_SIMILARITY  # where the tracking loop's "check frames" warning starts
+    print(
+        f"  below {t:.3f}: {np.mean(off < t):.2f} of the off-object frames, {np.mean(on < t):.1%} of the on-object ones"
+    )
     for share in (0.005, 0.01, 0.02):
         t = float(np.quantile(on, share))
         print(f"  below {t:.3f}: {np.mean(off < t):.2f} of the off-object frames, {share:.1%} of the on-object ones")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from peanut_server.metrics.masks import evaluate
+from peanut_server.metrics.masks import MaskScores, evaluate
 from tests.heldout import (
     CLIPS,
     FLOOR_FROM_BOX,
@@ -120,7 +120,7 @@ def _report(what: str, scores, baseline: float) -> str:
 class Tracked:
     """What one held-out run is judged on (kept, not its masks, so later tests reuse it)."""
 
-    scores: object  # peanut_server.metrics.masks.evaluate's result
+    scores: MaskScores
     frames: int
     shape: tuple[int, ...]
     largest: float  # the largest share of the picture any mask covers

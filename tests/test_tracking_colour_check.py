@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from peanut_server.masker.base import MaskReport
+from peanut_server.masker.base import MaskerOptions, MaskReport
+from peanut_server.masker.colour import colour_descriptor
 from peanut_server.masker.frames import WorkFrame
-from peanut_server.masker.tracking import ColourCheck
+from peanut_server.masker.tracking import ColourCheck, TrackingBackend, track
+from peanut_server.progress import Reporter
 
 
 def _frame(index: int, colour: tuple[int, int, int], at: tuple[int, int]) -> tuple[WorkFrame, np.ndarray]:
@@ -48,3 +50,51 @@ def test_silent_when_every_mask_is_on_the_object_or_empty() -> None:
     report = MaskReport()
     check.report(report, 0)
     assert check.doubtful == [] and report.warnings == [] and "frames_to_check" not in report.extra
+
+
+class _Scripted(TrackingBackend):
+    """A backend whose tracker gives a set mask per frame: the loop's wiring, without a tracker."""
+
+    tau = 0.75
+
+    def __init__(self, masks: dict[int, np.ndarray]) -> None:
+        self.masks = masks
+
+    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[None, np.ndarray]:
+        return None, anchor
+
+    def track_step(self, run, frame: WorkFrame, memory, forward: bool) -> np.ndarray:
+        return self.masks[frame.index]
+
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray:
+        return colour_descriptor(frame.rgb, output)
+
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        return output.astype(np.float32)
+
+
+def test_the_loop_checks_frames_on_both_sides_of_a_mid_clip_anchor() -> None:
+    red = (200, 30, 30)
+    frames, masks = [], {}
+    for index in range(9):
+        frame, mask = _frame(index, red, (20 + 3 * index, 40))
+        frames.append(frame)
+        # Frame 1 (before the anchor, tracked backwards) and 6-7 (after it): beside the object.
+        masks[index] = np.roll(mask, 60, axis=1) if index in (1, 6, 7) else mask
+    report = MaskReport()
+    out = list(
+        track(
+            _Scripted(masks),
+            frames[:4],
+            iter(frames[4:]),
+            3,
+            masks[3],
+            (160, 120),
+            MaskerOptions(),
+            Reporter(),
+            report,
+        )
+    )
+    assert len(out) == 9
+    assert report.extra["frames_to_check"] == "1, 6-7"
+    assert any(w.startswith("check frames 1, 6-7:") and "frame 3" in w for w in report.warnings)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.fake_resolve import FakeBmd, FakeFusion, FakeUIManager
-from tests.test_resolve_script import check_placed, make_scene, peanut_daemon, pr  # noqa: F401 (fixture)
+from tests.otio_support import square_box
+from tests.test_resolve_script import LEFT, check_placed, make_scene, peanut_daemon, pr  # noqa: F401 (fixture)
 
 MENU = Path(__file__).resolve().parents[1] / "plugins" / "resolve" / "PEANUT Remove Object.py"
 
@@ -97,6 +98,15 @@ def check(control: str):
     return lambda d: setattr(d.items()[control], "Checked", True)
 
 
+def run_filled_dialog(resolve, *fill) -> str:
+    """The dialog filled in by `fill`, run on the draft preset until the job ends, then closed;
+    the status line it showed."""
+    steps = [*fill, choose("Preset", "draft"), click("Run"), wait_for_job(), click("Cancel"), click("Cancel")]
+    bmd = FakeBmd(steps, timer_route="dispatcher")
+    run_menu(resolve, bmd)
+    return bmd.dispatchers[0].items()["Status"].Text
+
+
 # The dialog's checkboxes travel to the daemon: "Shadow too" as include_effects.
 def test_dialog_checkboxes_reach_the_job(tmp_path, use_daemon):
     from peanut_server.client import PeanutClient
@@ -105,20 +115,7 @@ def test_dialog_checkboxes_reach_the_job(tmp_path, use_daemon):
     resolve.fusion = FakeFusion(FakeUIManager())
     client = PeanutClient(use_daemon.address, state_dir=use_daemon.state_dir)
     before = {job.id for job in client.list_jobs()}
-    bmd = FakeBmd(
-        [
-            set_text("Mask", str(mask)),
-            check("IncludeEffects"),
-            choose("Preset", "draft"),
-            click("Run"),
-            wait_for_job(),
-            click("Cancel"),
-            click("Cancel"),
-        ],
-        timer_route="dispatcher",
-    )
-    run_menu(resolve, bmd)
-    status = bmd.dispatchers[0].items()["Status"].Text
+    status = run_filled_dialog(resolve, set_text("Mask", str(mask)), check("IncludeEffects"))
     assert status.startswith("Done"), status
     new = [job for job in client.list_jobs() if job.id not in before]
     assert len(new) == 1 and new[0].request.options.include_effects
@@ -167,26 +164,14 @@ def test_free_edition_without_uimanager(tmp_path, use_daemon, capsys):
 
 # The job's warnings reach the editor: with "Approximate" the ignored word is named in the dialog.
 def test_dialog_shows_the_jobs_warnings(tmp_path, use_daemon):
-    from tests.otio_support import square_box
-    from tests.test_resolve_script import LEFT
-
     resolve, project, timeline, item, other, mask = make_scene(tmp_path)
     resolve.fusion = FakeFusion(FakeUIManager())
     x0, y0, x1, y1 = square_box(LEFT)
-    bmd = FakeBmd(
-        [
-            set_text("Prompt", "the square"),
-            set_text("Box", f"{LEFT}:{x0},{y0},{x1 - x0},{y1 - y0}"),
-            check("Approximate"),
-            choose("Preset", "draft"),
-            click("Run"),
-            wait_for_job(),
-            click("Cancel"),
-            click("Cancel"),
-        ],
-        timer_route="dispatcher",
+    status = run_filled_dialog(
+        resolve,
+        set_text("Prompt", "the square"),
+        set_text("Box", f"{LEFT}:{x0},{y0},{x1 - x0},{y1 - y0}"),
+        check("Approximate"),
     )
-    run_menu(resolve, bmd)
-    status = bmd.dispatchers[0].items()["Status"].Text
     assert status.startswith("Done"), status
     assert 'Warning: approximate: the no-weights masker could not check "square"' in status, status

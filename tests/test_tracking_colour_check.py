@@ -34,7 +34,7 @@ def test_names_the_frames_whose_mask_left_the_object() -> None:
         check.check(frame, mask)
     assert check.ranges() == [(14, 16), (18, 18)]
     report = MaskReport()
-    check.report(report, anchor.index)
+    check.report(report)
     assert report.extra["frames_to_check"] == "14-16, 18"
     assert len(report.warnings) == 1
     assert "check frames 14-16, 18" in report.warnings[0] and "frame 10" in report.warnings[0]
@@ -48,7 +48,7 @@ def test_silent_when_every_mask_is_on_the_object_or_empty() -> None:
         frame, mask = _frame(index, blue, (50, 60 + 5 * index))
         check.check(frame, mask if index != 4 else np.zeros_like(mask))  # frame 4: object hidden
     report = MaskReport()
-    check.report(report, 0)
+    check.report(report)
     assert check.doubtful == [] and report.warnings == [] and "frames_to_check" not in report.extra
 
 

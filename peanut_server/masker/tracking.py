@@ -12,7 +12,10 @@ good check are re-tracked backwards from the new anchor (repair), so yielding
 lags clip_window frames behind reading: those frames can still be rewritten.
 Every frame's final mask is also compared with the anchor's colours
 (ColourCheck): the frames where it no longer looks like the object are named in
-a warning, for the editor to check.
+a warning, for the editor to check. The editor's answer is a box or points on
+such a frame, in the same job: every later frame the editor marked is a
+keyframe, where the tracker restarts from the editor's mark (and re-tracks the
+buffered frames before it), as SAM 2 conditions on every prompted frame.
 
 A backend supplies only its per-frame part (TrackingBackend): how to start its
 tracker from an anchor, one step, the appearance feature, and where to look
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +47,26 @@ from .postprocess import MaskFinisher
 # 1.5 % / 0.4 % of the second (a loose first cut from a box holds background colours too).
 DOUBT_SIMILARITY = 0.85
 
+# What turns the editor's mark on a later frame into an anchor for the backend's track_start:
+# called with that frame and the one before it (a box cut may use the motion between them).
+Keyframe = Callable[[WorkFrame, WorkFrame], Any]
+
 
 class ColourCheck:
     """Names the frames whose mask no longer looks like the anchor's (colour only: a tracker
     that slid onto the background, or an object that changed its lighting)."""
 
     def __init__(self, anchor_frame: WorkFrame, anchor_mask: np.ndarray) -> None:
-        self.anchor = colour_descriptor(anchor_frame.rgb, anchor_mask) if anchor_mask.any() else None
+        self.anchor: np.ndarray | None = None
+        self.anchors: list[int] = []  # the frames whose masks the later ones were compared with
         self.doubtful: list[int] = []
+        self.re_anchor(anchor_frame, anchor_mask)
+
+    def re_anchor(self, frame: WorkFrame, mask: np.ndarray) -> None:
+        """Compare the frames from here on with this one (a keyframe the editor marked)."""
+        if mask.any():
+            self.anchor = colour_descriptor(frame.rgb, mask)
+            self.anchors.append(frame.index)
 
     def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
         if self.anchor is not None and mask.any():
@@ -68,16 +83,17 @@ class ColourCheck:
                 runs.append((index, index))
         return runs
 
-    def report(self, report: MaskReport, anchor_index: int) -> None:
+    def report(self, report: MaskReport) -> None:
         runs = self.ranges()
         if not runs:
             return
         listed = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+        marked = ", ".join(str(i) for i in self.anchors)
         report.extra["frames_to_check"] = listed
         report.warnings.append(
-            f"check frames {listed}: the mask there does not look like the object on frame {anchor_index} "
-            f"(it may have slipped onto the background); to redo them, mask that stretch again with a "
-            f"box drawn on frame {runs[0][0]}"
+            f"check frames {listed}: the mask there does not look like the object on frame{'s' * (len(self.anchors) > 1)} "
+            f"{marked} (it may have slipped onto the background); to correct them, add a box around the object "
+            f"on frame {runs[0][0]} to the job's boxes and run it again"
         )
 
 
@@ -154,13 +170,19 @@ def track(
     options: MaskerOptions,
     reporter: Reporter,
     report: MaskReport,
+    keyframes: Mapping[int, Keyframe] | None = None,
 ) -> Iterator[np.ndarray]:
     """Source-resolution masks for every frame of `read` and `unread`, in order.
 
     `read` holds the frames read so far (read[anchor_k] shows the object as `anchor`
-    says); `unread` yields the rest of the range. Writes the CME statistics and any
-    re-anchoring to `report`.
+    says); `unread` yields the rest of the range. `keyframes` maps the later frames the
+    editor marked (source frame numbers after the anchor's) to what makes their anchors.
+    Writes the CME statistics and any re-anchoring to `report`.
     """
+    keyframes = dict(keyframes or {})
+    if any(index <= read[anchor_k].index for index in keyframes):
+        # The anchor is the earliest mark (pipeline.run checked that every mark is inside the range).
+        raise ValueError(f"keyframes {sorted(keyframes)} must come after the anchor's frame {read[anchor_k].index}")
     finisher = MaskFinisher(size, options.threshold, options.fill_holes, options.temporal_smoothing)
     window = max(1, options.clip_window)
     memory = AppearanceMemory(tau=backend.tau)
@@ -220,47 +242,68 @@ def track(
         read.clear()  # the frames read before are no longer needed
         yield from unread
 
+    previous = anchor_frame
     for step, frame in enumerate(after_anchor(), start=1):
         reporter.check()
-        output = backend.track_step(run, frame, memory, forward=True)
-        if backend.track_lost(run):
-            if lost_since is None:
-                lost_since = frame.index
-            found = backend.track_reacquire(frame, run, memory)
-            if found is not None:
-                run, output, repaired = restart(frame, found)
+        keyframe = keyframes.pop(frame.index, None)
+        if keyframe is not None:
+            # The editor marked the object here: that beats anything the tracker carried. The
+            # buffered frames since the last good check are re-tracked backwards from the mark.
+            marked = keyframe(frame, previous)
+            run, output = backend.track_start(frame, marked)
+            feature = backend.track_feature(frame, output)
+            if feature is not None:
+                memory.write(feature, force=True)
+            _repair(backend, buffer, frame, marked, last_good, memory)
+            if lost_since is not None:
                 report.warnings.append(
-                    f"object lost at frame {lost_since}, found again at frame "
-                    f"{frame.index}; {repaired} earlier frame(s) re-tracked"
+                    f"object lost at frame {lost_since}, taken up again at the mark on frame {frame.index}"
                 )
                 lost_since = None
-        elif step % window == 0:
-            feature = backend.track_feature(frame, output)
-            score = memory.score(feature) if feature is not None else 0.0
-            scores.append(score)
-            if score > memory.tau:
-                memory.write(feature)
-                last_good = frame.index
-            else:
-                found = backend.track_lookalike(frame, output, run, memory, score)
+            report.extra["keyframes"] = ", ".join(filter(None, [report.extra.get("keyframes"), str(frame.index)]))
+            colour_check.re_anchor(frame, backend.track_probability(output) > 0.5)
+            last_good = frame.index
+        else:
+            output = backend.track_step(run, frame, memory, forward=True)
+            if backend.track_lost(run):
+                if lost_since is None:
+                    lost_since = frame.index
+                found = backend.track_reacquire(frame, run, memory)
                 if found is not None:
-                    reanchors += 1
                     run, output, repaired = restart(frame, found)
                     report.warnings.append(
-                        f"the tracked mask drifted to a look-alike (consistency {score:.2f}); re-anchored on frame "
-                        f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}"
+                        f"object lost at frame {lost_since}, found again at frame "
+                        f"{frame.index}; {repaired} earlier frame(s) re-tracked"
                     )
+                    lost_since = None
+            elif step % window == 0:
+                feature = backend.track_feature(frame, output)
+                score = memory.score(feature) if feature is not None else 0.0
+                scores.append(score)
+                if score > memory.tau:
+                    memory.write(feature)
                     last_good = frame.index
+                else:
+                    found = backend.track_lookalike(frame, output, run, memory, score)
+                    if found is not None:
+                        reanchors += 1
+                        run, output, repaired = restart(frame, found)
+                        report.warnings.append(
+                            f"the tracked mask drifted to a look-alike (consistency {score:.2f}); re-anchored on frame "
+                            f"{frame.index} and repaired {repaired} frame(s) since frame {last_good}"
+                        )
+                        last_good = frame.index
         backend.track_settled(frame, output)
         buffer.append((frame, output))
         while len(buffer) > window:
             yield from emit(*buffer.popleft())
+        previous = frame
     while buffer:
         yield from emit(*buffer.popleft())
     for out in finisher.flush():
         reporter.advance()
         yield out
-    colour_check.report(report, anchor_frame.index)
+    colour_check.report(report)
     report.extra.update(
         {
             "cme_checks": str(len(scores)),

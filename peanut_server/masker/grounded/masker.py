@@ -31,7 +31,7 @@ from ..memory import AppearanceMemory
 from ..postprocess import MaskFinisher
 from ..prompt import PromptQuery, parse_prompt
 from ..ranking import describe_choice, rank_candidates
-from ..tracking import Reanchor, TrackingBackend, track
+from ..tracking import Keyframe, Reanchor, TrackingBackend, track
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,15 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
             raise last_error or PromptError(f"found nothing for \u201c{prompt.text}\u201d", code="PROMPT_NOTHING_FOUND")
         self._query, self._threshold = query, options.threshold
         size = (source.info.width, source.info.height)
-        yield from track(self, cache, frames_in, len(cache) - 1, start_kwargs, size, options, reporter, self.report)
+        # The boxes/points on later frames: the tracker restarts from each (tracking.py).
+        keyframes = {
+            index: _fixed(self._prompt_kwargs(prompt, index, scale))
+            for index in prompt_frames
+            if index > cache[-1].index
+        }
+        yield from track(
+            self, cache, frames_in, len(cache) - 1, start_kwargs, size, options, reporter, self.report, keyframes
+        )
 
     # ----- the per-frame part of tracking (tracking.py runs the loop) -------------------------
 
@@ -316,6 +324,11 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
             if s > best_s:
                 best, best_s = c, s
         return Reanchor({"box": best.bbox}) if best is not None else None
+
+
+def _fixed(anchor: dict) -> Keyframe:
+    """A keyframe whose anchor is known before its frame is read (the editor's box or points)."""
+    return lambda frame, previous: anchor
 
 
 class GroundedEdgeTamMasker(GroundedTrackerMasker):

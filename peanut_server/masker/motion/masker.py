@@ -32,7 +32,7 @@ from ..memory import AppearanceMemory
 from ..postprocess import fill_small_holes, soft_mask, to_source
 from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
 from ..ranking import describe_choice, rank_candidates
-from ..tracking import Reanchor, TrackingBackend, track
+from ..tracking import Keyframe, Reanchor, TrackingBackend, track
 from .flowtrack import FlowTracker, PriorTracker
 from .segment import FlowEstimator, refine_mask, residual_motion, segment_moving
 
@@ -390,7 +390,8 @@ class MotionMasker(Masker, TrackingBackend):
             self.report.extra["tracker"] = "flow prior + colour/motion likelihoods"
         self._motion = _MotionModel()
         size = (source.info.width, source.info.height)
-        yield from track(self, cache, frames_in, anchor_k, anchor_mask, size, options, reporter, self.report)
+        keyframes = self._keyframes(prompt, cache[anchor_k].index, scale)
+        yield from track(self, cache, frames_in, anchor_k, anchor_mask, size, options, reporter, self.report, keyframes)
 
     def preview(
         self, source: VideoSource, frame: int, prompt: MaskPrompt, options: MaskerOptions, reporter: Reporter
@@ -459,11 +460,6 @@ class MotionMasker(Masker, TrackingBackend):
                 mask = self._read_given_mask(prompt.mask_path, cache[ks[0]])
             else:
                 mask = self._anchor_from_frame_prompt(fp, cache, ks[0], scale)
-            if len({f.frame for f in prompt.frame_prompts}) > 1:
-                self.report.warnings.append(
-                    f"the no-weights tracker starts from the box/points of frame {fp.frame}; those on "
-                    f"frames {', '.join(str(f.frame) for f in prompt.frame_prompts if f.frame != fp.frame)} were not used"
-                )
             if prompt.text:
                 self._check_words(parse_prompt(prompt.text), cache[ks[0]], mask, fp.frame)
             self.report.chosen_object, self.report.score = (
@@ -505,6 +501,17 @@ class MotionMasker(Masker, TrackingBackend):
             f"{len(cache)} frame(s); motion needs at least two frames",
             code="PROMPT_NOTHING_FOUND",
         )
+
+    def _keyframes(self, prompt: MaskPrompt, anchor_index: int, scale: float) -> dict[int, Keyframe]:
+        """The boxes/points on frames after the anchor's: the tracker restarts from each (tracking.py)."""
+        if prompt.tracked_mask_frame is not None:
+            return {}
+
+        def keyframe(fp: FramePrompt) -> Keyframe:
+            # The cut may use the motion between the marked frame and the one before it.
+            return lambda frame, previous: self._anchor_from_frame_prompt(fp, [previous, frame], 1, scale)
+
+        return {fp.frame: keyframe(fp) for fp in prompt.frame_prompts if fp.frame > anchor_index}
 
     def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
         if given_mask:

@@ -1,0 +1,107 @@
+"""The tracking loop's keyframes: a box or points the editor adds on a later frame restart the
+tracker there, and the buffered frames before it are re-tracked from the mark
+(peanut_server/masker/tracking.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peanut_server.masker.base import MaskerOptions, MaskReport
+from peanut_server.masker.colour import colour_descriptor
+from peanut_server.masker.frames import WorkFrame
+from peanut_server.masker.tracking import TrackingBackend, track
+from peanut_server.progress import Reporter
+
+SPEED = 3  # px per frame the square moves to the right
+SLIP = (4, 5, 6)  # going forwards, the scripted tracker slides 12 px further right on these frames
+
+
+def _frame(index: int) -> tuple[WorkFrame, np.ndarray]:
+    """A grey-green textured frame with a red square moving right; the square's mask."""
+    rng = np.random.default_rng(index)
+    rgb = np.clip(rng.normal((90, 120, 80), 12, (120, 200, 3)), 0, 255).astype(np.uint8)
+    x = 20 + SPEED * index
+    rgb[40:70, x : x + 30] = (200, 30, 30)
+    mask = np.zeros((120, 200), bool)
+    mask[40:70, x : x + 30] = True
+    return WorkFrame(index, rgb), mask
+
+
+class _Carry(TrackingBackend):
+    """A tracker that carries its mask at the square's speed, and slips off it on SLIP going
+    forwards: a tracker that went wrong, for the editor to correct."""
+
+    tau = 0.0  # every CME check passes: only the keyframe can restart the pass
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[dict, np.ndarray]:
+        self.started.append(frame.index)
+        return {"mask": anchor, "index": frame.index}, anchor
+
+    def track_step(self, run: dict, frame: WorkFrame, memory, forward: bool) -> np.ndarray:
+        shift = SPEED * (frame.index - run["index"])
+        if forward and frame.index in SLIP:
+            shift += 12
+        run["mask"], run["index"] = np.roll(run["mask"], shift, axis=1), frame.index
+        return run["mask"]
+
+    def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray:
+        return colour_descriptor(frame.rgb, output)
+
+    def track_probability(self, output: np.ndarray) -> np.ndarray:
+        return output.astype(np.float32)
+
+
+def _track(keyframes: dict) -> tuple[list[np.ndarray], MaskReport, _Carry]:
+    frames = [_frame(i)[0] for i in range(10)]
+    backend, report = _Carry(), MaskReport()
+    out = list(
+        track(
+            backend,
+            frames[:1],
+            iter(frames[1:]),
+            0,
+            _frame(0)[1],
+            (200, 120),
+            MaskerOptions(temporal_smoothing=False),
+            Reporter(),
+            report,
+            keyframes,
+        )
+    )
+    return out, report, backend
+
+
+def _on_object(masks: list[np.ndarray]) -> list[int]:
+    return [i for i, m in enumerate(masks) if np.logical_and(m, _frame(i)[1]).sum() > 0.9 * _frame(i)[1].sum()]
+
+
+def test_without_a_keyframe_the_slipped_frames_are_named() -> None:
+    out, report, _ = _track({})
+    assert _on_object(out) == [0, 1, 2, 3]
+    assert report.extra["frames_to_check"] == "4-9"
+
+
+def test_a_box_on_a_later_frame_restarts_the_tracker_and_repairs_the_frames_before_it() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def mark(frame: WorkFrame, previous: WorkFrame) -> np.ndarray:
+        asked.append((frame.index, previous.index))
+        return _frame(frame.index)[1]  # the editor's box, cut to the object
+
+    out, report, backend = _track({6: mark})
+    assert asked == [(6, 5)]
+    assert 6 in backend.started
+    # Frames 6-9 are tracked from the mark; 4-5 (buffered, after the last good check) are
+    # re-tracked backwards from it; nothing is left for the editor to check.
+    assert _on_object(out) == list(range(10))
+    assert report.extra["keyframes"] == "6"
+    assert "frames_to_check" not in report.extra
+
+
+def test_a_keyframe_must_come_after_the_anchor() -> None:
+    with pytest.raises(ValueError, match="after the anchor"):
+        _track({0: lambda frame, previous: _frame(0)[1]})

@@ -240,9 +240,14 @@ def frame_prompts_from_args(args: argparse.Namespace) -> list[pb.FramePrompt]:
         raise CliError(exc.message) from None
     frame = getattr(args, "mask_frame", None)
     if frame is not None:
-        if not getattr(args, "mask", None) or prompts:
-            raise CliError("--mask-frame goes with --mask (one image) and no --box/--point")
-        prompts = [pb.FramePrompt(frame=frame)]  # the proto's way to say "track this mask from frame F"
+        if not getattr(args, "mask", None):
+            raise CliError("--mask-frame goes with --mask (one image)")
+        if any(p.frame <= frame for p in prompts):
+            raise CliError(
+                f"with --mask-frame {frame}, --box/--point correct later frames only: put them after frame {frame}"
+            )
+        # The proto's way to say "track this mask from frame F"; boxes and points on later frames correct it.
+        prompts = [pb.FramePrompt(frame=frame), *prompts]
     return prompts
 
 

@@ -354,6 +354,25 @@ def test_a_one_frame_mask_is_tracked_with_mask_frame(tennis, tmp_path):
     assert ious[2] > 0.9 and min(ious) > 0.3, ious
 
 
+def test_a_box_after_the_mask_frame_restarts_the_tracking_there(tennis, tmp_path):
+    folder, _, truth = tennis
+    first = tmp_path / "frame0.png"
+    cv2.imwrite(str(first), truth[0].astype(np.uint8) * 255)
+    ys, xs = np.nonzero(truth[6])
+    box = f"6:{xs.min()},{ys.min()},{xs.max() - xs.min() + 1},{ys.max() - ys.min() + 1}"
+    before = peanut("mask", str(folder), "-o", str(tmp_path / "x"), "--mask", str(first), "--mask-frame", "2",
+                    "--box", "1:0,0,10,10", "--local", state_dir=tmp_path / "s")  # fmt: skip
+    assert before.returncode == 2 and "after frame 2" in before.stderr, before.stderr
+    out = tmp_path / "m"
+    done = peanut("mask", str(folder), "-o", str(out), "--mask", str(first), "--mask-frame", "0", "--box", box,
+                  "--local", "--json", state_dir=tmp_path / "s")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    masks = [cv2.imread(str(out / n), cv2.IMREAD_GRAYSCALE) > 127 for n in sorted(os.listdir(out))]
+    assert len(masks) == len(truth) == 8
+    ious = [(m & g).sum() / max((m | g).sum(), 1) for m, g in zip(masks, truth)]
+    assert ious[0] > 0.9 and ious[6] > 0.4, ious
+
+
 def test_preview_of_a_tracked_mask_and_of_a_mask_file_through_the_daemon(daemon, tennis, tmp_path):
     """preview() is part of every masker: the pipeline asks the chosen one, whichever it is."""
     from peanut_server.api import peanut_pb2 as pb

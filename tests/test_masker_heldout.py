@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from peanut_server.metrics.masks import MaskScores, evaluate
@@ -42,7 +43,9 @@ from tests.heldout import (
     FLOOR_FROM_BOX,
     FLOOR_FROM_MASK,
     LOOKALIKES,
+    box_option,
     frames_to_check,
+    peanut_mask,
     repeat_first,
     run_lookalike,
     track_from_box,
@@ -199,6 +202,50 @@ def test_the_check_frames_warning_names_the_frames_where_the_mask_left_the_objec
     assert named and named_poor / named >= 0.70
     assert off and off_named / off >= 0.60
     assert on_named / on <= 0.03
+
+
+def _from(scores: MaskScores, first: int) -> float:
+    """J&F over the frames from `first` on."""
+    return float(np.mean(scores.per_frame_J[first:]) + np.mean(scores.per_frame_F[first:])) / 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="mean gain -0.12 over 6 corrected runs, 3 up: hk_crossing 0.825 -> 0.085 (the walker leaves the "
+    "picture after the mark and the restarted tracker holds a mask at the edge), soccerball 0.622 -> 0.029 (the "
+    "mark's fresh cut of the fast ball is a box-shaped patch, which stays on the trunk while the ball rolls on)",
+)
+def test_a_box_on_the_first_named_frame_corrects_the_frames_from_there_on() -> None:
+    """The editor's answer to the "check frames" warning: a box on a named frame, added to the
+    job, is a keyframe the tracker restarts from (masker/tracking.py). For every held-out run
+    from the frame-0 box that the warning named frames on, the job runs again with a second
+    --box around the true mask of the first named frame that shows the object (F). Bars written
+    before this ran on any held-out clip, from the tuning clips (12 fps, 34 clips: 10 warned,
+    J&F from F on 0.228 -> 0.396, 8 of 10 up): pooled over the corrected runs, J&F from F on
+    rises by >= 0.10 on average, and at least 0.6 of the runs improve.
+
+    First run (2026-12-01), fresh cut at every mark: mean -0.137, 3 of 6 up (drift-chicane
+    0.276 -> 0.537, motocross-bumps 0.320 -> 0.634, mallard-fly 0.084 -> 0.200; libby 0.414 ->
+    0.236). Second (the mark confirms the carried mask when their boxes overlap, IoU >= 0.7,
+    chosen on the tuning clips' car-shadow, where the named frame was a false alarm): mean -0.119,
+    libby 0.344, the rest unchanged. The no-weights box cut is what fails (tuning mean frame J
+    0.65, benchmarks/masker_box_cut.py); with SAM 2 a box is what the model is trained on."""
+    gains = []
+    for clip in sorted(CLIPS):
+        run, true = tracked(clip, "box"), truth(clip)
+        first = next((index for index in sorted(run.to_check) if true[index].any()), None)
+        if first is None:
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            fixed = peanut_mask(
+                CLIPS[clip], Path(work) / "masks", "--box", box_option(true[0]), "--box", box_option(true[first], first)
+            )
+        before, after = _from(run.scores, first), _from(evaluate(fixed.masks, true), first)
+        print(f"{clip}: box on frame {first}, J&F from there {before:.3f} -> {after:.3f}")
+        gains.append(after - before)
+    assert len(gains) >= 3, "too few warned runs to judge the correction"
+    assert float(np.mean(gains)) >= 0.10
+    assert np.mean(np.array(gains) > 0) >= 0.6
 
 
 @pytest.mark.parametrize("name", _cases(LOOKALIKES, FAILING_LOOKALIKES))

@@ -56,6 +56,15 @@ def test_an_empty_frame_prompt_with_a_mask_file_is_the_frame_to_track_from():
     assert MaskPrompt(mask_path="/m.png", frame_prompts=[FramePrompt(3, box=(0, 0, 4, 4))]).tracked_mask_frame is None
 
 
+def test_boxes_after_a_tracked_mask_frame_are_corrections_and_before_it_are_refused():
+    later = [FramePrompt(frame=3), FramePrompt(7, box=(0, 0, 4, 4))]
+    assert MaskPrompt(mask_path="/m.png", frame_prompts=later).tracked_mask_frame == 3
+    check_frame_prompts(later, 64, 48, 0, 10, mask_given=True)
+    earlier = [FramePrompt(frame=3), FramePrompt(2, box=(0, 0, 4, 4))]
+    with pytest.raises(PromptError, match="before the tracked mask's frame"):
+        check_frame_prompts(earlier, 64, 48, 0, 10, mask_given=True)
+
+
 def test_a_refusal_says_where_each_object_is_and_its_colours():
     # Issue 15, point 3: "(their colours: orange/brown, blue)" did not say which object is which.
     import numpy as np

@@ -75,6 +75,16 @@ def test_cli_transport_passes_the_box_and_approximate():
     assert argv[argv.index("--box") + 1] == "4:10,20,30,40" and "--approximate" in argv
 
 
+def test_boxes_on_several_frames_reach_both_routes():
+    # The second box corrects the tracking from frame 19 on (a "check frames 19" warning's answer).
+    request = pr.JobRequest("/m/a.mov", 0, 40, "", "", "/o/c", "/o/m", box="0:10,20,30,40; 19:50,60,30,40")
+    argv = pr.CliTransport("peanut").command(request)
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--box"] == ["0:10,20,30,40", "19:50,60,30,40"]
+    assert pr.parse_boxes(request.box) == [(0, 10, 20, 30, 40), (19, 50, 60, 30, 40)]
+    with pytest.raises(pr.ResolveScriptError, match="one box per frame"):
+        pr.parse_boxes("4:1,2,3,4;4:5,6,7,8")
+
+
 def test_cli_transport_passes_include_effects_as_a_switch():
     request = pr.JobRequest("/m/a.mov", 3, 9, "", "/m/mask.png", "/o/c", "/o/m", {"include_effects": True})
     assert "--include-effects" in pr.CliTransport("peanut").command(request)

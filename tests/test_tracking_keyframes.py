@@ -88,8 +88,9 @@ def test_without_a_keyframe_the_slipped_frames_are_named() -> None:
 def test_a_box_on_a_later_frame_restarts_the_tracker_and_repairs_the_frames_before_it() -> None:
     asked: list[tuple[int, int]] = []
 
-    def mark(frame: WorkFrame, previous: WorkFrame) -> np.ndarray:
+    def mark(frame: WorkFrame, previous: WorkFrame, carried: np.ndarray) -> np.ndarray:
         asked.append((frame.index, previous.index))
+        assert not np.logical_and(carried, _frame(frame.index)[1]).any()  # the pass had slipped off
         return _frame(frame.index)[1]  # the editor's box, cut to the object
 
     out, report, backend = _track({6: mark})
@@ -104,4 +105,4 @@ def test_a_box_on_a_later_frame_restarts_the_tracker_and_repairs_the_frames_befo
 
 def test_a_keyframe_must_come_after_the_anchor() -> None:
     with pytest.raises(ValueError, match="after the anchor"):
-        _track({0: lambda frame, previous: _frame(0)[1]})
+        _track({0: lambda frame, previous, carried: _frame(0)[1]})

@@ -54,11 +54,12 @@ class MaskPrompt:
 
         The proto has no field of its own for this: a mask file plus exactly one frame
         prompt with neither box nor points means "this mask is the object on that frame,
-        follow it" (a one-image mask alone stays a static matte, as before)."""
-        if self.mask_path and len(self.frame_prompts) == 1:
-            fp = self.frame_prompts[0]
-            if fp.box is None and not fp.points:
-                return fp.frame
+        follow it" (a one-image mask alone stays a static matte, as before). Boxes and
+        points on later frames then correct the tracking there (keyframes)."""
+        if self.mask_path:
+            bare = [fp.frame for fp in self.frame_prompts if fp.box is None and not fp.points]
+            if len(bare) == 1:
+                return bare[0]
         return None
 
 

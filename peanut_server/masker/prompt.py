@@ -197,6 +197,12 @@ def check_frame_prompts(
                 )
         if fp.box is None and not fp.points and mask_given:
             continue  # the frame a given mask is tracked from
+        if mask_given and fp.frame <= min(f.frame for f in frame_prompts if f.box is None and not f.points):
+            raise PromptError(
+                f"the box/points on frame {fp.frame} come before the tracked mask's frame: with a mask, "
+                f"boxes and points correct later frames only",
+                code="PROMPT_BAD_FRAME",
+            )
         if fp.box is None and not any(p.positive for p in fp.points):
             raise PromptError(
                 f"frame {fp.frame} has only excluded points: add a --point or a --box on it", code="PROMPT_NO_POINTS"

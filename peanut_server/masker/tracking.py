@@ -48,8 +48,9 @@ from .postprocess import MaskFinisher
 DOUBT_SIMILARITY = 0.85
 
 # What turns the editor's mark on a later frame into an anchor for the backend's track_start:
-# called with that frame and the one before it (a box cut may use the motion between them).
-Keyframe = Callable[[WorkFrame, WorkFrame], Any]
+# called with that frame, the one before it (a box cut may use the motion between them) and
+# the running pass's output on that frame (the mark may confirm what the tracker carried).
+Keyframe = Callable[[WorkFrame, WorkFrame, np.ndarray], Any]
 
 
 class ColourCheck:
@@ -249,7 +250,8 @@ def track(
         if keyframe is not None:
             # The editor marked the object here: that beats anything the tracker carried. The
             # buffered frames since the last good check are re-tracked backwards from the mark.
-            marked = keyframe(frame, previous)
+            carried = backend.track_step(run, frame, memory, forward=True)
+            marked = keyframe(frame, previous, carried)
             run, output = backend.track_start(frame, marked)
             feature = backend.track_feature(frame, output)
             if feature is not None:

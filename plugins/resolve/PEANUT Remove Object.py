@@ -86,7 +86,10 @@ def main(resolve, fusion, bmd):
                 ui.HGroup(
                     [
                         ui.LineEdit(
-                            {"ID": "Box", "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; optional)"}
+                            {
+                                "ID": "Box",
+                                "PlaceholderText": "or a box F:X,Y,W,H (source frame, pixels; several: separate with ;)",
+                            }
                         ),
                         ui.CheckBox({"ID": "Approximate", "Text": "Approximate", "Weight": 0}),
                         ui.CheckBox({"ID": "IncludeEffects", "Text": "Shadow too", "Weight": 0}),

@@ -75,7 +75,9 @@ class JobRequest:
         self.output_path = output_path
         self.matte_path = matte_path
         self.options = dict(options or {})
-        self.box = box  # "F:X,Y,W,H": the object's box on source frame F, source pixels
+        # "F:X,Y,W,H": the object's box on source frame F, source pixels; several are separated
+        # by ";" (a box on a later frame corrects the tracking there)
+        self.box = box
         self.approximate = approximate  # accept the best match on the words the masker understands
 
 
@@ -92,6 +94,15 @@ def parse_box(text: str) -> Tuple[int, float, float, float, float]:
     if f < 0 or w <= 0 or h <= 0:
         raise ResolveScriptError(f"box {text!r}: the frame must be >= 0, width and height positive")
     return f, x, y, w, h
+
+
+def parse_boxes(text: str) -> List[Tuple[int, float, float, float, float]]:
+    """The dialog's box field: one box or several separated by ";", each checked, at most one per frame."""
+    boxes = [parse_box(part) for part in (text or "").split(";") if part.strip()]
+    frames = [b[0] for b in boxes]
+    if len(set(frames)) != len(frames):
+        raise ResolveScriptError(f"boxes {text!r}: one box per frame")
+    return boxes
 
 
 class JobOutcome:
@@ -123,7 +134,7 @@ class GrpcTransport:
         from peanut_server.api import peanut_pb2 as pb
         from peanut_server.client import ClientError, DaemonUnavailable, box_prompt
 
-        frame_prompts = [box_prompt(*parse_box(request.box))] if request.box else []
+        frame_prompts = [box_prompt(*box) for box in parse_boxes(request.box)]
         try:
             with self._client_class(self.address, state_dir=self.state_dir) as client:
                 job = client.submit(
@@ -192,8 +203,7 @@ class CliTransport:
             argv += ["--prompt", request.prompt]
         if request.mask_path:
             argv += ["--mask", request.mask_path]
-        if request.box:
-            frame, x, y, w, h = parse_box(request.box)
+        for frame, x, y, w, h in parse_boxes(request.box):
             argv += ["--box", f"{frame}:{x:g},{y:g},{w:g},{h:g}"]
         if request.approximate:
             argv.append("--approximate")
@@ -457,8 +467,7 @@ def plan_current_clip(
     """Read everything needed from Resolve; changes nothing. Returns (plan, project, timeline)."""
     prompt = (prompt or "").strip()
     mask_path = (mask_path or "").strip()
-    if box:
-        parse_box(box)
+    parse_boxes(box)
     if not prompt and not mask_path and not box:
         raise ResolveScriptError("describe what to remove (or give a box, or choose a mask file)")
     if mask_path and not os.path.exists(mask_path):

@@ -328,7 +328,7 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
 
 def _fixed(anchor: dict) -> Keyframe:
     """A keyframe whose anchor is known before its frame is read (the editor's box or points)."""
-    return lambda frame, previous: anchor
+    return lambda frame, previous, carried: anchor
 
 
 class GroundedEdgeTamMasker(GroundedTrackerMasker):

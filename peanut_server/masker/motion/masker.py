@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import PromptError
 from ...media import VideoSource
 from ...progress import Reporter
-from ..base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport
+from ..base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
 from ..candidates import Candidate, candidate_from_mask
 from ..colour import colour_descriptor, colour_fractions, colour_pixels
 from ..frames import WorkFrame, working_frames, working_scale
@@ -143,6 +143,9 @@ class MotionMasker(Masker, TrackingBackend):
     # than re-segmenting motion. Set False for the grounded path's tracker.
     prior_tracking = True
     box_moving_px = 1.0  # residual motion (px/frame) that marks the moving part of a box
+    # A box on a later frame confirms the tracked mask when their bounding boxes overlap this
+    # much (IoU); set before it was measured, see _anchor_at_keyframe.
+    keyframe_box_agreement = 0.7
     min_part_px = 100  # working-resolution pixels: smaller colour blobs of a merged region are flecks
 
     def __init__(self, cme: CMESettings | None = None) -> None:
@@ -448,7 +451,8 @@ class MotionMasker(Masker, TrackingBackend):
     ) -> tuple[int, np.ndarray]:
         """Read frames until the object is found; returns (index into cache, working mask)."""
         if prompt.frame_prompts:
-            fp = min(prompt.frame_prompts, key=lambda f: f.frame)
+            given = prompt.tracked_mask_frame
+            fp = min(prompt.frame_prompts, key=lambda f: (f.frame != given, f.frame))  # the mask's frame first
             for frame in frames_in:
                 cache.append(frame)
                 if frame.index > fp.frame:  # one frame after the prompt, for its motion
@@ -504,14 +508,45 @@ class MotionMasker(Masker, TrackingBackend):
 
     def _keyframes(self, prompt: MaskPrompt, anchor_index: int, scale: float) -> dict[int, Keyframe]:
         """The boxes/points on frames after the anchor's: the tracker restarts from each (tracking.py)."""
-        if prompt.tracked_mask_frame is not None:
-            return {}
 
         def keyframe(fp: FramePrompt) -> Keyframe:
-            # The cut may use the motion between the marked frame and the one before it.
-            return lambda frame, previous: self._anchor_from_frame_prompt(fp, [previous, frame], 1, scale)
+            return lambda frame, previous, carried: self._anchor_at_keyframe(fp, frame, previous, carried, scale)
 
-        return {fp.frame: keyframe(fp) for fp in prompt.frame_prompts if fp.frame > anchor_index}
+        return {
+            fp.frame: keyframe(fp)
+            for fp in prompt.frame_prompts
+            if fp.frame > anchor_index and (fp.box is not None or fp.points)
+        }
+
+    def _anchor_at_keyframe(
+        self, fp: FramePrompt, frame: WorkFrame, previous: WorkFrame, carried: np.ndarray, scale: float
+    ) -> np.ndarray:
+        """The editor's box or points on a later frame, as a mask to restart the tracker from.
+
+        The "check frames" warning also names frames the tracker got right, and a box cut is
+        weaker than a tracked mask (benchmarks/masker_box_cut.py: mean J 0.65 on the tuning
+        clips): where the mask the tracker carried to this frame fits the editor's mark (its
+        bounding box overlaps the box by keyframe_box_agreement, or it holds every positive
+        point and no excluded one), the mark confirms it. Only a mark the carried mask does
+        not fit is cut afresh (with the motion between this frame and the one before).
+        """
+        h, w = carried.shape
+        if carried.any() and fp.box is not None:
+            x0, y0, x1, y1 = (v * scale for v in fp.box)
+            ys, xs = np.nonzero(carried)
+            cx0, cy0, cx1, cy1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            inter = max(0.0, min(x1, cx1) - max(x0, cx0)) * max(0.0, min(y1, cy1) - max(y0, cy0))
+            union = (x1 - x0) * (y1 - y0) + (cx1 - cx0) * (cy1 - cy0) - inter
+            if inter / max(union, 1e-6) >= self.keyframe_box_agreement:
+                return carried
+        elif carried.any() and fp.points:
+
+            def under(p: PointPrompt) -> bool:
+                return bool(carried[min(h - 1, int(p.y * scale)), min(w - 1, int(p.x * scale))])
+
+            if all(under(p) == p.positive for p in fp.points):
+                return carried
+        return self._anchor_from_frame_prompt(fp, [previous, frame], 1, scale)
 
     def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
         if given_mask:

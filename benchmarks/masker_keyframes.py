@@ -1,0 +1,100 @@
+"""The editor's correction, simulated on the tuning clips: a second box where the tracker warns.
+
+For each clip the no-weights masker tracks from the box around the true frame-0 mask. Where
+its "check frames" warning names frames, a simulated editor adds the box around the true mask
+of the first named frame that shows the object (F) to the same job, and it runs again: the
+second box is a keyframe the tracker restarts from (peanut_server/masker/tracking.py). Prints,
+per warned clip, J&F over the whole clip and over the frames from F on, before and after, and
+how many frames the warning names after the correction; then the means.
+
+    python benchmarks/masker_keyframes.py [--data ../shared/data] [--tuning tuning] [clip ...]
+
+Clips: as benchmarks/masker_tuning.py, at its 12-fps, 40-frame cut (tennis and bmx-trees
+whole). The held-out clips are checked once by tests/test_masker_heldout.py. CPU only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.masker_tuning import load  # noqa: E402
+from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
+from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
+from peanut_server.metrics.masks import MaskScores, evaluate  # noqa: E402
+from peanut_server.progress import Reporter  # noqa: E402
+from tests.heldout import frames_to_check  # noqa: E402
+from tests.synthetic import ArraySource  # noqa: E402
+
+
+def box_around(mask: np.ndarray) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def track(frames: list[np.ndarray], prompts: list[FramePrompt]) -> tuple[list[np.ndarray], list[str]]:
+    masker = MotionMasker()
+    masks = list(
+        masker.masks(
+            ArraySource(frames), 0, len(frames), MaskPrompt(frame_prompts=prompts), MaskerOptions(), Reporter()
+        )
+    )
+    return masks, masker.report.warnings
+
+
+def from_frame(scores: MaskScores, first: int) -> float:
+    return float(np.mean(scores.per_frame_J[first:]) + np.mean(scores.per_frame_F[first:])) / 2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("PEANUT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    )
+    parser.add_argument("--tuning", type=Path, default=REPO / "tuning")
+    parser.add_argument("clips", nargs="*", default=["tennis", "bmx-trees", *CLIPS, *MORE_CLIPS])
+    args = parser.parse_args()
+    rows = []
+    start = time.perf_counter()
+    for clip in args.clips:
+        whole = clip in ("tennis", "bmx-trees")
+        frames, truth = load(args.data / "davis" / clip if whole else args.tuning / clip)
+        if not whole:
+            frames, truth = frames[:80:2], truth[:80:2]
+        first_box = FramePrompt(0, box=box_around(truth[0]))
+        masks, warnings = track(frames, [first_box])
+        mark = next((f for f in sorted(frames_to_check(warnings)) if truth[f].any()), None)
+        if mark is None:
+            print(f"{clip:16s} no frame named")
+            continue
+        fixed, fixed_warnings = track(frames, [first_box, FramePrompt(mark, box=box_around(truth[mark]))])
+        before, after = evaluate(masks, truth), evaluate(fixed, truth)
+        rows.append((before.JF, after.JF, from_frame(before, mark), from_frame(after, mark)))
+        print(
+            f"{clip:16s} box on frame {mark:2d}: J&F {before.JF:.3f} -> {after.JF:.3f}, from frame {mark} on "
+            f"{rows[-1][2]:.3f} -> {rows[-1][3]:.3f}; frames named {len(frames_to_check(warnings))} -> "
+            f"{len(frames_to_check(fixed_warnings))}",
+            flush=True,
+        )
+    if rows:
+        table = np.array(rows)
+        up = int((table[:, 3] > table[:, 2]).sum())
+        print(
+            f"\n{len(rows)} of {len(args.clips)} clips warned; J&F {table[:, 0].mean():.3f} -> {table[:, 1].mean():.3f}; "
+            f"from the marked frame on {table[:, 2].mean():.3f} -> {table[:, 3].mean():.3f} ({up} up)"
+        )
+    print(f"{time.perf_counter() - start:.0f} s on {platform.machine()}, {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

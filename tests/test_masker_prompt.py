@@ -56,6 +56,12 @@ def test_an_empty_frame_prompt_with_a_mask_file_is_the_frame_to_track_from():
     assert MaskPrompt(mask_path="/m.png", frame_prompts=[FramePrompt(3, box=(0, 0, 4, 4))]).tracked_mask_frame is None
 
 
+def test_two_prompts_on_one_frame_are_refused_not_half_read():
+    twice = [FramePrompt(4, box=(0, 0, 4, 4)), FramePrompt(4, points=[PointPrompt(2, 2)])]
+    with pytest.raises(PromptError, match="frame 4 has more than one"):
+        check_frame_prompts(twice, 64, 48, 0, 10)
+
+
 def test_boxes_after_a_tracked_mask_frame_are_corrections_and_before_it_are_refused():
     later = [FramePrompt(frame=3), FramePrompt(7, box=(0, 0, 4, 4))]
     assert MaskPrompt(mask_path="/m.png", frame_prompts=later).tracked_mask_frame == 3

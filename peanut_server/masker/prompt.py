@@ -171,7 +171,14 @@ def refusal_message(backend: str, words: list[str]) -> str:
 def check_frame_prompts(
     frame_prompts: list, width: int, height: int, start: int, end: int, mask_given: bool = False
 ) -> None:
-    """Boxes and points must sit on a frame of the range and inside the picture."""
+    """Boxes and points must sit on a frame of the range and inside the picture, one prompt per frame."""
+    frames = [fp.frame for fp in frame_prompts]
+    twice = sorted({f for f in frames if frames.count(f) > 1})
+    if twice:
+        # A masker reads one prompt per frame: a second one there would be dropped without a word.
+        raise PromptError(
+            f"frame {twice[0]} has more than one frame prompt: put its box and points in one", code="PROMPT_BAD_FRAME"
+        )
     for fp in frame_prompts:
         if not start <= fp.frame < end:
             raise PromptError(

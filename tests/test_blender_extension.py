@@ -426,6 +426,19 @@ def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tm
     cv2.imwrite(str(out_dir / "blender_before_after.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
+def test_kept_boxes_go_in_frame_order_and_the_current_box_wins_its_frame():
+    rng = core.SourceRange("/m/a.mov", 10, 50, 1)
+    kept = [(30, (5, 5, 9, 9)), (12, (1, 1, 9, 9)), (20, (2, 2, 9, 9))]
+    boxes, problem = core.job_boxes(20, (3, 3, 9, 9), kept, None, rng)
+    assert problem == "" and boxes == [(12, (1, 1, 9, 9)), (30, (5, 5, 9, 9))]
+    assert core.job_boxes(20, None, kept, None, rng)[0] == sorted(kept)
+    boxes, problem = core.job_boxes(20, None, [(60, (1, 1, 9, 9))], None, rng)
+    assert boxes == [] and "outside the strip (10-49)" in problem
+    # With a drawn mask on frame 20, a kept box corrects later frames only.
+    boxes, problem = core.job_boxes(20, None, kept, 20, rng)
+    assert boxes == [] and "before the drawn mask's frame (20)" in problem
+
+
 def test_box_and_mask_shape_drive_remove_object_in_blender(
     daemon,  # noqa: F811 (the fixture imported above)
     bpy_python,
@@ -451,6 +464,8 @@ def test_box_and_mask_shape_drive_remove_object_in_blender(
         "frame": frame,
         "box": [cx - r, cy - r, 2 * r + 1, 2 * r + 1],
         "circle": [cx, cy, r],
+        # A box kept on a later frame, around the disc there: it corrects the tracking from there.
+        "later": [frame + 5, [cx + 25 - r, cy - r, 2 * r + 1, 2 * r + 1]],
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -496,3 +511,8 @@ def test_box_and_mask_shape_drive_remove_object_in_blender(
     assert r["noun_refused"]["ret"] == ["RAISED"] and '"disc"' in r["noun_refused"]["error"]
     assert r["noun_approximate"]["ret"] == ["FINISHED"] and r["noun_approximate"]["ignored"] == ["disc"]
     assert r["box_outside"]["ret"] == ["RAISED"] and "outside" in r["box_outside"]["error"]
+    # Boxes kept on two frames (Keep Box Here), the current one unused: both go to the daemon.
+    kept = r["kept"]
+    assert kept["kept_boxes"] == [[frame, config["box"]], config["later"]], kept
+    assert matte_iou(kept) > still + 0.3
+    assert r["kept_cleared"] == 0

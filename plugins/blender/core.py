@@ -240,6 +240,26 @@ def write_grey_png(path: str, rows: list[bytearray]) -> None:
         )
 
 
+Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
+
+
+def job_boxes(
+    here: int, current: Box | None, kept: list[tuple[int, Box]], mask_frame: int | None, rng: SourceRange
+) -> tuple[list[tuple[int, Box]], str]:
+    """The kept boxes a job sends beside the current frame's box or drawn mask, in frame order,
+    and an empty string; or [] and what is wrong. The current box replaces a kept one on its frame."""
+    others = sorted((frame, box) for frame, box in kept if current is None or frame != here)
+    for frame, _ in others:
+        if not rng.start <= frame < rng.end:
+            return [], f"the box kept on source frame {frame} is outside the strip ({rng.start}-{rng.end - 1})"
+        if mask_frame is not None and frame <= mask_frame:
+            return [], (
+                f"the box kept on source frame {frame} comes before the drawn mask's frame ({mask_frame}): "
+                f"with a mask, boxes correct later frames only"
+            )
+    return others, ""
+
+
 def box_in_source(box: tuple[int, int, int, int], width: int, height: int) -> str:
     """An empty string when the box (x, y, w, h, source pixels) fits the frame, else what is wrong."""
     x, y, w, h = box

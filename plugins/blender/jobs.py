@@ -81,6 +81,9 @@ class RemovalRequest:
     box: tuple[int, int, int, int] | None = None  # x, y, w, h in source pixels, on source frame box_frame
     box_frame: int = 0
     mask_frame: int | None = None  # mask_path is one image of the object on this frame: track it
+    # (source frame, (x, y, w, h)) boxes on other frames (core.job_boxes): the earliest of all the
+    # boxes starts the tracking, each later one corrects it there
+    kept_boxes: list[tuple[int, tuple[int, int, int, int]]] = field(default_factory=list)
     approximate: bool = False
 
 
@@ -157,6 +160,7 @@ class RemovalJob:
             elif r.mask_frame is not None:
                 # The proto's way to say "this one mask image is the object on that frame".
                 frame_prompts.append(mod.pb.FramePrompt(frame=r.mask_frame))
+            frame_prompts += [mod.box_prompt(frame, *box) for frame, box in r.kept_boxes]
             job = client.submit(
                 r.source_path,
                 r.start,

@@ -266,7 +266,8 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         if self.mask_name and shape is None:
             self.report({"ERROR"}, f"there is no Mask named {self.mask_name!r}")
             return False
-        if not prompt and not mask_path and box is None and shape is None:
+        kept = [(k.frame, tuple(k.box)) for k in settings.kept_boxes]
+        if not prompt and not mask_path and box is None and shape is None and not kept:
             self.report({"ERROR"}, "type what to remove (prompt), draw a box or a mask, or choose a mask file")
             return False
         try:
@@ -287,17 +288,19 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             shape.name
             if shape is not None
             else "box"
-            if box is not None
+            if box is not None or kept
             else os.path.splitext(os.path.basename(mask_path))[0]
         )
         output = core.unique_output_dir(base, source.name, label)
         width, height = (
-            blender_api.source_size(context.scene, source) if box is not None or shape is not None else (0, 0)
+            blender_api.source_size(context.scene, source) if box is not None or shape is not None or kept else (0, 0)
         )
-        if box is not None:
-            problem = core.box_in_source(box, width, height)
-            if problem:
-                self.report({"ERROR"}, problem)
+        if box is not None and (problem := core.box_in_source(box, width, height)):
+            self.report({"ERROR"}, problem)
+            return False
+        for frame, kept_box in kept:
+            if problem := core.box_in_source(kept_box, width, height):
+                self.report({"ERROR"}, f"the box kept on source frame {frame}: {problem}")
                 return False
         mask_frame = None
         if shape is not None and box is None:
@@ -309,6 +312,10 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             mask_path = output + f"_shape_{here:06d}.png"
             core.write_grey_png(mask_path, core.rasterize(polygons, width, height))
             mask_frame = here
+        kept, problem = core.job_boxes(here, box, kept, mask_frame, rng)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return False
         options: dict = {"preset": _prop_or_setting(self, settings, "preset").lower()}
         dilation = _prop_or_setting(self, settings, "mask_dilation")
         if dilation >= 0:
@@ -334,6 +341,7 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             box=box,
             box_frame=here,
             mask_frame=mask_frame,
+            kept_boxes=kept,
             approximate=bool(_prop_or_setting(self, settings, "approximate")),
         )
         self._source_name = source.name
@@ -591,7 +599,57 @@ class PEANUT_OT_start_server(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class PEANUT_OT_keep_box(bpy.types.Operator):
+    """Keep the box for the current frame: the earliest kept box starts the tracking, each later one
+    corrects it there (for the frames a job said to check)"""
+
+    bl_idname = "peanut.keep_box"
+    bl_label = "Keep Box Here"
+    bl_options = {"UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None and context.scene.sequence_editor is not None
+
+    def execute(self, context):
+        settings = context.scene.peanut
+        try:
+            rng = blender_api.source_range(context.scene, context.scene.sequence_editor.active_strip)
+        except core.StripError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        here = rng.start + context.scene.frame_current - rng.timeline_start
+        if not rng.start <= here < rng.end:
+            self.report({"ERROR"}, "move the playhead onto the strip: the box is kept for the current frame")
+            return {"CANCELLED"}
+        if settings.box[2] <= 0 or settings.box[3] <= 0:
+            self.report({"ERROR"}, "set the box around the object on this frame first")
+            return {"CANCELLED"}
+        for i, kept in enumerate(settings.kept_boxes):
+            if kept.frame == here:  # one box per frame: the new one replaces it
+                settings.kept_boxes.remove(i)
+                break
+        item = settings.kept_boxes.add()
+        item.frame, item.box = here, tuple(settings.box)
+        self.report({"INFO"}, f"box kept on source frame {here}")
+        return {"FINISHED"}
+
+
+class PEANUT_OT_clear_kept_boxes(bpy.types.Operator):
+    """Forget the kept boxes"""
+
+    bl_idname = "peanut.clear_kept_boxes"
+    bl_label = "Clear Kept Boxes"
+    bl_options = {"UNDO"}
+
+    def execute(self, context):
+        context.scene.peanut.kept_boxes.clear()
+        return {"FINISHED"}
+
+
 CLASSES = (
+    PEANUT_OT_keep_box,
+    PEANUT_OT_clear_kept_boxes,
     PEANUT_OT_remove_object,
     PEANUT_OT_cancel,
     PEANUT_OT_preview_mask,

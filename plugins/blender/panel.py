@@ -52,6 +52,12 @@ class PEANUT_PT_main(bpy.types.Panel):
         sub = row.row(align=True)
         sub.enabled = settings.use_box
         sub.prop(settings, "box", text="")
+        row = col.row(align=True)
+        row.operator("peanut.keep_box", icon="ADD")
+        if settings.kept_boxes:
+            row.operator("peanut.clear_kept_boxes", text="", icon="X")
+            frames = ", ".join(str(k.frame) for k in sorted(settings.kept_boxes, key=lambda k: k.frame))
+            col.label(text=f"Boxes kept on source frames {frames}")
         col.prop(settings, "approximate")
         col.prop(settings, "include_effects")
         col.prop(settings, "mode", expand=True)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, IntVectorProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    IntProperty,
+    IntVectorProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 MODE_ITEMS = [
     ("REMOVE", "Remove", "Cleaned frames (and the matte)"),
@@ -81,6 +89,15 @@ def prefs(context=None) -> Prefs:
     )
 
 
+class PeanutKeptBox(bpy.types.PropertyGroup):
+    """The object's box on one source frame of the strip, kept for the next job."""
+
+    frame: IntProperty(name="Frame", min=0, description="The strip's source frame the box is on")
+    box: IntVectorProperty(
+        name="Box", size=4, min=0, default=(0, 0, 0, 0), description="X, Y (top-left), width, height, source pixels"
+    )
+
+
 class PeanutSettings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What to remove, e.g. 'the running dog'", default="")
     mask_path: StringProperty(
@@ -97,6 +114,9 @@ class PeanutSettings(bpy.types.PropertyGroup):
         default=(0, 0, 0, 0),
         description="X, Y (top-left), width, height of the object on the current frame, in source pixels",
     )
+    # Boxes kept on several frames: the earliest starts the tracking, each later one corrects it
+    # there (the frames a job said to check).
+    kept_boxes: CollectionProperty(type=PeanutKeptBox, name="Kept boxes")
     mask_datablock: PointerProperty(
         name="Mask shape",
         type=bpy.types.Mask,
@@ -127,7 +147,7 @@ class PeanutSettings(bpy.types.PropertyGroup):
     show_backends: BoolProperty(name="Backends", default=False)
 
 
-CLASSES = (PeanutPreferences, PeanutSettings)
+CLASSES = (PeanutPreferences, PeanutKeptBox, PeanutSettings)
 
 
 def register() -> None:

@@ -4,7 +4,8 @@ peanut.remove_object against a real daemon; reports JSON.
     python scenario_prompts.py CONFIG.json RESULT.json
 
 CONFIG: zip, clip (movie), fps, width, height, address, work, box ([x, y, w, h] of the object on
-source frame `frame`), frame, circle ([cx, cy, r] of the object on that frame, source pixels).
+source frame `frame`), frame, circle ([cx, cy, r] of the object on that frame, source pixels),
+later ([frame, [x, y, w, h]]: the object's box on a later source frame).
 The pytest side (tests/test_blender_extension.py) compares the mattes with the true masks.
 """
 
@@ -48,6 +49,7 @@ def run(operators, name: str, **kwargs) -> dict:
             end=job.request.end,
             mask_path=job.request.mask_path,
             ignored=list(job.job.result.ignored_words) if job.job is not None else [],
+            kept_boxes=[[f, list(b)] for f, b in job.request.kept_boxes],
         )
     return out
 
@@ -80,6 +82,19 @@ def main() -> None:
         box=(w - 4, 0, 20, 20),
         output_dir=os.path.join(config["work"], "outside"),
     )
+
+    # Keep Box Here on the start frame and on a later one, then run with no current box.
+    settings = scene.peanut
+    settings.box = config["box"]
+    result["keep"] = [call(bpy.ops.peanut.keep_box)]
+    later, later_box = config["later"]
+    scene.frame_current = int(src.frame_final_start) + later
+    settings.box = later_box
+    result["keep"].append(call(bpy.ops.peanut.keep_box))
+    result["kept"] = run(operators, "kept")
+    call(bpy.ops.peanut.clear_kept_boxes)
+    result["kept_cleared"] = len(settings.kept_boxes)
+    scene.frame_current = int(src.frame_final_start) + config["frame"]
 
     # A Mask datablock drawn as a 16-point polygon around the object (normalised, y up).
     mask = bpy.data.masks.new("Disc")

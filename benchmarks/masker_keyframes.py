@@ -1,13 +1,14 @@
 """The editor's correction, simulated on the tuning clips: a second box where the tracker warns.
 
-For each clip the no-weights masker tracks from the box around the true frame-0 mask. Where
+For each clip the no-weights masker tracks from the box around the true frame-0 mask (or, with
+`--from mask`, from the true frame-0 mask itself, as `--mask M --mask-frame 0`). Where
 its "check frames" warning names frames, a simulated editor adds the box around the true mask
 of the first named frame that shows the object (F) to the same job, and it runs again: the
 second box is a keyframe the tracker restarts from (peanut_server/masker/tracking.py). Prints,
 per warned clip, J&F over the whole clip and over the frames from F on, before and after, and
 how many frames the warning names after the correction; then the means.
 
-    python benchmarks/masker_keyframes.py [--data ../shared/data] [--tuning tuning] [clip ...]
+    python benchmarks/masker_keyframes.py [--from box|mask] [--data ../shared/data] [--tuning tuning] [clip ...]
 
 Clips: as benchmarks/masker_tuning.py, at its 12-fps, 40-frame cut (tennis and bmx-trees
 whole). The held-out clips are checked once by tests/test_masker_heldout.py. CPU only.
@@ -19,6 +20,7 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
 from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
 from peanut_server.metrics.masks import MaskScores, evaluate  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
+from tests.clips import tracked_mask_prompt  # noqa: E402
 from tests.heldout import frames_to_check  # noqa: E402
 from tests.synthetic import ArraySource  # noqa: E402
 
@@ -41,13 +44,9 @@ def box_around(mask: np.ndarray) -> tuple[float, float, float, float]:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def track(frames: list[np.ndarray], prompts: list[FramePrompt]) -> tuple[list[np.ndarray], list[str]]:
+def track(frames: list[np.ndarray], prompt: MaskPrompt) -> tuple[list[np.ndarray], list[str]]:
     masker = MotionMasker()
-    masks = list(
-        masker.masks(
-            ArraySource(frames), 0, len(frames), MaskPrompt(frame_prompts=prompts), MaskerOptions(), Reporter()
-        )
-    )
+    masks = list(masker.masks(ArraySource(frames), 0, len(frames), prompt, MaskerOptions(), Reporter()))
     return masks, masker.report.warnings
 
 
@@ -61,22 +60,32 @@ def main() -> int:
         "--data", type=Path, default=Path(os.environ.get("PEANUT_SHARED_DATA", REPO.parent / "shared" / "data"))
     )
     parser.add_argument("--tuning", type=Path, default=REPO / "tuning")
+    parser.add_argument("--from", dest="start", choices=("box", "mask"), default="box")
     parser.add_argument("clips", nargs="*", default=["tennis", "bmx-trees", *CLIPS, *MORE_CLIPS])
     args = parser.parse_args()
     rows = []
     start = time.perf_counter()
+    workdir = tempfile.TemporaryDirectory()
     for clip in args.clips:
         whole = clip in ("tennis", "bmx-trees")
         frames, truth = load(args.data / "davis" / clip if whole else args.tuning / clip)
         if not whole:
             frames, truth = frames[:80:2], truth[:80:2]
-        first_box = FramePrompt(0, box=box_around(truth[0]))
-        masks, warnings = track(frames, [first_box])
+        first = (
+            tracked_mask_prompt(truth[0], workdir.name)
+            if args.start == "mask"
+            else MaskPrompt(frame_prompts=[FramePrompt(0, box=box_around(truth[0]))])
+        )
+        masks, warnings = track(frames, first)
         mark = next((f for f in sorted(frames_to_check(warnings)) if truth[f].any()), None)
         if mark is None:
             print(f"{clip:16s} no frame named")
             continue
-        fixed, fixed_warnings = track(frames, [first_box, FramePrompt(mark, box=box_around(truth[mark]))])
+        corrected = MaskPrompt(
+            mask_path=first.mask_path,
+            frame_prompts=[*first.frame_prompts, FramePrompt(mark, box=box_around(truth[mark]))],
+        )
+        fixed, fixed_warnings = track(frames, corrected)
         before, after = evaluate(masks, truth), evaluate(fixed, truth)
         rows.append((before.JF, after.JF, from_frame(before, mark), from_frame(after, mark)))
         print(

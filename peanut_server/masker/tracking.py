@@ -89,11 +89,11 @@ class ColourCheck:
         if not runs:
             return
         listed = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-        marked = ", ".join(str(i) for i in self.anchors)
+        marked = ("frame " if len(self.anchors) == 1 else "frames ") + ", ".join(str(i) for i in self.anchors)
         report.extra["frames_to_check"] = listed
         report.warnings.append(
-            f"check frames {listed}: the mask there does not look like the object on frame{'s' * (len(self.anchors) > 1)} "
-            f"{marked} (it may have slipped onto the background); to correct them, add a box around the object "
+            f"check frames {listed}: the mask there does not look like the object on {marked} "
+            f"(it may have slipped onto the background); to correct them, add a box around the object "
             f"on frame {runs[0][0]} to the job's boxes and run it again"
         )
 

@@ -266,7 +266,7 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         if self.mask_name and shape is None:
             self.report({"ERROR"}, f"there is no Mask named {self.mask_name!r}")
             return False
-        kept = [(k.frame, tuple(k.box)) for k in settings.kept_boxes]
+        kept = [(k.frame, tuple(k.box)) for k in settings.kept_boxes if source is not None and k.strip == source.name]
         if not prompt and not mask_path and box is None and shape is None and not kept:
             self.report({"ERROR"}, "type what to remove (prompt), draw a box or a mask, or choose a mask file")
             return False
@@ -613,8 +613,9 @@ class PEANUT_OT_keep_box(bpy.types.Operator):
 
     def execute(self, context):
         settings = context.scene.peanut
+        strip = context.scene.sequence_editor.active_strip
         try:
-            rng = blender_api.source_range(context.scene, context.scene.sequence_editor.active_strip)
+            rng = blender_api.source_range(context.scene, strip)
         except core.StripError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -626,12 +627,12 @@ class PEANUT_OT_keep_box(bpy.types.Operator):
             self.report({"ERROR"}, "set the box around the object on this frame first")
             return {"CANCELLED"}
         for i, kept in enumerate(settings.kept_boxes):
-            if kept.frame == here:  # one box per frame: the new one replaces it
+            if kept.strip == strip.name and kept.frame == here:  # one box per frame: the new one replaces it
                 settings.kept_boxes.remove(i)
                 break
         item = settings.kept_boxes.add()
-        item.frame, item.box = here, tuple(settings.box)
-        self.report({"INFO"}, f"box kept on source frame {here}")
+        item.strip, item.frame, item.box = strip.name, here, tuple(settings.box)
+        self.report({"INFO"}, f"box kept on source frame {here} of {strip.name}")
         return {"FINISHED"}
 
 

@@ -54,10 +54,12 @@ class PEANUT_PT_main(bpy.types.Panel):
         sub.prop(settings, "box", text="")
         row = col.row(align=True)
         row.operator("peanut.keep_box", icon="ADD")
+        strip = context.scene.sequence_editor.active_strip if context.scene.sequence_editor else None
+        kept = sorted(k.frame for k in settings.kept_boxes if strip is not None and k.strip == strip.name)
         if settings.kept_boxes:
             row.operator("peanut.clear_kept_boxes", text="", icon="X")
-            frames = ", ".join(str(k.frame) for k in sorted(settings.kept_boxes, key=lambda k: k.frame))
-            col.label(text=f"Boxes kept on source frames {frames}")
+        if kept:
+            col.label(text=f"Boxes kept on source frames {', '.join(map(str, kept))}")
         col.prop(settings, "approximate")
         col.prop(settings, "include_effects")
         col.prop(settings, "mode", expand=True)

@@ -92,6 +92,7 @@ def prefs(context=None) -> Prefs:
 class PeanutKeptBox(bpy.types.PropertyGroup):
     """The object's box on one source frame of the strip, kept for the next job."""
 
+    strip: StringProperty(name="Strip", description="The strip the box was kept on")
     frame: IntProperty(name="Frame", min=0, description="The strip's source frame the box is on")
     box: IntVectorProperty(
         name="Box", size=4, min=0, default=(0, 0, 0, 0), description="X, Y (top-left), width, height, source pixels"

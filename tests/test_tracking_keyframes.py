@@ -10,7 +10,7 @@ import pytest
 from peanut_server.masker.base import MaskerOptions, MaskReport
 from peanut_server.masker.colour import colour_descriptor
 from peanut_server.masker.frames import WorkFrame
-from peanut_server.masker.tracking import TrackingBackend, track
+from peanut_server.masker.tracking import ColourCheck, TrackingBackend, track
 from peanut_server.progress import Reporter
 
 SPEED = 3  # px per frame the square moves to the right
@@ -101,6 +101,23 @@ def test_a_box_on_a_later_frame_restarts_the_tracker_and_repairs_the_frames_befo
     assert _on_object(out) == list(range(10))
     assert report.extra["keyframes"] == "6"
     assert "frames_to_check" not in report.extra
+
+
+def test_frames_buffered_before_a_keyframe_are_checked_against_the_anchor_of_their_stretch() -> None:
+    """The colour check runs as frames leave the buffer, after a later keyframe may have arrived:
+    a frame before the keyframe is still compared with the anchor before it."""
+    blue = (30, 40, 210)  # _frame's square is red
+    anchor, anchor_mask = _frame(0)
+    check = ColourCheck(anchor, anchor_mask)
+    later, later_mask = _frame(6)
+    later.rgb[later_mask] = blue  # the object, marked on frame 6, now looks blue
+    check.re_anchor(later, later_mask)
+    for index in (3, 7):
+        frame, mask = _frame(index)
+        if index == 7:
+            frame.rgb[mask] = blue
+        check.check(frame, mask)  # frame 3 is red like frame 0, frame 7 blue like frame 6
+    assert check.doubtful == [] and check.anchors == [0, 6]
 
 
 def test_a_keyframe_must_come_after_the_anchor() -> None:

@@ -58,21 +58,29 @@ class ColourCheck:
     that slid onto the background, or an object that changed its lighting)."""
 
     def __init__(self, anchor_frame: WorkFrame, anchor_mask: np.ndarray) -> None:
-        self.anchor: np.ndarray | None = None
-        self.anchors: list[int] = []  # the frames whose masks the later ones were compared with
+        self.descriptors: dict[int, np.ndarray] = {}  # anchor frame -> its mask's colour descriptor
         self.doubtful: list[int] = []
         self.re_anchor(anchor_frame, anchor_mask)
 
+    @property
+    def anchors(self) -> list[int]:
+        """The frames the others are compared with."""
+        return sorted(self.descriptors)
+
     def re_anchor(self, frame: WorkFrame, mask: np.ndarray) -> None:
-        """Compare the frames from here on with this one (a keyframe the editor marked)."""
+        """Compare the frames from this one on with it (a keyframe the editor marked)."""
         if mask.any():
-            self.anchor = colour_descriptor(frame.rgb, mask)
-            self.anchors.append(frame.index)
+            self.descriptors[frame.index] = colour_descriptor(frame.rgb, mask)
 
     def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
-        if self.anchor is not None and mask.any():
-            if float(colour_descriptor(frame.rgb, mask) @ self.anchor) < DOUBT_SIMILARITY:
-                self.doubtful.append(frame.index)
+        """Compare with the latest anchor at or before the frame (the first one before it): frames
+        still buffered when a keyframe arrives are checked against the anchor of their stretch."""
+        if not self.descriptors or not mask.any():
+            return
+        before = [index for index in self.anchors if index <= frame.index]
+        anchor = self.descriptors[before[-1] if before else self.anchors[0]]
+        if float(colour_descriptor(frame.rgb, mask) @ anchor) < DOUBT_SIMILARITY:
+            self.doubtful.append(frame.index)
 
     def ranges(self) -> list[tuple[int, int]]:
         """The doubtful frames as (first, last) runs of consecutive frames."""

@@ -263,7 +263,16 @@ class RayExecutor:
     def _cancel(self, refs: list[Any]) -> None:
         """Stop the job's tasks (force: a task in a long native call would otherwise keep its CPU).
 
-        Best effort: the error that led here is the one the job reports."""
+        Best effort: the error that led here is the one the job reports. Only the tasks still
+        running are cancelled: a forced cancel racing with the reply of a task that is finishing
+        can abort the driver inside Ray ("Check failed: ... Tried to complete task that was not
+        pending", Ray 2.60, seen once in a CI rehearsal; ray-project/ray#54846 reports the same
+        check). A finished task needs no cancel, and skipping those narrows that window."""
+        if refs:
+            try:
+                _, refs = self._ray.wait(list(refs), num_returns=len(refs), timeout=0)
+            except Exception:  # noqa: BLE001
+                log.warning("could not ask Ray which tasks are still running", exc_info=True)
         for ref in refs:
             try:
                 self._ray.cancel(ref, force=True)

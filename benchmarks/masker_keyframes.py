@@ -34,14 +34,15 @@ from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
 from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
 from peanut_server.metrics.masks import MaskScores, evaluate  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
-from tests.clips import tracked_mask_prompt  # noqa: E402
+from tests.clips import box_of, tracked_mask_prompt  # noqa: E402
 from tests.heldout import frames_to_check  # noqa: E402
 from tests.synthetic import ArraySource  # noqa: E402
 
 
 def box_around(mask: np.ndarray) -> tuple[float, float, float, float]:
-    ys, xs = np.nonzero(mask)
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    """The box a user would draw around the mask, as a FramePrompt takes it (x0, y0, x1, y1)."""
+    x, y, w, h = box_of(mask)
+    return float(x), float(y), float(x + w), float(y + h)
 
 
 def track(frames: list[np.ndarray], prompt: MaskPrompt) -> tuple[list[np.ndarray], list[str]]:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.masker_sweep import strip  # noqa: E402
 from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
 from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
-from peanut_server.masker.colour import colour_descriptor  # noqa: E402
+from peanut_server.masker.colour import colour_descriptor, colour_similarity  # noqa: E402
 from peanut_server.masker.tracking import DOUBT_SIMILARITY  # noqa: E402
 from peanut_server.media.source import list_images  # noqa: E402
 from peanut_server.metrics.masks import evaluate  # noqa: E402
@@ -54,7 +54,7 @@ def load(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def anchor_similarity(frames: list[np.ndarray], masks: list[np.ndarray]) -> list[float | None]:
     """Per frame: cosine of the mask's colour descriptor with frame 0's (None where empty)."""
     anchor = colour_descriptor(frames[0], masks[0])
-    return [float(colour_descriptor(f, m) @ anchor) if m.any() else None for f, m in zip(frames, masks)]
+    return [colour_similarity(f, m, anchor) if m.any() else None for f, m in zip(frames, masks)]
 
 
 def report_lost_signal(pairs: list[tuple[float, float]]) -> None:

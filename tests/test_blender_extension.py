@@ -426,6 +426,11 @@ def test_remove_object_in_blender(daemon, bpy_python, built_zip, scene_media, tm
     cv2.imwrite(str(out_dir / "blender_before_after.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
+def test_the_playhead_maps_to_the_source_frame_the_strip_shows_there():
+    rng = core.SourceRange("/m/a.mov", 10, 50, 101)  # source 10-49 on timeline 101-140
+    assert [rng.source_frame(f) for f in (100, 101, 125, 140, 141)] == [None, 10, 34, 49, None]
+
+
 def test_kept_boxes_go_in_frame_order_and_the_current_box_wins_its_frame():
     rng = core.SourceRange("/m/a.mov", 10, 50, 1)
     kept = [(30, (5, 5, 9, 9)), (12, (1, 1, 9, 9)), (20, (2, 2, 9, 9))]

@@ -29,6 +29,11 @@ def colour_descriptor(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (feat / max(float(np.linalg.norm(feat)), 1e-8)).astype(np.float32)
 
 
+def colour_similarity(rgb: np.ndarray, mask: np.ndarray, anchor: np.ndarray) -> float:
+    """How much the masked pixels look like an anchor's colour_descriptor: 1 for the same colours."""
+    return float(colour_descriptor(rgb, mask) @ anchor)
+
+
 def _colour_bands(hsv: np.ndarray) -> dict[str, np.ndarray]:
     """Bool arrays (same shape as hsv[..., 0]): which pixels fall in each named colour's HSV range."""
     h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]

@@ -24,6 +24,7 @@ when the target drifted or was lost.
 
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -34,7 +35,7 @@ import numpy as np
 
 from ..progress import Reporter
 from .base import MaskerOptions, MaskReport
-from .colour import colour_descriptor
+from .colour import colour_descriptor, colour_similarity
 from .frames import WorkFrame
 from .memory import AppearanceMemory
 from .postprocess import MaskFinisher
@@ -58,28 +59,25 @@ class ColourCheck:
     that slid onto the background, or an object that changed its lighting)."""
 
     def __init__(self, anchor_frame: WorkFrame, anchor_mask: np.ndarray) -> None:
+        self.anchors: list[int] = []  # the frames the others are compared with, in order
         self.descriptors: dict[int, np.ndarray] = {}  # anchor frame -> its mask's colour descriptor
         self.doubtful: list[int] = []
         self.re_anchor(anchor_frame, anchor_mask)
 
-    @property
-    def anchors(self) -> list[int]:
-        """The frames the others are compared with."""
-        return sorted(self.descriptors)
-
     def re_anchor(self, frame: WorkFrame, mask: np.ndarray) -> None:
         """Compare the frames from this one on with it (a keyframe the editor marked)."""
         if mask.any():
+            if frame.index not in self.descriptors:
+                bisect.insort(self.anchors, frame.index)
             self.descriptors[frame.index] = colour_descriptor(frame.rgb, mask)
 
     def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
         """Compare with the latest anchor at or before the frame (the first one before it): frames
         still buffered when a keyframe arrives are checked against the anchor of their stretch."""
-        if not self.descriptors or not mask.any():
+        if not self.anchors or not mask.any():
             return
-        before = [index for index in self.anchors if index <= frame.index]
-        anchor = self.descriptors[before[-1] if before else self.anchors[0]]
-        if float(colour_descriptor(frame.rgb, mask) @ anchor) < DOUBT_SIMILARITY:
+        stretch = max(bisect.bisect_right(self.anchors, frame.index) - 1, 0)
+        if colour_similarity(frame.rgb, mask, self.descriptors[self.anchors[stretch]]) < DOUBT_SIMILARITY:
             self.doubtful.append(frame.index)
 
     def ranges(self) -> list[tuple[int, int]]:

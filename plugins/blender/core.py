@@ -62,6 +62,12 @@ class SourceRange:
     def length(self) -> int:
         return self.end - self.start
 
+    def source_frame(self, timeline_frame: int) -> int | None:
+        """The source frame the strip shows on a timeline frame (None where it shows none)."""
+        if not self.timeline_start <= timeline_frame < self.timeline_start + self.length:
+            return None
+        return self.start + timeline_frame - self.timeline_start
+
 
 def visible_range(t: StripTiming) -> tuple[int, int, int]:
     """(first source frame shown, number of frames shown, timeline frame of the first one).
@@ -244,10 +250,11 @@ Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 
 
 def job_boxes(
-    here: int, current: Box | None, kept: list[tuple[int, Box]], mask_frame: int | None, rng: SourceRange
+    here: int | None, current: Box | None, kept: list[tuple[int, Box]], mask_frame: int | None, rng: SourceRange
 ) -> tuple[list[tuple[int, Box]], str]:
     """The kept boxes a job sends beside the current frame's box or drawn mask, in frame order,
-    and an empty string; or [] and what is wrong. The current box replaces a kept one on its frame."""
+    and an empty string; or [] and what is wrong. The current box (on source frame `here`) replaces
+    a kept one on its frame."""
     others = sorted((frame, box) for frame, box in kept if current is None or frame != here)
     for frame, _ in others:
         if not rng.start <= frame < rng.end:

@@ -276,8 +276,8 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return False
         # A box or a drawn mask shows the object on the current frame: that source frame.
-        here = rng.start + context.scene.frame_current - rng.timeline_start
-        if (box is not None or shape is not None) and not rng.start <= here < rng.end:
+        here = rng.source_frame(context.scene.frame_current)
+        if (box is not None or shape is not None) and here is None:
             self.report({"ERROR"}, "move the playhead onto the strip: the box or mask is read on the current frame")
             return False
         if mask_path:
@@ -339,7 +339,7 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             mode="matte" if mode == "MATTE" else "remove",
             options=options,
             box=box,
-            box_frame=here,
+            box_frame=here if box is not None else 0,
             mask_frame=mask_frame,
             kept_boxes=kept,
             approximate=bool(_prop_or_setting(self, settings, "approximate")),
@@ -478,10 +478,10 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return False
         frame = context.scene.frame_current if self.frame < 0 else self.frame
-        if not rng.timeline_start <= frame < rng.timeline_start + rng.length:
+        source_frame = rng.source_frame(frame)
+        if source_frame is None:
             self.report({"ERROR"}, f"frame {frame} is outside the active strip")
             return False
-        source_frame = rng.start + frame - rng.timeline_start
         mask_path = os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
         address, state_dir = _address(context, self.server), prefs(context).state_dir
 
@@ -619,8 +619,8 @@ class PEANUT_OT_keep_box(bpy.types.Operator):
         except core.StripError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        here = rng.start + context.scene.frame_current - rng.timeline_start
-        if not rng.start <= here < rng.end:
+        here = rng.source_frame(context.scene.frame_current)
+        if here is None:
             self.report({"ERROR"}, "move the playhead onto the strip: the box is kept for the current frame")
             return {"CANCELLED"}
         if settings.box[2] <= 0 or settings.box[3] <= 0:

@@ -3,6 +3,7 @@ per-frame Telea (whole frame, dB) and Ewarp as a multiple of the ground truth's 
 
     python benchmarks/eraser_moving_holes.py tuning [--set temporal_smoothing=2 ...]
     python benchmarks/eraser_moving_holes.py held-out [--set consistency_relative=0.05 ...]
+    python benchmarks/eraser_moving_holes.py tuning --table   (also SSIM, sharpness, TC per case)
 
 "tuning" is the 14 cases of tests/test_eraser_quality.py's
 test_completion_beats_per_frame_baseline (the eraser's settings were chosen on
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import tests.test_eraser_quality as quality  # noqa: E402
 from peanut_server.eraser.base import EraserOptions  # noqa: E402
 from peanut_server.eraser.flowguided import FlowGuidedEraser  # noqa: E402
+from peanut_server.metrics.completion import evaluate, format_table, ground_truth_row, video_flows  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 
 
@@ -52,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=("tuning", "held-out"))
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="EraserOptions fields")
+    parser.add_argument("--table", action="store_true", help="print every completion metric of every case")
     args = parser.parse_args()
     options = parse_options(args.set)
     shared = Path(os.environ.get("PEANUT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -61,7 +64,13 @@ def main() -> None:
         started = time.perf_counter()
         ours = FlowGuidedEraser().erase(damaged, masks, options, Reporter()).frames
         seconds += time.perf_counter() - started
-        gain, ratio = quality.gain_and_ewarp(ours, quality.baseline(damaged, masks), truth)
+        theirs = quality.baseline(damaged, masks)
+        gain, ratio = quality.gain_and_ewarp(ours, theirs, truth)
+        if args.table:
+            flows = video_flows(truth)
+            ours_scores = evaluate(ours, truth, masks, flows=flows)
+            rows = [(f"{name} flowguided", ours_scores), (f"{name} telea", evaluate(theirs, truth, masks, flows=flows))]
+            print(format_table([*rows, (f"{name} ground truth", ground_truth_row(ours_scores))]))
         gains.append(gain)
         ratios.append(float(ratio))
         print(f"{name:24s} gain {gain:+6.2f} dB   Ewarp {ratio:.3f}x the truth's", flush=True)

@@ -25,7 +25,7 @@ import pytest
 
 from peanut_server.eraser.base import EraserOptions
 from peanut_server.eraser.flowguided import FlowGuidedEraser
-from peanut_server.metrics.completion import evaluate, format_table, ground_truth_row, psnr, video_flows, warping_error
+from peanut_server.metrics.completion import psnr, video_flows, warping_error
 from peanut_server.progress import Reporter
 
 try:
@@ -122,29 +122,21 @@ def _cases(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
-    gains, rows = [], []
+    # Scored as the held-out cases below are (PSNR gain over Telea, Ewarp over the truth's own);
+    # benchmarks/eraser_sweep.py prints the full table (SSIM, sharpness, TC...) when tuning.
+    scores = {}
     for name, (gt, masks) in _cases(shared_data).items():
         coverage = masks.mean()
         assert 0.05 <= coverage <= 0.12 or name.startswith("running_car"), (name, coverage)
         damaged = _damaged(gt, masks)
         ours = FlowGuidedEraser().erase(damaged, masks, EraserOptions(), Reporter()).frames
-        theirs = baseline(damaged, masks)
-        flows = video_flows(gt)
-        ours_scores = evaluate(ours, gt, masks, flows=flows)
-        theirs_scores = evaluate(theirs, gt, masks, flows=flows)
-        rows += [
-            (f"{name} flowguided", ours_scores),
-            (f"{name} telea", theirs_scores),
-            (f"{name} ground truth", ground_truth_row(ours_scores)),
-        ]
-        gains.append(ours_scores.psnr - theirs_scores.psnr)
         assert np.array_equal(ours[~masks], gt[~masks]), "pixels outside the hole changed"
-    print("\n" + format_table(rows))
-    print("PSNR gains:", [round(g, 2) for g in gains])
-    for (name, scores), gain in zip(rows[::3], gains):
+        scores[name] = gain_and_ewarp(ours, baseline(damaged, masks), gt)
+        print(f"\n{name}: gain {scores[name][0]:+.2f} dB, Ewarp {scores[name][1]:.2f}x the truth's", end="")
+    for name, (gain, ewarp_ratio) in scores.items():
         assert gain >= -1.0, (name, gain)
-        assert scores.ewarp <= 1.3 * scores.gt_ewarp, (name, scores.ewarp, scores.gt_ewarp)
-    assert np.mean(gains) >= 4.0, gains
+        assert ewarp_ratio <= 1.3, (name, ewarp_ratio)
+    assert np.mean([gain for gain, _ in scores.values()]) >= 4.0, scores
 
 
 # Held out: moving holes nobody tuned on (issue 12): seeds 6-8 on the two DAVIS clips and

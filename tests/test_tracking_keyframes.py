@@ -34,7 +34,8 @@ class _Carry(TrackingBackend):
 
     tau = 0.0  # every CME check passes: only the keyframe can restart the pass
 
-    def __init__(self) -> None:
+    def __init__(self, slip: tuple[int, ...] = SLIP) -> None:
+        self.slip = slip
         self.started: list[int] = []
 
     def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -43,7 +44,7 @@ class _Carry(TrackingBackend):
 
     def track_step(self, run: dict, frame: WorkFrame, memory, forward: bool) -> np.ndarray:
         shift = SPEED * (frame.index - run["index"])
-        if forward and frame.index in SLIP:
+        if forward and frame.index in self.slip:
             shift += 12
         run["mask"], run["index"] = np.roll(run["mask"], shift, axis=1), frame.index
         return run["mask"]
@@ -55,9 +56,11 @@ class _Carry(TrackingBackend):
         return output.astype(np.float32)
 
 
-def _track(keyframes: dict) -> tuple[list[np.ndarray], MaskReport, _Carry]:
-    frames = [_frame(i)[0] for i in range(10)]
-    backend, report = _Carry(), MaskReport()
+def _track(
+    keyframes: dict, length: int = 10, slip: tuple[int, ...] = SLIP
+) -> tuple[list[np.ndarray], MaskReport, _Carry]:
+    frames = [_frame(i)[0] for i in range(length)]
+    backend, report = _Carry(slip), MaskReport()
     out = list(
         track(
             backend,
@@ -101,6 +104,23 @@ def test_a_box_on_a_later_frame_restarts_the_tracker_and_repairs_the_frames_befo
     assert _on_object(out) == list(range(10))
     assert report.extra["keyframes"] == "6"
     assert "frames_to_check" not in report.extra
+
+
+def test_a_mark_corrects_the_whole_stretch_before_it_that_went_wrong() -> None:
+    """The tracker slips on frame 4 and the editor marks frame 17, 13 frames later: longer than
+    the clip_window (8) frames a restart re-tracks, and past a CME check that passed (frame 8).
+    The frames held back for the pending mark, whose masks the colour check doubts, are
+    re-tracked from it too; the good frames before the slip are left as they were."""
+
+    def mark(frame: WorkFrame, previous: WorkFrame, carried: np.ndarray) -> np.ndarray:
+        return _frame(frame.index)[1]
+
+    without, report, _ = _track({}, length=24, slip=(4,))
+    assert _on_object(without) == [0, 1, 2, 3] and report.extra["frames_to_check"] == "4-23"
+    out, report, _ = _track({17: mark}, length=24, slip=(4,))
+    assert _on_object(out) == list(range(24))
+    assert "frames_to_check" not in report.extra
+    assert all(np.array_equal(a, b) for a, b in zip(out[:4], without[:4]))
 
 
 def test_frames_buffered_before_a_keyframe_are_checked_against_the_anchor_of_their_stretch() -> None:

@@ -14,8 +14,9 @@ Every frame's final mask is also compared with the anchor's colours
 (ColourCheck): the frames where it no longer looks like the object are named in
 a warning, for the editor to check. The editor's answer is a box or points on
 such a frame, in the same job: every later frame the editor marked is a
-keyframe, where the tracker restarts from the editor's mark (and re-tracks the
-buffered frames before it), as SAM 2 conditions on every prompted frame.
+keyframe, where the tracker restarts from the editor's mark, and re-tracks
+backwards the frames before it that went wrong (up to KEYFRAME_REACH frames are
+held back from the output for that), as SAM 2 propagates from every prompted frame.
 
 A backend supplies only its per-frame part (TrackingBackend): how to start its
 tracker from an anchor, one step, the appearance feature, and where to look
@@ -48,6 +49,12 @@ from .postprocess import MaskFinisher
 # 1.5 % / 0.4 % of the second (a loose first cut from a box holds background colours too).
 DOUBT_SIMILARITY = 0.85
 
+# How far back a mark on a later frame can correct: frames this close before a pending mark are
+# held (not yet written out), and at the mark the ones whose masks the colour check doubts are
+# re-tracked backwards from it, as SAM 2 propagates from every prompted frame both ways. Two
+# seconds at 24 fps (memory: one working-resolution frame and its mask each).
+KEYFRAME_REACH = 48
+
 # What turns the editor's mark on a later frame into an anchor for the backend's track_start:
 # called with that frame, the one before it (a box cut may use the motion between them) and
 # the running pass's output on that frame (the mark may confirm what the tracker carried).
@@ -71,13 +78,18 @@ class ColourCheck:
                 bisect.insort(self.anchors, frame.index)
             self.descriptors[frame.index] = colour_descriptor(frame.rgb, mask)
 
-    def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
-        """Compare with the latest anchor at or before the frame (the first one before it): frames
-        still buffered when a keyframe arrives are checked against the anchor of their stretch."""
+    def doubts(self, frame: WorkFrame, mask: np.ndarray) -> bool:
+        """The mask does not look like the latest anchor at or before the frame (the first one
+        before it): frames still buffered when a keyframe arrives are compared with the anchor
+        of their stretch. An empty mask is not doubted (the object may have left)."""
         if not self.anchors or not mask.any():
-            return
+            return False
         stretch = max(bisect.bisect_right(self.anchors, frame.index) - 1, 0)
-        if colour_similarity(frame.rgb, mask, self.descriptors[self.anchors[stretch]]) < DOUBT_SIMILARITY:
+        return colour_similarity(frame.rgb, mask, self.descriptors[self.anchors[stretch]]) < DOUBT_SIMILARITY
+
+    def check(self, frame: WorkFrame, mask: np.ndarray) -> None:
+        """Name the frame in the warning if its final mask is doubted."""
+        if self.doubts(frame, mask):
             self.doubtful.append(frame.index)
 
     def ranges(self) -> list[tuple[int, int]]:
@@ -232,7 +244,7 @@ def track(
         colour_check = ColourCheck(anchor_frame, backend.track_probability(output) > 0.5)
     backend.track_settled(anchor_frame, output)
     buffer: deque[tuple[WorkFrame, np.ndarray]] = deque([(anchor_frame, output)])
-    last_good = anchor_frame.index
+    last_good = last_mark = anchor_frame.index
     scores: list[float] = []
     reanchors = 0
     lost_since: int | None = None
@@ -243,6 +255,14 @@ def track(
         if found.feature is not None:
             memory.write(found.feature)
         return new_run, new_output, _repair(backend, buffer, frame, found.anchor, last_good, memory)
+
+    def doubted(frame: WorkFrame, output: np.ndarray) -> bool:
+        """A repair from a mark goes on through it (never past the mark or anchor before)."""
+        return frame.index > last_mark and colour_check.doubts(frame, backend.track_probability(output) > 0.5)
+
+    def held(frame: WorkFrame) -> bool:
+        """Kept in the buffer: a pending mark may still correct it."""
+        return any(0 < index - frame.index <= KEYFRAME_REACH for index in keyframes)
 
     def after_anchor() -> Iterator[WorkFrame]:
         yield from read[anchor_k + 1 :]
@@ -255,14 +275,15 @@ def track(
         keyframe = keyframes.pop(frame.index, None)
         if keyframe is not None:
             # The editor marked the object here: that beats anything the tracker carried. The
-            # buffered frames since the last good check are re-tracked backwards from the mark.
+            # buffered frames since the last good check, and before them the run of frames the
+            # colour check doubts, are re-tracked backwards from the mark.
             carried = backend.track_step(run, frame, memory, forward=True)
             marked = keyframe(frame, previous, carried)
             run, output = backend.track_start(frame, marked)
             feature = backend.track_feature(frame, output)
             if feature is not None:
                 memory.write(feature, force=True)
-            _repair(backend, buffer, frame, marked, last_good, memory)
+            _repair(backend, buffer, frame, marked, last_good, memory, doubtful=doubted)
             if lost_since is not None:
                 report.warnings.append(
                     f"object lost at frame {lost_since}, taken up again at the mark on frame {frame.index}"
@@ -270,7 +291,7 @@ def track(
                 lost_since = None
             report.extra["keyframes"] = ", ".join(filter(None, [report.extra.get("keyframes"), str(frame.index)]))
             colour_check.re_anchor(frame, backend.track_probability(output) > 0.5)
-            last_good = frame.index
+            last_good = last_mark = frame.index
         else:
             output = backend.track_step(run, frame, memory, forward=True)
             if backend.track_lost(run):
@@ -303,7 +324,7 @@ def track(
                         last_good = frame.index
         backend.track_settled(frame, output)
         buffer.append((frame, output))
-        while len(buffer) > window:
+        while len(buffer) > window and not held(buffer[0][0]):
             yield from emit(*buffer.popleft())
         previous = frame
     while buffer:
@@ -328,8 +349,11 @@ def _repair(
     anchor: Any,
     after: int,
     memory: AppearanceMemory,
+    doubtful: Callable[[WorkFrame, np.ndarray], bool] | None = None,
 ) -> int:
-    """Re-track backwards from a new anchor on `frame` over the buffered frames after `after`.
+    """Re-track backwards from a new anchor on `frame` over the buffered frames after `after`,
+    and on over earlier ones as long as `doubtful` says their masks left the object (an editor's
+    mark corrects the whole bad stretch before it, not only the frames since the last check).
 
     A frame takes the new output where the backend prefers it to the one it has (which
     may sit on the look-alike). Returns the number of frames changed.
@@ -338,7 +362,7 @@ def _repair(
     changed = 0
     for i in range(len(buffer) - 1, -1, -1):
         old_frame, old_output = buffer[i]
-        if old_frame.index <= after:
+        if old_frame.index <= after and not (doubtful is not None and doubtful(old_frame, old_output)):
             break
         output = backend.track_repair_step(run, old_frame, memory)
         if output is None:

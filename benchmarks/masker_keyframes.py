@@ -16,7 +16,8 @@ what the mark corrects backwards.
         [--tuning tuning] [clip ...]
 
 Clips: as benchmarks/masker_tuning.py, at its 12-fps, 40-frame cut (tennis and bmx-trees
-whole; `--step 1`: the same 80 frames at 24 fps). The held-out clips are checked once by tests/test_masker_heldout.py. CPU only.
+whole; `--step 1`: the same 80 frames at 24 fps). The held-out clips are checked once by
+tests/test_masker_heldout.py. CPU only.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def _cases(shared_data: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
     # Scored as the held-out cases below are (PSNR gain over Telea, Ewarp over the truth's own);
-    # benchmarks/eraser_sweep.py prints the full table (SSIM, sharpness, TC...) when tuning.
+    # `benchmarks/eraser_moving_holes.py tuning --table` prints every metric (SSIM, TC...).
     scores = {}
     for name, (gt, masks) in _cases(shared_data).items():
         coverage = masks.mean()

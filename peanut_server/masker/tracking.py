@@ -257,7 +257,8 @@ def track(
         return new_run, new_output, _repair(backend, buffer, frame, found.anchor, last_good, memory)
 
     def doubted(frame: WorkFrame, output: np.ndarray) -> bool:
-        """A repair from a mark goes on through it (never past the mark or anchor before)."""
+        """A repair from a mark goes on back through this frame: it comes after the previous mark
+        (or the anchor) and its mask is doubted by the colour check."""
         return frame.index > last_mark and colour_check.doubts(frame, backend.track_probability(output) > 0.5)
 
     def held(frame: WorkFrame) -> bool:

@@ -609,7 +609,13 @@ def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpars
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """parse_args, but an unknown option is reported by the subcommand it was given to (its usage,
-    not the top-level one) with the nearest option it has: `--promt` -> "did you mean --prompt?"."""
+    not the top-level one) with the nearest option it has: `--promt` -> "did you mean --prompt?".
+    An option before the command (`peanut --server ADDR remove ...`) is pointed after it."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        command = _command_parser(parser, argv)
+        if command is not parser:
+            option = argv[0].split("=")[0]
+            command.error(f"{option} goes after the command: {command.prog} ... {option} ...")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         command = _command_parser(parser, argv)

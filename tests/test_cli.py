@@ -513,6 +513,14 @@ def test_a_typo_in_an_option_gets_the_subcommands_usage_and_a_suggestion(tmp_pat
     assert "usage: peanut remove" in done.stderr and "did you mean --prompt" in done.stderr, done.stderr
 
 
+def test_an_option_before_the_command_is_pointed_after_it(tmp_path):
+    # Seen as a new user (2026-12-01): `peanut --server ADDR remove ...` said only
+    # "argument COMMAND: invalid choice: 'ADDR'".
+    done = peanut("--server", "127.0.0.1:1", "remove", "clip.mp4", "-o", "out", state_dir=tmp_path / "s")
+    assert done.returncode == 2
+    assert "--server goes after the command: peanut remove ... --server ..." in done.stderr, done.stderr
+
+
 def test_output_into_a_closed_pipe_is_not_an_internal_error(daemon, clip, tmp_path):
     # Point 8: `peanut jobs | head` ended in "internal error: BrokenPipeError".
     for n in range(2):

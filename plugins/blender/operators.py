@@ -469,11 +469,9 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
         settings = context.scene.peanut
         prompt = _prop_or_setting(self, settings, "prompt").strip()
         mask_path = _prop_or_setting(self, settings, "mask_path").strip()
-        if not prompt and not mask_path:
-            self.report({"ERROR"}, "type what to remove (prompt) or choose a mask")
-            return False
         try:
-            rng = blender_api.source_range(context.scene, blender_api.active_strip(context))
+            strip = blender_api.active_strip(context)
+            rng = blender_api.source_range(context.scene, strip)
         except core.StripError as exc:
             self.report({"ERROR"}, str(exc))
             return False
@@ -482,13 +480,22 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
         if source_frame is None:
             self.report({"ERROR"}, f"frame {frame} is outside the active strip")
             return False
+        # The box on this frame, as the job would send it: the panel's box, else one kept here.
+        kept = [tuple(k.box) for k in settings.kept_boxes if k.strip == strip.name and k.frame == source_frame]
+        box = tuple(settings.box) if settings.use_box and settings.box[2] > 0 else (kept[0] if kept else None)
+        if not prompt and not mask_path and box is None:
+            self.report({"ERROR"}, "type what to remove (prompt), draw a box, or choose a mask")
+            return False
         mask_path = os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
         address, state_dir = _address(context, self.server), prefs(context).state_dir
 
         def call():
             client = jobs.make_client(address, state_dir)
+            boxes = [jobs.client_module().box_prompt(source_frame, *box)] if box is not None else []
             try:
-                return client.preview_mask(rng.path, source_frame, prompt=prompt, mask_path=mask_path)
+                return client.preview_mask(
+                    rng.path, source_frame, prompt=prompt, mask_path=mask_path, frame_prompts=boxes
+                )
             finally:
                 client.close()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import traceback
 
@@ -54,6 +55,19 @@ def run(operators, name: str, **kwargs) -> dict:
     return out
 
 
+def preview(operators, name: str) -> dict:
+    """Preview Mask on the current frame; a copy of the preview PNG (every preview writes the same
+    file), read back by the pytest side, and the panel's line about it."""
+    out = call(bpy.ops.peanut.preview_mask, "EXEC_DEFAULT", server=config["address"])
+    image = bpy.data.images.get(operators.PREVIEW_IMAGE)
+    out["png"] = ""
+    if image is not None and out["ret"] == ["FINISHED"]:
+        out["png"] = os.path.join(config["work"], f"{name}.png")
+        shutil.copyfile(bpy.path.abspath(image.filepath), out["png"])
+    out["info"] = operators._preview_info
+    return out
+
+
 def main() -> None:
     ret = bpy.ops.extensions.package_install_files(filepath=config["zip"], repo="user_default", enable_on_install=True)
     result["install"] = sorted(ret)
@@ -87,10 +101,16 @@ def main() -> None:
     settings = scene.peanut
     settings.box = config["box"]
     result["keep"] = [call(bpy.ops.peanut.keep_box)]
+    # Preview Mask with the panel's box on this frame: the daemon cuts the box, no prompt needed.
+    settings.use_box = True
+    result["preview_box"] = preview(operators, "preview_box")
+    settings.use_box = False
     later, later_box = config["later"]
     scene.frame_current = int(src.frame_final_start) + later
     settings.box = later_box
     result["keep"].append(call(bpy.ops.peanut.keep_box))
+    # ... and with no panel box, the box kept on the frame under the playhead.
+    result["preview_kept"] = preview(operators, "preview_kept")
     result["kept"] = run(operators, "kept")
     call(bpy.ops.peanut.clear_kept_boxes)
     result["kept_cleared"] = len(settings.kept_boxes)

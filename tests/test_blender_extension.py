@@ -522,7 +522,12 @@ def test_box_and_mask_shape_drive_remove_object_in_blender(
     assert matte_iou(kept) > still + 0.3
     assert r["kept_cleared"] == 0
     # Preview Mask without a prompt: the panel's box on the current frame, then a box kept on it.
-    for name, at in (("preview_box", frame), ("preview_kept", config["later"][0])):
+    assert r["preview_noun"]["ret"] == ["RAISED"] and '"disc"' in r["preview_noun"]["error"], r["preview_noun"]
+    for name, at in (
+        ("preview_box", frame),
+        ("preview_noun_approximate", frame),
+        ("preview_kept", config["later"][0]),
+    ):
         assert r[name]["ret"] == ["FINISHED"] and r[name]["png"], r[name]
         cut = cv2.imread(r[name]["png"], cv2.IMREAD_GRAYSCALE) > 127
         assert (cut & discs[at]).sum() / (cut | discs[at]).sum() > 0.7, name

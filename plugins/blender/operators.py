@@ -488,13 +488,19 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
             return False
         mask_path = os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
         address, state_dir = _address(context, self.server), prefs(context).state_dir
+        approximate = bool(settings.approximate)  # as Remove sends it: a preview must not refuse what a job runs
 
         def call():
             client = jobs.make_client(address, state_dir)
             boxes = [jobs.client_module().box_prompt(source_frame, *box)] if box is not None else []
             try:
                 return client.preview_mask(
-                    rng.path, source_frame, prompt=prompt, mask_path=mask_path, frame_prompts=boxes
+                    rng.path,
+                    source_frame,
+                    prompt=prompt,
+                    mask_path=mask_path,
+                    frame_prompts=boxes,
+                    approximate=approximate,
                 )
             finally:
                 client.close()

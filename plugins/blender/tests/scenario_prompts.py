@@ -104,7 +104,12 @@ def main() -> None:
     # Preview Mask with the panel's box on this frame: the daemon cuts the box, no prompt needed.
     settings.use_box = True
     result["preview_box"] = preview(operators, "preview_box")
-    settings.use_box = False
+    # With a noun: refused as a job is, and shown when the panel's Approximate box is ticked.
+    settings.prompt = "the disc"
+    result["preview_noun"] = preview(operators, "preview_noun")
+    settings.approximate = True
+    result["preview_noun_approximate"] = preview(operators, "preview_noun_approximate")
+    settings.prompt, settings.approximate, settings.use_box = "", False, False
     later, later_box = config["later"]
     scene.frame_current = int(src.frame_final_start) + later
     settings.box = later_box

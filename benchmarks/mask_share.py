@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from benchmarks.floor import DATA, REPO, SIZES, _usage
+from peanut_server.masker.candidates import bounding_box
 
 PARTS = ("masking", "erase pass", "matte", "commit")
 
@@ -61,8 +62,7 @@ def make_clip(folder: Path, size: tuple[int, int], frames: int) -> tuple[Path, P
         for packet in stream.encode():
             out.mux(packet)
     first = cv2.imread(str(masks / "m0000.png"), cv2.IMREAD_GRAYSCALE) > 127
-    ys, xs = np.nonzero(first)
-    return clip, masks, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return clip, masks, bounding_box(first)
 
 
 def run_job(clip: str, output: str, masks: str, box: str, window: str = "0") -> dict:

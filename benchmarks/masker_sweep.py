@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from peanut_server.masker import MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
+from peanut_server.masker.candidates import bounding_box  # noqa: E402
 from peanut_server.media import open_source  # noqa: E402
 from peanut_server.media.source import list_images  # noqa: E402
 from peanut_server.metrics.masks import evaluate  # noqa: E402
@@ -125,8 +126,7 @@ def davis_table(data: Path, strips: Path | None) -> list[dict]:
         frames = [cv2.cvtColor(cv2.imread(str(folder / n)), cv2.COLOR_BGR2RGB) for n in names]
         gt_dir = data / "davis" / f"{clip}_mask"
         truth = [cv2.imread(str(gt_dir / n), cv2.IMREAD_GRAYSCALE) > 127 for n in list_images(gt_dir)]
-        ys, xs = np.nonzero(truth[0])
-        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        box = bounding_box(truth[0])
         runs = {
             "repeat frame 0": lambda truth=truth, frames=frames: [truth[0]] * len(frames),
             "from mask": lambda truth=truth, frames=frames: list(

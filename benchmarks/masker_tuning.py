@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.masker_sweep import strip  # noqa: E402
 from benchmarks.masker_tuning_clips import CLIPS, MORE_CLIPS  # noqa: E402
 from peanut_server.masker import FramePrompt, MaskerOptions, MaskPrompt, MotionMasker  # noqa: E402
+from peanut_server.masker.candidates import bounding_box  # noqa: E402
 from peanut_server.masker.colour import colour_descriptor, colour_similarity  # noqa: E402
 from peanut_server.masker.tracking import DOUBT_SIMILARITY  # noqa: E402
 from peanut_server.media.source import list_images  # noqa: E402
@@ -95,8 +96,7 @@ def main() -> int:
         if clip not in ("tennis", "bmx-trees"):
             stop = args.max_frames * args.step or None
             frames, truth = frames[: stop : args.step], truth[: stop : args.step]
-        ys, xs = np.nonzero(truth[0])
-        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        box = bounding_box(truth[0])
         prompts = {
             "mask": tracked_mask_prompt(truth[0], workdir.name),
             "box": MaskPrompt(frame_prompts=[FramePrompt(0, box=box)]),

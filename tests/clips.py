@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from peanut_server.masker import FramePrompt, MaskPrompt
+from peanut_server.masker.candidates import bounding_box
 
 GRID = 4  # GRID x GRID cells, one bit each: up to 2**16 frames
 BITS = GRID * GRID
@@ -266,8 +267,8 @@ def read_davis(folder: str | Path, n_frames: int | None = None) -> tuple[list[np
 
 def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     """x, y, w, h of the mask's bounding box (the --box a user would draw)."""
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+    x0, y0, x1, y1 = bounding_box(mask)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def tracked_mask_prompt(mask: np.ndarray, folder: str | Path, frame: int = 0) -> MaskPrompt:

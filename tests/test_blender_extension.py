@@ -523,6 +523,8 @@ def test_box_and_mask_shape_drive_remove_object_in_blender(
     assert r["kept_cleared"] == 0
     # Preview Mask without a prompt: the panel's box on the current frame, then a box kept on it.
     assert r["preview_noun"]["ret"] == ["RAISED"] and '"disc"' in r["preview_noun"]["error"], r["preview_noun"]
+    assert r["preview_empty_box"]["ret"] == ["RAISED"], r["preview_empty_box"]
+    assert "width and a height" in r["preview_empty_box"]["error"], r["preview_empty_box"]
     for name, at in (
         ("preview_box", frame),
         ("preview_noun_approximate", frame),

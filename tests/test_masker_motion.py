@@ -10,6 +10,7 @@ import pytest
 
 from peanut_server.errors import PromptError
 from peanut_server.masker import BACKENDS, FramePrompt, MaskerOptions, MaskPrompt, MotionMasker
+from peanut_server.masker.candidates import bounding_box, box_iou
 from peanut_server.media.source import open_source
 from peanut_server.metrics.masks import evaluate
 from peanut_server.progress import Reporter
@@ -276,3 +277,17 @@ def test_box_preview_does_not_depend_on_earlier_random_draws() -> None:
         cuts.append(MotionMasker().preview(source, 0, prompt, MaskerOptions(), Reporter())[0])
     assert cuts[0].any()
     assert all(np.array_equal(cuts[0], c) for c in cuts[1:])
+
+
+def test_bounding_box_and_box_overlap() -> None:
+    """The box helpers the keyframe check and the candidates share: exclusive corners, and an
+    empty mask has an empty box that overlaps nothing."""
+    mask = np.zeros((40, 60), bool)
+    assert bounding_box(mask) == (0, 0, 0, 0)
+    mask[5, 3] = True
+    assert bounding_box(mask) == (3, 5, 4, 6)
+    mask[20:30, 10:50] = True
+    assert bounding_box(mask) == (3, 5, 50, 30)
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert box_iou(bounding_box(np.zeros((4, 4), bool)), (0, 0, 0, 0)) == 0.0

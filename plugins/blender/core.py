@@ -249,6 +249,12 @@ def write_grey_png(path: str, rows: list[bytearray]) -> None:
 Box = tuple[int, int, int, int]  # x, y, w, h in source pixels
 
 
+def kept_boxes(items, strip: str) -> list[tuple[int, Box]]:
+    """The boxes kept for the strip named `strip`, as (source frame, box), in frame order.
+    `items` are the scene's kept boxes (each with .strip, .frame and .box)."""
+    return sorted((k.frame, tuple(k.box)) for k in items if k.strip == strip)
+
+
 def job_boxes(
     here: int | None, current: Box | None, kept: list[tuple[int, Box]], mask_frame: int | None, rng: SourceRange
 ) -> tuple[list[tuple[int, Box]], str]:

@@ -266,7 +266,7 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         if self.mask_name and shape is None:
             self.report({"ERROR"}, f"there is no Mask named {self.mask_name!r}")
             return False
-        kept = [(k.frame, tuple(k.box)) for k in settings.kept_boxes if source is not None and k.strip == source.name]
+        kept = core.kept_boxes(settings.kept_boxes, source.name) if source is not None else []
         if not prompt and not mask_path and box is None and shape is None and not kept:
             self.report({"ERROR"}, "type what to remove (prompt), draw a box or a mask, or choose a mask file")
             return False
@@ -481,10 +481,16 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
             self.report({"ERROR"}, f"frame {frame} is outside the active strip")
             return False
         # The box on this frame, as the job would send it: the panel's box, else one kept here.
-        kept = [tuple(k.box) for k in settings.kept_boxes if k.strip == strip.name and k.frame == source_frame]
-        box = tuple(settings.box) if settings.use_box and settings.box[2] > 0 else (kept[0] if kept else None)
+        box = (
+            tuple(settings.box)
+            if settings.use_box
+            else dict(core.kept_boxes(settings.kept_boxes, strip.name)).get(source_frame)
+        )
         if not prompt and not mask_path and box is None:
             self.report({"ERROR"}, "type what to remove (prompt), draw a box, or choose a mask")
+            return False
+        if box is not None and (problem := core.box_in_source(box, *blender_api.source_size(context.scene, strip))):
+            self.report({"ERROR"}, problem)  # as Remove says it: a preview must not run a box a job refuses
             return False
         mask_path = os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
         address, state_dir = _address(context, self.server), prefs(context).state_dir

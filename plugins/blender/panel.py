@@ -55,7 +55,7 @@ class PEANUT_PT_main(bpy.types.Panel):
         row = col.row(align=True)
         row.operator("peanut.keep_box", icon="ADD")
         strip = context.scene.sequence_editor.active_strip if context.scene.sequence_editor else None
-        kept = sorted(k.frame for k in settings.kept_boxes if strip is not None and k.strip == strip.name)
+        kept = [frame for frame, _ in core.kept_boxes(settings.kept_boxes, strip.name)] if strip is not None else []
         if settings.kept_boxes:
             row.operator("peanut.clear_kept_boxes", text="", icon="X")
         if kept:

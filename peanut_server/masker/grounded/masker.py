@@ -23,7 +23,7 @@ from ...errors import BackendUnavailable, PromptError
 from ...media import VideoSource
 from ...progress import Reporter
 from ..base import Masker, MaskerOptions, MaskPrompt, MaskReport
-from ..candidates import Candidate
+from ..candidates import Candidate, bounding_box
 from ..colour import colour_descriptor
 from ..frames import WorkFrame, working_frames, working_scale
 from ..learned import ClipScorer, HFGrounder, HFVideoTracker, cached_part, model_available, part_need
@@ -167,9 +167,7 @@ class GroundedTrackerMasker(Masker, TrackingBackend):
         if not mask.any():
             return np.zeros(1, np.float32)
         if self.clip is not None:
-            ys, xs = np.nonzero(mask)
-            bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-            return self.clip.image_features([ClipScorer.crop(rgb, bbox, mask)])[0]
+            return self.clip.image_features([ClipScorer.crop(rgb, bounding_box(mask), mask)])[0]
         return colour_descriptor(rgb, mask)
 
     # ----- frames ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from ...errors import PromptError
 from ...media import VideoSource
 from ...progress import Reporter
 from ..base import FramePrompt, Masker, MaskerOptions, MaskPrompt, MaskReport, PointPrompt
-from ..candidates import Candidate, candidate_from_mask
+from ..candidates import Candidate, bounding_box, box_iou, candidate_from_mask
 from ..colour import colour_descriptor, colour_fractions, colour_pixels
 from ..frames import WorkFrame, working_frames, working_scale
 from ..memory import AppearanceMemory
@@ -532,12 +532,8 @@ class MotionMasker(Masker, TrackingBackend):
         """
         h, w = carried.shape
         if carried.any() and fp.box is not None:
-            x0, y0, x1, y1 = (v * scale for v in fp.box)
-            ys, xs = np.nonzero(carried)
-            cx0, cy0, cx1, cy1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-            inter = max(0.0, min(x1, cx1) - max(x0, cx0)) * max(0.0, min(y1, cy1) - max(y0, cy0))
-            union = (x1 - x0) * (y1 - y0) + (cx1 - cx0) * (cy1 - cy0) - inter
-            if inter / max(union, 1e-6) >= self.keyframe_box_agreement:
+            box = tuple(v * scale for v in fp.box)
+            if box_iou(box, bounding_box(carried)) >= self.keyframe_box_agreement:
                 return carried
         elif carried.any() and fp.points:
 

@@ -116,6 +116,10 @@ def main() -> None:
     result["keep"].append(call(bpy.ops.peanut.keep_box))
     # ... and with no panel box, the box kept on the frame under the playhead.
     result["preview_kept"] = preview(operators, "preview_kept")
+    # The Box ticked but not drawn (no width): refused as Remove refuses it, not the kept box instead.
+    settings.use_box, settings.box = True, (0, 0, 0, 0)
+    result["preview_empty_box"] = preview(operators, "preview_empty_box")
+    settings.use_box = False
     result["kept"] = run(operators, "kept")
     call(bpy.ops.peanut.clear_kept_boxes)
     result["kept_cleared"] = len(settings.kept_boxes)

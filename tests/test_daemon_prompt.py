@@ -75,6 +75,8 @@ def test_remove_by_prompt_through_the_cli(daemon, two_discs, tmp_path):
     backends = {b["stage"]: b["backend"] for b in result["backends"]}
     assert backends["STAGE_MASKER"] == "motion"
     assert result["ignored_words"] == ["ball"]  # the no-weights masker checked "red" only
+    # The ignored word is named once in the job (it is sent live, and the result repeats it).
+    assert sum("approximate" in w for w in job["warnings"]) == 1, job["warnings"]
     assert "red" in result["chosen_object"] and result["chosen_score"] > 0.5
     mattes = [
         cv2.imread(os.path.join(result["matte_path"], frame_filename(i)), cv2.IMREAD_GRAYSCALE) > 127 for i in range(20)

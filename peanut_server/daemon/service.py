@@ -284,10 +284,13 @@ class Worker:
 
     def _run(self, channel: JobChannel) -> None:
         job = channel.job
-        reporter = Reporter(
-            callback=lambda state: self._progress(channel, state),
-            warn_callback=lambda message: channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message]),
-        )
+        streamed: set[str] = set()  # warnings sent while the job ran; the result repeats some of them
+
+        def warn(message: str) -> None:
+            streamed.add(message)
+            channel.update(pb.EVENT_TYPE_WARNING, message, warnings=[message])
+
+        reporter = Reporter(callback=lambda state: self._progress(channel, state), warn_callback=warn)
         with self._lock:
             if self.stopping.is_set():
                 return  # stays QUEUED: it runs after the next start
@@ -301,7 +304,8 @@ class Worker:
                 self._check_inputs(channel, job)
                 removal = self.pipeline.run(spec_from_request(job.request), reporter, job_id=job.id)
                 for warning in removal.warnings:
-                    channel.update(pb.EVENT_TYPE_WARNING, warning, warnings=[warning])
+                    if warning not in streamed:
+                        channel.update(pb.EVENT_TYPE_WARNING, warning, warnings=[warning])
                 result = result_message(removal)
             channel.update(
                 pb.EVENT_TYPE_STATE, "succeeded", state=pb.JOB_STATE_SUCCEEDED, result=result, eta_seconds=0.0

@@ -7,7 +7,8 @@ import pytest
 
 from peanut_server.errors import InvalidRequest
 from peanut_server.flow import get_estimator
-from peanut_server.flow.dis import DISFlow
+from peanut_server.flow.dis import DISFlow, DISOptions
+from peanut_server.masker.motion.segment import FlowEstimator
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -33,3 +34,44 @@ def test_auto_is_dis_and_unknown_name_refused() -> None:
     assert get_estimator("auto").name == "dis"
     with pytest.raises(InvalidRequest):
         get_estimator("farneback")
+
+
+@pytest.mark.parametrize("make", [lambda: DISFlow().pair, lambda: DISFlow(DISOptions("ultrafast")).pair, FlowEstimator])
+def test_a_small_image_leaves_later_flow_as_a_fresh_estimator_gives_it(make) -> None:
+    """OpenCV's DIS adapts its patch size and scales to a small image and kept them for every
+    later call: after one 16x24 image, full frames got coarser flow (the daemon's warm-up did
+    this to every job's eraser). The eraser's DIS, its guide round's, and the masker's."""
+    import cv2
+
+    base = _texture(140, 220, seed=3)
+    first, second = base[10:130, 10:210], base[12:132, 6:206]  # content moves 4 px left, 2 px up
+    if make is FlowEstimator:
+        first, second = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), cv2.cvtColor(second, cv2.COLOR_RGB2GRAY)
+    fresh = make()(first, second)
+    used = make()
+    tiny = np.ascontiguousarray(first[:16, :24])
+    used(tiny, tiny)
+    assert np.array_equal(used(first, second), fresh)
+
+
+def test_the_eraser_after_a_tiny_clip_erases_as_a_fresh_one(shared_data) -> None:
+    """The daemon's warm-up erases a 3-frame 32x48 clip with the eraser every job then uses."""
+    import cv2
+
+    from peanut_server.eraser.base import EraserOptions
+    from peanut_server.eraser.flowguided import FlowGuidedEraser
+    from peanut_server.progress import Reporter
+
+    folder = shared_data / "davis" / "bmx-trees"
+    files = sorted(folder.iterdir())[:8]
+    frames = np.stack([cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files])
+    masks = np.zeros(frames.shape[:3], bool)
+    for t in range(len(frames)):
+        cv2.ellipse(masks[t].view(np.uint8), (150 + 8 * t, 120), (40, 60), 0, 0, 360, 1, -1)
+    fresh = FlowGuidedEraser().erase(frames, masks, EraserOptions(), Reporter()).frames
+    warmed = FlowGuidedEraser()
+    rng = np.random.default_rng(0)
+    tiny_masks = np.zeros((3, 32, 48), bool)
+    tiny_masks[:, 10:20, 15:30] = True
+    warmed.erase(rng.integers(0, 255, (3, 32, 48, 3), dtype=np.uint8), tiny_masks, EraserOptions(), Reporter())
+    assert np.array_equal(warmed.erase(frames, masks, EraserOptions(), Reporter()).frames, fresh)

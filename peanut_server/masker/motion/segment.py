@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ...flow.dis import DIS
 from ..candidates import Candidate, candidate_from_mask
 
 _GRID_STEP = 6
@@ -21,15 +22,11 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-class FlowEstimator:
-    """DIS optical flow (OpenCV), one instance per thread."""
+class FlowEstimator(DIS):
+    """DIS optical flow (OpenCV, medium preset), one instance per thread."""
 
     def __init__(self) -> None:
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-    def __call__(self, gray_from: np.ndarray, gray_to: np.ndarray) -> np.ndarray:
-        """(H, W, 2) float32 flow: pixel p of gray_from moves to p + flow[p] in gray_to."""
-        return self._dis.calc(gray_from, gray_to, None)
+        super().__init__(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
 def camera_flow(flow: np.ndarray) -> np.ndarray:

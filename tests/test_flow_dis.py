@@ -39,7 +39,7 @@ def test_auto_is_dis_and_unknown_name_refused() -> None:
 @pytest.mark.parametrize("make", [lambda: DISFlow().pair, lambda: DISFlow(DISOptions("ultrafast")).pair, FlowEstimator])
 def test_a_small_image_leaves_later_flow_as_a_fresh_estimator_gives_it(make) -> None:
     """OpenCV's DIS adapts its patch size and scales to a small image and kept them for every
-    later call: after one 16x24 image, full frames got coarser flow (the daemon's warm-up did
+    later call: after one 16x24 image, full frames got other flow (the daemon's warm-up did
     this to every job's eraser). The eraser's DIS, its guide round's, and the masker's."""
     import cv2
 

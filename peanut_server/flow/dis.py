@@ -28,12 +28,14 @@ class DIS:
     """cv2.DISOpticalFlow for one preset, made afresh whenever the image size changes.
 
     OpenCV's DIS adapts its patch size, stride and finest scale to an image too small for the
-    preset, and keeps them for every later call on the same object (DISOpticalFlowImpl::calc,
-    OpenCV 4.x-5.0). One object that once saw a small image (the daemon's warm-up clip, a
-    thumbnail-sized job) computes coarser flow on full frames ever after: on DAVIS dog-agility
-    the eraser then propagated 17 % fewer hole pixels and filled 3.4x as many per frame with
-    Telea. For one size the adapted settings are the same every time, so keeping the object
-    while the size stays gives the flow a fresh one would.
+    preset, and keeps them for every later call on the same object (DISOpticalFlowImpl::calc;
+    seen with OpenCV 5.0). One object that once saw a small image (the daemon's warm-up clip, a
+    thumbnail-sized job) computes other flow on full frames ever after: the "fast" preset then
+    runs down to full resolution instead of stopping at a quarter. A job's output then hung on
+    what ran before it: on DAVIS dog-agility the daemon's eraser propagated 17 % fewer hole
+    pixels than `--local` and filled 3.4x as many per frame with Telea. For one size the adapted
+    settings are the same every time, so keeping the object while the size stays gives the flow
+    a fresh one would.
     """
 
     def __init__(

@@ -13,6 +13,8 @@ import numpy as np
 
 from .colour import colour_descriptor, colour_fractions
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
+
 
 @dataclass
 class Candidate:
@@ -28,9 +30,6 @@ class Candidate:
     det_score: float = -1.0  # detector confidence, learned grounders
     text_score: float = -1.0  # CLIP crop-vs-sentence, where available
     label: str = ""
-
-
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
 
 
 def bounding_box(mask: np.ndarray) -> Box:

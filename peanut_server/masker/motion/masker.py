@@ -280,7 +280,7 @@ class MotionMasker(Masker, TrackingBackend):
         GrabCut alone takes whatever differs in colour from the box's surroundings; on real
         footage that is often the floor under a player. When part of the box moves unlike the
         camera, that part is the object: GrabCut's cut is kept where it agrees with it, and
-        replaced by it where the two disagree, unless the moving part lies inside the cut.
+        replaced by it where the two disagree.
         """
         frame = frames[k]
         h, w = frame.gray.shape
@@ -306,8 +306,7 @@ class MotionMasker(Masker, TrackingBackend):
         if neighbour is None:
             return cut if cut.any() else inside
         residual = residual_motion(self.flow(frame.gray, neighbour.gray))
-        # As moving_map: a noisy flow field (water, dust, fine texture) raises the bar.
-        movers = (residual > max(self.box_moving_px, 4.0 * float(np.median(residual)))) & inside
+        movers = (residual > self.box_moving_px) & inside
         movers = (
             cv2.morphologyEx(
                 movers.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
@@ -318,12 +317,7 @@ class MotionMasker(Masker, TrackingBackend):
             return cut if cut.any() else inside  # a still object: colour is all there is
         agree = (cut & movers).sum() / max((cut | movers).sum(), 1)
         self.report.extra["box"] = f"grabcut/motion agreement {agree:.2f}"
-        if agree >= 0.4:
-            return cut & movers
-        # They disagree. Movers that lie inside the cut are the object's moving parts (the legs
-        # of a slow walker): the cut holds the object. Movers outside it mean the cut took
-        # something else (the floor under a player), and they are the object.
-        return cut if (cut & movers).sum() >= 0.7 * movers.sum() else movers
+        return cut & movers if agree >= 0.4 else movers
 
     @staticmethod
     def _read_given_mask(path: str, frame: WorkFrame) -> np.ndarray:

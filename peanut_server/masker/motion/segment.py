@@ -23,17 +23,10 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator(DIS):
-    """DIS optical flow (OpenCV), one instance per thread.
-
-    The medium preset down to full resolution (its own finest level is half resolution), with
-    a sparser patch grid and a shorter variational refinement to pay for it: on the 34 tuning
-    clips (12 fps, benchmarks/masker_tuning.py) J&F from the mask 0.582 -> 0.625 and from the
-    box 0.518 -> 0.558 (with the box cut's rules in masker.py), at 1.33x the time per frame. The
-    preset's own settings at full resolution cost 1.8-3.5x.
-    """
+    """DIS optical flow (OpenCV, medium preset), one instance per thread."""
 
     def __init__(self) -> None:
-        super().__init__(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, finest_scale=0, patch_stride=4, refinement_iterations=2)
+        super().__init__(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
 def camera_flow(flow: np.ndarray) -> np.ndarray:

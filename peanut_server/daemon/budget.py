@@ -107,8 +107,8 @@ def estimate_job_bytes(
     frame and the tracker's re-check buffer (clip_window frames at the masker's
     working size, 8 by default): about 1 % of one 80-frame eraser window at
     1080p, not counted. Before a box the editor put on a later frame it holds up
-    to tracking.KEYFRAME_REACH (48) frames instead: about 30 MB for the
-    no-weights masker (480 px), about 230 MB for SAM 2 (1024 px), not counted either.
+    to tracking.KEYFRAME_REACH frames instead (what they weigh is written there),
+    not counted either.
     """
     working_frame = working[0] * working[1] * channels
     source_frame = width * height * channels

@@ -85,9 +85,20 @@ def running_car_frames(shared_data: Path) -> list[np.ndarray]:
     raise AssertionError("running_car.mp4 is shorter than 6 frames")
 
 
-@pytest.mark.parametrize("size", [(1920, 1080), (3840, 2160)], ids=["1080p", "4K"])
-@pytest.mark.parametrize("content", ["running_car", "pattern"])
-@pytest.mark.parametrize("working_height", [432, 540])
+# Every pair of (working height, content, source size) values once: half of the 2x2x2 grid
+# (an orthogonal array), so each value meets each value of the other two. The working heights
+# give the whole-number scales (540: 2x and 4x) and the fractional ones (432: 2.5x and 5x).
+RUNS = [
+    (432, "pattern", (1920, 1080)),
+    (432, "running_car", (3840, 2160)),
+    (540, "pattern", (3840, 2160)),
+    (540, "running_car", (1920, 1080)),
+]
+
+
+@pytest.mark.parametrize(
+    "working_height, content, size", RUNS, ids=[f"{h}-{c}-{'4K' if s[0] > 3000 else '1080p'}" for h, c, s in RUNS]
+)
 def test_source_size_kept_and_untouched_outside_mask(tmp_path, running_car_frames, size, content, working_height):
     width, height = size
     n = 3 if width < 3000 else 2

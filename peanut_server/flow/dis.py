@@ -38,15 +38,35 @@ class DIS:
     a fresh one would.
     """
 
-    def __init__(self, preset: int) -> None:
+    def __init__(
+        self,
+        preset: int,
+        finest_scale: int | None = None,
+        patch_stride: int | None = None,
+        refinement_iterations: int | None = None,
+    ) -> None:
+        """`preset` with, where given, its finest pyramid level (0: full resolution), patch
+        stride and variational refinement iterations replaced."""
         self.preset = preset
+        self.settings = (finest_scale, patch_stride, refinement_iterations)
         self._size: tuple[int, ...] | None = None
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._dis = self._make()
+
+    def _make(self) -> cv2.DISOpticalFlow:
+        dis = cv2.DISOpticalFlow_create(self.preset)
+        finest, stride, refinement = self.settings
+        if finest is not None:
+            dis.setFinestScale(finest)
+        if stride is not None:
+            dis.setPatchStride(stride)
+        if refinement is not None:
+            dis.setVariationalRefinementIterations(refinement)
+        return dis
 
     def __call__(self, gray_from: np.ndarray, gray_to: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32 flow: pixel p of gray_from moves to p + flow[p] in gray_to."""
         if gray_from.shape != self._size:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
+            self._dis = self._make()
             self._size = gray_from.shape
         return self._dis.calc(gray_from, gray_to, None)
 

@@ -72,12 +72,14 @@ class FlowTracker:
         self.min_area = min_area
         self.max_frame_fraction = max_frame_fraction
         self.gray: np.ndarray | None = None
+        self.previous_gray: np.ndarray | None = None  # the frame before the last step's (a search reads it)
         self.mask: np.ndarray | None = None
         self.last_residual: np.ndarray | None = None
         self._areas: deque[int] = deque(maxlen=15)
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         self.gray = to_gray(rgb)
+        self.previous_gray = None
         self.mask = mask.astype(bool)
         # Colour models from the anchor (a trusted mask): later refinements cannot drift them.
         self.models: ColourModels | None = learn_colour_models(rgb, self.mask) if self.freeze_models else None
@@ -96,7 +98,7 @@ class FlowTracker:
         gray = to_gray(rgb)
         flow_back = self.flow(gray, self.gray)
         self.last_residual = residual_motion(flow_back)
-        self.gray = gray
+        self.previous_gray, self.gray = self.gray, gray
         if not self.mask.any():
             return self.mask
         mask = warp_mask(self.mask, flow_back)
@@ -258,6 +260,7 @@ class PriorTracker:
         self.min_area = min_area
         self.max_frame_fraction = max_frame_fraction
         self.gray: np.ndarray | None = None
+        self.previous_gray: np.ndarray | None = None  # the frame before the last step's (a search reads it)
         self.index: np.ndarray | None = None  # colour bins of the previous frame
         self.mask: np.ndarray | None = None
         self.last_residual: np.ndarray | None = None
@@ -271,6 +274,7 @@ class PriorTracker:
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         self.gray = to_gray(rgb)
+        self.previous_gray = None
         self.index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
         self.mask = mask.astype(bool)
         self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
@@ -307,7 +311,7 @@ class PriorTracker:
             error = np.linalg.norm(flow_back + _remap(flow_fwd, flow_back), axis=-1)
             consistent = (error < opt.fb_px + 0.05 * np.linalg.norm(flow_back, axis=-1)).astype(np.float32)
         prev_mask, prev_index = self.mask, self.index
-        self.gray, self.index = gray, index
+        self.previous_gray, self.gray, self.index = self.gray, gray, index
         if not prev_mask.any():
             return prev_mask
         h, w = prev_mask.shape

@@ -34,7 +34,7 @@ from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_mes
 from ..ranking import describe_choice, rank_candidates
 from ..tracking import Keyframe, Reanchor, TrackingBackend, track
 from .flowtrack import FlowTracker, PriorTracker
-from .segment import FlowEstimator, refine_mask, residual_motion, segment_moving
+from .segment import FlowEstimator, TrackingFlowEstimator, refine_mask, residual_motion, segment_moving
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class MotionMasker(Masker, TrackingBackend):
         super().__init__()
         self.cme = cme or CMESettings()
         self.flow = FlowEstimator()
+        self.tracking_flow = TrackingFlowEstimator()
         self._given_mask = False  # tracking a mask the editor gave (or pointed at): PriorTracker
         self._motion = _MotionModel()  # where the target went, going forwards
         self._colour_lock: list[str] = []  # colours a text-grounded target is held to
@@ -161,6 +162,7 @@ class MotionMasker(Masker, TrackingBackend):
     def for_call(self) -> MotionMasker:
         call = super().for_call()
         call.flow = FlowEstimator()  # OpenCV's DIS object is not shared between threads
+        call.tracking_flow = TrackingFlowEstimator()
         return call
 
     @classmethod
@@ -546,8 +548,8 @@ class MotionMasker(Masker, TrackingBackend):
 
     def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
         if given_mask:
-            return PriorTracker(self.flow)
-        return FlowTracker(self.flow, refine=self.refine_tracking)
+            return PriorTracker(self.tracking_flow)
+        return FlowTracker(self.tracking_flow, refine=self.refine_tracking)
 
     # ----- the per-frame part of tracking (tracking.py runs the loop) -----------------------
 
@@ -588,7 +590,7 @@ class MotionMasker(Masker, TrackingBackend):
             blob = self._colour_blob(frame, np.zeros(frame.gray.shape, bool), memory)
             if blob is not None:
                 return Reanchor(blob)
-        found = self._reacquire(frame, run.last_residual, memory, self._motion)
+        found = self._reacquire(frame, self._search_residual(frame, run), memory, self._motion)
         return Reanchor(found.mask) if found is not None else None
 
     def track_lookalike(
@@ -599,8 +601,16 @@ class MotionMasker(Masker, TrackingBackend):
         memory: AppearanceMemory,
         score: float,
     ) -> Reanchor | None:
-        other = self._lookalike_check(frame, run.last_residual, output, memory, score, self._motion)
+        other = self._lookalike_check(frame, self._search_residual(frame, run), output, memory, score, self._motion)
         return Reanchor(other.mask, feature=other.feature) if other is not None else None
+
+    def _search_residual(self, frame: WorkFrame, run: FlowTracker | PriorTracker) -> np.ndarray | None:
+        """The motion the camera does not explain on `frame`, on the flow grounding reads: a
+        search for the object (after a loss, or for a look-alike) segments what moves with
+        grounding's thresholds, which were set on that flow and not on the tracker's finer one."""
+        if run.previous_gray is None:
+            return None
+        return residual_motion(self.flow(frame.gray, run.previous_gray))
 
     def track_repair_step(
         self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory

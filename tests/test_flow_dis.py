@@ -8,7 +8,7 @@ import pytest
 from peanut_server.errors import InvalidRequest
 from peanut_server.flow import get_estimator
 from peanut_server.flow.dis import DISFlow, DISOptions
-from peanut_server.masker.motion.segment import FlowEstimator
+from peanut_server.masker.motion.segment import FlowEstimator, TrackingFlowEstimator
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -36,22 +36,40 @@ def test_auto_is_dis_and_unknown_name_refused() -> None:
         get_estimator("farneback")
 
 
-@pytest.mark.parametrize("make", [lambda: DISFlow().pair, lambda: DISFlow(DISOptions("ultrafast")).pair, FlowEstimator])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: DISFlow().pair, lambda: DISFlow(DISOptions("ultrafast")).pair, FlowEstimator, TrackingFlowEstimator],
+)
 def test_a_small_image_leaves_later_flow_as_a_fresh_estimator_gives_it(make) -> None:
     """OpenCV's DIS adapts its patch size and scales to a small image and kept them for every
     later call: after one 16x24 image, full frames got other flow (the daemon's warm-up did
-    this to every job's eraser). The eraser's DIS, its guide round's, and the masker's."""
+    this to every job's eraser). The eraser's DIS, its guide round's, and the masker's two (the
+    tracker's has its own settings, which a remade object must get again)."""
     import cv2
 
     base = _texture(140, 220, seed=3)
     first, second = base[10:130, 10:210], base[12:132, 6:206]  # content moves 4 px left, 2 px up
-    if make is FlowEstimator:
+    if make in (FlowEstimator, TrackingFlowEstimator):
         first, second = cv2.cvtColor(first, cv2.COLOR_RGB2GRAY), cv2.cvtColor(second, cv2.COLOR_RGB2GRAY)
     fresh = make()(first, second)
     used = make()
     tiny = np.ascontiguousarray(first[:16, :24])
     used(tiny, tiny)
     assert np.array_equal(used(first, second), fresh)
+
+
+def test_the_trackers_flow_runs_with_its_own_settings() -> None:
+    """The tracker's DIS goes down to full resolution with its own stride and refinement: on the
+    same pair its flow is not the preset's."""
+    import cv2
+
+    base = _texture(260, 452, seed=5)
+    first, second = (
+        cv2.cvtColor(base[10:250, 10:442], cv2.COLOR_RGB2GRAY),
+        cv2.cvtColor(base[11:251, 7:439], cv2.COLOR_RGB2GRAY),
+    )
+    assert TrackingFlowEstimator().settings == (0, 4, 2)
+    assert not np.array_equal(TrackingFlowEstimator()(first, second), FlowEstimator()(first, second))
 
 
 def test_the_eraser_after_a_tiny_clip_erases_as_a_fresh_one(shared_data) -> None:

@@ -24,8 +24,8 @@ Half precision is the policy's dtype where AUTOCAST_SAFE lists one (BasicVSR++
 fp16; SAM 2, SAM 3 bf16), otherwise bf16 (fp16 on GPUs before compute
 capability 8): measured so the policy's table can be extended from numbers.
 On a CPU the policy allows fp32 only; --tiny on a CPU still runs a bf16 pass
-(CPU autocast) so that the comparison code is exercised by the test suite
-(tests/test_gpu_check.py), and its rows say so.
+(CPU autocast) on the maskers and the grounder so that the comparison code is
+exercised by the test suite (tests/test_gpu_check.py), and its rows say so.
 
 Real sizes: SAM 2.1 hiera-tiny and hiera-base-plus video at 1024 px, through
 transformers' Sam2VideoModel and the sam2 package; SAM 3 (when transformers
@@ -67,6 +67,10 @@ from tests.tiny_models import (  # shared with the tests
 
 MIB = 1024 * 1024
 CHECK_ONLY = "gpu_check --tiny on a CPU"
+# The backends whose CPU bf16 pass exercises the comparison in --tiny. Not RAFT or LaMa (seconds
+# a call in CPU bf16 even at 64 px: a minute of the test suite), nor BasicVSR++ (its deformable
+# convolution has no CPU bf16 kernel).
+CPU_CHECK_POLICIES = ("sam2", "sam3", "grounding-dino")
 
 
 @dataclass
@@ -544,7 +548,7 @@ def precisions(policy_name: str, device: str, tiny: bool) -> list[tuple[object, 
             short = "bf16" if torch.cuda.get_device_capability(int(fp32.device.split(":")[1]))[0] >= 8 else "fp16"
         half = select(policy_name, device, short)
         out.append((half, auto.dtype == half.dtype, "" if auto.dtype == half.dtype else "measured; auto runs fp32"))
-    elif tiny and device_type == "cpu":
+    elif tiny and device_type == "cpu" and policy_name in CPU_CHECK_POLICIES:
         # Not a precision PEANUT runs on a CPU: exercises the comparison code in the test suite.
         out.append((Placement(fp32.device, "bfloat16", CHECK_ONLY), False, "CPU bf16: exercises the check only"))
     return out

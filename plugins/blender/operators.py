@@ -89,6 +89,14 @@ def _prop_or_setting(op, settings, name: str):
     return getattr(op, name) if op.properties.is_property_set(name) else getattr(settings, name)
 
 
+def _prompt_and_mask_file(op, settings) -> tuple[str, str]:
+    """What Remove and Preview both send: the prompt, and the mask file as an absolute path
+    (the daemon does not know the .blend's folder) or ""."""
+    prompt = _prop_or_setting(op, settings, "prompt").strip()
+    mask_path = _prop_or_setting(op, settings, "mask_path").strip()
+    return prompt, os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
+
+
 # -- result placement ------------------------------------------------------------------------------
 
 
@@ -252,8 +260,7 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
             )
         else:
             source = editor.active_strip
-        prompt = _prop_or_setting(self, settings, "prompt").strip()
-        mask_path = _prop_or_setting(self, settings, "mask_path").strip()
+        prompt, mask_path = _prompt_and_mask_file(self, settings)
         mode = _prop_or_setting(self, settings, "mode")
         box = (
             tuple(self.box)
@@ -280,8 +287,6 @@ class PEANUT_OT_remove_object(bpy.types.Operator):
         if (box is not None or shape is not None) and here is None:
             self.report({"ERROR"}, "move the playhead onto the strip: the box or mask is read on the current frame")
             return False
-        if mask_path:
-            mask_path = os.path.realpath(bpy.path.abspath(mask_path))
         base = os.path.realpath(bpy.path.abspath(self.output_dir)) if self.output_dir else _output_base(context)
         os.makedirs(base, exist_ok=True)
         label = prompt or (
@@ -467,8 +472,7 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
 
     def _start(self, context) -> bool:
         settings = context.scene.peanut
-        prompt = _prop_or_setting(self, settings, "prompt").strip()
-        mask_path = _prop_or_setting(self, settings, "mask_path").strip()
+        prompt, mask_path = _prompt_and_mask_file(self, settings)
         try:
             strip = blender_api.active_strip(context)
             rng = blender_api.source_range(context.scene, strip)
@@ -492,7 +496,6 @@ class PEANUT_OT_preview_mask(bpy.types.Operator):
         if box is not None and (problem := core.box_in_source(box, *blender_api.source_size(context.scene, strip))):
             self.report({"ERROR"}, problem)  # as Remove says it: a preview must not run a box a job refuses
             return False
-        mask_path = os.path.realpath(bpy.path.abspath(mask_path)) if mask_path else ""
         address, state_dir = _address(context, self.server), prefs(context).state_dir
         approximate = bool(settings.approximate)  # as Remove sends it: a preview must not refuse what a job runs
 

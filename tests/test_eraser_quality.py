@@ -147,7 +147,8 @@ def test_completion_beats_per_frame_baseline(shared_data: Path) -> None:
 # (branch eraser2: mean +7.79 dB there). Main's eraser on its first run here: mean +7.84 dB,
 # gains +2.56 to +12.81 dB; bmx-trees/moving6 over the Ewarp bar (1.44x). With the looser
 # forward-backward check chosen on the tuning cases above (2026-12-01): mean +8.51 dB,
-# gains +2.71 to +12.95 dB, worst Ewarp 1.15x.
+# gains +2.71 to +12.95 dB, worst Ewarp 1.15x. With the main flow down to half resolution
+# (eraser.ERASER_DIS, 2026-12-02): mean +10.64 dB, gains +2.62 to +21.41 dB, worst Ewarp 1.14x.
 HELD_OUT_SEEDS = (6, 7, 8)
 HELD_OUT_CLIPS = ("bmx-trees", "tennis", "town_centre", "hk_crossing")
 HELD_OUT_MIN_GAIN = 1.5  # dB over per-frame Telea, every case

@@ -22,6 +22,8 @@ class DISOptions:
     # "fast": ~5 ms a pair at 432x240 on one core; on running_car it completes
     # holes better than "medium", whose finer patches lock onto the hole's edges.
     preset: str = "fast"
+    # The finest pyramid level (0: full resolution); None: the preset's ("fast" stops at a quarter).
+    finest_scale: int | None = None
 
 
 class DIS:
@@ -76,7 +78,7 @@ class DISFlow(FlowEstimator):
 
     def __init__(self, options: DISOptions | None = None) -> None:
         self.options = options or DISOptions()
-        self._dis = DIS(PRESETS[self.options.preset])
+        self._dis = DIS(PRESETS[self.options.preset], finest_scale=self.options.finest_scale)
 
     def pair(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return self._dis(_gray(first), _gray(second))

@@ -50,7 +50,7 @@ def _consistency(options: EraserOptions) -> Consistency:
 # The "fast" preset down to half resolution (it stops at a quarter). Rule written before the run
 # (benchmarks/eraser_moving_holes.py cases): on the 14 tuning holes the gain over per-frame Telea
 # went 4.38 -> 4.69 dB (no case down by more than 0.5 dB, worst Ewarp 1.27 -> 1.23x the truth's,
-# 1.04x the erase time); held out, run once after: 8.51 -> 10.64 dB (hk_crossing +12 -> +19 dB),
+# 1.04x the erase time); held out, run once after: 8.51 -> 10.64 dB (hk_crossing +11-13 -> +16-21 dB),
 # worst case +2.71 -> +2.62 dB. Full resolution (level 0) flickered on tuning (worst Ewarp 2.1x).
 ERASER_DIS = DISOptions(preset="fast", finest_scale=1)
 

@@ -52,7 +52,7 @@ class DIS:
         self.preset = preset
         self.settings = (finest_scale, patch_stride, refinement_iterations)
         self._size: tuple[int, ...] | None = None
-        self._dis = self._make()
+        self._dis: cv2.DISOpticalFlow | None = None  # made on the first call, for its image size
 
     def _make(self) -> cv2.DISOpticalFlow:
         dis = cv2.DISOpticalFlow_create(self.preset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from peanut_server.eraser.flowguided.eraser import ERASER_DIS, FlowGuidedEraser
 from peanut_server.errors import InvalidRequest
 from peanut_server.flow import get_estimator
 from peanut_server.flow.dis import DISFlow, DISOptions
@@ -34,6 +35,14 @@ def test_auto_is_dis_and_unknown_name_refused() -> None:
     assert get_estimator("auto").name == "dis"
     with pytest.raises(InvalidRequest):
         get_estimator("farneback")
+
+
+def test_dis_takes_its_settings_by_name_and_the_eraser_asks_for_its_own() -> None:
+    settings = DISOptions(preset="medium", finest_scale=1)
+    assert get_estimator("dis", dis_options=settings).options == settings
+    assert get_estimator("auto").options == DISOptions()  # OpenCV's preset when none are given
+    eraser = FlowGuidedEraser()
+    assert eraser._estimator("auto").options == eraser._estimator("dis").options == ERASER_DIS
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..errors import InvalidRequest
 from ..progress import Reporter
+
+if TYPE_CHECKING:
+    from .dis import DISOptions  # dis.py imports this module
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,11 @@ class FlowEstimator(ABC):
         return forward, backward
 
 
-def get_estimator(name: str = "auto", *, device: str | None = None) -> FlowEstimator:
-    """The estimator for `name`. "auto" is DIS: it needs no weights and is fast on a CPU.
+def get_estimator(
+    name: str = "auto", *, device: str | None = None, dis_options: DISOptions | None = None
+) -> FlowEstimator:
+    """The estimator for `name`. "auto" is DIS: it needs no weights and is fast on a CPU
+    (`dis_options`: its settings, OpenCV's preset by default).
 
     RAFT is only chosen when asked for by name; it needs its torchvision
     checkpoint on disk (ModelError otherwise).
@@ -52,7 +58,7 @@ def get_estimator(name: str = "auto", *, device: str | None = None) -> FlowEstim
     if name in ("auto", "dis"):
         from .dis import DISFlow
 
-        return DISFlow()
+        return DISFlow(dis_options)
     if name in ("raft_small", "raft_large"):
         from .raft import RaftFlow
 

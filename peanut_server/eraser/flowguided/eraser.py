@@ -136,7 +136,7 @@ class FlowGuidedEraser(Eraser):
             # it would keep its memory after the cache unloads it.
             return get_estimator(name, device=device or None)
         if name not in self._flow_cache:
-            self._flow_cache[name] = DISFlow(ERASER_DIS) if name in ("auto", "dis") else get_estimator(name)
+            self._flow_cache[name] = get_estimator(name, dis_options=ERASER_DIS)
         return self._flow_cache[name]
 
     @classmethod

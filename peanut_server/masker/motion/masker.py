@@ -34,7 +34,7 @@ from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_mes
 from ..ranking import describe_choice, rank_candidates
 from ..tracking import Keyframe, Reanchor, TrackingBackend, track
 from .flowtrack import FlowTracker, PriorTracker
-from .segment import FlowEstimator, TrackingFlowEstimator, refine_mask, residual_motion, segment_moving
+from .segment import FlowEstimator, TrackingFlowEstimator, grabcut, refine_mask, residual_motion, segment_moving
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,12 @@ def _cut_from_movers(rgb: np.ndarray, movers: np.ndarray, inside: np.ndarray) ->
     """GrabCut started from what moves in a box (probably object; the rest of the box probably
     background, outside it background): the movers' blocky outline snapped to colour edges.
     The movers themselves when the cut is empty or drops half of them."""
-    gc = np.where(inside, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
-    gc[movers] = cv2.GC_PR_FGD
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:
+    labels = np.where(inside, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
+    labels[movers] = cv2.GC_PR_FGD
+    cut = grabcut(rgb, labels, 4)
+    if cut is None:
         return movers
-    cut = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & inside
+    cut = cut[0] & inside
     return cut if (cut & movers).sum() >= 0.5 * movers.sum() else movers
 
 
@@ -306,21 +304,8 @@ class MotionMasker(Masker, TrackingBackend):
         x0, y0, x1, y1 = box
         inside = np.zeros((h, w), bool)
         inside[y0:y1, x0:x1] = True
-        gc = np.zeros((h, w), np.uint8)
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        try:
-            cv2.grabCut(
-                cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
-                gc,
-                (x0, y0, x1 - x0, y1 - y0),
-                bgd,
-                fgd,
-                4,
-                cv2.GC_INIT_WITH_RECT,
-            )
-            cut = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & inside
-        except cv2.error:
-            cut = inside
+        cut = grabcut(frame.rgb, np.zeros((h, w), np.uint8), 4, rect=(x0, y0, x1 - x0, y1 - y0))
+        cut = inside if cut is None else cut[0] & inside
         neighbour = frames[k + 1] if k + 1 < len(frames) else frames[k - 1] if k > 0 else None
         if neighbour is None:
             return cut if cut.any() else inside

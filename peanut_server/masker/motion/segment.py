@@ -109,6 +109,32 @@ def segment_moving(
 ColourModels = tuple[np.ndarray, np.ndarray]  # GrabCut's (background, foreground) GMMs
 
 
+def grabcut(
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    iterations: int,
+    rect: tuple[int, int, int, int] | None = None,
+    models: ColourModels | None = None,
+) -> tuple[np.ndarray, ColourModels] | None:
+    """OpenCV's GrabCut on an RGB image: (the foreground it cut, its colour models), or None
+    where OpenCV refuses (one of the two label classes is empty).
+
+    `labels` holds a cv2.GC_* label per pixel (it is not changed); with `rect` (x, y, w, h) the
+    labels start from the rectangle instead, and with `models` those models are used frozen.
+    """
+    labels = labels.copy()
+    if models is not None:
+        bgd, fgd, mode = models[0].copy(), models[1].copy(), cv2.GC_EVAL_FREEZE_MODEL
+    else:
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        mode = cv2.GC_INIT_WITH_RECT if rect is not None else cv2.GC_INIT_WITH_MASK
+    try:
+        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), labels, rect, bgd, fgd, iterations, mode)
+    except cv2.error:
+        return None
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD), (bgd, fgd)
+
+
 def _window(seed: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     h, w = seed.shape
     ys, xs = np.nonzero(seed)
@@ -131,21 +157,8 @@ def learn_colour_models(rgb: np.ndarray, mask: np.ndarray) -> ColourModels | Non
     sub = mask[y0:y1, x0:x1]
     if sub.all():
         return None
-    gc = np.where(sub, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    try:
-        cv2.grabCut(
-            cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2BGR),
-            gc,
-            None,
-            bgd,
-            fgd,
-            1,
-            cv2.GC_INIT_WITH_MASK,
-        )
-    except cv2.error:
-        return None
-    return bgd, fgd
+    cut = grabcut(np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.where(sub, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8), 1)
+    return None if cut is None else cut[1]
 
 
 def refine_mask(
@@ -177,15 +190,10 @@ def refine_mask(
     gc[sub > 0] = cv2.GC_PR_FGD
     if (gc == cv2.GC_BGD).sum() < 16:
         return seed
-    if models is not None:
-        bgd, fgd, mode = models[0].copy(), models[1].copy(), cv2.GC_EVAL_FREEZE_MODEL
-    else:
-        bgd, fgd, mode = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64), cv2.GC_INIT_WITH_MASK
-    try:
-        cv2.grabCut(cv2.cvtColor(roi, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iterations, mode)
-    except cv2.error:
+    cut = grabcut(roi, gc, iterations, models=models)
+    if cut is None:
         return seed
-    got = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    got = cut[0]
     got = cv2.morphologyEx(got.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     n = int(got.sum())
     if n < 0.4 * area or n > 2.0 * area:

@@ -598,27 +598,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
-    """The (sub)command parser that `argv` names: `peanut models pull --x` -> the `pull` parser."""
-    for word in argv:
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.ArgumentParser, int]:
+    """The (sub)command parser that `argv` names and the position after its last command word:
+    `peanut models pull --x` -> (the `pull` parser, 2)."""
+    end = 0
+    for position, word in enumerate(argv):
         actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if actions and word in actions[0].choices:
-            parser = actions[0].choices[word]
-    return parser
+            parser, end = actions[0].choices[word], position + 1
+    return parser, end
+
+
+def _options_after_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`peanut --state-dir DIR remove ...` as `peanut remove --state-dir DIR ...`: an option the
+    command takes may also come before it (as `git -C DIR` does), as the README shows for the
+    daemon's state directory. One the command does not take is named as such."""
+    while argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        command, end = _command_parser(parser, argv)
+        if command is parser:
+            break
+        option = argv[0].split("=")[0]
+        action = next((a for a in command._actions if option in a.option_strings), None)
+        if action is None:
+            command.error(f"{command.prog} takes no {option} option")
+        width = 1 if "=" in argv[0] or action.nargs == 0 else 2
+        if width >= end:
+            break  # `--server remove`: the command word was taken as the value; argparse says what is missing
+        argv = argv[width:end] + argv[:width] + argv[end:]
+    return argv
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """parse_args, but an unknown option is reported by the subcommand it was given to (its usage,
     not the top-level one) with the nearest option it has: `--promt` -> "did you mean --prompt?".
-    An option before the command (`peanut --server ADDR remove ...`) is pointed after it."""
-    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
-        command = _command_parser(parser, argv)
-        if command is not parser:
-            option = argv[0].split("=")[0]
-            command.error(f"{option} goes after the command: {command.prog} ... {option} ...")
+    An option before the command is moved after it (see _options_after_the_command)."""
+    argv = _options_after_the_command(parser, argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        command = _command_parser(parser, argv)
+        command, _ = _command_parser(parser, argv)
         options = [o for action in command._actions for o in action.option_strings]
         for word in unknown:
             close = difflib.get_close_matches(word.split("=")[0], options, n=1) if word.startswith("-") else []

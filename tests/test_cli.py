@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from peanut_server.cli import EXIT_NO_DAEMON, build_parser, parse_args
 from peanut_server.media import frame_filename
 from tests.clips import make_object_clip
 
@@ -513,12 +514,21 @@ def test_a_typo_in_an_option_gets_the_subcommands_usage_and_a_suggestion(tmp_pat
     assert "usage: peanut remove" in done.stderr and "did you mean --prompt" in done.stderr, done.stderr
 
 
-def test_an_option_before_the_command_is_pointed_after_it(tmp_path):
+def test_an_option_before_the_command_is_taken_or_pointed_after_it(tmp_path):
     # Seen as a new user (2026-12-01): `peanut --server ADDR remove ...` said only
-    # "argument COMMAND: invalid choice: 'ADDR'".
-    done = peanut("--server", "127.0.0.1:1", "remove", "clip.mp4", "-o", "out", state_dir=tmp_path / "s")
+    # "argument COMMAND: invalid choice: 'ADDR'". Then (2026-12-02) the README's
+    # `peanut --state-dir DIR` was refused with "goes after the command": an option the
+    # command takes is now taken before it too; one it does not take is named.
+    parser = build_parser()
+    args = parse_args(parser, ["--state-dir", "s", "--server=127.0.0.1:1", "jobs"])
+    assert (args.state_dir, args.server) == ("s", "127.0.0.1:1")
+    args = parse_args(parser, ["--state-dir", "s", "remove", "clip.mp4", "-o", "out"])
+    assert (args.state_dir, args.source, args.output) == ("s", "clip.mp4", "out")
+    done = peanut("--server", "127.0.0.1:1", "jobs", state_dir=tmp_path / "s")
+    assert done.returncode == EXIT_NO_DAEMON and "127.0.0.1:1" in done.stderr, done.stderr
+    done = peanut("--prompt", "the ball", "jobs", state_dir=tmp_path / "s")
     assert done.returncode == 2
-    assert "--server goes after the command: peanut remove ... --server ..." in done.stderr, done.stderr
+    assert "peanut jobs takes no --prompt option" in done.stderr, done.stderr
 
 
 def test_output_into_a_closed_pipe_is_not_an_internal_error(daemon, clip, tmp_path):

@@ -131,8 +131,11 @@ def test_cancel_mid_way_cancels_the_tasks_and_leaves_nothing(tmp_path, clip, exe
         )
     assert not Path(f"{out}_matte").exists()
     assert not out.exists() and not Path(staging_path(str(out), "c1")).exists()
-    # The cancelled tasks give their CPUs back.
-    deadline = time.monotonic() + 60
+    # The cancelled tasks give their CPUs back. 2026-12-02: a fresh-clone CI rehearsal (full suite,
+    # 2-core machine) still had one of the two CPUs out after 60 s, once; the module alone passed 8 runs
+    # in 8. Whether the CPU would have come back later is not known: the wait is now 120 s, and a CPU
+    # that never comes back still fails here.
+    deadline = time.monotonic() + 120
     while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray.available_resources().get("CPU", 0) == 2

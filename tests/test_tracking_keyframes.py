@@ -123,6 +123,23 @@ def test_a_mark_corrects_the_whole_stretch_before_it_that_went_wrong() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(out[:4], without[:4]))
 
 
+def test_a_mark_that_confirms_the_carried_mask_lets_the_pass_go_on() -> None:
+    """A keyframe that returns None confirms what the pass carried to its frame: the pass is not
+    restarted there (the one start on frame 6 is the backward repair's), and the masks are the
+    unmarked run's."""
+    seen: list[np.ndarray] = []
+
+    def confirm(frame: WorkFrame, previous: WorkFrame, carried: np.ndarray) -> None:
+        seen.append(carried.copy())
+
+    without, _, _ = _track({}, slip=())
+    out, report, backend = _track({6: confirm}, slip=())
+    assert len(seen) == 1 and np.array_equal(seen[0], _frame(6)[1])
+    assert backend.started.count(6) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(out, without))
+    assert report.extra["keyframes"] == "6"
+
+
 def test_frames_buffered_before_a_keyframe_are_checked_against_the_anchor_of_their_stretch() -> None:
     """The colour check runs as frames leave the buffer, after a later keyframe may have arrived:
     a frame before the keyframe is still compared with the anchor before it."""

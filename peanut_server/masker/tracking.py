@@ -58,8 +58,9 @@ KEYFRAME_REACH = 48
 
 # What turns the editor's mark on a later frame into an anchor for the backend's track_start:
 # called with that frame, the one before it (a box cut may use the motion between them) and
-# the running pass's output on that frame (the mark may confirm what the tracker carried).
-Keyframe = Callable[[WorkFrame, WorkFrame, np.ndarray], Any]
+# the running pass's output on that frame. None: the mark confirms what the pass carried,
+# and the pass goes on (see track).
+Keyframe = Callable[[WorkFrame, WorkFrame, np.ndarray], Any | None]
 
 
 class ColourCheck:
@@ -279,9 +280,16 @@ def track(
             # The editor marked the object here: that beats anything the tracker carried. The
             # buffered frames since the last good check, and before them the run of frames the
             # colour check doubts, are re-tracked backwards from the mark.
-            carried = backend.track_step(run, frame, memory, forward=True)
-            marked = keyframe(frame, previous, carried)
-            run, output = backend.track_start(frame, marked)
+            output = backend.track_step(run, frame, memory, forward=True)
+            marked = keyframe(frame, previous, output)
+            if marked is None:
+                # The mark confirms the carried output. The pass goes on: a new one started
+                # from that output would lose what this one has that the output does not (the
+                # no-weights tracker's motion and its anchor's colours), and on the tuning
+                # clips such restarts lost the object the running pass kept (bmx-trees).
+                marked = output
+            else:
+                run, output = backend.track_start(frame, marked)
             feature = backend.track_feature(frame, output)
             if feature is not None:
                 memory.write(feature, force=True)

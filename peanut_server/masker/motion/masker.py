@@ -532,28 +532,29 @@ class MotionMasker(Masker, TrackingBackend):
 
     def _anchor_at_keyframe(
         self, fp: FramePrompt, frame: WorkFrame, previous: WorkFrame, carried: np.ndarray, scale: float
-    ) -> np.ndarray:
+    ) -> np.ndarray | None:
         """The editor's box or points on a later frame, as a mask to restart the tracker from.
 
         The "check frames" warning also names frames the tracker got right, and a box cut is
         weaker than a tracked mask (benchmarks/masker_box_cut.py: mean J 0.65 on the tuning
         clips): where the mask the tracker carried to this frame fits the editor's mark (its
         bounding box overlaps the box by keyframe_box_agreement, or it holds every positive
-        point and no excluded one), the mark confirms it. Only a mark the carried mask does
-        not fit is cut afresh (with the motion between this frame and the one before).
+        point and no excluded one), the mark confirms it, and None says so: the running pass
+        goes on. Only a mark the carried mask does not fit is cut afresh (with the motion
+        between this frame and the one before).
         """
         h, w = carried.shape
         if carried.any() and fp.box is not None:
             box = tuple(v * scale for v in fp.box)
             if box_iou(box, bounding_box(carried)) >= self.keyframe_box_agreement:
-                return carried
+                return None
         elif carried.any() and fp.points:
 
             def under(p: PointPrompt) -> bool:
                 return bool(carried[min(h - 1, int(p.y * scale)), min(w - 1, int(p.x * scale))])
 
             if all(under(p) == p.positive for p in fp.points):
-                return carried
+                return None
         return self._anchor_from_frame_prompt(fp, [previous, frame], 1, scale)
 
     def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:

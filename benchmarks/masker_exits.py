@@ -44,7 +44,12 @@ from tests.clips import tracked_mask_prompt  # noqa: E402
 from tests.synthetic import ArraySource  # noqa: E402
 
 WINDOW = 216  # px: the panning window's width (the clips are 432 wide)
-EXIT_BY = (20, 15, 25, 12, 30)  # frames by which the object should have left, tried in this order
+EXIT_BY = (20, 15, 25, 12, 30)  # frames by which the object should have left: the first that shows it is used
+
+
+def _to_clear(columns: np.ndarray, x0: int, direction: int) -> int:
+    """How far (px) a window at x0 moving in `direction` must go to leave the object's columns behind."""
+    return columns.max() + 2 - x0 if direction > 0 else x0 + WINDOW - columns.min() + 2
 
 
 def exit_variant(
@@ -61,21 +66,17 @@ def exit_variant(
         # The object starts 12 px inside the trailing edge; the window moves away from it.
         lo, hi = columns[0].min(), columns[0].max()
         x0 = int(np.clip(lo - 12 if direction > 0 else hi + 12 - WINDOW, 0, width - WINDOW))
-        for t in EXIT_BY:
-            t = min(t, count - 1)
-            if not len(columns[t]):
-                continue
-            # Far enough by frame t for the object's far edge (where it is then) to be outside.
-            need = columns[t].max() + 2 - x0 if direction > 0 else x0 + WINDOW - columns[t].min() + 2
-            speed = need / t
-            if speed <= 0:
-                continue
-            # The window stops at the picture's edge (the pan ends there).
-            place = [int(np.clip(round(x0 + direction * speed * k), 0, width - WINDOW)) for k in range(count)]
-            gone = sum(not m[:, x : x + WINDOW].any() for m, x in zip(truth, place))
-            if gone >= 4 and (best is None or speed < abs(best[0])):
-                best = (direction * speed, place)
-            break
+        # The first frame of EXIT_BY that shows the object on the side the window leaves.
+        ends = (min(t, count - 1) for t in EXIT_BY)
+        t = next((t for t in ends if len(columns[t]) and _to_clear(columns[t], x0, direction) > 0), None)
+        if t is None:
+            continue
+        speed = _to_clear(columns[t], x0, direction) / t
+        # The window stops at the picture's edge (the pan ends there).
+        place = [int(np.clip(round(x0 + direction * speed * k), 0, width - WINDOW)) for k in range(count)]
+        gone = sum(not m[:, x : x + WINDOW].any() for m, x in zip(truth, place))
+        if gone >= 4 and (best is None or speed < abs(best[0])):
+            best = (direction * speed, place)
     if best is None:
         return None
     speed, place = best

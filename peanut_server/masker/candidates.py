@@ -51,7 +51,7 @@ def candidate_from_mask(rgb: np.ndarray, mask: np.ndarray, speed: float = 0.0) -
         return Candidate(mask=mask.astype(bool), bbox=(0, 0, 0, 0), area=0, centroid=(0.0, 0.0))
     return Candidate(
         mask=mask.astype(bool),
-        bbox=bounding_box(mask),
+        bbox=(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
         area=int(len(xs)),
         centroid=(float(xs.mean()), float(ys.mean())),
         speed=speed,

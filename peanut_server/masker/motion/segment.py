@@ -119,10 +119,10 @@ def grabcut(
     """OpenCV's GrabCut on an RGB image: (the foreground it cut, its colour models), or None
     where OpenCV refuses (one of the two label classes is empty).
 
-    `labels` holds a cv2.GC_* label per pixel (it is not changed); with `rect` (x, y, w, h) the
-    labels start from the rectangle instead, and with `models` those models are used frozen.
+    `labels` holds a cv2.GC_* label per pixel and is GrabCut's working array (overwritten: pass
+    one made for the call); with `rect` (x, y, w, h) the labels start from the rectangle
+    instead, and with `models` those models are used frozen.
     """
-    labels = labels.copy()
     if models is not None:
         bgd, fgd, mode = models[0].copy(), models[1].copy(), cv2.GC_EVAL_FREEZE_MODEL
     else:

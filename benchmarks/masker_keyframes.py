@@ -12,8 +12,12 @@ With `--mark last` the editor marks the last frame of the first named run that s
 instead (where the error has grown), and J&F is still measured from the run's first frame on:
 what the mark corrects backwards.
 
-    python benchmarks/masker_keyframes.py [--from box|mask] [--mark first|last] [--step 2] [--data ../shared/data]
-        [--tuning tuning] [clip ...]
+With `--rounds N` the editor goes on as the warning asks: after each corrected run, a box on
+the first named frame not yet marked, up to N boxes; J&F from the first mark on is printed
+after each round.
+
+    python benchmarks/masker_keyframes.py [--from box|mask] [--mark first|last] [--rounds 1] [--step 2]
+        [--data ../shared/data] [--tuning tuning] [clip ...]
 
 Clips: as benchmarks/masker_tuning.py, at its 12-fps, 40-frame cut (tennis and bmx-trees
 whole; `--step 1`: the same 80 frames at 24 fps). The held-out clips are checked once by
@@ -69,9 +73,12 @@ def main() -> int:
     parser.add_argument("--tuning", type=Path, default=REPO / "tuning")
     parser.add_argument("--from", dest="start", choices=("box", "mask"), default="box")
     parser.add_argument("--mark", choices=("first", "last"), default="first", help="which named frame is marked")
+    parser.add_argument("--rounds", type=int, default=1, help="how many times the editor adds a box and runs again")
     parser.add_argument("--step", type=int, default=2, help="every step-th frame of the first 80 (1: 24 fps)")
     parser.add_argument("clips", nargs="*", default=["tennis", "bmx-trees", *CLIPS, *MORE_CLIPS])
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     rows = []
     start = time.perf_counter()
     workdir = tempfile.TemporaryDirectory()
@@ -90,21 +97,29 @@ def main() -> int:
         if not named:
             print(f"{clip:16s} no frame named")
             continue
-        run = [named[0]]  # the first run of consecutive named frames
-        while run[-1] + 1 in named:
-            run.append(run[-1] + 1)
-        mark = run[0] if args.mark == "first" else run[-1]
-        corrected = MaskPrompt(
-            mask_path=first.mask_path,
-            frame_prompts=[*first.frame_prompts, FramePrompt(mark, box=box_around(truth[mark]))],
-        )
-        fixed, fixed_warnings = track(frames, corrected)
+        marked: list[int] = []
+        prompt, fixed, fixed_warnings, after_rounds = first, masks, warnings, []
+        while len(marked) < args.rounds and named:
+            run = [named[0]]  # the first run of consecutive named frames
+            while run[-1] + 1 in named:
+                run.append(run[-1] + 1)
+            marked.append(run[0] if args.mark == "first" else run[-1])
+            prompt = MaskPrompt(
+                mask_path=first.mask_path,
+                frame_prompts=[*prompt.frame_prompts, FramePrompt(marked[-1], box=box_around(truth[marked[-1]]))],
+            )
+            fixed, fixed_warnings = track(frames, prompt)
+            if not after_rounds:
+                named_first = run[0]  # J&F is measured from the first named frame of the first round on
+            after_rounds.append(from_frame(evaluate(fixed, truth), named_first))
+            named = sorted(f for f in frames_to_check(fixed_warnings) if truth[f].any() and f not in marked)
         before, after = evaluate(masks, truth), evaluate(fixed, truth)
-        rows.append((before.JF, after.JF, from_frame(before, run[0]), from_frame(after, run[0])))
+        rows.append((before.JF, after.JF, from_frame(before, named_first), after_rounds[-1]))
+        rounds = " -> ".join(f"{v:.3f}" for v in after_rounds)
         print(
-            f"{clip:16s} box on frame {mark:2d}: J&F {before.JF:.3f} -> {after.JF:.3f}, from frame {run[0]} on "
-            f"{rows[-1][2]:.3f} -> {rows[-1][3]:.3f}; frames named {len(frames_to_check(warnings))} -> "
-            f"{len(frames_to_check(fixed_warnings))}",
+            f"{clip:16s} boxes on frames {', '.join(map(str, marked))}: J&F {before.JF:.3f} -> {after.JF:.3f}, "
+            f"from frame {named_first} on {rows[-1][2]:.3f} -> {rounds}; frames named "
+            f"{len(frames_to_check(warnings))} -> {len(frames_to_check(fixed_warnings))}",
             flush=True,
         )
     if rows:

@@ -13,6 +13,7 @@ the warped mask is a prior, updated per pixel by colour and motion likelihoods.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 
@@ -50,7 +51,42 @@ def warp_mask(mask: np.ndarray, flow_back: np.ndarray) -> np.ndarray:
     return _remap(mask.astype(np.float32), flow_back) > 0.5
 
 
-class FlowTracker:
+class MaskTracker(ABC):
+    """What both trackers keep between steps, and their surface (reset, step, lost, mask,
+    last_residual): the masker's search after a loss reads the last two frames and the motion."""
+
+    def __init__(
+        self, flow: FlowEstimator | None, lost_fraction: float, min_area: int, max_frame_fraction: float
+    ) -> None:
+        self.flow = flow or FlowEstimator()
+        self.lost_fraction = lost_fraction  # a mask under this x the object's recent size: lost
+        self.min_area = min_area
+        self.max_frame_fraction = max_frame_fraction  # a mask over this share of the frame: lost
+        self.gray: np.ndarray | None = None  # the last step's frame
+        self.previous_gray: np.ndarray | None = None  # the frame before the last step's (a search reads it)
+        self.mask: np.ndarray | None = None
+        self.last_residual: np.ndarray | None = None  # the last step's motion the camera does not explain
+        self._areas: deque[int] = deque(maxlen=15)  # recent mask areas (the object's size)
+
+    def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        """Start from `mask` on `rgb` (the anchor)."""
+        self.gray = to_gray(rgb)
+        self.previous_gray = None
+        self.mask = mask.astype(bool)
+        self._areas.clear()
+        if self.mask.any():
+            self._areas.append(int(self.mask.sum()))
+
+    @property
+    def lost(self) -> bool:
+        return self.mask is None or not self.mask.any()
+
+    @abstractmethod
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        """The mask on the next frame (empty when lost); also sets last_residual."""
+
+
+class FlowTracker(MaskTracker):
     def __init__(
         self,
         flow: FlowEstimator | None = None,
@@ -62,34 +98,17 @@ class FlowTracker:
         reseg_iou: float = 0.3,
         min_agreement: float = 0.0,
     ) -> None:
+        super().__init__(flow, lost_fraction, min_area, max_frame_fraction)
         self.min_agreement = min_agreement
         self.reseg_iou = reseg_iou
         self.freeze_models = freeze_models
         self.models: ColourModels | None = None
-        self.flow = flow or FlowEstimator()
         self.refine = refine
-        self.lost_fraction = lost_fraction
-        self.min_area = min_area
-        self.max_frame_fraction = max_frame_fraction
-        self.gray: np.ndarray | None = None
-        self.previous_gray: np.ndarray | None = None  # the frame before the last step's (a search reads it)
-        self.mask: np.ndarray | None = None
-        self.last_residual: np.ndarray | None = None
-        self._areas: deque[int] = deque(maxlen=15)
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
-        self.gray = to_gray(rgb)
-        self.previous_gray = None
-        self.mask = mask.astype(bool)
+        super().reset(rgb, mask)
         # Colour models from the anchor (a trusted mask): later refinements cannot drift them.
-        self.models: ColourModels | None = learn_colour_models(rgb, self.mask) if self.freeze_models else None
-        self._areas.clear()
-        if self.mask.any():
-            self._areas.append(int(self.mask.sum()))
-
-    @property
-    def lost(self) -> bool:
-        return self.mask is None or not self.mask.any()
+        self.models = learn_colour_models(rgb, self.mask) if self.freeze_models else None
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
         """The mask on the next frame (empty when lost); also sets last_residual."""
@@ -240,11 +259,8 @@ class PriorTrackerOptions:
     coast_movers: float = 0.3
 
 
-class PriorTracker:
-    """Tracks a given mask: warped prior, refined by colour and motion likelihoods.
-
-    Same surface as FlowTracker (reset, step, lost, mask, last_residual).
-    """
+class PriorTracker(MaskTracker):
+    """Tracks a given mask: warped prior, refined by colour and motion likelihoods."""
 
     def __init__(
         self,
@@ -254,41 +270,24 @@ class PriorTracker:
         min_area: int = 20,
         max_frame_fraction: float = 0.6,
     ) -> None:
-        self.flow = flow or FlowEstimator()
+        super().__init__(flow, lost_fraction, min_area, max_frame_fraction)
         self.options = options or PriorTrackerOptions()
-        self.lost_fraction = lost_fraction
-        self.min_area = min_area
-        self.max_frame_fraction = max_frame_fraction
-        self.gray: np.ndarray | None = None
-        self.previous_gray: np.ndarray | None = None  # the frame before the last step's (a search reads it)
         self.index: np.ndarray | None = None  # colour bins of the previous frame
-        self.mask: np.ndarray | None = None
-        self.last_residual: np.ndarray | None = None
         self._anchor_hist: np.ndarray | None = None
         self.stats = {"capped": 0, "fallback": 0, "held": 0, "coasting": 0}  # how often each safeguard fired
         self._relative = np.zeros(2)  # the object's motion relative to the camera, px/frame (smoothed)
         self._anchor_area = 0
         self._expected_area = 0.0  # the anchor's area times the scale changes fitted since
-        self._areas: deque[int] = deque(maxlen=15)
         self._held_streak = 0  # consecutive frames the last shape was held
 
     def reset(self, rgb: np.ndarray, mask: np.ndarray) -> None:
-        self.gray = to_gray(rgb)
-        self.previous_gray = None
+        super().reset(rgb, mask)
         self.index = _colour_index(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab))
-        self.mask = mask.astype(bool)
         self._anchor_hist = _colour_hist(self.index, self.mask) if self.mask.any() else None
-        self._areas.clear()
         self._held_streak = 0
         self._relative = np.zeros(2)
         self._anchor_area = int(self.mask.sum())
         self._expected_area = float(self._anchor_area)
-        if self.mask.any():
-            self._areas.append(int(self.mask.sum()))
-
-    @property
-    def lost(self) -> bool:
-        return self.mask is None or not self.mask.any()
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
         """The mask on the next frame (empty when lost); also sets last_residual."""

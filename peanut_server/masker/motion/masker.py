@@ -33,7 +33,7 @@ from ..postprocess import fill_small_holes, soft_mask, to_source
 from ..prompt import PromptNotUnderstood, PromptQuery, parse_prompt, refusal_message, words_without_meaning
 from ..ranking import describe_choice, rank_candidates
 from ..tracking import Keyframe, Reanchor, TrackingBackend, track
-from .flowtrack import FlowTracker, PriorTracker
+from .flowtrack import FlowTracker, MaskTracker, PriorTracker
 from .segment import FlowEstimator, TrackingFlowEstimator, grabcut, refine_mask, residual_motion, segment_moving
 
 log = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ class MotionMasker(Masker, TrackingBackend):
                 return None
         return self._anchor_from_frame_prompt(fp, [previous, frame], 1, scale)
 
-    def _tracker(self, given_mask: bool) -> FlowTracker | PriorTracker:
+    def _tracker(self, given_mask: bool) -> MaskTracker:
         if given_mask:
             return PriorTracker(self.tracking_flow)
         return FlowTracker(self.tracking_flow, refine=self.refine_tracking)
@@ -568,14 +568,12 @@ class MotionMasker(Masker, TrackingBackend):
     def tau(self) -> float:
         return self.cme.tau
 
-    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[FlowTracker | PriorTracker, np.ndarray]:
+    def track_start(self, frame: WorkFrame, anchor: np.ndarray) -> tuple[MaskTracker, np.ndarray]:
         tracker = self._tracker(self._given_mask)
         tracker.reset(frame.rgb, anchor)
         return tracker, anchor
 
-    def track_step(
-        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory, forward: bool
-    ) -> np.ndarray:
+    def track_step(self, run: MaskTracker, frame: WorkFrame, memory: AppearanceMemory, forward: bool) -> np.ndarray:
         mask = self._checked_step(run, frame, memory)
         if forward and not run.lost and mask.sum() > 1.5 * self._motion.area:
             # The mask grew over something else (two objects touching): keep the part
@@ -584,7 +582,7 @@ class MotionMasker(Masker, TrackingBackend):
             run.mask = mask
         return mask
 
-    def track_lost(self, run: FlowTracker | PriorTracker) -> bool:
+    def track_lost(self, run: MaskTracker) -> bool:
         return run.lost
 
     def track_feature(self, frame: WorkFrame, output: np.ndarray) -> np.ndarray:
@@ -593,9 +591,7 @@ class MotionMasker(Masker, TrackingBackend):
     def track_probability(self, output: np.ndarray) -> np.ndarray:
         return soft_mask(output)
 
-    def track_reacquire(
-        self, frame: WorkFrame, run: FlowTracker | PriorTracker, memory: AppearanceMemory
-    ) -> Reanchor | None:
+    def track_reacquire(self, frame: WorkFrame, run: MaskTracker, memory: AppearanceMemory) -> Reanchor | None:
         if self._colour_lock:
             # The named colour's blob of the target's size where the target should be.
             blob = self._colour_blob(frame, np.zeros(frame.gray.shape, bool), memory)
@@ -608,14 +604,14 @@ class MotionMasker(Masker, TrackingBackend):
         self,
         frame: WorkFrame,
         output: np.ndarray,
-        run: FlowTracker | PriorTracker,
+        run: MaskTracker,
         memory: AppearanceMemory,
         score: float,
     ) -> Reanchor | None:
         other = self._lookalike_check(frame, self._search_residual(frame, run), output, memory, score, self._motion)
         return Reanchor(other.mask, feature=other.feature) if other is not None else None
 
-    def _search_residual(self, frame: WorkFrame, run: FlowTracker | PriorTracker) -> np.ndarray | None:
+    def _search_residual(self, frame: WorkFrame, run: MaskTracker) -> np.ndarray | None:
         """The motion the camera does not explain on `frame`, on the flow grounding reads: a
         search for the object (after a loss, or for a look-alike) segments what moves with
         grounding's thresholds, which were set on that flow and not on the tracker's finer one."""
@@ -623,9 +619,7 @@ class MotionMasker(Masker, TrackingBackend):
             return None
         return residual_motion(self.flow(frame.gray, run.previous_gray))
 
-    def track_repair_step(
-        self, run: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
-    ) -> np.ndarray | None:
+    def track_repair_step(self, run: MaskTracker, frame: WorkFrame, memory: AppearanceMemory) -> np.ndarray | None:
         # The bare tracker step: a repair stops where the tracker loses the object.
         mask = run.step(frame.rgb)
         return None if run.lost else mask
@@ -642,9 +636,7 @@ class MotionMasker(Masker, TrackingBackend):
         if output.any():
             self._motion.update(frame.index, output)
 
-    def _checked_step(
-        self, tracker: FlowTracker | PriorTracker, frame: WorkFrame, memory: AppearanceMemory
-    ) -> np.ndarray:
+    def _checked_step(self, tracker: MaskTracker, frame: WorkFrame, memory: AppearanceMemory) -> np.ndarray:
         """One tracker step; a mask that looks nothing like the target (it stayed on the
         background after the object vanished) counts as lost."""
         mask = tracker.step(frame.rgb)

@@ -97,6 +97,7 @@ def main() -> int:
         if not named:
             print(f"{clip:16s} no frame named")
             continue
+        named_first = named[0]  # J&F is measured from the first named frame of the first round on
         marked: list[int] = []
         prompt, fixed, fixed_warnings, after_rounds = first, masks, warnings, []
         while len(marked) < args.rounds and named:
@@ -109,8 +110,6 @@ def main() -> int:
                 frame_prompts=[*prompt.frame_prompts, FramePrompt(marked[-1], box=box_around(truth[marked[-1]]))],
             )
             fixed, fixed_warnings = track(frames, prompt)
-            if not after_rounds:
-                named_first = run[0]  # J&F is measured from the first named frame of the first round on
             after_rounds.append(from_frame(evaluate(fixed, truth), named_first))
             named = sorted(f for f in frames_to_check(fixed_warnings) if truth[f].any() and f not in marked)
         before, after = evaluate(masks, truth), evaluate(fixed, truth)

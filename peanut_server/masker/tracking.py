@@ -277,23 +277,22 @@ def track(
         reporter.check()
         keyframe = keyframes.pop(frame.index, None)
         if keyframe is not None:
-            # The editor marked the object here: that beats anything the tracker carried. The
-            # buffered frames since the last good check, and before them the run of frames the
-            # colour check doubts, are re-tracked backwards from the mark.
+            # The editor marked the object here: the pass restarts from the mark, unless the
+            # mark confirms what the pass carried. Either way the buffered frames since the last
+            # good check, and before them the run of frames the colour check doubts, are
+            # re-tracked backwards from the frame's new output.
             output = backend.track_step(run, frame, memory, forward=True)
             marked = keyframe(frame, previous, output)
-            if marked is None:
-                # The mark confirms the carried output. The pass goes on: a new one started
-                # from that output would lose what this one has that the output does not (the
-                # no-weights tracker's motion and its anchor's colours), and on the tuning
-                # clips such restarts lost the object the running pass kept (bmx-trees).
-                marked = output
-            else:
+            if marked is not None:
                 run, output = backend.track_start(frame, marked)
+            # else the pass goes on: a new one started from its output would lose what it has
+            # that the output does not (the no-weights tracker's motion and its anchor's colours),
+            # and on the tuning clips such restarts lost the object the running pass kept (bmx-trees).
+            anchor_here = output if marked is None else marked
             feature = backend.track_feature(frame, output)
             if feature is not None:
                 memory.write(feature, force=True)
-            _repair(backend, buffer, frame, marked, last_good, memory, doubtful=doubted)
+            _repair(backend, buffer, frame, anchor_here, last_good, memory, doubtful=doubted)
             if lost_since is not None:
                 report.warnings.append(
                     f"object lost at frame {lost_since}, taken up again at the mark on frame {frame.index}"

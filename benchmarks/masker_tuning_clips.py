@@ -66,6 +66,12 @@ def _git_ls(mirror: Path, path: str, rev: str = "HEAD") -> list[str]:
 def extract(mirror: Path, out: Path, clip: str, rev: str = "HEAD") -> int:
     if clip not in ALLOWED:
         raise SystemExit(f"{clip} is not an allowed tuning sequence")
+    return extract_sequence(mirror, out, clip, rev)
+
+
+def extract_sequence(mirror: Path, out: Path, clip: str, rev: str = "HEAD") -> int:
+    """Any DAVIS 2016 sequence of the mirror as 432x240 frames and masks (no tuning check: for
+    benchmarks/masker_davis2016.py, which measures and is not tuned on)."""
     frames_dir, masks_dir = out / clip, out / f"{clip}_mask"
     frames_dir.mkdir(parents=True, exist_ok=True)
     masks_dir.mkdir(parents=True, exist_ok=True)

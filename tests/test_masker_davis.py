@@ -12,8 +12,8 @@ the full table and per-frame J).
 
 The tennis masks in ../shared/data are the ProPainter examples' object-removal masks (the player
 dilated by about 4 px, plus his long shadow), not DAVIS's annotation of the player alone (IoU 0.36
-on frame 0). Against the official annotation the same tracker scores 0.669 / 0.612 on tennis
-(benchmarks/masker_davis2016.py, docs/tracker_experiments.md). These tests keep the shared masks:
+on frame 0). Against the official annotation the same tracker scores J&F 0.669 / 0.612 on tennis
+from the mask / the box (docs/tracker_experiments.md says how). These tests keep the shared masks:
 an editor removing the player wants his shadow gone too.
 """
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.masker_tuning import load  # noqa: E402
 from benchmarks.masker_tuning_clips import ALLOWED, extract_sequence  # noqa: E402
 from peanut_server.masker import MaskerOptions, MotionMasker  # noqa: E402
-from peanut_server.metrics.masks import evaluate  # noqa: E402
+from peanut_server.metrics.masks import jaccard  # noqa: E402
 from peanut_server.progress import Reporter  # noqa: E402
 from tests.clips import tracked_mask_prompt  # noqa: E402
 from tests.heldout import CLIPS as HELD_OUT  # noqa: E402
@@ -65,9 +65,9 @@ def group(sequence: str) -> str:
     return "tuning" if sequence in TUNING else "neither"
 
 
-def davis_j(per_frame_j: list[float]) -> float:
+def davis_j(masks: list[np.ndarray], truth: list[np.ndarray]) -> float:
     """DAVIS 2016's sequence J: the mean over every frame but the first (given) and the last."""
-    return float(np.mean(per_frame_j[1:-1]))
+    return float(np.mean([jaccard(m, t) for m, t in zip(masks[1:-1], truth[1:-1], strict=True)]))
 
 
 def precision_recall(masks: list[np.ndarray], truth: list[np.ndarray]) -> tuple[float, float]:
@@ -110,7 +110,7 @@ def main() -> int:
         start = time.perf_counter()
         masks = list(MotionMasker().masks(ArraySource(frames), 0, len(frames), prompt, MaskerOptions(), Reporter()))
         seconds = time.perf_counter() - start
-        ours = davis_j(evaluate(masks, truth).per_frame_J)
+        ours = davis_j(masks, truth)
         precision, recall = precision_recall(masks, truth)
         rows.append({"seq": sequence, "group": group(sequence), "frames": len(frames), "ours": ours,
                      "precision": precision, "recall": recall, "s_per_frame": seconds / len(frames),
